@@ -1,0 +1,42 @@
+/*
+ * common.h - first include of every scrubgate source file.
+ *
+ * Feature macros, small helpers and the allocation wrappers that abort on
+ * out-of-memory (as Redis, git and h2o do): callers never branch on OOM.
+ */
+#ifndef SCRUBGATE_COMMON_H
+#define SCRUBGATE_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define SG_UNUSED(x) ((void)(x))
+#define SG_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define SG_NORETURN __attribute__((noreturn))
+#define SG_MIN(a, b) ((a) < (b) ? (a) : (b))
+
+/* Allocation wrappers: abort with a message on failure. */
+void *sg_xmalloc(size_t n);
+void *sg_xcalloc(size_t n, size_t size);
+void *sg_xrealloc(void *p, size_t n);
+char *sg_xstrdup(const char *s);
+char *sg_xstrndup(const char *s, size_t n);
+char *sg_xasprintf(const char *fmt, ...) SG_PRINTF(1, 2);
+
+/* Free a string that may hold a secret: wiped first. NULL is a no-op. */
+void sg_free_secret(char *s);
+
+/* Wall clock in Unix seconds and a monotonic clock in milliseconds. */
+int64_t sg_now_unix(void);
+uint64_t sg_now_mono_ms(void);
+
+/* Case-insensitive ASCII comparisons that do not depend on the locale. */
+bool sg_strcaseeq(const char *a, const char *b);
+bool sg_strncaseeq(const char *a, const char *b, size_t n);
+
+/* Constant-time comparison of two NUL-terminated strings (for keys and tokens). */
+bool sg_consttime_streq(const char *a, const char *b);
+
+#endif

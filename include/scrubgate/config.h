@@ -1,0 +1,93 @@
+/*
+ * config.h - the proxy configuration (DESIGN.md section 3), validated strictly.
+ *
+ * Unknown keys and wrong types are errors with file:line:column. Secrets come
+ * from *_env or *_file keys only, are held in memory and wiped on free.
+ */
+#ifndef SCRUBGATE_CONFIG_H
+#define SCRUBGATE_CONFIG_H
+
+#include "scrubgate/common.h"
+#include "scrubgate/consent.h"
+#include "scrubgate/netaddr.h"
+
+#include <jansson.h>
+
+struct sg_ruleset;
+struct sg_dest_ops;
+
+/* Every limit has a default; all are overridable under "limits". */
+struct sg_limits {
+    size_t max_body_bytes;         /* 65536 */
+    size_t max_header_bytes;       /* 8192 */
+    size_t max_events_per_request; /* 100 */
+    size_t max_field_bytes;        /* 4096: any one string in an event */
+    int request_timeout_ms;        /* 10000: reading one request */
+    size_t queue_max_events;       /* 100000 per worker and destination */
+    int flush_interval_ms;         /* 250 */
+    size_t batch_max_events;       /* 1000 (TikTok's maximum) */
+    int upstream_timeout_ms;       /* 10000 per TikTok request */
+    size_t max_inflight;           /* 4 concurrent requests per worker and destination */
+    size_t max_response_bytes;     /* 65536 read from TikTok per reply */
+    int shutdown_timeout_ms;       /* 5000 to deliver queued events on SIGTERM */
+};
+
+struct sg_dest_conf {
+    char *id; /* "tiktok:<pixel_code>", for logs and the sync log */
+    const struct sg_dest_ops *ops;
+    char *pixel_code;
+    char *access_token; /* secret; NULL for dry run */
+    char *api_base;
+    char *url;          /* api_base + the track path */
+    char **events;      /* allowlist of outbound names, NULL = all */
+    size_t n_events;
+    char *test_event_code;
+    bool dry_run;
+};
+
+struct sg_site {
+    char *id;
+    char **hosts;
+    size_t n_hosts;
+    char **origins;
+    size_t n_origins;
+    unsigned char *secret; /* HMAC key for IP and session hashes */
+    size_t secret_len;
+    bool secret_ephemeral; /* generated because the env var was missing (dry run only) */
+    char *ingest_key;      /* secret; NULL when server ingest is off */
+    char *rules_path;
+    struct sg_ruleset *rules;
+    struct sg_consent_policy consent;
+    json_t *event_map;     /* owned */
+    struct sg_dest_conf *dests;
+    size_t n_dests;
+};
+
+struct sg_config {
+    char *path;
+    char *listen;        /* "host:port" */
+    char *admin_listen;  /* NULL when absent */
+    char *admin_token;   /* secret */
+    char *state_dir;
+    struct sg_cidr *trusted;
+    size_t n_trusted;
+    struct sg_site *sites;
+    size_t n_sites;
+    struct sg_limits limits;
+    int workers;         /* event loops; default: number of CPUs (at most 16) */
+};
+
+/* Load and validate; logs "file:line:col: path: reason" and returns NULL on error. */
+struct sg_config *sg_config_load(const char *path);
+void sg_config_free(struct sg_config *cfg);
+void sg_limits_default(struct sg_limits *l);
+
+const struct sg_site *sg_config_site_by_id(const struct sg_config *cfg, const char *id);
+const struct sg_site *sg_config_site_by_host(const struct sg_config *cfg, const char *host);
+bool sg_config_is_trusted_proxy(const struct sg_config *cfg, const char *ip);
+bool sg_site_origin_allowed(const struct sg_site *site, const char *origin);
+
+/* Split "host:port" / "[v6]:port" into parts. 0 or -1. */
+int sg_split_hostport(const char *s, char *host, size_t hostcap, int *port);
+
+#endif

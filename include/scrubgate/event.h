@@ -1,0 +1,122 @@
+/*
+ * event.h - the canonical event: one ingested event, normalized, in memory.
+ *
+ * It holds raw personal data for the duration of one request only: it is
+ * never written anywhere. Rules transform it; a destination formats what the
+ * rules allowed. Fields are a fixed table so that rules address them by
+ * index (no string lookups per event).
+ */
+#ifndef SCRUBGATE_EVENT_H
+#define SCRUBGATE_EVENT_H
+
+#include "scrubgate/common.h"
+#include "scrubgate/consent.h"
+
+#include <jansson.h>
+#include <netinet/in.h>
+
+struct sg_site;
+struct sg_limits;
+
+enum sg_field {
+    SG_F_USER_EMAIL = 0,
+    SG_F_USER_PHONE,
+    SG_F_USER_FIRST_NAME,
+    SG_F_USER_LAST_NAME,
+    SG_F_USER_ZIP_CODE,
+    SG_F_USER_EXTERNAL_ID,
+    SG_F_USER_IP,
+    SG_F_USER_USER_AGENT,
+    SG_F_USER_TTCLID,
+    SG_F_USER_TTP,
+    SG_F_USER_LOCALE,
+    SG_F_PAGE_URL,
+    SG_F_PAGE_REFERRER,
+    SG_F_PROPERTIES,       /* value lives in sg_event.props */
+    SG_F_LIMITED_DATA_USE, /* value lives in sg_event.ldu */
+    SG_F__COUNT
+};
+
+const char *sg_field_name(enum sg_field f);
+int sg_field_from_name(const char *name); /* -1 when unknown */
+
+enum sg_receipt_action {
+    SG_RA_DROP = 0,
+    SG_RA_ALLOW,
+    SG_RA_HASH_SHA256,
+    SG_RA_HASH_HMAC,
+    SG_RA_SET,
+    SG_RA_REDACT,
+    SG_RA_MAP_EVENT,
+    SG_RA_DROP_EVENT,
+};
+const char *sg_receipt_action_name(enum sg_receipt_action a);
+
+/* One line of the decision receipt: which rule did what to which field. */
+struct sg_receipt_entry {
+    const char *rule_id;    /* borrowed from the rule set */
+    unsigned char field;    /* enum sg_field, or SG_F__COUNT for the event itself */
+    unsigned char action;   /* enum sg_receipt_action */
+    unsigned short count;   /* redactions made, for SG_RA_REDACT */
+};
+
+#define SG_RECEIPT_MAX 48
+
+/* What the request contributes to every event in it (ingest or explain). */
+struct sg_request_ctx {
+    char ip[INET6_ADDRSTRLEN];   /* canonical client IP, "" when unknown */
+    const char *user_agent;      /* borrowed; NULL when absent */
+    bool gpc;                    /* Sec-GPC: 1 */
+    bool trusted_server;         /* authenticated with the site's ingest key */
+    const char *cookie_ttclid;   /* borrowed; ttclid or _ttclid cookie */
+    const char *cookie_ttp;      /* borrowed; _ttp cookie */
+    const char *cookie_tcf;      /* borrowed; euconsent-v2 cookie */
+    char session_id[33];         /* first-party session id (32 hex), never leaves */
+    bool new_session;            /* the reply must set the session cookie */
+    int64_t now;                 /* Unix seconds at request start */
+    char *cookies;               /* owned: copy of the Cookie header the pointers above use */
+};
+
+struct sg_event {
+    char *name;                  /* owned; outbound event name */
+    char *event_id;              /* owned */
+    bool event_id_generated;
+    int64_t event_time;          /* Unix seconds */
+    char *val[SG_F__COUNT];      /* owned strings; NULL = absent */
+    json_t *props;               /* owned; properties object or NULL */
+    bool ldu;                    /* limited_data_use */
+    uint32_t allowed;            /* bit per enum sg_field: may leave */
+    json_t *consent_field;       /* borrowed from the input: the event's consent value */
+    struct sg_consent consent;
+    const struct sg_request_ctx *ctx; /* borrowed */
+    bool dropped;                /* a drop_event rule fired */
+    const char *skip_reason;     /* static or rule id: why the event will not be sent */
+    struct sg_receipt_entry receipt[SG_RECEIPT_MAX];
+    size_t n_receipt;
+};
+
+#define SG_FIELD_BIT(f) (1u << (unsigned)(f))
+
+void sg_event_init(struct sg_event *ev);
+void sg_event_release(struct sg_event *ev);
+/* Replace a field's value (takes ownership of v; v may be NULL). */
+void sg_event_set(struct sg_event *ev, enum sg_field f, char *v);
+void sg_event_receipt(struct sg_event *ev, const char *rule_id, int field,
+                      enum sg_receipt_action a, unsigned count);
+
+/*
+ * Validate one input event object and fill ev (ev must be initialized).
+ * Only known fields are read; everything else in the input is ignored and so
+ * can never leave. On a client error returns -1 with a one-line reason in err
+ * that names the field, never its value.
+ */
+int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_ctx *ctx,
+                       const struct sg_limits *limits, char *err, size_t errlen);
+
+/* Parse an RFC 3339 timestamp into Unix seconds. 0 or -1. */
+int sg_parse_rfc3339(const char *s, int64_t *out);
+
+/* Value of query parameter name in url (percent-decoded, owned) or NULL. */
+char *sg_url_query_param(const char *url, const char *name);
+
+#endif

@@ -1,0 +1,25 @@
+/*
+ * log.h - process log on stderr.
+ *
+ * Log lines carry no personal data and no secrets: callers pass identifiers
+ * (site ids, rule ids, counts), never field values. sg_error() logs and
+ * returns -1 so that "return sg_error(...)" reads as one statement (git).
+ */
+#ifndef SCRUBGATE_LOG_H
+#define SCRUBGATE_LOG_H
+
+#include "scrubgate/common.h"
+
+enum sg_log_level { SG_LOG_DEBUG = 0, SG_LOG_INFO, SG_LOG_WARN, SG_LOG_ERROR };
+
+void sg_log_set_level(enum sg_log_level level);
+enum sg_log_level sg_log_get_level(void);
+void sg_log(enum sg_log_level level, const char *fmt, ...) SG_PRINTF(2, 3);
+int sg_error(const char *fmt, ...) SG_PRINTF(1, 2);
+SG_NORETURN void sg_die(const char *fmt, ...) SG_PRINTF(1, 2);
+
+#define sg_debug(...) sg_log(SG_LOG_DEBUG, __VA_ARGS__)
+#define sg_info(...) sg_log(SG_LOG_INFO, __VA_ARGS__)
+#define sg_warn(...) sg_log(SG_LOG_WARN, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * server.h - the serve command: N worker threads, each with its own event
+ * loop, HTTP server on a SO_REUSEPORT socket, HTTP client and forwarders.
+ * Workers share only read-only configuration and the sync log (see
+ * docs/ARCHITECTURE.md for why).
+ */
+#ifndef SCRUBGATE_SERVER_H
+#define SCRUBGATE_SERVER_H
+
+#include "scrubgate/common.h"
+#include "scrubgate/config.h"
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <pthread.h>
+
+struct sg_forwarder;
+struct sg_http;
+struct sg_synclog;
+
+struct sg_worker {
+    int index;
+    const struct sg_config *cfg; /* borrowed, read-only */
+    struct sg_synclog *log;      /* borrowed, shared */
+    struct event_base *base;
+    struct evhttp *http;
+    struct sg_http *client;
+    struct sg_forwarder **fw;    /* per site: fw[site_offset[s] + d] */
+    size_t *site_offset;
+    size_t n_fw;
+    struct event *stop_ev;
+    struct event *drain_timer;
+    uint64_t drain_deadline;
+    int listen_fd;
+    pthread_t thread;
+};
+
+/* Run the proxy until SIGTERM or SIGINT. Returns the process exit status. */
+int sg_server_run(struct sg_config *cfg);
+
+/* The forwarder of a site's d-th destination on this worker. */
+struct sg_forwarder *sg_worker_forwarder(struct sg_worker *w, const struct sg_site *site,
+                                         size_t d);
+
+/* The ingest endpoint's request handler (ingest.c). */
+void sg_ingest_handle(struct evhttp_request *req, void *worker);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * synclog.h - one JSON line per event and destination outcome
+ * ({state_dir}/sync-log.jsonl, DESIGN.md section 7).
+ *
+ * A line names identifiers only (site, destination, event name, event_id,
+ * rule ids, codes), never a field's value. Safe to call from any thread.
+ */
+#ifndef SCRUBGATE_SYNCLOG_H
+#define SCRUBGATE_SYNCLOG_H
+
+#include "scrubgate/common.h"
+
+#include <jansson.h>
+
+struct sg_synclog;
+
+struct sg_sync_record {
+    const char *site;
+    const char *destination;
+    const char *event;
+    const char *event_id;
+    const char *status; /* accepted | partial_failure | failed | skipped */
+    const char *reason;
+    long http_status;   /* 0 when nothing was sent */
+    long code;          /* the API's code, -1 when none */
+    const char *request_id;
+    int attempts;
+    json_t *rules;      /* borrowed: array of rule ids that changed the event */
+    const char *rule_set_version;
+};
+
+/* Create state_dir if needed and open the log for appending. NULL on error. */
+struct sg_synclog *sg_synclog_open(const char *state_dir);
+void sg_synclog_free(struct sg_synclog *log);
+/* Append one line; 0 or -1 (logged) when the write failed. */
+int sg_synclog_write(struct sg_synclog *log, const struct sg_sync_record *r);
+/* Serialize a record into a new JSON object (for tests and the admin API). */
+json_t *sg_sync_record_json(const struct sg_sync_record *r, int64_t ts);
+
+#endif

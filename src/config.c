@@ -1,0 +1,623 @@
+/*
+ * config.c - load and validate conf/scrubgate.json (DESIGN.md section 3).
+ *
+ * Strict: unknown keys, wrong types and bad values are errors with
+ * file:line:column. Secrets are read from the environment or files named in
+ * the config, never from the config itself, and never appear in messages.
+ */
+#include "scrubgate/common.h"
+#include "scrubgate/config.h"
+#include "scrubgate/dest.h"
+#include "scrubgate/hash.h"
+#include "scrubgate/jsonpos.h"
+#include "scrubgate/log.h"
+#include "scrubgate/rules.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TIKTOK_TRACK_PATH "/open_api/v1.3/event/track/"
+#define TIKTOK_API_BASE "https://business-api.tiktok.com"
+
+void sg_limits_default(struct sg_limits *l)
+{
+    l->max_body_bytes = 64 * 1024;
+    l->max_header_bytes = 8 * 1024;
+    l->max_events_per_request = 100;
+    l->max_field_bytes = 4096;
+    l->request_timeout_ms = 10000;
+    l->queue_max_events = 100000;
+    l->flush_interval_ms = 250;
+    l->batch_max_events = 1000;
+    l->upstream_timeout_ms = 10000;
+    l->max_inflight = 4;
+    l->max_response_bytes = 64 * 1024;
+    l->shutdown_timeout_ms = 5000;
+}
+
+static void free_strv(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void sg_config_free(struct sg_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < cfg->n_sites; i++) {
+        struct sg_site *s = &cfg->sites[i];
+        free(s->id);
+        free_strv(s->hosts, s->n_hosts);
+        free_strv(s->origins, s->n_origins);
+        if (s->secret)
+            OPENSSL_cleanse(s->secret, s->secret_len);
+        free(s->secret);
+        sg_free_secret(s->ingest_key);
+        free(s->rules_path);
+        sg_ruleset_free(s->rules);
+        json_decref(s->event_map);
+        for (size_t j = 0; j < s->n_dests; j++) {
+            struct sg_dest_conf *d = &s->dests[j];
+            free(d->id);
+            free(d->pixel_code);
+            sg_free_secret(d->access_token);
+            free(d->api_base);
+            free(d->url);
+            free_strv(d->events, d->n_events);
+            free(d->test_event_code);
+        }
+        free(s->dests);
+    }
+    free(cfg->sites);
+    free(cfg->trusted);
+    free(cfg->path);
+    free(cfg->listen);
+    free(cfg->admin_listen);
+    sg_free_secret(cfg->admin_token);
+    free(cfg->state_dir);
+    free(cfg);
+}
+
+int sg_split_hostport(const char *s, char *host, size_t hostcap, int *port)
+{
+    const char *colon;
+    size_t hlen;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':')
+            return -1;
+        hlen = (size_t)(close - s - 1);
+        s++;
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return -1;
+        hlen = (size_t)(colon - s);
+    }
+    if (hlen == 0 || hlen >= hostcap)
+        return -1;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || p < 0 || p > 65535)
+        return -1;
+    memcpy(host, s, hlen);
+    host[hlen] = '\0';
+    *port = (int)p;
+    return 0;
+}
+
+/* ---- typed getters that report positions ---- */
+
+struct loader {
+    struct sg_jsondoc doc;
+    char path[256];
+};
+
+static const char *at(struct loader *L, const char *fmt, ...) SG_PRINTF(2, 3);
+static const char *at(struct loader *L, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(L->path, sizeof(L->path), fmt, ap);
+    va_end(ap);
+    return L->path;
+}
+
+static int get_str(struct loader *L, json_t *obj, const char *key, const char *path,
+                   bool required, char **out)
+{
+    json_t *v = json_object_get(obj, key);
+    char sub[300];
+    snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", key);
+    if (!v || json_is_null(v)) {
+        if (required)
+            return sg_jsondoc_error(&L->doc, path, false, "\"%s\" is required", key);
+        return 0;
+    }
+    if (!json_is_string(v) || json_string_length(v) == 0)
+        return sg_jsondoc_error(&L->doc, sub, false, "must be a non-empty string");
+    *out = sg_xstrdup(json_string_value(v));
+    return 0;
+}
+
+static int get_strv(struct loader *L, json_t *obj, const char *key, const char *path,
+                    char ***out, size_t *n)
+{
+    json_t *v = json_object_get(obj, key), *item;
+    size_t i;
+    char sub[300];
+    snprintf(sub, sizeof(sub), "%s.%s", path, key);
+    *out = NULL;
+    *n = 0;
+    if (!v)
+        return 0;
+    if (!json_is_array(v))
+        return sg_jsondoc_error(&L->doc, sub, false, "must be an array of strings");
+    *out = sg_xcalloc(json_array_size(v) + 1, sizeof(char *));
+    json_array_foreach(v, i, item) {
+        if (!json_is_string(item) || json_string_length(item) == 0) {
+            snprintf(sub, sizeof(sub), "%s.%s[%zu]", path, key, i);
+            return sg_jsondoc_error(&L->doc, sub, false, "must be a non-empty string");
+        }
+        (*out)[(*n)++] = sg_xstrdup(json_string_value(item));
+    }
+    return 0;
+}
+
+static int get_bool(struct loader *L, json_t *obj, const char *key, const char *path, bool *out)
+{
+    json_t *v = json_object_get(obj, key);
+    char sub[300];
+    if (!v)
+        return 0;
+    snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", key);
+    if (!json_is_boolean(v))
+        return sg_jsondoc_error(&L->doc, sub, false, "must be true or false");
+    *out = json_is_true(v);
+    return 0;
+}
+
+static int get_num(struct loader *L, json_t *obj, const char *key, const char *path, long long lo,
+                   long long hi, long long *out)
+{
+    json_t *v = json_object_get(obj, key);
+    char sub[300];
+    if (!v)
+        return 0;
+    snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", key);
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return sg_jsondoc_error(&L->doc, sub, false, "must be an integer from %lld to %lld", lo,
+                                hi);
+    *out = json_integer_value(v);
+    return 0;
+}
+
+/*
+ * A secret from KEY_env (an environment variable) or KEY_file (a file).
+ * Returns 0 with *out NULL when neither key is present or the variable is
+ * unset and *missing is set; -1 on a hard error.
+ */
+static int get_secret(struct loader *L, json_t *obj, const char *base, const char *path,
+                      char **out, bool *missing)
+{
+    char envkey[64], filekey[64];
+    snprintf(envkey, sizeof(envkey), "%s_env", base);
+    snprintf(filekey, sizeof(filekey), "%s_file", base);
+    json_t *e = json_object_get(obj, envkey), *f = json_object_get(obj, filekey);
+    char sub[300];
+    *out = NULL;
+    *missing = false;
+    if (e && f)
+        return sg_jsondoc_error(&L->doc, path, false, "give %s or %s, not both", envkey, filekey);
+    if (e) {
+        snprintf(sub, sizeof(sub), "%s.%s", path, envkey);
+        if (!json_is_string(e) || json_string_length(e) == 0)
+            return sg_jsondoc_error(&L->doc, sub, false, "must name an environment variable");
+        const char *val = getenv(json_string_value(e));
+        if (!val || !*val) {
+            *missing = true;
+            return 0;
+        }
+        *out = sg_xstrdup(val);
+        return 0;
+    }
+    if (f) {
+        snprintf(sub, sizeof(sub), "%s.%s", path, filekey);
+        if (!json_is_string(f) || json_string_length(f) == 0)
+            return sg_jsondoc_error(&L->doc, sub, false, "must name a file");
+        FILE *fp = fopen(json_string_value(f), "rb");
+        if (!fp)
+            return sg_jsondoc_error(&L->doc, sub, false, "cannot open: %s", strerror(errno));
+        struct stat st;
+        if (fstat(fileno(fp), &st) == 0 && (st.st_mode & 077))
+            sg_warn("%s: %s: secret file is readable by group or others (chmod 600)",
+                    L->doc.file, sub);
+        char buf[4096];
+        size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+        fclose(fp);
+        buf[n] = '\0';
+        while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+            buf[--n] = '\0';
+        if (n == 0) {
+            OPENSSL_cleanse(buf, sizeof(buf));
+            return sg_jsondoc_error(&L->doc, sub, false, "file is empty");
+        }
+        *out = sg_xstrdup(buf);
+        OPENSSL_cleanse(buf, sizeof(buf));
+        return 0;
+    }
+    return 0;
+}
+
+static int load_dest(struct loader *L, json_t *o, const char *path, struct sg_dest_conf *d)
+{
+    static const char *const keys[] = {"type",    "pixel_code",      "access_token_env",
+                                       "access_token_file", "api_base", "events",
+                                       "test_event_code",   "dry_run",  NULL};
+    char *type = NULL;
+    bool missing;
+
+    if (!json_is_object(o))
+        return sg_jsondoc_error(&L->doc, path, false, "must be an object");
+    if (sg_jsondoc_check_keys(&L->doc, o, path, keys) < 0)
+        return -1;
+    if (get_str(L, o, "type", path, true, &type) < 0)
+        return -1;
+    d->ops = sg_dest_ops_find(type);
+    free(type);
+    if (!d->ops)
+        return sg_jsondoc_error(&L->doc, at(L, "%s.type", path), false,
+                                "unknown destination type (known: tiktok)");
+    if (get_str(L, o, "pixel_code", path, true, &d->pixel_code) < 0)
+        return -1;
+    for (const char *c = d->pixel_code; *c; c++)
+        if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9')))
+            return sg_jsondoc_error(&L->doc, at(L, "%s.pixel_code", path), false,
+                                    "must be letters and digits");
+    d->id = sg_xasprintf("%s:%s", d->ops->type, d->pixel_code);
+    if (get_bool(L, o, "dry_run", path, &d->dry_run) < 0 ||
+        get_str(L, o, "api_base", path, false, &d->api_base) < 0 ||
+        get_strv(L, o, "events", path, &d->events, &d->n_events) < 0)
+        return -1;
+    json_t *tec = json_object_get(o, "test_event_code");
+    if (tec && !json_is_null(tec) && get_str(L, o, "test_event_code", path, true,
+                                             &d->test_event_code) < 0)
+        return -1;
+    if (!d->api_base)
+        d->api_base = sg_xstrdup(TIKTOK_API_BASE);
+    if (strncmp(d->api_base, "https://", 8) && strncmp(d->api_base, "http://", 7))
+        return sg_jsondoc_error(&L->doc, at(L, "%s.api_base", path), false,
+                                "must start with https:// (or http:// for a local test server)");
+    size_t bl = strlen(d->api_base);
+    while (bl && d->api_base[bl - 1] == '/')
+        d->api_base[--bl] = '\0';
+    d->url = sg_xasprintf("%s%s", d->api_base, TIKTOK_TRACK_PATH);
+    if (get_secret(L, o, "access_token", path, &d->access_token, &missing) < 0)
+        return -1;
+    if (!d->access_token && !d->dry_run)
+        return sg_jsondoc_error(&L->doc, path, false,
+                                missing ? "the access token's environment variable is not set"
+                                        : "access_token_env or access_token_file is required "
+                                          "unless dry_run is true");
+    return 0;
+}
+
+static int load_consent(struct loader *L, json_t *o, const char *path,
+                        struct sg_consent_policy *c)
+{
+    static const char *const keys[] = {"default", "honor_gpc", "tcf", NULL};
+    static const char *const tcf_keys[] = {"vendor_id", "purposes", NULL};
+    c->default_state = SG_CONSENT_DENIED;
+    c->honor_gpc = true;
+    if (!o)
+        return 0;
+    if (!json_is_object(o))
+        return sg_jsondoc_error(&L->doc, path, false, "must be an object");
+    if (sg_jsondoc_check_keys(&L->doc, o, path, keys) < 0)
+        return -1;
+    json_t *def = json_object_get(o, "default");
+    if (def) {
+        int st = json_is_string(def) ? sg_consent_state_from_name(json_string_value(def)) : -1;
+        if (st < 0)
+            return sg_jsondoc_error(&L->doc, at(L, "%s.default", path), false,
+                                    "must be \"granted\" or \"denied\"");
+        c->default_state = (enum sg_consent_state)st;
+    }
+    if (get_bool(L, o, "honor_gpc", path, &c->honor_gpc) < 0)
+        return -1;
+    json_t *tcf = json_object_get(o, "tcf");
+    if (tcf) {
+        char sub[300];
+        snprintf(sub, sizeof(sub), "%s.tcf", path);
+        long long vid = 0;
+        if (!json_is_object(tcf))
+            return sg_jsondoc_error(&L->doc, sub, false, "must be an object");
+        if (sg_jsondoc_check_keys(&L->doc, tcf, sub, tcf_keys) < 0 ||
+            get_num(L, tcf, "vendor_id", sub, 1, 65535, &vid) < 0)
+            return -1;
+        json_t *p = json_object_get(tcf, "purposes");
+        if (p && !json_is_object(p))
+            return sg_jsondoc_error(&L->doc, at(L, "%s.purposes", sub), false,
+                                    "must be an object");
+        c->tcf_vendor_id = (long)vid;
+    }
+    return 0;
+}
+
+static int load_site(struct loader *L, json_t *o, const char *path, struct sg_site *s)
+{
+    static const char *const keys[] = {
+        "id",      "hosts",          "allowed_origins", "secret_env",
+        "secret_file", "ingest_key_env", "ingest_key_file", "rules",
+        "consent", "event_map",      "destinations",    NULL};
+    bool missing;
+    char *secret = NULL;
+
+    if (!json_is_object(o))
+        return sg_jsondoc_error(&L->doc, path, false, "must be an object");
+    if (sg_jsondoc_check_keys(&L->doc, o, path, keys) < 0 ||
+        get_str(L, o, "id", path, true, &s->id) < 0 ||
+        get_strv(L, o, "hosts", path, &s->hosts, &s->n_hosts) < 0 ||
+        get_strv(L, o, "allowed_origins", path, &s->origins, &s->n_origins) < 0 ||
+        get_str(L, o, "rules", path, true, &s->rules_path) < 0)
+        return -1;
+    for (size_t i = 0; i < s->n_origins; i++)
+        if (strncmp(s->origins[i], "https://", 8) && strncmp(s->origins[i], "http://", 7))
+            return sg_jsondoc_error(&L->doc, at(L, "%s.allowed_origins[%zu]", path, i), false,
+                                    "an origin is scheme://host[:port]");
+    if (load_consent(L, json_object_get(o, "consent"), at(L, "%s.consent", path), &s->consent) <
+        0)
+        return -1;
+    json_t *em = json_object_get(o, "event_map");
+    if (em) {
+        const char *k;
+        json_t *v;
+        if (!json_is_object(em))
+            return sg_jsondoc_error(&L->doc, at(L, "%s.event_map", path), false,
+                                    "must be an object of input name: TikTok event name");
+        json_object_foreach(em, k, v) if (!json_is_string(v) || json_string_length(v) == 0)
+            return sg_jsondoc_error(&L->doc, at(L, "%s.event_map.%s", path, k), false,
+                                    "must be a non-empty string");
+        s->event_map = json_incref(em);
+    }
+    json_t *dests = json_object_get(o, "destinations");
+    if (!json_is_array(dests))
+        return sg_jsondoc_error(&L->doc, dests ? at(L, "%s.destinations", path) : path, false,
+                                "\"destinations\": required, an array");
+    s->dests = sg_xcalloc(json_array_size(dests), sizeof(*s->dests));
+    size_t i;
+    json_t *d;
+    bool all_dry = true;
+    json_array_foreach(dests, i, d) {
+        char dpath[256];
+        snprintf(dpath, sizeof(dpath), "%s.destinations[%zu]", path, i);
+        s->n_dests = i + 1;
+        if (load_dest(L, d, dpath, &s->dests[i]) < 0)
+            return -1;
+        all_dry = all_dry && s->dests[i].dry_run;
+    }
+
+    if (get_secret(L, o, "secret", path, &secret, &missing) < 0)
+        return -1;
+    if (!secret) {
+        if (!all_dry)
+            return sg_jsondoc_error(&L->doc, path, false,
+                                    missing ? "the site secret's environment variable is not set"
+                                            : "secret_env or secret_file is required");
+        /* Nothing can leave a dry-run site, so a per-process key is safe; say so. */
+        s->secret = sg_xmalloc(32);
+        char hex[65];
+        if (sg_random_hex(hex, 32) < 0)
+            return sg_error("cannot read random bytes");
+        memcpy(s->secret, hex, 32);
+        s->secret_len = 32;
+        s->secret_ephemeral = true;
+        OPENSSL_cleanse(hex, sizeof(hex));
+        sg_warn("site %s: no secret set; using a random per-process key (allowed only because "
+                "every destination is dry_run; hashes change on restart)",
+                s->id);
+    } else {
+        if (strlen(secret) < 16) {
+            sg_free_secret(secret);
+            return sg_jsondoc_error(&L->doc, path, false,
+                                    "the site secret must be at least 16 bytes");
+        }
+        s->secret_len = strlen(secret);
+        s->secret = (unsigned char *)secret;
+    }
+    if (get_secret(L, o, "ingest_key", path, &s->ingest_key, &missing) < 0)
+        return -1;
+    if (missing)
+        sg_warn("site %s: the ingest key's environment variable is not set; authenticated "
+                "server ingest is off",
+                s->id);
+    s->rules = sg_ruleset_load(s->rules_path);
+    if (!s->rules)
+        return sg_jsondoc_error(&L->doc, at(L, "%s.rules", path), false,
+                                "rule set did not load (error above)");
+    return 0;
+}
+
+static int load_limits(struct loader *L, json_t *o, struct sg_limits *l)
+{
+    static const char *const keys[] = {
+        "max_body_bytes",   "max_header_bytes",  "max_events_per_request", "max_field_bytes",
+        "request_timeout_ms", "queue_max_events", "flush_interval_ms",      "batch_max_events",
+        "upstream_timeout_ms", "max_inflight",    "max_response_bytes",     "shutdown_timeout_ms",
+        NULL};
+    long long v;
+    if (!o)
+        return 0;
+    if (!json_is_object(o))
+        return sg_jsondoc_error(&L->doc, "limits", false, "must be an object");
+    if (sg_jsondoc_check_keys(&L->doc, o, "limits", keys) < 0)
+        return -1;
+#define LIMIT(key, lo, hi, field, type)                                                            \
+    do {                                                                                           \
+        v = (long long)l->field;                                                                   \
+        if (get_num(L, o, key, "limits", lo, hi, &v) < 0)                                          \
+            return -1;                                                                             \
+        l->field = (type)v;                                                                        \
+    } while (0)
+    LIMIT("max_body_bytes", 1024, 64 * 1024 * 1024, max_body_bytes, size_t);
+    LIMIT("max_header_bytes", 1024, 1024 * 1024, max_header_bytes, size_t);
+    LIMIT("max_events_per_request", 1, 10000, max_events_per_request, size_t);
+    LIMIT("max_field_bytes", 64, 1024 * 1024, max_field_bytes, size_t);
+    LIMIT("request_timeout_ms", 100, 600000, request_timeout_ms, int);
+    LIMIT("queue_max_events", 1, 100000000, queue_max_events, size_t);
+    LIMIT("flush_interval_ms", 1, 60000, flush_interval_ms, int);
+    LIMIT("batch_max_events", 1, 1000, batch_max_events, size_t);
+    LIMIT("upstream_timeout_ms", 100, 600000, upstream_timeout_ms, int);
+    LIMIT("max_inflight", 1, 64, max_inflight, size_t);
+    LIMIT("max_response_bytes", 1024, 16 * 1024 * 1024, max_response_bytes, size_t);
+    LIMIT("shutdown_timeout_ms", 0, 600000, shutdown_timeout_ms, int);
+#undef LIMIT
+    return 0;
+}
+
+struct sg_config *sg_config_load(const char *path)
+{
+    static const char *const keys[] = {"listen",   "admin_listen", "admin_token_env",
+                                       "admin_token_file", "state_dir", "trusted_proxies",
+                                       "sites",    "limits",       "workers", NULL};
+    struct loader L;
+    struct sg_config *cfg = sg_xcalloc(1, sizeof(*cfg));
+    bool missing;
+
+    cfg->path = sg_xstrdup(path);
+    sg_limits_default(&cfg->limits);
+    if (sg_jsondoc_load(&L.doc, path, NULL, 0) < 0)
+        goto fail;
+    json_t *root = L.doc.root;
+    if (!json_is_object(root)) {
+        sg_jsondoc_error(&L.doc, "", false, "the configuration is a JSON object");
+        goto fail;
+    }
+    if (sg_jsondoc_check_keys(&L.doc, root, "", keys) < 0 ||
+        get_str(&L, root, "listen", "", false, &cfg->listen) < 0 ||
+        get_str(&L, root, "admin_listen", "", false, &cfg->admin_listen) < 0 ||
+        get_str(&L, root, "state_dir", "", false, &cfg->state_dir) < 0 ||
+        get_secret(&L, root, "admin_token", "", &cfg->admin_token, &missing) < 0 ||
+        load_limits(&L, json_object_get(root, "limits"), &cfg->limits) < 0)
+        goto fail;
+    if (!cfg->listen)
+        cfg->listen = sg_xstrdup("127.0.0.1:8080");
+    if (!cfg->state_dir)
+        cfg->state_dir = sg_xstrdup("./var");
+    char host[256];
+    int port;
+    if (sg_split_hostport(cfg->listen, host, sizeof(host), &port) < 0) {
+        sg_jsondoc_error(&L.doc, "listen", false, "must be host:port or [v6]:port");
+        goto fail;
+    }
+    if (cfg->admin_listen && sg_split_hostport(cfg->admin_listen, host, sizeof(host), &port) < 0) {
+        sg_jsondoc_error(&L.doc, "admin_listen", false, "must be host:port or [v6]:port");
+        goto fail;
+    }
+    long long workers = 0;
+    if (get_num(&L, root, "workers", "", 0, 64, &workers) < 0)
+        goto fail;
+    if (workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        workers = n < 1 ? 1 : (n > 16 ? 16 : n);
+    }
+    cfg->workers = (int)workers;
+
+    json_t *tp = json_object_get(root, "trusted_proxies"), *item;
+    size_t i;
+    if (tp && !json_is_array(tp)) {
+        sg_jsondoc_error(&L.doc, "trusted_proxies", false, "must be an array of CIDR ranges");
+        goto fail;
+    }
+    cfg->trusted = sg_xcalloc(tp ? json_array_size(tp) : 1, sizeof(struct sg_cidr));
+    json_array_foreach(tp, i, item) {
+        if (!json_is_string(item) ||
+            sg_cidr_parse(json_string_value(item), &cfg->trusted[i]) < 0) {
+            sg_jsondoc_error(&L.doc, at(&L, "trusted_proxies[%zu]", i), false,
+                             "not an IPv4 or IPv6 CIDR range");
+            goto fail;
+        }
+        cfg->n_trusted = i + 1;
+    }
+
+    json_t *sites = json_object_get(root, "sites");
+    if (!json_is_array(sites) || json_array_size(sites) == 0) {
+        sg_jsondoc_error(&L.doc, sites ? "sites" : "", false,
+                         "\"sites\": required, a non-empty array");
+        goto fail;
+    }
+    cfg->sites = sg_xcalloc(json_array_size(sites), sizeof(struct sg_site));
+    json_array_foreach(sites, i, item) {
+        char spath[64];
+        snprintf(spath, sizeof(spath), "sites[%zu]", i);
+        cfg->n_sites = i + 1;
+        if (load_site(&L, item, spath, &cfg->sites[i]) < 0)
+            goto fail;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(cfg->sites[j].id, cfg->sites[i].id) == 0) {
+                sg_jsondoc_error(&L.doc, at(&L, "sites[%zu].id", i), false,
+                                 "duplicate site id \"%s\"", cfg->sites[i].id);
+                goto fail;
+            }
+    }
+    sg_jsondoc_release(&L.doc);
+    return cfg;
+fail:
+    sg_jsondoc_release(&L.doc);
+    sg_config_free(cfg);
+    return NULL;
+}
+
+const struct sg_site *sg_config_site_by_id(const struct sg_config *cfg, const char *id)
+{
+    for (size_t i = 0; i < cfg->n_sites; i++)
+        if (strcmp(cfg->sites[i].id, id) == 0)
+            return &cfg->sites[i];
+    return NULL;
+}
+
+const struct sg_site *sg_config_site_by_host(const struct sg_config *cfg, const char *host)
+{
+    char h[256];
+    size_t n = strcspn(host, ":"); /* ignore a port */
+    if (host[0] == '[')
+        n = strcspn(host, "]") + 1;
+    if (n >= sizeof(h))
+        return NULL;
+    memcpy(h, host, n);
+    h[n] = '\0';
+    for (size_t i = 0; i < cfg->n_sites; i++)
+        for (size_t j = 0; j < cfg->sites[i].n_hosts; j++)
+            if (sg_strcaseeq(cfg->sites[i].hosts[j], h))
+                return &cfg->sites[i];
+    return NULL;
+}
+
+bool sg_config_is_trusted_proxy(const struct sg_config *cfg, const char *ip)
+{
+    int family;
+    unsigned char addr[16];
+    if (sg_addr_parse(ip, &family, addr) < 0)
+        return false;
+    for (size_t i = 0; i < cfg->n_trusted; i++)
+        if (sg_cidr_match(&cfg->trusted[i], family, addr))
+            return true;
+    return false;
+}
+
+bool sg_site_origin_allowed(const struct sg_site *site, const char *origin)
+{
+    for (size_t i = 0; i < site->n_origins; i++)
+        if (sg_strcaseeq(site->origins[i], origin))
+            return true;
+    return false;
+}

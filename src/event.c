@@ -1,0 +1,378 @@
+/*
+ * event.c - validate and normalize one input event into the canonical form.
+ *
+ * Only fields this file names are read; everything else in the input is
+ * ignored and therefore can never be forwarded. Error messages name the
+ * field, never its value.
+ */
+#include "scrubgate/common.h"
+#include "scrubgate/buf.h"
+#include "scrubgate/config.h"
+#include "scrubgate/event.h"
+#include "scrubgate/hash.h"
+#include "scrubgate/netaddr.h"
+#include "scrubgate/scrub.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const field_names[SG_F__COUNT] = {
+    "user.email",     "user.phone",      "user.first_name",  "user.last_name",
+    "user.zip_code",  "user.external_id", "user.ip",         "user.user_agent",
+    "user.ttclid",    "user.ttp",        "user.locale",      "page.url",
+    "page.referrer",  "properties",      "limited_data_use",
+};
+
+const char *sg_field_name(enum sg_field f)
+{
+    return (unsigned)f < SG_F__COUNT ? field_names[f] : "event";
+}
+
+int sg_field_from_name(const char *name)
+{
+    for (int i = 0; i < SG_F__COUNT; i++)
+        if (strcmp(field_names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+const char *sg_receipt_action_name(enum sg_receipt_action a)
+{
+    static const char *const names[] = {"drop", "allow", "hash:sha256", "hash:hmac_sha256",
+                                        "set",  "redact", "map_event",  "drop_event"};
+    return (unsigned)a < SG_ARRAY_SIZE(names) ? names[a] : "?";
+}
+
+void sg_event_init(struct sg_event *ev)
+{
+    memset(ev, 0, sizeof(*ev));
+}
+
+void sg_event_release(struct sg_event *ev)
+{
+    free(ev->name);
+    free(ev->event_id);
+    for (int i = 0; i < SG_F__COUNT; i++)
+        free(ev->val[i]);
+    json_decref(ev->props);
+    sg_event_init(ev);
+}
+
+void sg_event_set(struct sg_event *ev, enum sg_field f, char *v)
+{
+    free(ev->val[f]);
+    ev->val[f] = v;
+}
+
+void sg_event_receipt(struct sg_event *ev, const char *rule_id, int field,
+                      enum sg_receipt_action a, unsigned count)
+{
+    if (ev->n_receipt >= SG_RECEIPT_MAX)
+        return; /* receipts are bounded; the rule ids in the sync log still name the rules */
+    struct sg_receipt_entry *e = &ev->receipt[ev->n_receipt++];
+    e->rule_id = rule_id;
+    e->field = (unsigned char)field;
+    e->action = (unsigned char)a;
+    e->count = (unsigned short)SG_MIN(count, 65535u);
+}
+
+/* ---- timestamps ---- */
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    /* Howard Hinnant's algorithm: days since 1970-01-01 in the proleptic Gregorian calendar. */
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int sg_parse_rfc3339(const char *s, int64_t *out)
+{
+    int Y, M, D, h, m, sec, oh = 0, om = 0;
+    if (strlen(s) < 20 || digits(s, 4, &Y) || s[4] != '-' || digits(s + 5, 2, &M) ||
+        s[7] != '-' || digits(s + 8, 2, &D) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &m) || s[16] != ':' ||
+        digits(s + 17, 2, &sec))
+        return -1;
+    if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
+        return -1;
+    const char *p = s + 19;
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9')
+            return -1;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    int sign = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        sign = *p == '+' ? 1 : -1;
+        if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) || oh > 23 || om > 59)
+            return -1;
+        p += 6;
+    } else {
+        return -1;
+    }
+    if (*p)
+        return -1;
+    int64_t t = days_from_civil(Y, (unsigned)M, (unsigned)D) * 86400 + h * 3600 + m * 60 +
+                (sec == 60 ? 59 : sec);
+    t -= sign * (oh * 3600 + om * 60);
+    *out = t;
+    return 0;
+}
+
+/* ---- query parameters ---- */
+
+char *sg_url_query_param(const char *url, const char *name)
+{
+    const char *q = strchr(url, '?');
+    if (!q)
+        return NULL;
+    q++;
+    size_t nlen = strlen(name);
+    const char *end = q + strcspn(q, "#");
+    while (q < end) {
+        const char *amp = q;
+        while (amp < end && *amp != '&')
+            amp++;
+        const char *eq = memchr(q, '=', (size_t)(amp - q));
+        if (eq && (size_t)(eq - q) == nlen && memcmp(q, name, nlen) == 0) {
+            struct sg_buf b;
+            sg_buf_init(&b, 4096);
+            if (sg_percent_decode(eq + 1, (size_t)(amp - eq - 1), true, &b) < 0 || b.len == 0) {
+                sg_buf_release(&b);
+                return NULL;
+            }
+            return sg_buf_detach(&b, NULL);
+        }
+        q = amp + 1;
+    }
+    return NULL;
+}
+
+/* ---- the event object ---- */
+
+struct reader {
+    const struct sg_limits *limits;
+    char *err;
+    size_t errlen;
+};
+
+/* Write a one-line reason naming the field (never its value) and yield -1. */
+#define FAIL(r, ...) (snprintf((r)->err, (r)->errlen, __VA_ARGS__), -1)
+
+/*
+ * Read an optional string field into *out (owned copy). Numbers are accepted
+ * for identifier-like fields and turned into their decimal text.
+ */
+static int get_string(struct reader *r, json_t *obj, const char *key, const char *label,
+                      bool allow_number, char **out)
+{
+    json_t *v = obj ? json_object_get(obj, key) : NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (json_is_string(v)) {
+        size_t len = json_string_length(v);
+        if (len > r->limits->max_field_bytes)
+            return FAIL(r, "%s: longer than the field limit", label);
+        if (memchr(json_string_value(v), '\0', len))
+            return FAIL(r, "%s: contains a NUL character", label);
+        free(*out);
+        *out = len ? sg_xstrndup(json_string_value(v), len) : NULL;
+        return 0;
+    }
+    if (allow_number && json_is_integer(v)) {
+        free(*out);
+        *out = sg_xasprintf("%lld", (long long)json_integer_value(v));
+        return 0;
+    }
+    return FAIL(r, allow_number ? "%s: must be a string or an integer" : "%s: must be a string",
+                label);
+}
+
+static int get_object(struct reader *r, json_t *obj, const char *key, json_t **out)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_object(v))
+        return FAIL(r, "%s: must be an object", key);
+    *out = v;
+    return 0;
+}
+
+static int read_time(struct reader *r, json_t *v, int64_t now, int64_t *out)
+{
+    if (!v || json_is_null(v)) {
+        *out = now;
+        return 0;
+    }
+    int64_t t;
+    if (json_is_integer(v) || json_is_real(v)) {
+        double d = json_number_value(v);
+        if (!isfinite(d) || d <= 0)
+            return FAIL(r, "%s: must be a positive Unix time", "timestamp");
+        /* Seconds until year 5138; anything larger is milliseconds. */
+        t = d >= 1e11 ? (int64_t)(d / 1000.0) : (int64_t)d;
+    } else if (json_is_string(v)) {
+        if (sg_parse_rfc3339(json_string_value(v), &t) < 0)
+            return FAIL(r, "%s: not an RFC 3339 date-time", "timestamp");
+    } else {
+        return FAIL(r, "%s: must be Unix seconds, milliseconds or an RFC 3339 string",
+                    "timestamp");
+    }
+    /* TikTok refuses future times: allow small clock skew and clamp it. */
+    if (t > now + 300)
+        return FAIL(r, "%s: in the future", "timestamp");
+    *out = t > now ? now : t;
+    return 0;
+}
+
+/* Properties are free-form input: bound their depth and every string in them. */
+static int check_props(struct reader *r, json_t *v, int depth)
+{
+    size_t i;
+    const char *key;
+    json_t *item;
+
+    if (depth > 4)
+        return FAIL(r, "%s: nested too deeply", "properties");
+    if (json_is_string(v) && json_string_length(v) > r->limits->max_field_bytes)
+        return FAIL(r, "%s: a string is longer than the field limit", "properties");
+    if (json_is_object(v)) {
+        json_object_foreach(v, key, item) if (check_props(r, item, depth + 1) < 0) return -1;
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, item) if (check_props(r, item, depth + 1) < 0) return -1;
+    }
+    return 0;
+}
+
+int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_ctx *ctx,
+                       const struct sg_limits *limits, char *err, size_t errlen)
+{
+    struct reader r = {limits, err, errlen};
+    json_t *user, *page, *props;
+
+    ev->ctx = ctx;
+    if (!json_is_object(in))
+        return FAIL(&r, "%s: must be an object", "event");
+    json_t *name = json_object_get(in, "event");
+    if (!name || !json_is_string(name) || json_string_length(name) == 0)
+        return FAIL(&r, "%s: required, a non-empty string", "event");
+    if (json_string_length(name) > 100)
+        return FAIL(&r, "%s: longer than 100 bytes", "event");
+    ev->name = sg_xstrdup(json_string_value(name));
+
+    if (get_string(&r, in, "event_id", "event_id", true, &ev->event_id) < 0)
+        return -1;
+    if (ev->event_id && strlen(ev->event_id) > 128)
+        return FAIL(&r, "%s: longer than 128 bytes", "event_id");
+    if (!ev->event_id) {
+        char id[33];
+        if (sg_random_hex(id, 16) < 0)
+            return FAIL(&r, "%s: cannot generate", "event_id");
+        ev->event_id = sg_xstrdup(id);
+        ev->event_id_generated = true;
+    }
+    if (read_time(&r, json_object_get(in, "timestamp"), ctx->now, &ev->event_time) < 0)
+        return -1;
+
+    if (get_object(&r, in, "user", &user) < 0 || get_object(&r, in, "page", &page) < 0 ||
+        get_object(&r, in, "properties", &props) < 0)
+        return -1;
+
+    if (get_string(&r, page, "url", "page.url", false, &ev->val[SG_F_PAGE_URL]) < 0 ||
+        get_string(&r, page, "referrer", "page.referrer", false, &ev->val[SG_F_PAGE_REFERRER]) < 0)
+        return -1;
+
+    /* Raw identifiers are read so that rules can hash or drop them explicitly. */
+    if (get_string(&r, user, "email", "user.email", false, &ev->val[SG_F_USER_EMAIL]) < 0 ||
+        get_string(&r, user, "phone_number", "user.phone_number", false,
+                   &ev->val[SG_F_USER_PHONE]) < 0 ||
+        get_string(&r, user, "phone", "user.phone", false, &ev->val[SG_F_USER_PHONE]) < 0 ||
+        get_string(&r, user, "first_name", "user.first_name", false,
+                   &ev->val[SG_F_USER_FIRST_NAME]) < 0 ||
+        get_string(&r, user, "last_name", "user.last_name", false,
+                   &ev->val[SG_F_USER_LAST_NAME]) < 0 ||
+        get_string(&r, user, "zip_code", "user.zip_code", true, &ev->val[SG_F_USER_ZIP_CODE]) < 0 ||
+        get_string(&r, user, "external_id", "user.external_id", true,
+                   &ev->val[SG_F_USER_EXTERNAL_ID]) < 0 ||
+        get_string(&r, in, "locale", "locale", false, &ev->val[SG_F_USER_LOCALE]) < 0 ||
+        get_string(&r, user, "locale", "user.locale", false, &ev->val[SG_F_USER_LOCALE]) < 0)
+        return -1;
+
+    /* Click id: the event, then the landing URL, then the cookie. */
+    if (get_string(&r, in, "ttclid", "ttclid", false, &ev->val[SG_F_USER_TTCLID]) < 0 ||
+        get_string(&r, user, "ttclid", "user.ttclid", false, &ev->val[SG_F_USER_TTCLID]) < 0 ||
+        get_string(&r, in, "ttp", "ttp", false, &ev->val[SG_F_USER_TTP]) < 0 ||
+        get_string(&r, user, "ttp", "user.ttp", false, &ev->val[SG_F_USER_TTP]) < 0)
+        return -1;
+    if (!ev->val[SG_F_USER_TTCLID] && ev->val[SG_F_PAGE_URL])
+        ev->val[SG_F_USER_TTCLID] = sg_url_query_param(ev->val[SG_F_PAGE_URL], "ttclid");
+    if (!ev->val[SG_F_USER_TTCLID] && ctx->cookie_ttclid && *ctx->cookie_ttclid &&
+        strlen(ctx->cookie_ttclid) <= limits->max_field_bytes)
+        ev->val[SG_F_USER_TTCLID] = sg_xstrdup(ctx->cookie_ttclid);
+    if (!ev->val[SG_F_USER_TTP] && ctx->cookie_ttp && *ctx->cookie_ttp &&
+        strlen(ctx->cookie_ttp) <= limits->max_field_bytes)
+        ev->val[SG_F_USER_TTP] = sg_xstrdup(ctx->cookie_ttp);
+
+    /* IP and user agent: from the connection, or from an authenticated server's body. */
+    char *body_ip = NULL, *body_ua = NULL;
+    if (ctx->trusted_server) {
+        if (get_string(&r, in, "ip", "ip", false, &body_ip) < 0 ||
+            get_string(&r, in, "user_agent", "user_agent", false, &body_ua) < 0 ||
+            get_string(&r, user, "ip", "user.ip", false, &body_ip) < 0 ||
+            get_string(&r, user, "user_agent", "user.user_agent", false, &body_ua) < 0) {
+            free(body_ip);
+            free(body_ua);
+            return -1;
+        }
+    }
+    if (body_ip) {
+        char canon[INET6_ADDRSTRLEN];
+        int bad = sg_addr_canonical(body_ip, canon, sizeof(canon));
+        free(body_ip);
+        if (bad < 0) {
+            free(body_ua);
+            return FAIL(&r, "%s: not an IP address", "ip");
+        }
+        ev->val[SG_F_USER_IP] = sg_xstrdup(canon);
+    } else if (ctx->ip[0]) {
+        ev->val[SG_F_USER_IP] = sg_xstrdup(ctx->ip);
+    }
+    if (body_ua)
+        ev->val[SG_F_USER_USER_AGENT] = body_ua;
+    else if (ctx->user_agent && *ctx->user_agent &&
+             strlen(ctx->user_agent) <= limits->max_field_bytes)
+        ev->val[SG_F_USER_USER_AGENT] = sg_xstrdup(ctx->user_agent);
+
+    if (props) {
+        if (check_props(&r, props, 0) < 0)
+            return -1;
+        ev->props = json_deep_copy(props);
+    }
+    ev->consent_field = json_object_get(in, "consent");
+    return 0;
+}

@@ -1,0 +1,335 @@
+/*
+ * ingest.c - POST /v1/events (DESIGN.md section 4).
+ *
+ * Limits are enforced before work: body size and header size by evhttp, the
+ * content type and event count here. A malformed event is reported in the
+ * 202 body and does not reject its valid neighbours. Replies never echo a
+ * value from the request.
+ */
+#include "scrubgate/common.h"
+#include "scrubgate/forward.h"
+#include "scrubgate/log.h"
+#include "scrubgate/pipeline.h"
+#include "scrubgate/rules.h"
+#include "scrubgate/server.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <sys/queue.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SESSION_MAX_AGE 34128000 /* 395 days, like TikTok's own _ttp cookie (13 months) */
+
+static void reply_json(struct evhttp_request *req, int code, const char *reason, json_t *body)
+{
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    struct evbuffer *buf = evbuffer_new();
+    char *s = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    evhttp_add_header(out, "Content-Type", "application/json");
+    evhttp_add_header(out, "Cache-Control", "no-store");
+    if (buf && s) {
+        evbuffer_add(buf, s, strlen(s));
+        evbuffer_add(buf, "\n", 1);
+    }
+    evhttp_send_reply(req, code, reason, buf);
+    if (buf)
+        evbuffer_free(buf);
+    free(s);
+    json_decref(body);
+}
+
+static void reply_error(struct evhttp_request *req, int code, const char *reason,
+                        const char *msg)
+{
+    reply_json(req, code, reason, json_pack("{s:s}", "error", msg));
+}
+
+/* The site named by ?site=, else the first event's "site", else the Host header. */
+static const struct sg_site *request_site(const struct sg_config *cfg,
+                                          struct evhttp_request *req, json_t *events,
+                                          bool *named_unknown)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+    *named_unknown = false;
+    if (query) {
+        struct evkeyvalq params;
+        TAILQ_INIT(&params);
+        if (evhttp_parse_query_str(query, &params) == 0) {
+            const char *id = evhttp_find_header(&params, "site");
+            const struct sg_site *s = id ? sg_config_site_by_id(cfg, id) : NULL;
+            bool had = id != NULL;
+            evhttp_clear_headers(&params);
+            if (had) {
+                *named_unknown = s == NULL;
+                return s;
+            }
+        }
+    }
+    if (events) {
+        json_t *first = json_array_get(events, 0);
+        json_t *id = json_is_object(first) ? json_object_get(first, "site") : NULL;
+        if (json_is_string(id)) {
+            const struct sg_site *s = sg_config_site_by_id(cfg, json_string_value(id));
+            *named_unknown = s == NULL;
+            return s;
+        }
+    }
+    const char *host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+    return host ? sg_config_site_by_host(cfg, host) : NULL;
+}
+
+static void add_cors(struct evhttp_request *req, const struct sg_site *site)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    const char *origin = evhttp_find_header(in, "Origin");
+    evhttp_add_header(out, "Vary", "Origin");
+    if (!origin || !site || !sg_site_origin_allowed(site, origin))
+        return;
+    evhttp_add_header(out, "Access-Control-Allow-Origin", origin);
+    evhttp_add_header(out, "Access-Control-Allow-Credentials", "true");
+    evhttp_add_header(out, "Access-Control-Expose-Headers", "Content-Type");
+}
+
+static bool content_type_ok(const char *ct)
+{
+    if (!ct)
+        return false;
+    size_t n = strcspn(ct, ";");
+    while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+        n--;
+    return (n == 16 && sg_strncaseeq(ct, "application/json", 16)) ||
+           (n == 10 && sg_strncaseeq(ct, "text/plain", 10));
+}
+
+/* Over TLS (as told by a trusted proxy, or a secure page origin) the cookie is Secure. */
+static bool request_is_tls(const struct sg_config *cfg, struct evhttp_request *req,
+                           const char *peer)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *proto = evhttp_find_header(in, "X-Forwarded-Proto");
+    const char *origin = evhttp_find_header(in, "Origin");
+    if (proto && sg_strcaseeq(proto, "https") && sg_config_is_trusted_proxy(cfg, peer))
+        return true;
+    return origin && strncmp(origin, "https://", 8) == 0;
+}
+
+static void set_session_cookie(struct evhttp_request *req, const struct sg_request_ctx *ctx,
+                               bool tls)
+{
+    char cookie[160];
+    snprintf(cookie, sizeof(cookie), "%s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax%s",
+             SG_SESSION_COOKIE, ctx->session_id, SESSION_MAX_AGE, tls ? "; Secure" : "");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", cookie);
+}
+
+static void preflight(struct sg_worker *w, struct evhttp_request *req)
+{
+    const struct sg_site *site;
+    bool unknown;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    site = request_site(w->cfg, req, NULL, &unknown);
+    add_cors(req, site);
+    if (evhttp_find_header(out, "Access-Control-Allow-Origin")) {
+        evhttp_add_header(out, "Access-Control-Allow-Methods", "POST, OPTIONS");
+        evhttp_add_header(out, "Access-Control-Allow-Headers", "Content-Type, Authorization");
+        evhttp_add_header(out, "Access-Control-Max-Age", "600");
+    }
+    evhttp_send_reply(req, 204, "No Content", NULL);
+}
+
+/* Parse the body into an array of events (borrowed from *root). NULL + reason on error. */
+static json_t *body_events(struct evhttp_request *req, json_t **root, char *err, size_t errlen)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    json_error_t jerr;
+    *root = NULL;
+    if (len == 0) {
+        snprintf(err, errlen, "body: empty");
+        return NULL;
+    }
+    const char *data = (const char *)evbuffer_pullup(in, -1);
+    *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!*root) {
+        /* jansson's text describes the syntax, not the content (no values). */
+        snprintf(err, errlen, "body: invalid JSON at line %d column %d: %s", jerr.line,
+                 jerr.column, jerr.text);
+        return NULL;
+    }
+    if (json_is_array(*root))
+        return *root;
+    if (json_is_object(*root)) {
+        json_t *evs = json_object_get(*root, "events");
+        if (evs && json_is_array(evs))
+            return evs;
+        if (evs) {
+            snprintf(err, errlen, "body: \"events\" must be an array");
+            return NULL;
+        }
+        /* A single event: wrap it so that one code path handles every shape. */
+        json_t *arr = json_pack("[O]", *root);
+        json_decref(*root);
+        *root = arr;
+        return arr;
+    }
+    snprintf(err, errlen, "body: must be an event object, an array or {\"events\": [...]}");
+    return NULL;
+}
+
+static void handle_post(struct sg_worker *w, struct evhttp_request *req)
+{
+    const struct sg_config *cfg = w->cfg;
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    char err[256];
+    json_t *root = NULL, *events;
+    struct sg_request_ctx ctx;
+    bool unknown;
+    char *peer = NULL;
+    ev_uint16_t port;
+
+    if (!content_type_ok(evhttp_find_header(in, "Content-Type"))) {
+        reply_error(req, 415, "Unsupported Media Type",
+                    "Content-Type must be application/json or text/plain");
+        return;
+    }
+    events = body_events(req, &root, err, sizeof(err));
+    if (!events) {
+        const struct sg_site *s = request_site(cfg, req, NULL, &unknown);
+        add_cors(req, s);
+        reply_error(req, 400, "Bad Request", err);
+        json_decref(root);
+        return;
+    }
+    const struct sg_site *site = request_site(cfg, req, events, &unknown);
+    add_cors(req, site);
+    if (!site) {
+        reply_error(req, 404, "Not Found",
+                    unknown ? "unknown site" : "no site: use ?site=, the event's site or a "
+                                               "configured Host");
+        json_decref(root);
+        return;
+    }
+    size_t n = json_array_size(events);
+    if (n == 0) {
+        reply_error(req, 400, "Bad Request", "body: no events");
+        json_decref(root);
+        return;
+    }
+    if (n > cfg->limits.max_events_per_request) {
+        snprintf(err, sizeof(err), "too many events: at most %zu per request",
+                 cfg->limits.max_events_per_request);
+        reply_error(req, 413, "Payload Too Large", err);
+        json_decref(root);
+        return;
+    }
+    int auth = sg_request_authenticate(site, in);
+    if (auth < 0) {
+        reply_error(req, 401, "Unauthorized", "invalid ingest key");
+        json_decref(root);
+        return;
+    }
+    /* Room for every event in every destination, or nothing is taken (no partial 202). */
+    for (size_t d = 0; d < site->n_dests; d++)
+        if (!sg_forwarder_has_room(sg_worker_forwarder(w, site, d), n)) {
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+            reply_error(req, 503, "Service Unavailable", "queue full, retry later");
+            json_decref(root);
+            return;
+        }
+
+    evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
+    if (sg_request_ctx_init(&ctx, cfg, peer, in) < 0) {
+        reply_error(req, 503, "Service Unavailable", "no randomness for a session id");
+        json_decref(root);
+        return;
+    }
+    ctx.trusted_server = auth == 1;
+
+    json_t *ids = json_array(), *errors = json_array(), *item;
+    size_t accepted = 0, i;
+    json_array_foreach(events, i, item) {
+        struct sg_event ev;
+        sg_event_init(&ev);
+        json_t *esite = json_is_object(item) ? json_object_get(item, "site") : NULL;
+        const struct sg_site *s = site;
+        enum sg_pipe_result pr;
+        if (esite && json_is_string(esite) && strcmp(json_string_value(esite), site->id) != 0) {
+            /* One request, one site: its limits, key and CORS decision cover the batch. */
+            snprintf(err, sizeof(err), "site: differs from the request's site");
+            pr = SG_PIPE_INVALID;
+        } else {
+            pr = sg_pipeline_run(s, &cfg->limits, item, &ctx, &ev, err, sizeof(err));
+        }
+        if (pr == SG_PIPE_INVALID) {
+            json_array_append_new(errors, json_pack("{s:I,s:s}", "index", (json_int_t)i, "reason",
+                                                    err));
+            sg_event_release(&ev);
+            continue;
+        }
+        json_t *rules = sg_event_changed_rules(&ev);
+        for (size_t d = 0; d < s->n_dests; d++) {
+            struct sg_forwarder *fw = sg_worker_forwarder(w, s, d);
+            if (pr == SG_PIPE_SKIP)
+                sg_forwarder_skip(fw, &ev, ev.skip_reason, rules);
+            else if (!sg_dest_allows_event(&s->dests[d], ev.name))
+                sg_forwarder_skip(fw, &ev, "not_in_allowlist", rules);
+            else
+                sg_forwarder_push(fw, &ev, rules);
+        }
+        json_decref(rules);
+        json_array_append_new(ids, json_string(ev.event_id));
+        accepted++;
+        sg_event_release(&ev);
+    }
+
+    if (accepted == 0) {
+        json_t *first = json_array_get(errors, 0);
+        const char *reason = json_string_value(json_object_get(first, "reason"));
+        snprintf(err, sizeof(err), "no valid event: %s%s", reason ? reason : "invalid",
+                 n > 1 ? " (and others, see errors)" : "");
+        json_t *body = json_pack("{s:s,s:o}", "error", err, "errors", errors);
+        json_decref(ids);
+        sg_request_ctx_release(&ctx);
+        json_decref(root);
+        reply_json(req, 400, "Bad Request", body);
+        return;
+    }
+    json_t *body = json_pack("{s:I,s:I,s:o}", "accepted", (json_int_t)accepted, "dropped",
+                             (json_int_t)(n - accepted), "event_ids", ids);
+    if (json_array_size(errors))
+        json_object_set(body, "errors", errors);
+    json_decref(errors);
+    if (ctx.new_session)
+        set_session_cookie(req, &ctx, request_is_tls(cfg, req, peer ? peer : ""));
+    sg_request_ctx_release(&ctx);
+    json_decref(root);
+    reply_json(req, 202, "Accepted", body);
+}
+
+void sg_ingest_handle(struct evhttp_request *req, void *arg)
+{
+    struct sg_worker *w = arg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+
+    if (!path || strcmp(path, "/v1/events") != 0) {
+        reply_error(req, 404, "Not Found", "unknown path");
+        return;
+    }
+    switch (evhttp_request_get_command(req)) {
+    case EVHTTP_REQ_POST:
+        handle_post(w, req);
+        return;
+    case EVHTTP_REQ_OPTIONS:
+        preflight(w, req);
+        return;
+    default:
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST, OPTIONS");
+        reply_error(req, 405, "Method Not Allowed", "use POST");
+        return;
+    }
+}

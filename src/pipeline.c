@@ -1,0 +1,195 @@
+/*
+ * pipeline.c - request context, and the normalize -> consent -> rules path.
+ */
+#include "scrubgate/common.h"
+#include "scrubgate/hash.h"
+#include "scrubgate/netaddr.h"
+#include "scrubgate/pipeline.h"
+#include "scrubgate/rules.h"
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * Split a copy of the Cookie header in place into name=value pairs and point
+ * the context at the values it reads. The first occurrence of a name wins.
+ */
+static void parse_cookies(struct sg_request_ctx *ctx, const char **sid)
+{
+    const char *ttclid = NULL, *ttclid_alt = NULL;
+    for (char *p = ctx->cookies; p && *p;) {
+        char *end = strchr(p, ';');
+        if (end)
+            *end = '\0';
+        while (*p == ' ' || *p == '\t')
+            p++;
+        char *eq = strchr(p, '=');
+        if (eq) {
+            *eq = '\0';
+            char *v = eq + 1;
+            size_t l = strlen(v);
+            if (l >= 2 && v[0] == '"' && v[l - 1] == '"') { /* RFC 6265 quoted value */
+                v[l - 1] = '\0';
+                v++;
+            }
+            const char **slot = !strcmp(p, "ttclid")         ? &ttclid
+                                : !strcmp(p, "_ttclid")      ? &ttclid_alt
+                                : !strcmp(p, "_ttp")         ? &ctx->cookie_ttp
+                                : !strcmp(p, "euconsent-v2") ? &ctx->cookie_tcf
+                                : !strcmp(p, SG_SESSION_COOKIE) ? sid
+                                                                : NULL;
+            if (slot && !*slot)
+                *slot = v;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    ctx->cookie_ttclid = ttclid ? ttclid : ttclid_alt;
+}
+
+static bool valid_session_id(const char *s)
+{
+    size_t i;
+    for (i = 0; s[i]; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return i == 32;
+}
+
+/* The client behind trusted proxies: walk X-Forwarded-For from the right. */
+static void client_ip(struct sg_request_ctx *ctx, const struct sg_config *cfg, const char *peer,
+                      const char *xff)
+{
+    char canon[INET6_ADDRSTRLEN];
+    if (sg_addr_canonical(peer, canon, sizeof(canon)) < 0) {
+        ctx->ip[0] = '\0';
+        return;
+    }
+    memcpy(ctx->ip, canon, sizeof(canon));
+    if (!xff || !sg_config_is_trusted_proxy(cfg, canon))
+        return;
+    char buf[1024];
+    size_t n = strlen(xff);
+    if (n >= sizeof(buf))
+        return; /* an absurd header is ignored: the peer address stands */
+    memcpy(buf, xff, n + 1);
+    while (n > 0) {
+        char *comma = NULL;
+        for (size_t i = n; i-- > 0;)
+            if (buf[i] == ',') {
+                comma = buf + i;
+                break;
+            }
+        char *hop = comma ? comma + 1 : buf;
+        while (*hop == ' ' || *hop == '\t')
+            hop++;
+        char *e = hop + strlen(hop);
+        while (e > hop && (e[-1] == ' ' || e[-1] == '\t'))
+            *--e = '\0';
+        if (sg_addr_canonical(hop, canon, sizeof(canon)) < 0)
+            return; /* garbage in the chain: stop at the last address we could trust */
+        memcpy(ctx->ip, canon, sizeof(canon));
+        if (!sg_config_is_trusted_proxy(cfg, canon))
+            return;
+        if (!comma)
+            return;
+        *comma = '\0';
+        n = (size_t)(comma - buf);
+    }
+}
+
+int sg_request_ctx_init(struct sg_request_ctx *ctx, const struct sg_config *cfg,
+                        const char *peer_ip, struct evkeyvalq *headers)
+{
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->now = sg_now_unix();
+    client_ip(ctx, cfg, peer_ip ? peer_ip : "", evhttp_find_header(headers, "X-Forwarded-For"));
+    ctx->user_agent = evhttp_find_header(headers, "User-Agent");
+    const char *gpc = evhttp_find_header(headers, "Sec-GPC");
+    ctx->gpc = gpc && strcmp(gpc, "1") == 0;
+    const char *cookie = evhttp_find_header(headers, "Cookie");
+    const char *sid = NULL;
+    if (cookie) {
+        ctx->cookies = sg_xstrdup(cookie);
+        parse_cookies(ctx, &sid);
+    }
+    if (sid && valid_session_id(sid)) {
+        memcpy(ctx->session_id, sid, 33);
+    } else {
+        if (sg_random_hex(ctx->session_id, 16) < 0)
+            return -1;
+        ctx->new_session = true;
+    }
+    return 0;
+}
+
+void sg_request_ctx_release(struct sg_request_ctx *ctx)
+{
+    free(ctx->cookies);
+    memset(ctx, 0, sizeof(*ctx));
+}
+
+int sg_request_authenticate(const struct sg_site *site, struct evkeyvalq *headers)
+{
+    const char *auth = evhttp_find_header(headers, "Authorization");
+    if (!auth)
+        return 0;
+    if (!site->ingest_key || !sg_strncaseeq(auth, "Bearer ", 7))
+        return -1;
+    return sg_consttime_streq(auth + 7, site->ingest_key) ? 1 : -1;
+}
+
+enum sg_pipe_result sg_pipeline_run(const struct sg_site *site, const struct sg_limits *limits,
+                                    json_t *in, const struct sg_request_ctx *ctx,
+                                    struct sg_event *ev, char *err, size_t errlen)
+{
+    const char *reason = NULL;
+    if (sg_event_from_json(ev, in, ctx, limits, err, errlen) < 0)
+        return SG_PIPE_INVALID;
+    struct sg_consent_signals sig = {ev->consent_field, ctx->gpc, ctx->cookie_tcf};
+    if (sg_consent_resolve(&site->consent, &sig, &ev->consent, &reason) < 0) {
+        snprintf(err, errlen, "%s", reason);
+        return SG_PIPE_INVALID;
+    }
+    struct sg_rule_env env = {site->secret, site->secret_len, site->event_map};
+    if (sg_ruleset_apply(site->rules, ev, &env) < 0)
+        return SG_PIPE_SKIP;
+    return ev->dropped ? SG_PIPE_SKIP : SG_PIPE_OK;
+}
+
+bool sg_dest_allows_event(const struct sg_dest_conf *d, const char *name)
+{
+    if (!d->events)
+        return true;
+    for (size_t i = 0; i < d->n_events; i++)
+        if (strcmp(d->events[i], name) == 0)
+            return true;
+    return false;
+}
+
+json_t *sg_receipt_json(const struct sg_event *ev)
+{
+    json_t *o = json_object(), *consent = json_object(), *rules = json_array();
+    for (int p = 0; p < SG_PURPOSE__COUNT; p++)
+        json_object_set_new(
+            consent, sg_purpose_name((enum sg_purpose)p),
+            json_pack("{s:s,s:s}", "state",
+                      sg_consent_state_name((enum sg_consent_state)ev->consent.state[p]), "source",
+                      sg_consent_source_name((enum sg_consent_source)ev->consent.source[p])));
+    json_object_set_new(consent, "gpc", json_boolean(ev->consent.gpc));
+    json_object_set_new(o, "consent", consent);
+    for (size_t i = 0; i < ev->n_receipt; i++) {
+        const struct sg_receipt_entry *e = &ev->receipt[i];
+        json_t *r = json_pack("{s:s,s:s,s:s}", "rule", e->rule_id, "field",
+                              sg_field_name((enum sg_field)e->field), "action",
+                              sg_receipt_action_name((enum sg_receipt_action)e->action));
+        if (e->action == SG_RA_REDACT)
+            json_object_set_new(r, "count", json_integer(e->count));
+        json_array_append_new(rules, r);
+    }
+    json_object_set_new(o, "rules", rules);
+    if (ev->skip_reason)
+        json_object_set_new(o, "skipped", json_string(ev->skip_reason));
+    return o;
+}

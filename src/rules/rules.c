@@ -1,0 +1,685 @@
+/*
+ * rules.c - load, validate and apply rule sets.
+ *
+ * Loading resolves every name (fields, detectors, purposes, actions) to an
+ * index or bitmask, so applying a rule set is a loop over small structs with
+ * no string lookups; it allocates only for values it rewrites.
+ */
+#include "scrubgate/common.h"
+#include "scrubgate/buf.h"
+#include "scrubgate/hash.h"
+#include "scrubgate/jsonpos.h"
+#include "scrubgate/log.h"
+#include "scrubgate/rules.h"
+#include "scrubgate/scrub.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum action {
+    ACT_DROP = 0,
+    ACT_ALLOW,
+    ACT_HASH,
+    ACT_SET,
+    ACT_REDACT,
+    ACT_MAP_EVENT,
+    ACT_DROP_EVENT,
+};
+
+static const char *const action_names[] = {"drop",   "allow",     "hash",      "set",
+                                           "redact", "map_event", "drop_event"};
+
+enum hash_method { HASH_SHA256 = 0, HASH_HMAC };
+enum set_source { SET_SESSION = 0, SET_VALUE };
+
+struct cond {
+    unsigned char consent[SG_PURPOSE__COUNT]; /* 0 = any, else the required state */
+    int gpc;                                  /* -1 any, 0 no, 1 yes */
+    char **events;                            /* NULL = any */
+    size_t n_events;
+    uint32_t present, absent;                 /* field bitmasks */
+};
+
+struct rule {
+    char *id;
+    char *why;
+    struct cond when;
+    enum action action;
+    uint32_t fields;
+    enum hash_method method;
+    enum set_source from;
+    json_t *value;           /* SET_VALUE: a string or boolean */
+    unsigned detectors;
+    bool sensitive_params;
+    char **params;           /* lowercase names of query parameters to strip */
+    size_t n_params;
+    json_t *map;             /* map_event: own map, else the site's event_map */
+    char *reason;            /* drop_event: the sync log reason */
+};
+
+struct sg_ruleset {
+    char *name;
+    char version[24];
+    struct rule *rules;
+    size_t n_rules;
+};
+
+static void free_strv(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void sg_ruleset_free(struct sg_ruleset *rs)
+{
+    if (!rs)
+        return;
+    for (size_t i = 0; i < rs->n_rules; i++) {
+        struct rule *r = &rs->rules[i];
+        free(r->id);
+        free(r->why);
+        free_strv(r->when.events, r->when.n_events);
+        json_decref(r->value);
+        free_strv(r->params, r->n_params);
+        json_decref(r->map);
+        free(r->reason);
+    }
+    free(rs->rules);
+    free(rs->name);
+    free(rs);
+}
+
+const char *sg_ruleset_name(const struct sg_ruleset *rs)
+{
+    return rs->name;
+}
+
+const char *sg_ruleset_version(const struct sg_ruleset *rs)
+{
+    return rs->version;
+}
+
+/* ---- loading ---- */
+
+static int load_strings(const struct sg_jsondoc *doc, json_t *arr, const char *path, bool lower,
+                        char ***out, size_t *n)
+{
+    size_t i;
+    json_t *v;
+    if (!json_is_array(arr) || json_array_size(arr) == 0)
+        return sg_jsondoc_error(doc, path, false, "must be a non-empty array of strings");
+    *out = sg_xcalloc(json_array_size(arr), sizeof(char *));
+    *n = 0;
+    json_array_foreach(arr, i, v) {
+        if (!json_is_string(v) || json_string_length(v) == 0) {
+            char sub[300];
+            snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+            return sg_jsondoc_error(doc, sub, false, "must be a non-empty string");
+        }
+        char *s = sg_xstrdup(json_string_value(v));
+        if (lower)
+            for (char *c = s; *c; c++)
+                if (*c >= 'A' && *c <= 'Z')
+                    *c = (char)(*c + 32);
+        (*out)[(*n)++] = s;
+    }
+    return 0;
+}
+
+static int load_fields(const struct sg_jsondoc *doc, json_t *v, const char *path, uint32_t *mask)
+{
+    size_t i;
+    json_t *item;
+    *mask = 0;
+    if (json_is_string(v))
+        v = NULL; /* handled below as a one-element list */
+    if (!v)
+        return -2;
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return sg_jsondoc_error(doc, path, false, "must be a non-empty array of field names");
+    json_array_foreach(v, i, item) {
+        int f = json_is_string(item) ? sg_field_from_name(json_string_value(item)) : -1;
+        if (f < 0) {
+            char sub[300];
+            snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+            return sg_jsondoc_error(doc, sub, false, "unknown field (see docs/RULES.md)");
+        }
+        *mask |= SG_FIELD_BIT(f);
+    }
+    return 0;
+}
+
+static int load_cond(const struct sg_jsondoc *doc, json_t *w, const char *path, struct cond *c)
+{
+    static const char *const keys[] = {"consent", "gpc", "events", "present", "absent", NULL};
+    char sub[300];
+    json_t *v;
+
+    c->gpc = -1;
+    if (!w)
+        return 0;
+    if (!json_is_object(w))
+        return sg_jsondoc_error(doc, path, false, "must be an object");
+    if (sg_jsondoc_check_keys(doc, w, path, keys) < 0)
+        return -1;
+    if ((v = json_object_get(w, "consent"))) {
+        const char *k;
+        json_t *s;
+        snprintf(sub, sizeof(sub), "%s.consent", path);
+        if (!json_is_object(v))
+            return sg_jsondoc_error(doc, sub, false, "must be an object of purpose: state");
+        json_object_foreach(v, k, s) {
+            int p = sg_purpose_from_name(k);
+            snprintf(sub, sizeof(sub), "%s.consent.%s", path, k);
+            if (p < 0)
+                return sg_jsondoc_error(doc, sub, true,
+                                        "unknown purpose (ad_storage, ad_user_data, "
+                                        "ad_personalization, analytics_storage)");
+            int st = json_is_string(s) ? sg_consent_state_from_name(json_string_value(s)) : -1;
+            if (st < 0)
+                return sg_jsondoc_error(doc, sub, false, "must be \"granted\" or \"denied\"");
+            c->consent[p] = (unsigned char)st;
+        }
+    }
+    if ((v = json_object_get(w, "gpc"))) {
+        snprintf(sub, sizeof(sub), "%s.gpc", path);
+        if (!json_is_boolean(v))
+            return sg_jsondoc_error(doc, sub, false, "must be true or false");
+        c->gpc = json_is_true(v);
+    }
+    if ((v = json_object_get(w, "events"))) {
+        snprintf(sub, sizeof(sub), "%s.events", path);
+        if (load_strings(doc, v, sub, false, &c->events, &c->n_events) < 0)
+            return -1;
+    }
+    if ((v = json_object_get(w, "present"))) {
+        snprintf(sub, sizeof(sub), "%s.present", path);
+        if (load_fields(doc, v, sub, &c->present) < 0)
+            return -1;
+    }
+    if ((v = json_object_get(w, "absent"))) {
+        snprintf(sub, sizeof(sub), "%s.absent", path);
+        if (load_fields(doc, v, sub, &c->absent) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Which keys each action takes besides id, why, when and action. */
+static const char *const *action_keys(enum action a)
+{
+    static const char *const drop[] = {"id", "why", "when", "action", "field", "fields", NULL};
+    static const char *const hash[] = {"id",    "why",   "when",  "action",
+                                       "field", "fields", "method", NULL};
+    static const char *const set[] = {"id",    "why",  "when",  "action",
+                                      "field", "from", "value", NULL};
+    static const char *const redact[] = {"id",     "why",       "when",
+                                         "action", "field",     "fields",
+                                         "detectors", "sensitive_params", "params", NULL};
+    static const char *const map[] = {"id", "why", "when", "action", "map", NULL};
+    static const char *const dropev[] = {"id", "why", "when", "action", "reason", NULL};
+    switch (a) {
+    case ACT_HASH:
+        return hash;
+    case ACT_SET:
+        return set;
+    case ACT_REDACT:
+        return redact;
+    case ACT_MAP_EVENT:
+        return map;
+    case ACT_DROP_EVENT:
+        return dropev;
+    default:
+        return drop;
+    }
+}
+
+static int load_rule(const struct sg_jsondoc *doc, json_t *o, size_t idx, struct rule *r,
+                     struct sg_ruleset *rs)
+{
+    char path[64], sub[128];
+    json_t *v;
+    int rc;
+
+    snprintf(path, sizeof(path), "rules[%zu]", idx);
+    if (!json_is_object(o))
+        return sg_jsondoc_error(doc, path, false, "must be an object");
+    v = json_object_get(o, "id");
+    snprintf(sub, sizeof(sub), "%s.id", path);
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 64)
+        return sg_jsondoc_error(doc, v ? sub : path, false, "\"id\": required, 1-64 characters");
+    r->id = sg_xstrdup(json_string_value(v));
+    for (size_t i = 0; i < idx; i++)
+        if (strcmp(rs->rules[i].id, r->id) == 0)
+            return sg_jsondoc_error(doc, sub, false, "duplicate rule id \"%s\"", r->id);
+    v = json_object_get(o, "why");
+    snprintf(sub, sizeof(sub), "%s.why", path);
+    if (!json_is_string(v) || json_string_length(v) == 0)
+        return sg_jsondoc_error(doc, v ? sub : path, false,
+                                "\"why\": required, the reason shown to auditors");
+    r->why = sg_xstrdup(json_string_value(v));
+    v = json_object_get(o, "action");
+    snprintf(sub, sizeof(sub), "%s.action", path);
+    int a = -1;
+    for (size_t i = 0; v && json_is_string(v) && i < SG_ARRAY_SIZE(action_names); i++)
+        if (strcmp(action_names[i], json_string_value(v)) == 0)
+            a = (int)i;
+    if (a < 0)
+        return sg_jsondoc_error(doc, v ? sub : path, false,
+                                "\"action\": one of drop, allow, hash, set, redact, map_event, "
+                                "drop_event");
+    r->action = (enum action)a;
+    if (sg_jsondoc_check_keys(doc, o, path, action_keys(r->action)) < 0)
+        return -1;
+    snprintf(sub, sizeof(sub), "%s.when", path);
+    if (load_cond(doc, json_object_get(o, "when"), sub, &r->when) < 0)
+        return -1;
+
+    /* "field": "x" or "fields": [...] for the actions that act on fields. */
+    if (r->action != ACT_MAP_EVENT && r->action != ACT_DROP_EVENT) {
+        json_t *one = json_object_get(o, "field"), *many = json_object_get(o, "fields");
+        if (one && many)
+            return sg_jsondoc_error(doc, path, false, "give \"field\" or \"fields\", not both");
+        if (one) {
+            snprintf(sub, sizeof(sub), "%s.field", path);
+            int f = json_is_string(one) ? sg_field_from_name(json_string_value(one)) : -1;
+            if (f < 0)
+                return sg_jsondoc_error(doc, sub, false, "unknown field (see docs/RULES.md)");
+            r->fields = SG_FIELD_BIT(f);
+        } else if (many) {
+            snprintf(sub, sizeof(sub), "%s.fields", path);
+            if ((rc = load_fields(doc, many, sub, &r->fields)) < 0)
+                return rc == -2 ? sg_jsondoc_error(doc, sub, false, "must be an array") : -1;
+        } else {
+            return sg_jsondoc_error(doc, path, false, "\"field\" or \"fields\" is required");
+        }
+    }
+
+    switch (r->action) {
+    case ACT_HASH:
+        v = json_object_get(o, "method");
+        snprintf(sub, sizeof(sub), "%s.method", path);
+        if (!v || !json_is_string(v) ||
+            (strcmp(json_string_value(v), "sha256") && strcmp(json_string_value(v), "hmac_sha256")))
+            return sg_jsondoc_error(doc, v ? sub : path, false,
+                                    "\"method\": \"sha256\" (TikTok normalization) or "
+                                    "\"hmac_sha256\" (keyed with the site secret)");
+        r->method = strcmp(json_string_value(v), "sha256") == 0 ? HASH_SHA256 : HASH_HMAC;
+        if ((r->fields & SG_FIELD_BIT(SG_F_PROPERTIES)) ||
+            (r->fields & SG_FIELD_BIT(SG_F_LIMITED_DATA_USE)))
+            return sg_jsondoc_error(doc, path, false, "hash applies to string fields only");
+        break;
+    case ACT_SET: {
+        json_t *from = json_object_get(o, "from"), *value = json_object_get(o, "value");
+        if ((from != NULL) == (value != NULL))
+            return sg_jsondoc_error(doc, path, false, "give exactly one of \"from\" or \"value\"");
+        if (__builtin_popcount(r->fields) != 1)
+            return sg_jsondoc_error(doc, path, false, "set takes a single \"field\"");
+        bool ldu = r->fields == SG_FIELD_BIT(SG_F_LIMITED_DATA_USE);
+        if (from) {
+            snprintf(sub, sizeof(sub), "%s.from", path);
+            if (!json_is_string(from) || strcmp(json_string_value(from), "session") || ldu ||
+                (r->fields & SG_FIELD_BIT(SG_F_PROPERTIES)))
+                return sg_jsondoc_error(doc, sub, false,
+                                        "\"from\": \"session\" (a keyed hash of the first-party "
+                                        "session) into a string field");
+            r->from = SET_SESSION;
+        } else {
+            snprintf(sub, sizeof(sub), "%s.value", path);
+            if (ldu ? !json_is_boolean(value)
+                    : (!json_is_string(value) || (r->fields & SG_FIELD_BIT(SG_F_PROPERTIES))))
+                return sg_jsondoc_error(doc, sub, false,
+                                        ldu ? "limited_data_use takes true or false"
+                                            : "must be a string");
+            r->from = SET_VALUE;
+            r->value = json_incref(value);
+        }
+        break;
+    }
+    case ACT_REDACT: {
+        json_t *dets = json_object_get(o, "detectors");
+        size_t i;
+        json_t *d;
+        if (dets) {
+            snprintf(sub, sizeof(sub), "%s.detectors", path);
+            if (!json_is_array(dets))
+                return sg_jsondoc_error(doc, sub, false, "must be an array of detector names");
+            json_array_foreach(dets, i, d) {
+                int det = json_is_string(d) ? sg_detector_from_name(json_string_value(d)) : -1;
+                if (det < 0) {
+                    snprintf(sub, sizeof(sub), "%s.detectors[%zu]", path, i);
+                    return sg_jsondoc_error(doc, sub, false,
+                                            "unknown detector (email, phone, card)");
+                }
+                r->detectors |= 1u << det;
+            }
+        }
+        v = json_object_get(o, "sensitive_params");
+        if (v) {
+            snprintf(sub, sizeof(sub), "%s.sensitive_params", path);
+            if (!json_is_boolean(v))
+                return sg_jsondoc_error(doc, sub, false, "must be true or false");
+            r->sensitive_params = json_is_true(v);
+        }
+        if ((v = json_object_get(o, "params"))) {
+            snprintf(sub, sizeof(sub), "%s.params", path);
+            if (load_strings(doc, v, sub, true, &r->params, &r->n_params) < 0)
+                return -1;
+        }
+        if (!r->detectors && !r->sensitive_params && !r->n_params)
+            return sg_jsondoc_error(doc, path, false,
+                                    "redact needs \"detectors\", \"sensitive_params\" or "
+                                    "\"params\"");
+        if (r->fields & SG_FIELD_BIT(SG_F_LIMITED_DATA_USE))
+            return sg_jsondoc_error(doc, path, false, "limited_data_use cannot be redacted");
+        break;
+    }
+    case ACT_MAP_EVENT:
+        if ((v = json_object_get(o, "map"))) {
+            const char *k;
+            json_t *to;
+            snprintf(sub, sizeof(sub), "%s.map", path);
+            if (!json_is_object(v))
+                return sg_jsondoc_error(doc, sub, false, "must be an object of name: name");
+            json_object_foreach(v, k, to) if (!json_is_string(to) || json_string_length(to) == 0)
+                return sg_jsondoc_error(doc, sub, false, "values must be non-empty strings");
+            r->map = json_incref(v);
+        }
+        break;
+    case ACT_DROP_EVENT:
+        v = json_object_get(o, "reason");
+        if (v) {
+            snprintf(sub, sizeof(sub), "%s.reason", path);
+            if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 64)
+                return sg_jsondoc_error(doc, sub, false, "must be a short string");
+            r->reason = sg_xstrdup(json_string_value(v));
+        }
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+struct sg_ruleset *sg_ruleset_load(const char *path)
+{
+    static const char *const top_keys[] = {"name", "description", "rules", NULL};
+    struct sg_jsondoc doc;
+    struct sg_ruleset *rs = NULL;
+    json_t *rules, *v;
+    size_t i;
+
+    if (sg_scrub_init() < 0 || sg_jsondoc_load(&doc, path, NULL, 0) < 0)
+        goto fail;
+    if (!json_is_object(doc.root)) {
+        sg_jsondoc_error(&doc, "", false, "a rule set is an object with \"name\" and \"rules\"");
+        goto fail;
+    }
+    if (sg_jsondoc_check_keys(&doc, doc.root, "", top_keys) < 0)
+        goto fail;
+    rs = sg_xcalloc(1, sizeof(*rs));
+    v = json_object_get(doc.root, "name");
+    if (!json_is_string(v)) {
+        sg_jsondoc_error(&doc, v ? "name" : "", false, "\"name\": required, a string");
+        goto fail;
+    }
+    rs->name = sg_xstrdup(json_string_value(v));
+    if ((v = json_object_get(doc.root, "description")) && !json_is_string(v)) {
+        sg_jsondoc_error(&doc, "description", false, "must be a string");
+        goto fail;
+    }
+    rules = json_object_get(doc.root, "rules");
+    if (!json_is_array(rules)) {
+        sg_jsondoc_error(&doc, rules ? "rules" : "", false, "\"rules\": required, an array");
+        goto fail;
+    }
+    rs->rules = sg_xcalloc(json_array_size(rules), sizeof(struct rule));
+    json_array_foreach(rules, i, v) {
+        rs->n_rules = i + 1;
+        if (load_rule(&doc, v, i, &rs->rules[i], rs) < 0)
+            goto fail;
+    }
+    char hex[SG_HEX256_LEN + 1];
+    sg_sha256_hex(doc.text, doc.len, hex);
+    snprintf(rs->version, sizeof(rs->version), "sha256:%.12s", hex);
+    sg_jsondoc_release(&doc);
+    return rs;
+fail:
+    sg_jsondoc_release(&doc);
+    sg_ruleset_free(rs);
+    return NULL;
+}
+
+/* ---- applying ---- */
+
+static bool field_present(const struct sg_event *ev, int f)
+{
+    if (f == SG_F_PROPERTIES)
+        return ev->props != NULL && json_object_size(ev->props) > 0;
+    if (f == SG_F_LIMITED_DATA_USE)
+        return ev->ldu;
+    return ev->val[f] != NULL;
+}
+
+static bool cond_match(const struct cond *c, const struct sg_event *ev)
+{
+    for (int p = 0; p < SG_PURPOSE__COUNT; p++)
+        if (c->consent[p] && c->consent[p] != ev->consent.state[p])
+            return false;
+    if (c->gpc >= 0 && (bool)c->gpc != ev->consent.gpc)
+        return false;
+    if (c->events) {
+        bool found = false;
+        for (size_t i = 0; i < c->n_events && !found; i++)
+            found = strcmp(c->events[i], ev->name) == 0;
+        if (!found)
+            return false;
+    }
+    for (int f = 0; f < SG_F__COUNT; f++) {
+        if ((c->present & SG_FIELD_BIT(f)) && !field_present(ev, f))
+            return false;
+        if ((c->absent & SG_FIELD_BIT(f)) && field_present(ev, f))
+            return false;
+    }
+    return true;
+}
+
+static _Thread_local struct sg_buf tl_out = {NULL, 0, 0, 1024 * 1024};
+
+void sg_rules_thread_release(void)
+{
+    sg_buf_release(&tl_out);
+    sg_scrub_thread_release();
+}
+
+static int hash_field(const struct rule *r, struct sg_event *ev, int f,
+                      const struct sg_rule_env *env)
+{
+    char norm[512], hex[SG_HEX256_LEN + 1];
+    const char *in = ev->val[f];
+    int rc = 0;
+
+    if (r->method == HASH_HMAC) {
+        sg_hmac_hex(env->secret, env->secret_len, sg_field_name((enum sg_field)f), in,
+                    strlen(in), hex);
+        sg_event_set(ev, (enum sg_field)f, sg_xstrdup(hex));
+        sg_event_receipt(ev, r->id, f, SG_RA_HASH_HMAC, 0);
+        return 0;
+    }
+    if (sg_is_hex256(in)) { /* already hashed by the site: pass through, as TikTok expects */
+        sg_event_receipt(ev, r->id, f, SG_RA_HASH_SHA256, 0);
+        return 0;
+    }
+    if (f == SG_F_USER_EMAIL)
+        rc = sg_normalize_email(in, norm, sizeof(norm));
+    else if (f == SG_F_USER_PHONE)
+        rc = sg_normalize_phone(in, norm, sizeof(norm));
+    else if (f == SG_F_USER_FIRST_NAME || f == SG_F_USER_LAST_NAME || f == SG_F_USER_ZIP_CODE ||
+             f == SG_F_USER_EXTERNAL_ID)
+        rc = sg_normalize_text(in, norm, sizeof(norm));
+    else
+        rc = snprintf(norm, sizeof(norm), "%s", in) >= (int)sizeof(norm) ? -1 : 0;
+    if (rc < 0) {
+        /* Not a usable identifier: it cannot be hashed meaningfully, so it does not leave. */
+        sg_event_set(ev, (enum sg_field)f, NULL);
+        sg_event_receipt(ev, r->id, f, SG_RA_DROP, 0);
+        return 0;
+    }
+    sg_sha256_hex(norm, strlen(norm), hex);
+    sg_event_set(ev, (enum sg_field)f, sg_xstrdup(hex));
+    sg_event_receipt(ev, r->id, f, SG_RA_HASH_SHA256, 0);
+    return 0;
+}
+
+static int redact_json(const struct rule *r, json_t *v, unsigned *hits)
+{
+    const char *key;
+    json_t *item;
+    size_t i;
+    unsigned h;
+
+    if (json_is_string(v)) {
+        if (sg_scrub_text(r->detectors, json_string_value(v), &tl_out, &h) < 0)
+            return -1;
+        if (h) {
+            json_string_setn(v, tl_out.data, tl_out.len);
+            *hits += h;
+        }
+    } else if (json_is_object(v)) {
+        json_object_foreach(v, key, item) if (redact_json(r, item, hits) < 0) return -1;
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, item) if (redact_json(r, item, hits) < 0) return -1;
+    }
+    return 0;
+}
+
+static int redact_field(const struct rule *r, struct sg_event *ev, int f)
+{
+    unsigned hits = 0;
+    int rc;
+
+    if (f == SG_F_PROPERTIES) {
+        rc = redact_json(r, ev->props, &hits);
+    } else if (f == SG_F_PAGE_URL || f == SG_F_PAGE_REFERRER) {
+        struct sg_url_policy pol = {r->detectors, r->sensitive_params,
+                                    (const char *const *)r->params, r->n_params};
+        rc = sg_scrub_url(&pol, ev->val[f], &tl_out, &hits);
+        if (rc == 0 && hits)
+            sg_event_set(ev, (enum sg_field)f, sg_xstrndup(tl_out.data, tl_out.len));
+    } else {
+        rc = sg_scrub_text(r->detectors, ev->val[f], &tl_out, &hits);
+        if (rc == 0 && hits)
+            sg_event_set(ev, (enum sg_field)f, sg_xstrndup(tl_out.data, tl_out.len));
+    }
+    if (rc < 0) {
+        ev->skip_reason = "scrub_limit";
+        return -1;
+    }
+    if (hits)
+        sg_event_receipt(ev, r->id, f, SG_RA_REDACT, hits);
+    return 0;
+}
+
+static void map_event(const struct rule *r, struct sg_event *ev, const struct sg_rule_env *env)
+{
+    json_t *map = r->map ? r->map : env->event_map;
+    json_t *to = map ? json_object_get(map, ev->name) : NULL;
+    if (to && json_is_string(to) && strcmp(json_string_value(to), ev->name) != 0) {
+        free(ev->name);
+        ev->name = sg_xstrdup(json_string_value(to));
+        sg_event_receipt(ev, r->id, SG_F__COUNT, SG_RA_MAP_EVENT, 0);
+    }
+}
+
+int sg_ruleset_apply(const struct sg_ruleset *rs, struct sg_event *ev,
+                     const struct sg_rule_env *env)
+{
+    for (size_t i = 0; i < rs->n_rules; i++) {
+        const struct rule *r = &rs->rules[i];
+        if (!cond_match(&r->when, ev))
+            continue;
+        switch (r->action) {
+        case ACT_MAP_EVENT:
+            map_event(r, ev, env);
+            continue;
+        case ACT_DROP_EVENT:
+            ev->dropped = true;
+            ev->skip_reason = r->reason ? r->reason : r->id;
+            sg_event_receipt(ev, r->id, SG_F__COUNT, SG_RA_DROP_EVENT, 0);
+            return 0;
+        default:
+            break;
+        }
+        for (int f = 0; f < SG_F__COUNT; f++) {
+            if (!(r->fields & SG_FIELD_BIT(f)))
+                continue;
+            switch (r->action) {
+            case ACT_DROP:
+                ev->allowed &= ~SG_FIELD_BIT(f);
+                if (!field_present(ev, f))
+                    break;
+                if (f == SG_F_PROPERTIES) {
+                    json_decref(ev->props);
+                    ev->props = NULL;
+                } else if (f == SG_F_LIMITED_DATA_USE) {
+                    ev->ldu = false;
+                } else {
+                    sg_event_set(ev, (enum sg_field)f, NULL);
+                }
+                sg_event_receipt(ev, r->id, f, SG_RA_DROP, 0);
+                break;
+            case ACT_ALLOW:
+                ev->allowed |= SG_FIELD_BIT(f);
+                if (field_present(ev, f))
+                    sg_event_receipt(ev, r->id, f, SG_RA_ALLOW, 0);
+                break;
+            case ACT_HASH:
+                if (ev->val[f])
+                    hash_field(r, ev, f, env);
+                break;
+            case ACT_SET:
+                if (f == SG_F_LIMITED_DATA_USE) {
+                    ev->ldu = json_is_true(r->value);
+                } else if (r->from == SET_SESSION) {
+                    char hex[SG_HEX256_LEN + 1];
+                    if (!ev->ctx || !ev->ctx->session_id[0])
+                        break;
+                    sg_hmac_hex(env->secret, env->secret_len, "session", ev->ctx->session_id,
+                                strlen(ev->ctx->session_id), hex);
+                    sg_event_set(ev, (enum sg_field)f, sg_xstrdup(hex));
+                } else {
+                    sg_event_set(ev, (enum sg_field)f, sg_xstrdup(json_string_value(r->value)));
+                }
+                sg_event_receipt(ev, r->id, f, SG_RA_SET, 0);
+                break;
+            case ACT_REDACT:
+                if (field_present(ev, f) && f != SG_F_LIMITED_DATA_USE &&
+                    redact_field(r, ev, f) < 0)
+                    return -1;
+                break;
+            default:
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
+json_t *sg_event_changed_rules(const struct sg_event *ev)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < ev->n_receipt; i++) {
+        const struct sg_receipt_entry *e = &ev->receipt[i];
+        bool seen = false;
+        if (e->action == SG_RA_ALLOW)
+            continue;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = ev->receipt[j].action != SG_RA_ALLOW &&
+                   strcmp(ev->receipt[j].rule_id, e->rule_id) == 0;
+        if (!seen)
+            json_array_append_new(arr, json_string(e->rule_id));
+    }
+    return arr;
+}

@@ -1,0 +1,235 @@
+/*
+ * server.c - worker threads, listening sockets, signals and shutdown.
+ *
+ * Every worker binds its own listening socket to the same address with
+ * SO_REUSEPORT, so the kernel spreads connections over the loops and no lock
+ * sits on the accept path. The main thread only waits for signals.
+ */
+#include "scrubgate/common.h"
+#include "scrubgate/forward.h"
+#include "scrubgate/http_client.h"
+#include "scrubgate/log.h"
+#include "scrubgate/rules.h"
+#include "scrubgate/server.h"
+#include "scrubgate/synclog.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/thread.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct sg_forwarder *sg_worker_forwarder(struct sg_worker *w, const struct sg_site *site, size_t d)
+{
+    size_t s = (size_t)(site - w->cfg->sites);
+    return w->fw[w->site_offset[s] + d];
+}
+
+/* Bind a listening socket; *port 0 picks one and returns it, for the next workers. */
+static int listen_socket(const char *host, int *port)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    char portstr[8];
+    int fd = -1, one = 1;
+
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
+    snprintf(portstr, sizeof(portstr), "%d", *port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0)
+        return sg_error("listen %s:%d: %s", host, *port, gai_strerror(rc));
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+        sg_error("listen %s:%d: %s", host, *port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (*port == 0 && getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        *port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                              : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    return fd;
+}
+
+static void drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_worker *w = arg;
+    size_t pending = 0;
+    SG_UNUSED(fd);
+    SG_UNUSED(what);
+    for (size_t i = 0; i < w->n_fw; i++)
+        pending += sg_forwarder_drain(w->fw[i]);
+    if (pending == 0 || sg_now_mono_ms() >= w->drain_deadline) {
+        if (pending)
+            sg_warn("worker %d: shutdown deadline passed with %zu event(s) undelivered",
+                    w->index, pending);
+        event_base_loopbreak(w->base);
+        return;
+    }
+    struct timeval tv = {0, 20000};
+    evtimer_add(w->drain_timer, &tv);
+}
+
+/* Runs on the worker's loop: stop accepting, then deliver what is queued. */
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_worker *w = arg;
+    SG_UNUSED(fd);
+    SG_UNUSED(what);
+    if (w->http) {
+        evhttp_free(w->http); /* closes the listener and idle connections */
+        w->http = NULL;
+    }
+    w->drain_deadline = sg_now_mono_ms() + (uint64_t)w->cfg->limits.shutdown_timeout_ms;
+    drain_cb(-1, 0, w);
+}
+
+static void *worker_main(void *arg)
+{
+    struct sg_worker *w = arg;
+    event_base_dispatch(w->base);
+    sg_rules_thread_release();
+    return NULL;
+}
+
+static void worker_release(struct sg_worker *w)
+{
+    if (w->http)
+        evhttp_free(w->http);
+    /* The client first: aborting transfers reports their events through the forwarders. */
+    sg_http_free(w->client);
+    for (size_t i = 0; i < w->n_fw; i++)
+        sg_forwarder_free(w->fw[i]);
+    free(w->fw);
+    free(w->site_offset);
+    if (w->stop_ev)
+        event_free(w->stop_ev);
+    if (w->drain_timer)
+        event_free(w->drain_timer);
+    if (w->base)
+        event_base_free(w->base);
+}
+
+static int worker_init(struct sg_worker *w, const struct sg_config *cfg, struct sg_synclog *log,
+                       int fd)
+{
+    const struct sg_limits *lim = &cfg->limits;
+    w->cfg = cfg;
+    w->log = log;
+    w->listen_fd = fd;
+    w->base = event_base_new();
+    if (!w->base)
+        return sg_error("worker %d: event_base_new failed", w->index);
+    w->http = evhttp_new(w->base);
+    w->client = sg_http_new(w->base, lim->max_response_bytes);
+    w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
+    w->drain_timer = evtimer_new(w->base, drain_cb, w);
+    if (!w->http || !w->client || !w->stop_ev || !w->drain_timer)
+        return sg_error("worker %d: cannot create the loop's objects", w->index);
+    evhttp_set_max_body_size(w->http, (ev_ssize_t)lim->max_body_bytes);
+    evhttp_set_max_headers_size(w->http, (ev_ssize_t)lim->max_header_bytes);
+    struct timeval tv = {lim->request_timeout_ms / 1000, (lim->request_timeout_ms % 1000) * 1000};
+    evhttp_set_timeout_tv(w->http, &tv);
+    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_default_content_type(w->http, "application/json");
+    evhttp_set_gencb(w->http, sg_ingest_handle, w);
+    if (!evhttp_accept_socket_with_handle(w->http, fd))
+        return sg_error("worker %d: cannot accept on the listening socket", w->index);
+
+    w->site_offset = sg_xcalloc(cfg->n_sites, sizeof(size_t));
+    for (size_t s = 0; s < cfg->n_sites; s++) {
+        w->site_offset[s] = w->n_fw;
+        w->n_fw += cfg->sites[s].n_dests;
+    }
+    w->fw = sg_xcalloc(w->n_fw ? w->n_fw : 1, sizeof(*w->fw));
+    for (size_t s = 0; s < cfg->n_sites; s++)
+        for (size_t d = 0; d < cfg->sites[s].n_dests; d++) {
+            struct sg_forwarder *fw = sg_forwarder_new(w->base, w->client, &cfg->sites[s],
+                                                       &cfg->sites[s].dests[d], lim, log);
+            if (!fw)
+                return sg_error("worker %d: cannot create a forwarder", w->index);
+            w->fw[w->site_offset[s] + d] = fw;
+        }
+    return 0;
+}
+
+int sg_server_run(struct sg_config *cfg)
+{
+    char host[256];
+    int port, rc = 1;
+    sigset_t sigs;
+    struct sg_synclog *log = NULL;
+    struct sg_worker *workers = NULL;
+    int started = 0;
+
+    if (evthread_use_pthreads() < 0)
+        return sg_error("libevent: no pthreads support"), 1;
+    if (sg_split_hostport(cfg->listen, host, sizeof(host), &port) < 0)
+        return sg_error("listen: bad address"), 2;
+    log = sg_synclog_open(cfg->state_dir);
+    if (!log)
+        return 1;
+
+    /* Signals go to the main thread only: block them before threads inherit the mask. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    workers = sg_xcalloc((size_t)cfg->workers, sizeof(*workers));
+    for (int i = 0; i < cfg->workers; i++) {
+        workers[i].index = i;
+        int fd = listen_socket(host, &port);
+        if (fd < 0 || worker_init(&workers[i], cfg, log, fd) < 0) {
+            if (fd >= 0 && !workers[i].http)
+                close(fd);
+            goto out;
+        }
+    }
+    for (; started < cfg->workers; started++)
+        if (pthread_create(&workers[started].thread, NULL, worker_main, &workers[started]) != 0) {
+            sg_error("cannot start worker thread %d", started);
+            goto out;
+        }
+    sg_info("scrubgate %s listening on %s:%d (%d workers, %zu sites)", SG_VERSION, host, port,
+            cfg->workers, cfg->n_sites);
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            sg_warn("SIGHUP: configuration reload is not implemented yet; restart to apply");
+            continue;
+        }
+        sg_info("signal %d: stopping; delivering queued events (at most %d ms)", sig,
+                cfg->limits.shutdown_timeout_ms);
+        break;
+    }
+    rc = 0;
+out:
+    for (int i = 0; i < started; i++)
+        event_active(workers[i].stop_ev, EV_READ, 0);
+    for (int i = 0; i < started; i++)
+        pthread_join(workers[i].thread, NULL);
+    for (int i = 0; workers && i < cfg->workers; i++)
+        worker_release(&workers[i]);
+    free(workers);
+    sg_synclog_free(log);
+    return rc;
+}

@@ -1,0 +1,205 @@
+/*
+ * util.c - allocation wrappers, growable buffers, clocks and string helpers.
+ */
+#include "scrubgate/common.h"
+#include "scrubgate/buf.h"
+#include "scrubgate/log.h"
+
+#include <openssl/crypto.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void *sg_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        sg_die("out of memory allocating %zu bytes", n);
+    return p;
+}
+
+void *sg_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        sg_die("out of memory allocating %zu x %zu bytes", n, size);
+    return p;
+}
+
+void *sg_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        sg_die("out of memory reallocating %zu bytes", n);
+    return q;
+}
+
+char *sg_xstrndup(const char *s, size_t n)
+{
+    char *p = sg_xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *sg_xstrdup(const char *s)
+{
+    return sg_xstrndup(s, strlen(s));
+}
+
+char *sg_xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        sg_die("vsnprintf failed");
+    char *p = sg_xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+void sg_free_secret(char *s)
+{
+    if (!s)
+        return;
+    OPENSSL_cleanse(s, strlen(s));
+    free(s);
+}
+
+int64_t sg_now_unix(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+uint64_t sg_now_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int lower(int c)
+{
+    return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+}
+
+bool sg_strncaseeq(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
+            return false;
+        if (a[i] == '\0')
+            return true;
+    }
+    return true;
+}
+
+bool sg_strcaseeq(const char *a, const char *b)
+{
+    size_t la = strlen(a);
+    return la == strlen(b) && sg_strncaseeq(a, b, la);
+}
+
+bool sg_consttime_streq(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la != lb)
+        return false;
+    return CRYPTO_memcmp(a, b, la) == 0;
+}
+
+/* ---- struct sg_buf ---- */
+
+void sg_buf_init(struct sg_buf *b, size_t max)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->max = max;
+}
+
+void sg_buf_release(struct sg_buf *b)
+{
+    free(b->data);
+    sg_buf_init(b, b->max);
+}
+
+void sg_buf_reset(struct sg_buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+int sg_buf_add(struct sg_buf *b, const void *p, size_t n)
+{
+    if (b->max && (n > b->max || b->len > b->max - n))
+        return -1;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        b->data = sg_xrealloc(b->data, cap);
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int sg_buf_adds(struct sg_buf *b, const char *s)
+{
+    return sg_buf_add(b, s, strlen(s));
+}
+
+int sg_buf_addc(struct sg_buf *b, char c)
+{
+    return sg_buf_add(b, &c, 1);
+}
+
+int sg_buf_printf(struct sg_buf *b, const char *fmt, ...)
+{
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    if ((size_t)n < sizeof(small))
+        return sg_buf_add(b, small, (size_t)n);
+    char *big = sg_xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    int rc = sg_buf_add(b, big, (size_t)n);
+    free(big);
+    return rc;
+}
+
+const char *sg_buf_cstr(struct sg_buf *b)
+{
+    if (!b->data)
+        sg_buf_add(b, "", 0);
+    return b->data;
+}
+
+char *sg_buf_detach(struct sg_buf *b, size_t *len)
+{
+    sg_buf_cstr(b);
+    char *p = b->data;
+    if (len)
+        *len = b->len;
+    sg_buf_init(b, b->max);
+    return p;
+}

@@ -1,0 +1,304 @@
+"""End to end: a browser event in, a minimized TikTok v1.3 request out.
+
+The real binary, real sockets, the strict fake TikTok; every expected hash is
+computed here independently of the C code.
+"""
+import json
+import os
+import time
+import unittest
+
+from harness import (INGEST_KEY, PIXEL, SECRET, TOKEN, FakeTikTok, Proxy, keyed, session_from,
+                     site_config)
+
+BASE_EVENT = {
+    "event": "Purchase",
+    "event_id": "order_1",
+    "page": {"url": "https://shop.example.com/thanks?ttclid=E.C.P.click1&email=jane%40doe.com"
+                    "&utm_source=tiktok",
+             "referrer": "https://shop.example.com/checkout/jane.doe@example.com"},
+    "properties": {"value": "89.99", "currency": "usd", "order_id": 991,
+                   "contents": [{"content_id": 123, "quantity": 1, "price": 89.99,
+                                 "content_name": "Gift for bob@example.com"}],
+                   "custom_thing": "dropped"},
+    "user": {"email": "Jane.Doe@Example.com", "phone": "+1 213 373 4253", "first_name": "Jane"},
+}
+UA = "Mozilla/5.0 (X11; Linux x86_64) scrubgate-test"
+COOKIES = "_ttp=ttp-cookie-value; other=1"
+
+
+def event(**over):
+    e = json.loads(json.dumps(BASE_EVENT))
+    e.update(over)
+    return e
+
+
+class ForwardingTest(unittest.TestCase):
+    def setUp(self):
+        self.fake = FakeTikTok(token=TOKEN, pixel=PIXEL).start()
+        self.proxy = None
+
+    def tearDown(self):
+        if self.proxy:
+            self.assertEqual(self.proxy.stop(), 0, self.proxy.stderr())
+        self.fake.stop()
+
+    def start(self, **site_over):
+        limits = site_over.pop("limits", {"flush_interval_ms": 20})
+        trusted = site_over.pop("trusted", ("127.0.0.1/32", "::1/128"))
+        self.proxy = Proxy([site_config(self.fake.url, **site_over)], limits=limits,
+                           trusted=trusted).start()
+        return self.proxy
+
+    def send_one(self, ev, headers=None):
+        h = {"User-Agent": UA, "Cookie": COOKIES}
+        h.update(headers or {})
+        status, hdrs, body = self.proxy.post(ev, headers=h)
+        self.assertEqual(status, 202, body)
+        out = self.fake.wait_events(1)
+        self.assertEqual(len(out), 1)
+        return out[0], hdrs, json.loads(body)
+
+    def common_checks(self, out):
+        # Never raw personal data, whatever the consent.
+        self.assertNotIn("email", out.get("user", {}))
+        self.assertNotIn("phone", out.get("user", {}))
+        self.assertNotIn("first_name", out.get("user", {}))
+        self.assertEqual(out["user"]["ip"], keyed("user.ip", "127.0.0.1"))
+        self.assertEqual(out["event"], "Purchase")
+        self.assertEqual(out["event_id"], "order_1")
+        self.assertIsInstance(out["event_time"], int)
+        self.assertLessEqual(abs(out["event_time"] - time.time()), 5)
+        self.assertEqual(out["page"]["referrer"], "https://shop.example.com/checkout/redacted")
+        p = out["properties"]
+        self.assertEqual(p["value"], 89.99)
+        self.assertEqual(p["currency"], "USD")
+        self.assertEqual(p["order_id"], "991")
+        self.assertEqual(p["contents"], [{"content_id": "123", "quantity": 1, "price": 89.99,
+                                          "content_name": "Gift for [redacted]"}])
+        self.assertNotIn("custom_thing", p)
+
+    def test_consenting_visitor(self):
+        self.start()
+        out, hdrs, reply = self.send_one(event(consent="granted"))
+        self.common_checks(out)
+        sid = session_from(hdrs)
+        self.assertIsNotNone(sid, hdrs)
+        self.assertEqual(out["user"]["external_id"], keyed("session", sid))
+        self.assertEqual(out["user"]["user_agent"], UA)
+        self.assertEqual(out["user"]["ttclid"], "E.C.P.click1")
+        self.assertEqual(out["user"]["ttp"], "ttp-cookie-value")
+        self.assertEqual(out["page"]["url"],
+                         "https://shop.example.com/thanks?ttclid=E.C.P.click1&utm_source=tiktok")
+        self.assertIs(out["limited_data_use"], False)
+        self.assertEqual(reply, {"accepted": 1, "dropped": 0, "event_ids": ["order_1"]})
+        # The request itself: raw token header, JSON, the pixel, no partner_name.
+        req = self.fake.requests[0]
+        self.assertEqual(req["headers"]["Access-Token"], TOKEN)
+        self.assertEqual(req["path"], "/open_api/v1.3/event/track/")
+        self.assertEqual(set(req["body"]), {"event_source", "event_source_id", "data"})
+        self.assertEqual(req["body"]["event_source_id"], PIXEL)
+        line = self.proxy.wait_sync(1)[0]
+        self.assertEqual(line["status"], "accepted")
+        self.assertEqual(line["code"], 0)
+        self.assertEqual(line["http_status"], 200)
+        self.assertEqual(line["attempts"], 1)
+        self.assertTrue(line["request_id"])
+        self.assertIn("drop-raw-pii", line["rules"])
+        self.assertTrue(line["rule_set"].startswith("sha256:"))
+
+    def test_returning_visitor_keeps_session(self):
+        self.start()
+        sid = "0123456789abcdef0123456789abcdef"
+        out, hdrs, _ = self.send_one(event(consent="granted"),
+                                     {"Cookie": "sg_sid=%s; _ttp=x" % sid})
+        self.assertEqual(out["user"]["external_id"], keyed("session", sid))
+        self.assertIsNone(session_from(hdrs), "an existing session is not replaced")
+
+    def test_denying_visitor(self):
+        self.start()
+        out, hdrs, _ = self.send_one(event(consent="denied"))
+        self.common_checks(out)
+        self.assertEqual(set(out["user"]), {"ip"})
+        self.assertEqual(out["page"]["url"], "https://shop.example.com/thanks?utm_source=tiktok")
+        self.assertIs(out["limited_data_use"], False)
+        # The session starts anyway (the cookie is first party); its hash just does not leave.
+        self.assertIsNotNone(session_from(hdrs))
+
+    def test_no_consent_signal_is_denied_by_default(self):
+        self.start()
+        out, _, _ = self.send_one(event())
+        self.assertEqual(set(out["user"]), {"ip"})
+
+    def test_gpc_visitor(self):
+        self.start()
+        out, _, _ = self.send_one(event(consent="granted"), {"Sec-GPC": "1"})
+        self.common_checks(out)
+        self.assertEqual(set(out["user"]), {"ip"})
+        self.assertNotIn("ttclid", out["page"]["url"])
+        self.assertIs(out["limited_data_use"], True)
+
+    def test_gpc_not_honoured_when_site_says_so(self):
+        self.start(consent={"default": "denied", "honor_gpc": False})
+        out, _, _ = self.send_one(event(consent="granted"), {"Sec-GPC": "1"})
+        self.assertIn("external_id", out["user"])
+        self.assertIs(out["limited_data_use"], False)
+
+    def test_consent_mode_object(self):
+        self.start()
+        out, _, _ = self.send_one(event(consent={"ad_storage": "granted",
+                                                 "ad_user_data": "denied"}))
+        self.assertEqual(out["user"]["ttclid"], "E.C.P.click1")
+        self.assertNotIn("external_id", out["user"])
+        self.assertNotIn("user_agent", out["user"])
+
+    def test_default_granted_site(self):
+        self.start(consent={"default": "granted"})
+        out, _, _ = self.send_one(event())
+        self.assertIn("external_id", out["user"])
+
+    def test_ttclid_from_cookie_and_event(self):
+        self.start()
+        ev = event(consent="granted")
+        ev["page"] = {"url": "https://shop.example.com/p"}
+        out, _, _ = self.send_one(ev, {"Cookie": "_ttclid=from-cookie"})
+        self.assertEqual(out["user"]["ttclid"], "from-cookie")
+        self.fake.events.clear()
+        ev["ttclid"] = "from-event"
+        status, _, _ = self.proxy.post(ev, headers={"Cookie": "ttclid=from-cookie"})
+        self.assertEqual(status, 202)
+        self.assertEqual(self.fake.wait_events(1)[0]["user"]["ttclid"], "from-event")
+
+    def test_event_map_and_allowlist(self):
+        self.start()
+        status, _, body = self.proxy.post([{"event": "won", "event_id": "crm-1"},
+                                           {"event": "NotAllowed", "event_id": "x-1"}])
+        self.assertEqual(status, 202, body)
+        out = self.fake.wait_events(1)
+        self.assertEqual(out[0]["event"], "Purchase")
+        lines = {l["event_id"]: l for l in self.proxy.wait_sync(2)}
+        self.assertEqual(lines["x-1"]["status"], "skipped")
+        self.assertEqual(lines["x-1"]["reason"], "not_in_allowlist")
+        self.assertIn("map-event-names", lines["crm-1"]["rules"])
+
+    def test_timestamps(self):
+        self.start()
+        now = int(time.time()) - 60
+        iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        evs = [{"event": "Lead", "event_id": "s", "timestamp": now},
+               {"event": "Lead", "event_id": "ms", "timestamp": now * 1000 + 999},
+               {"event": "Lead", "event_id": "iso", "timestamp": iso},
+               {"event": "Lead", "event_id": "off",
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S+02:00", time.gmtime(now + 7200))}]
+        status, _, body = self.proxy.post(evs)
+        self.assertEqual(status, 202, body)
+        got = {e["event_id"]: e["event_time"] for e in self.fake.wait_events(4)}
+        self.assertEqual(got, {"s": now, "ms": now, "iso": now, "off": now})
+
+    def test_batches_many_events_into_few_requests(self):
+        self.start(limits={"flush_interval_ms": 200})
+        for i in range(10):
+            status, _, _ = self.proxy.post([{"event": "ViewContent", "event_id": "v%d-%d" % (i, j)}
+                                            for j in range(50)])
+            self.assertEqual(status, 202)
+        out = self.fake.wait_events(500)
+        self.assertEqual(len({e["event_id"] for e in out}), 500)
+        # Two workers, each flushing its own batches: far fewer requests than events.
+        self.assertLessEqual(len(self.fake.requests), 8, len(self.fake.requests))
+
+    def test_batch_limit_is_respected(self):
+        self.start(limits={"flush_interval_ms": 500, "batch_max_events": 7,
+                           "max_events_per_request": 100})
+        self.proxy.post([{"event": "ViewContent", "event_id": "b%d" % j} for j in range(20)])
+        self.fake.wait_events(20)
+        self.assertTrue(all(len(r["body"]["data"]) <= 7 for r in self.fake.requests))
+
+    def test_test_event_code_sends_alone(self):
+        self.start(dest={"test_event_code": "TEST123"})
+        self.proxy.post([{"event": "Lead", "event_id": "t%d" % j} for j in range(3)])
+        self.fake.wait_events(3)
+        self.assertEqual(len(self.fake.requests), 3)
+        for r in self.fake.requests:
+            self.assertEqual(r["body"]["test_event_code"], "TEST123")
+            self.assertEqual(len(r["body"]["data"]), 1)
+
+    def test_forwarded_for_only_from_trusted_proxy(self):
+        self.start()
+        out, _, _ = self.send_one(event(), {"X-Forwarded-For": "198.51.100.7, 127.0.0.1"})
+        self.assertEqual(out["user"]["ip"], keyed("user.ip", "198.51.100.7"))
+
+    def test_forwarded_for_ignored_from_untrusted_peer(self):
+        self.start(trusted=["10.0.0.0/8", "2001:db8::/32"])
+        out, _, _ = self.send_one(event(), {"X-Forwarded-For": "198.51.100.7"})
+        self.assertEqual(out["user"]["ip"], keyed("user.ip", "127.0.0.1"))
+
+    def test_server_ingest_with_key(self):
+        self.start()
+        ev = event(consent="granted", ip="2001:db8::1", user_agent="ServerSideUA/1.0")
+        out, _, _ = self.send_one(ev, {"Authorization": "Bearer " + INGEST_KEY})
+        self.assertEqual(out["user"]["ip"], keyed("user.ip", "2001:db8::1"))
+        self.assertEqual(out["user"]["user_agent"], "ServerSideUA/1.0")
+
+    def test_body_ip_ignored_without_key(self):
+        self.start()
+        out, _, _ = self.send_one(event(ip="203.0.113.5"))
+        self.assertEqual(out["user"]["ip"], keyed("user.ip", "127.0.0.1"))
+
+    def test_wrong_ingest_key(self):
+        self.start()
+        status, _, body = self.proxy.post(event(), headers={"Authorization": "Bearer nope"})
+        self.assertEqual(status, 401)
+        self.assertNotIn(b"nope", body)
+
+    def test_wrong_token_is_failed_auth(self):
+        # A "Bearer " prefix is the classic mistake: TikTok wants the raw token.
+        self.proxy = Proxy([site_config(self.fake.url)], limits={"flush_interval_ms": 20},
+                           env={"SG_TEST_TOKEN": "Bearer " + TOKEN}).start()
+        self.proxy.post(event())
+        line = self.proxy.wait_sync(1)[0]
+        self.assertEqual(self.fake.wait_requests(1)[0]["code"], 40105)
+        self.assertEqual((line["status"], line["reason"], line["code"]), ("failed", "auth", 40105))
+        self.assertNotIn(TOKEN, self.proxy.stderr())
+
+    def test_upstream_html_502_is_recorded(self):
+        self.start()
+        self.fake.script([{"http": 502, "body": "<html>bad gateway</html>"}])
+        self.proxy.post(event())
+        line = self.proxy.wait_sync(1)[0]
+        self.assertEqual((line["status"], line["reason"], line["http_status"]),
+                         ("failed", "http_5xx", 502))
+
+    def test_partial_failure(self):
+        self.start()
+        self.fake.script([{"code": 20001}])
+        self.proxy.post(event())
+        self.assertEqual(self.proxy.wait_sync(1)[0]["status"], "partial_failure")
+
+    def test_dry_run_sends_nothing(self):
+        self.start(dest={"dry_run": True})
+        status, _, _ = self.proxy.post(event())
+        self.assertEqual(status, 202)
+        line = self.proxy.wait_sync(1)[0]
+        self.assertEqual((line["status"], line["reason"]), ("skipped", "dry_run"))
+        time.sleep(0.1)
+        self.assertEqual(self.fake.requests, [])
+
+    def test_sigterm_delivers_queued_events(self):
+        self.start(limits={"flush_interval_ms": 60000})
+        status, _, _ = self.proxy.post([{"event": "Lead", "event_id": "q%d" % i} for i in range(5)])
+        self.assertEqual(status, 202)
+        self.assertEqual(self.proxy.stop(), 0)
+        self.assertEqual(len(self.fake.events), 5)
+        self.assertEqual([l["status"] for l in self.proxy.sync_log()], ["accepted"] * 5)
+
+    def test_generated_event_id_is_returned_and_used(self):
+        self.start()
+        status, _, body = self.proxy.post({"event": "Lead"})
+        ids = json.loads(body)["event_ids"]
+        self.assertEqual(len(ids), 1)
+        self.assertRegex(ids[0], "^[0-9a-f]{32}$")
+        self.assertEqual(self.fake.wait_events(1)[0]["event_id"], ids[0])
+
+
+if __name__ == "__main__":
+    unittest.main()
