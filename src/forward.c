@@ -214,6 +214,44 @@ static void request_done(void *arg, const struct sg_http_result *res)
         arm(fw, fw->count >= fw->limits->batch_max_events ? 0 : fw->limits->flush_interval_ms);
 }
 
+/*
+ * Show what a dry run would have sent. The body is scrubbed, but values that
+ * leave raw with consent (user agent, click ids, locale, URL queries) still
+ * do not belong in a log: they are shown by length only. Not a hot path.
+ */
+static void log_dry_run(struct sg_forwarder *fw, struct sg_buf *body, size_t n)
+{
+    static const char *const raw_keys[] = {"user_agent", "ttclid", "ttp", "locale"};
+    static const char *const url_keys[] = {"url", "referrer"};
+    json_t *doc = json_loadb(body->data, body->len, 0, NULL), *ev;
+    size_t i;
+    json_array_foreach(json_object_get(doc, "data"), i, ev) {
+        /* A consented click id may stay in a URL's query: show the query's size only. */
+        json_t *page = json_object_get(ev, "page");
+        for (size_t k = 0; k < SG_ARRAY_SIZE(url_keys); k++) {
+            json_t *v = json_object_get(page, url_keys[k]);
+            const char *u = json_string_value(v);
+            const char *q = u ? strpbrk(u, "?#") : NULL;
+            if (q)
+                json_object_set_new(page, url_keys[k],
+                                    json_sprintf("%.*s(+%zu bytes of query)", (int)(q - u), u,
+                                                 strlen(q)));
+        }
+        json_t *user = json_object_get(ev, "user");
+        for (size_t k = 0; k < SG_ARRAY_SIZE(raw_keys); k++) {
+            json_t *v = json_object_get(user, raw_keys[k]);
+            if (json_is_string(v))
+                json_object_set_new(user, raw_keys[k],
+                                    json_sprintf("(%zu bytes)", json_string_length(v)));
+        }
+    }
+    char *shown = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    sg_info("dry-run %s (site %s): would POST %zu event(s) to %s: %s", fw->dest->id,
+            fw->site->id, n, fw->dest->url, shown ? shown : "(unprintable)");
+    free(shown);
+    json_decref(doc);
+}
+
 static void send_batch(struct sg_forwarder *fw, struct batch *b)
 {
     const char *evs[1000];
@@ -230,9 +268,7 @@ static void send_batch(struct sg_forwarder *fw, struct batch *b)
     fw->inflight += b->n;
     fw->requests++;
     if (fw->dest->dry_run) {
-        /* The body is already scrubbed: this is exactly what would have left. */
-        sg_info("dry-run %s (site %s): would POST %zu event(s) to %s: %s", fw->dest->id,
-                fw->site->id, b->n, fw->dest->url, sg_buf_cstr(&body));
+        log_dry_run(fw, &body, b->n);
         sg_buf_release(&body);
         for (size_t i = 0; i < b->n; i++) {
             struct item *it = &b->items[i];

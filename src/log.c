@@ -27,7 +27,7 @@ enum sg_log_level sg_log_get_level(void)
 static void vlog(enum sg_log_level level, const char *fmt, va_list ap)
 {
     static const char *names[] = {"debug", "info", "warn", "error"};
-    char line[2048];
+    char line[8192];
     struct timespec ts;
     struct tm tm;
 

@@ -1,0 +1,155 @@
+"""The command line: check, explain, version, and serve with the shipped config."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from harness import BIN, ROOT, Proxy
+
+ENV = dict(os.environ, SCRUBGATE_SHOP_SECRET="cli-test-secret-0123456789")
+ENV.pop("SCRUBGATE_SHOP_INGEST_KEY", None)
+
+
+def run(*args, stdin=None, env=ENV):
+    return subprocess.run([BIN] + list(args), cwd=ROOT, env=env, input=stdin,
+                          capture_output=True, text=True, timeout=30)
+
+
+def write(tmp, name, text):
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+class CliTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="sg-cli-")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def test_version(self):
+        r = run("version")
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout, r"^scrubgate \d+\.\d+\.\d+")
+
+    def test_unknown_command_and_missing_config(self):
+        self.assertEqual(run("frobnicate").returncode, 2)
+        self.assertEqual(run("check").returncode, 2)
+
+    def test_check_shipped_config_prints_the_policy_matrix(self):
+        r = run("check", "-c", "conf/scrubgate.json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = {l.split()[0]: l.split()[1:] for l in r.stdout.splitlines()
+                if l.startswith("  user.") or l.startswith("  page.") or
+                l.startswith("  limited_data_use")}
+        self.assertEqual(rows["user.email"], ["dropped"] * 3)
+        self.assertEqual(rows["user.ip"], ["keyed_hash"] * 3)
+        self.assertEqual(rows["user.external_id"], ["keyed_hash(session)", "dropped", "dropped"])
+        self.assertEqual(rows["user.user_agent"], ["raw", "dropped", "dropped"])
+        self.assertEqual(rows["user.ttclid"], ["raw", "dropped", "dropped"])
+        self.assertEqual(rows["page.url"], ["scrubbed"] * 3)
+        self.assertEqual(rows["limited_data_use"], ["false", "false", "true"])
+
+    def test_check_json_is_deterministic(self):
+        a = run("check", "-c", "conf/scrubgate.json", "--json")
+        b = run("check", "-c", "conf/scrubgate.json", "--json")
+        self.assertEqual(a.returncode, 0)
+        self.assertEqual(a.stdout, b.stdout)
+        doc = json.loads(a.stdout)
+        self.assertEqual(doc["sites"][0]["matrix"]["user.phone"],
+                         {"granted": "dropped", "denied": "dropped", "gpc": "dropped"})
+
+    def test_check_reports_file_line_column(self):
+        cfg = write(self.tmp, "bad.json", '{\n  "sites": [],\n  "lisen": "127.0.0.1:1"\n}\n')
+        r = run("check", "-c", cfg)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("bad.json:3:3: lisen: unknown key", r.stderr)
+        cfg = write(self.tmp, "syntax.json", '{\n  "sites": [\n}\n')
+        r = run("check", "-c", cfg)
+        self.assertEqual(r.returncode, 2)
+        self.assertRegex(r.stderr, r"syntax\.json:3:\d+: ")
+
+    def test_check_reports_rule_file_errors(self):
+        rules = write(self.tmp, "rules.json",
+                      '{"name": "x", "rules": [\n  {"id": "a", "why": "w", "action": "hash",\n'
+                      '   "field": "user.ip", "method": "md5"}\n]}\n')
+        with open(os.path.join(ROOT, "conf", "scrubgate.json")) as f:
+            cfg = json.load(f)
+        cfg["sites"][0]["rules"] = rules
+        path = write(self.tmp, "c.json", json.dumps(cfg))
+        r = run("check", "-c", path)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("rules.json:3:34: rules[0].method", r.stderr)
+
+    def test_serve_refuses_invalid_config(self):
+        cfg = write(self.tmp, "bad.json", '{"sites": [{"id": 1}]}')
+        r = run("serve", "-c", cfg)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("bad.json:1:19: sites[0].id", r.stderr)
+
+    def test_explain(self):
+        ev = json.dumps({"event": "won", "event_id": "e1", "consent": "granted",
+                         "user": {"email": "someone@example.com"},
+                         "page": {"url": "https://shop.example.com/?email=someone%40example.com"}})
+        r = run("explain", "-c", "conf/scrubgate.json", "--site", "shop", "--ip", "192.0.2.5",
+                "--ua", "ExplainUA", "--header", "Cookie: sg_sid=" + "ab" * 16, "-", stdin=ev)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        doc = json.loads(r.stdout)
+        out = doc["event"]
+        self.assertEqual(out["event"], "Purchase")
+        self.assertEqual(out["user"]["user_agent"], "ExplainUA")
+        self.assertEqual(out["page"]["url"], "https://shop.example.com/")
+        self.assertNotIn("email", out["user"])
+        self.assertEqual(doc["session"], "cookie")
+        self.assertEqual(doc["destinations"][0]["reason"], "dry_run")
+        rules = {(x["rule"], x["field"], x["action"]) for x in doc["receipt"]["rules"]}
+        self.assertIn(("drop-raw-pii", "user.email", "drop"), rules)
+        self.assertIn(("ip-keyed-hash", "user.ip", "hash:hmac_sha256"), rules)
+        self.assertEqual(doc["receipt"]["consent"]["ad_user_data"],
+                         {"state": "granted", "source": "event"})
+        # The receipt names rules and fields, never a value.
+        self.assertNotIn("someone", json.dumps(doc["receipt"]))
+        # Same input, same cookie: same output (explain is deterministic).
+        r2 = run("explain", "-c", "conf/scrubgate.json", "--site", "shop", "--ip", "192.0.2.5",
+                 "--ua", "ExplainUA", "--header", "Cookie: sg_sid=" + "ab" * 16, "-", stdin=ev)
+        self.assertEqual(r.stdout, r2.stdout)
+
+    def test_explain_gpc_and_invalid_event(self):
+        r = run("explain", "-c", "conf/scrubgate.json", "--site", "shop", "--gpc", "-",
+                stdin='{"event": "Lead", "consent": "granted"}')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIs(json.loads(r.stdout)["event"]["limited_data_use"], True)
+        r = run("explain", "-c", "conf/scrubgate.json", "--site", "shop", "-", stdin='{"x": 1}')
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("event: required", r.stderr)
+        r = run("explain", "-c", "conf/scrubgate.json", "--site", "nope", "-", stdin='{}')
+        self.assertEqual(r.returncode, 2)
+
+    def test_shipped_config_serves_without_credentials(self):
+        # The shipped config as it is, but on a free port and a private state_dir.
+        with open(os.path.join(ROOT, "conf", "scrubgate.json")) as f:
+            cfg = json.load(f)
+        p = Proxy(cfg["sites"], env={"SG_TEST_SECRET": ""})
+        env = dict(p.env)
+        env.pop("SCRUBGATE_SHOP_SECRET", None)
+        env.pop("TIKTOK_ACCESS_TOKEN", None)
+        p.env = env
+        p.start()
+        try:
+            status, _, body = p.post({"event": "ViewContent", "event_id": "v1"})
+            self.assertEqual(status, 202, body)
+            line = p.wait_sync(1)[0]
+            self.assertEqual((line["status"], line["reason"]), ("skipped", "dry_run"))
+        finally:
+            self.assertEqual(p.stop(), 0)
+        self.assertIn("would POST 1 event(s)", p.stderr())
+        self.assertRegex(p.stderr(), re.compile("no secret set; using a random per-process key"))
+
+
+if __name__ == "__main__":
+    unittest.main()

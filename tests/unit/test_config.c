@@ -1,0 +1,159 @@
+/* Configuration: defaults, and every error names file, line and column. */
+#include "testutil.h"
+
+#include "scrubgate/config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SITE_OK                                                                                    \
+    "{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_SECRET\","                \
+    "\"destinations\":[{\"type\":\"tiktok\",\"pixel_code\":\"P1\",\"access_token_env\":\"SGT_TOKEN\"}]}"
+
+static struct sg_config *load(const char *text, char **log)
+{
+    char *path = sg_write_temp(".json", text);
+    sg_capture_begin();
+    struct sg_config *cfg = sg_config_load(path);
+    *log = sg_capture_end();
+    unlink(path);
+    free(path);
+    return cfg;
+}
+
+static void expect_error(const char *text, const char *where, const char *what)
+{
+    char *log;
+    struct sg_config *cfg = load(text, &log);
+    assert_null(cfg);
+    if (!strstr(log, where) || !strstr(log, what))
+        fail_msg("wanted \"%s\" and \"%s\" in: %s", where, what, log);
+    free(log);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    setenv("SGT_SECRET", "0123456789abcdef-secret", 1);
+    setenv("SGT_TOKEN", "token-value-xyz", 1);
+    return 0;
+}
+
+static void valid_config_and_defaults(void **state)
+{
+    char *log;
+    (void)state;
+    struct sg_config *cfg = load("{\"sites\":[" SITE_OK "]}", &log);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->listen, "127.0.0.1:8080");
+    assert_int_equal(cfg->limits.max_body_bytes, 65536);
+    assert_int_equal(cfg->limits.max_events_per_request, 100);
+    assert_int_equal(cfg->limits.flush_interval_ms, 250);
+    assert_int_equal(cfg->limits.batch_max_events, 1000);
+    assert_true(cfg->workers >= 1);
+    const struct sg_site *s = sg_config_site_by_id(cfg, "s");
+    assert_non_null(s);
+    assert_int_equal(s->consent.default_state, SG_CONSENT_DENIED);
+    assert_true(s->consent.honor_gpc);
+    assert_string_equal(s->dests[0].url,
+                        "https://business-api.tiktok.com/open_api/v1.3/event/track/");
+    assert_string_equal(s->dests[0].access_token, "token-value-xyz");
+    assert_null(strstr(log, "token-value-xyz"));
+    free(log);
+    sg_config_free(cfg);
+}
+
+static void shipped_config_is_valid(void **state)
+{
+    (void)state;
+    unsetenv("SCRUBGATE_SHOP_SECRET");
+    sg_capture_begin();
+    struct sg_config *cfg = sg_config_load("conf/scrubgate.json");
+    free(sg_capture_end());
+    assert_non_null(cfg);
+    assert_true(cfg->sites[0].dests[0].dry_run);
+    assert_true(cfg->sites[0].secret_ephemeral); /* allowed: nothing can leave a dry run */
+    sg_config_free(cfg);
+}
+
+static void errors_with_positions(void **state)
+{
+    (void)state;
+    expect_error("{\"sites\":[" SITE_OK "],\n  \"listne\": \"x\"}", ":2:3: listne", "unknown key");
+    expect_error("{\"sites\":[\n" SITE_OK ",\n{\"id\":\"s\"}]}", ":3:1: sites[1]",
+                 "\"rules\" is required");
+    expect_error("{\"sites\": [" SITE_OK "], \"limits\": {\"batch_max_events\": 5000}}",
+                 ":1:", "limits.batch_max_events: must be an integer from 1 to 1000");
+    expect_error("{\"sites\": [" SITE_OK "], \"trusted_proxies\": [\"10.0.0.0/33\"]}",
+                 "trusted_proxies[0]", "CIDR");
+    expect_error("{\"sites\": [], \"listen\": \"x\"}", "listen", "host:port");
+    expect_error("{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_NOPE\","
+                 "\"destinations\":[{\"type\":\"tiktok\",\"pixel_code\":\"P1\",\"access_token_env\":\"SGT_TOKEN\"}]}]}",
+                 "sites[0]", "secret's environment variable is not set");
+    expect_error("{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_SECRET\","
+                 "\"destinations\":[{\"type\":\"tiktok\",\"pixel_code\":\"P1\"}]}]}",
+                 "sites[0].destinations[0]", "access_token_env or access_token_file is required");
+    expect_error("{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_SECRET\","
+                 "\"destinations\":[{\"type\":\"facebook\",\"pixel_code\":\"P1\"}]}]}",
+                 "sites[0].destinations[0].type", "unknown destination type");
+    expect_error("{\"sites\":[{\"id\":\"s\",\"rules\":\"no/such.json\",\"secret_env\":\"SGT_SECRET\","
+                 "\"destinations\":[]}]}",
+                 "no/such.json", "cannot open");
+    expect_error("{\"sites\": [" SITE_OK "] \"x\": 1}", ":1:", "");
+    expect_error("{\"sites\":[" SITE_OK "," SITE_OK "]}", "sites[1].id", "duplicate site id");
+}
+
+static void secret_never_in_errors(void **state)
+{
+    char *log;
+    (void)state;
+    setenv("SGT_SHORT", "tiny-secret", 1);
+    struct sg_config *cfg = load("{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\","
+                                 "\"secret_env\":\"SGT_SHORT\",\"destinations\":[{\"type\":\"tiktok\","
+                                 "\"pixel_code\":\"P1\",\"access_token_env\":\"SGT_TOKEN\"}]}]}",
+                                 &log);
+    assert_null(cfg);
+    assert_non_null(strstr(log, "at least 16 bytes"));
+    assert_null(strstr(log, "tiny-secret"));
+    assert_null(strstr(log, "token-value-xyz"));
+    free(log);
+}
+
+static void cidrs_and_hosts(void **state)
+{
+    struct sg_cidr c;
+    int fam;
+    unsigned char a[16];
+    (void)state;
+    assert_int_equal(sg_cidr_parse("10.1.0.0/16", &c), 0);
+    sg_addr_parse("10.1.200.3", &fam, a);
+    assert_true(sg_cidr_match(&c, fam, a));
+    sg_addr_parse("10.2.0.1", &fam, a);
+    assert_false(sg_cidr_match(&c, fam, a));
+    assert_int_equal(sg_cidr_parse("2001:db8::/32", &c), 0);
+    sg_addr_parse("2001:db8:ffff::1", &fam, a);
+    assert_true(sg_cidr_match(&c, fam, a));
+    sg_addr_parse("::ffff:10.1.2.3", &fam, a); /* IPv4-mapped counts as IPv4 */
+    assert_int_equal(fam, AF_INET);
+    assert_int_equal(sg_cidr_parse("10.0.0.0/33", &c), -1);
+    assert_int_equal(sg_cidr_parse("nope/8", &c), -1);
+    char host[64];
+    int port;
+    assert_int_equal(sg_split_hostport("[::1]:8080", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 8080);
+    assert_int_equal(sg_split_hostport("127.0.0.1:99999", host, sizeof(host), &port), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(valid_config_and_defaults),
+        cmocka_unit_test(shipped_config_is_valid),
+        cmocka_unit_test(errors_with_positions),
+        cmocka_unit_test(secret_never_in_errors),
+        cmocka_unit_test(cidrs_and_hosts),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}

@@ -1,0 +1,137 @@
+/* Normalizing one input event: timestamps, fields, limits, click ids. */
+#include "testutil.h"
+
+#include "scrubgate/event.h"
+
+#include <string.h>
+
+static struct sg_limits limits;
+
+static int normalize(const char *json, struct sg_request_ctx *ctx, struct sg_event *ev, char *err)
+{
+    json_t *in = json_loads(json, 0, NULL);
+    assert_non_null(in);
+    sg_event_init(ev);
+    int rc = sg_event_from_json(ev, in, ctx, &limits, err, 256);
+    json_decref(in); /* the event keeps only copies */
+    ev->consent_field = NULL;
+    return rc;
+}
+
+static void rfc3339(void **state)
+{
+    int64_t t;
+    (void)state;
+    assert_int_equal(sg_parse_rfc3339("2025-11-21T04:53:20Z", &t), 0);
+    assert_int_equal(t, 1763700800);
+    assert_int_equal(sg_parse_rfc3339("2025-11-21T06:53:20.123+02:00", &t), 0);
+    assert_int_equal(t, 1763700800);
+    assert_int_equal(sg_parse_rfc3339("1970-01-01T00:00:00Z", &t), 0);
+    assert_int_equal(t, 0);
+    assert_int_equal(sg_parse_rfc3339("2025-11-21", &t), -1);
+    assert_int_equal(sg_parse_rfc3339("2025-13-21T00:00:00Z", &t), -1);
+    assert_int_equal(sg_parse_rfc3339("2025-11-21T00:00:00", &t), -1);
+    assert_int_equal(sg_parse_rfc3339("2025-11-21T00:00:00Zjunk", &t), -1);
+}
+
+static void timestamps_and_ids(void **state)
+{
+    struct sg_request_ctx ctx = {.now = 1763700000};
+    struct sg_event ev;
+    char err[256];
+    (void)state;
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"timestamp\":1763699000123}", &ctx, &ev, err), 0);
+    assert_int_equal(ev.event_time, 1763699000);
+    assert_true(ev.event_id_generated);
+    assert_int_equal(strlen(ev.event_id), 32);
+    sg_event_release(&ev);
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"event_id\":42}", &ctx, &ev, err), 0);
+    assert_string_equal(ev.event_id, "42");
+    assert_int_equal(ev.event_time, 1763700000); /* absent means now */
+    sg_event_release(&ev);
+    /* A little clock skew is clamped to now; the future is refused. */
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"timestamp\":1763700100}", &ctx, &ev, err), 0);
+    assert_int_equal(ev.event_time, 1763700000);
+    sg_event_release(&ev);
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"timestamp\":1763709000}", &ctx, &ev, err), -1);
+    assert_string_equal(err, "timestamp: in the future");
+    sg_event_release(&ev);
+}
+
+static void click_id_precedence(void **state)
+{
+    struct sg_request_ctx ctx = {.now = 1763700000, .cookie_ttclid = "cookie", .cookie_ttp = "tp"};
+    struct sg_event ev;
+    char err[256];
+    (void)state;
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"page\":{\"url\":\"https://x/?a=1&ttclid=E.C.P.u%2B1\"}}", &ctx, &ev, err), 0);
+    assert_string_equal(ev.val[SG_F_USER_TTCLID], "E.C.P.u+1"); /* %2B is a plus */
+    assert_string_equal(ev.val[SG_F_USER_TTP], "tp");
+    sg_event_release(&ev);
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"user\":{\"ttclid\":\"ev\"},\"page\":{\"url\":\"https://x/?ttclid=u\"}}", &ctx, &ev, err), 0);
+    assert_string_equal(ev.val[SG_F_USER_TTCLID], "ev");
+    sg_event_release(&ev);
+    assert_int_equal(normalize("{\"event\":\"Lead\"}", &ctx, &ev, err), 0);
+    assert_string_equal(ev.val[SG_F_USER_TTCLID], "cookie");
+    sg_event_release(&ev);
+}
+
+static void body_ip_needs_trust(void **state)
+{
+    struct sg_request_ctx ctx = {.now = 1763700000, .ip = "127.0.0.1", .user_agent = "conn-ua"};
+    struct sg_event ev;
+    char err[256];
+    (void)state;
+    const char *j = "{\"event\":\"Lead\",\"ip\":\"::ffff:198.51.100.4\",\"user_agent\":\"body-ua\"}";
+    assert_int_equal(normalize(j, &ctx, &ev, err), 0);
+    assert_string_equal(ev.val[SG_F_USER_IP], "127.0.0.1");
+    assert_string_equal(ev.val[SG_F_USER_USER_AGENT], "conn-ua");
+    sg_event_release(&ev);
+    ctx.trusted_server = true;
+    assert_int_equal(normalize(j, &ctx, &ev, err), 0);
+    assert_string_equal(ev.val[SG_F_USER_IP], "198.51.100.4"); /* canonical IPv4 */
+    assert_string_equal(ev.val[SG_F_USER_USER_AGENT], "body-ua");
+    sg_event_release(&ev);
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"ip\":\"not-an-ip\"}", &ctx, &ev, err), -1);
+    sg_event_release(&ev);
+}
+
+static void errors_name_the_field_not_the_value(void **state)
+{
+    struct sg_request_ctx ctx = {.now = 1763700000};
+    struct sg_event ev;
+    char err[256];
+    (void)state;
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"user\":{\"email\":[\"secret@x.com\"]}}", &ctx, &ev, err), -1);
+    assert_string_equal(err, "user.email: must be a string");
+    sg_event_release(&ev);
+    char big[5000];
+    snprintf(big, sizeof(big), "{\"event\":\"Lead\",\"page\":{\"url\":\"%04000d\"}}", 7);
+    assert_int_equal(normalize(big, &ctx, &ev, err), -1);
+    assert_string_equal(err, "page.url: longer than the field limit");
+    sg_event_release(&ev);
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"properties\":{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":1}}}}}}", &ctx, &ev, err), -1);
+    sg_event_release(&ev);
+}
+
+static void query_param(void **state)
+{
+    (void)state;
+    char *v = sg_url_query_param("https://x/?a=1&ttclid=E.C.P.x#frag", "ttclid");
+    assert_string_equal(v, "E.C.P.x");
+    free(v);
+    assert_null(sg_url_query_param("https://x/?xttclid=1", "ttclid"));
+    assert_null(sg_url_query_param("https://x/#ttclid=1", "ttclid"));
+}
+
+int main(void)
+{
+    sg_limits_default(&limits);
+    limits.max_field_bytes = 2048;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(rfc3339),           cmocka_unit_test(timestamps_and_ids),
+        cmocka_unit_test(click_id_precedence), cmocka_unit_test(body_ip_needs_trust),
+        cmocka_unit_test(errors_name_the_field_not_the_value), cmocka_unit_test(query_param),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,236 @@
+/* The rule engine: loading errors with positions, and every action. */
+#include "testutil.h"
+
+#include "scrubgate/pipeline.h"
+#include "scrubgate/rules.h"
+
+#include <string.h>
+#include <unistd.h>
+
+/* Load a rule set from text; on failure return what was logged (owned). */
+static char *load_error(const char *text)
+{
+    char *path = sg_write_temp(".json", text);
+    sg_capture_begin();
+    struct sg_ruleset *rs = sg_ruleset_load(path);
+    char *log = sg_capture_end();
+    assert_null(rs);
+    unlink(path);
+    free(path);
+    return log;
+}
+
+static void expect_load_error(const char *text, const char *where, const char *what)
+{
+    char *log = load_error(text);
+    if (!strstr(log, where) || !strstr(log, what))
+        fail_msg("wanted \"%s\" and \"%s\" in: %s", where, what, log);
+    free(log);
+}
+
+static void invalid_rule_sets_say_where(void **state)
+{
+    (void)state;
+    expect_load_error("{\"name\":\"x\",\"rules\":[\n {\"id\":\"a\",\"why\":\"w\",\"action\":\"drop\",\n"
+                      "  \"feilds\":[\"user.email\"]}]}",
+                      ".json:3:3: rules[0].feilds", "unknown key");
+    expect_load_error("{\"name\":\"x\",\"rules\":[{\"id\":\"a\",\"why\":\"w\",\"action\":\"explode\","
+                      "\"field\":\"user.ip\"}]}",
+                      ":1:51: rules[0].action", "one of drop");
+    expect_load_error("{\"name\":\"x\",\"rules\":[{\"id\":\"a\",\"why\":\"w\",\"action\":\"redact\","
+                      "\"field\":\"page.url\",\"detectors\":[\"email\",\"dna\"]}]}",
+                      "rules[0].detectors[1]", "unknown detector");
+    expect_load_error("{\"name\":\"x\",\"rules\":[{\"id\":\"a\",\"action\":\"drop\",\"field\":\"user.ip\"}]}",
+                      "rules[0]", "\"why\": required");
+    expect_load_error("{\"name\":\"x\",\"rules\":[{\"id\":\"a\",\"why\":\"w\",\"action\":\"drop\","
+                      "\"field\":\"user.password\"}]}",
+                      "rules[0].field", "unknown field");
+    expect_load_error("{\"name\":\"x\",\"rules\":[{\"id\":\"a\",\"why\":\"w\",\"action\":\"allow\","
+                      "\"field\":\"user.ip\",\"when\":{\"consent\":{\"ad_storage\":\"maybe\"}}}]}",
+                      "rules[0].when.consent.ad_storage", "granted");
+    expect_load_error("{\"name\":\"x\",\"rules\":[{\"id\":\"a\",\"why\":\"w\",\"action\":\"allow\","
+                      "\"field\":\"user.ip\"},{\"id\":\"a\",\"why\":\"w\",\"action\":\"allow\","
+                      "\"field\":\"user.ip\"}]}",
+                      "rules[1].id", "duplicate");
+    expect_load_error("{\"name\":\"x\",\"rules\":[{\"id\":\"a\",\"why\":\"w\",\"action\":\"hash\","
+                      "\"field\":\"user.ip\",\"method\":\"md5\"}]}",
+                      "rules[0].method", "hmac_sha256");
+    expect_load_error("{\"name\":\"x\",\"rules\":[", ".json:1:", "");
+}
+
+/* Run one rule set (inline text) over one event under a consent string. */
+struct run {
+    struct sg_site *site;
+    struct sg_request_ctx ctx;
+    struct sg_event ev;
+    enum sg_pipe_result pr;
+    char *path;
+};
+
+static void run(struct run *r, const char *rules, const char *event, bool gpc)
+{
+    struct sg_limits lim;
+    char err[256];
+    sg_limits_default(&lim);
+    r->path = sg_write_temp(".json", rules);
+    r->site = sg_test_site(r->path);
+    memset(&r->ctx, 0, sizeof(r->ctx));
+    strcpy(r->ctx.ip, "203.0.113.9");
+    strcpy(r->ctx.session_id, "0123456789abcdef0123456789abcdef");
+    r->ctx.user_agent = "UA/1";
+    r->ctx.gpc = gpc;
+    r->ctx.now = 1763700000;
+    json_t *in = json_loads(event, 0, NULL);
+    assert_non_null(in);
+    sg_event_init(&r->ev);
+    r->pr = sg_pipeline_run(r->site, &lim, in, &r->ctx, &r->ev, err, sizeof(err));
+    json_decref(in);
+}
+
+static void run_free(struct run *r)
+{
+    sg_event_release(&r->ev);
+    sg_test_site_free(r->site);
+    unlink(r->path);
+    free(r->path);
+}
+
+#define RULESET(...) "{\"name\":\"t\",\"rules\":[" __VA_ARGS__ "]}"
+
+static void minimization_by_default(void **state)
+{
+    struct run r;
+    (void)state;
+    run(&r, RULESET(), "{\"event\":\"Lead\",\"user\":{\"email\":\"a@b.co\"},\"consent\":\"granted\"}", false);
+    assert_int_equal(r.pr, SG_PIPE_OK);
+    assert_int_equal(r.ev.allowed, 0); /* nothing allowed: only event, time and id leave */
+    run_free(&r);
+}
+
+static void hash_sha256_and_hmac(void **state)
+{
+    struct run r;
+    (void)state;
+    run(&r,
+        RULESET("{\"id\":\"h\",\"why\":\"w\",\"action\":\"hash\",\"fields\":[\"user.email\",\"user.phone\"],\"method\":\"sha256\"},"
+                "{\"id\":\"k\",\"why\":\"w\",\"action\":\"hash\",\"field\":\"user.ip\",\"method\":\"hmac_sha256\"}"),
+        "{\"event\":\"Lead\",\"user\":{\"email\":\" ALICE_abc@gmail.com \",\"phone\":\"(+1)2133734253\"}}", false);
+    assert_string_equal(r.ev.val[SG_F_USER_EMAIL],
+                        "848a771458438fc2ec420560d769fb9b9b86851ee338ec56517baabd79d3bb4f");
+    assert_string_equal(r.ev.val[SG_F_USER_PHONE],
+                        "9f7ec22d72092cd3c0b58726ed9c2d91b92e51a3f29837508fb2948bb22dd2fd");
+    assert_string_equal(r.ev.val[SG_F_USER_IP],
+                        "7271b45eba9223a62c9bb48b82a9cab10f1c2d7f48e7f380bd2904882c49fbc8");
+    run_free(&r);
+}
+
+static void set_from_session_and_value(void **state)
+{
+    struct run r;
+    (void)state;
+    run(&r,
+        RULESET("{\"id\":\"s\",\"why\":\"w\",\"action\":\"set\",\"field\":\"user.external_id\",\"from\":\"session\"},"
+                "{\"id\":\"l\",\"why\":\"w\",\"action\":\"set\",\"field\":\"limited_data_use\",\"value\":true,\"when\":{\"gpc\":true}}"),
+        "{\"event\":\"Lead\"}", true);
+    /* python3: hmac.new(b"golden-secret-0123456789", b"session\0" + sid, sha256) */
+    assert_string_equal(r.ev.val[SG_F_USER_EXTERNAL_ID],
+                        "165ebf87ac7ef9cafce81c51743615e53d861a963280f9b2d84ad6401099f4c2");
+    assert_true(r.ev.ldu);
+    run_free(&r);
+    run(&r,
+        RULESET("{\"id\":\"l\",\"why\":\"w\",\"action\":\"set\",\"field\":\"limited_data_use\",\"value\":true,\"when\":{\"gpc\":true}}"),
+        "{\"event\":\"Lead\"}", false);
+    assert_false(r.ev.ldu);
+    run_free(&r);
+}
+
+static void when_conditions(void **state)
+{
+    struct run r;
+    (void)state;
+    const char *rs = RULESET(
+        "{\"id\":\"ua\",\"why\":\"w\",\"action\":\"allow\",\"field\":\"user.user_agent\","
+        "\"when\":{\"consent\":{\"ad_user_data\":\"granted\"},\"events\":[\"Purchase\"],\"present\":[\"properties\"]}}");
+    run(&r, rs, "{\"event\":\"Purchase\",\"consent\":\"granted\",\"properties\":{\"value\":1}}", false);
+    assert_true(r.ev.allowed & SG_FIELD_BIT(SG_F_USER_USER_AGENT));
+    run_free(&r);
+    run(&r, rs, "{\"event\":\"Lead\",\"consent\":\"granted\",\"properties\":{\"value\":1}}", false);
+    assert_false(r.ev.allowed & SG_FIELD_BIT(SG_F_USER_USER_AGENT));
+    run_free(&r);
+    run(&r, rs, "{\"event\":\"Purchase\",\"consent\":\"denied\",\"properties\":{\"value\":1}}", false);
+    assert_false(r.ev.allowed & SG_FIELD_BIT(SG_F_USER_USER_AGENT));
+    run_free(&r);
+    run(&r, rs, "{\"event\":\"Purchase\",\"consent\":\"granted\"}", false);
+    assert_false(r.ev.allowed & SG_FIELD_BIT(SG_F_USER_USER_AGENT));
+    run_free(&r);
+}
+
+static void drop_removes_and_disallows(void **state)
+{
+    struct run r;
+    (void)state;
+    run(&r,
+        RULESET("{\"id\":\"a\",\"why\":\"w\",\"action\":\"allow\",\"field\":\"user.email\"},"
+                "{\"id\":\"d\",\"why\":\"w\",\"action\":\"drop\",\"field\":\"user.email\"}"),
+        "{\"event\":\"Lead\",\"user\":{\"email\":\"a@b.co\"}}", false);
+    assert_null(r.ev.val[SG_F_USER_EMAIL]);
+    assert_false(r.ev.allowed & SG_FIELD_BIT(SG_F_USER_EMAIL));
+    json_t *changed = sg_event_changed_rules(&r.ev);
+    assert_int_equal(json_array_size(changed), 1);
+    assert_string_equal(json_string_value(json_array_get(changed, 0)), "d");
+    json_decref(changed);
+    run_free(&r);
+}
+
+static void redact_map_and_drop_event(void **state)
+{
+    struct run r;
+    (void)state;
+    run(&r,
+        RULESET("{\"id\":\"m\",\"why\":\"w\",\"action\":\"map_event\"},"
+                "{\"id\":\"r\",\"why\":\"w\",\"action\":\"redact\",\"fields\":[\"properties\",\"page.url\"],\"detectors\":[\"email\"]}"),
+        "{\"event\":\"won\",\"page\":{\"url\":\"https://x/?who=a%40b.co\"},"
+        "\"properties\":{\"description\":\"for a@b.co\",\"contents\":[{\"content_name\":\"c@d.io\"}]}}", false);
+    assert_string_equal(r.ev.name, "Purchase");
+    assert_string_equal(r.ev.val[SG_F_PAGE_URL], "https://x/");
+    assert_string_equal(json_string_value(json_object_get(r.ev.props, "description")), "for [redacted]");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(r.ev.props, "contents"), 0), "content_name")),
+                        "[redacted]");
+    run_free(&r);
+    run(&r,
+        RULESET("{\"id\":\"bots\",\"why\":\"w\",\"action\":\"drop_event\",\"reason\":\"bot\",\"when\":{\"events\":[\"Crawl\"]}},"
+                "{\"id\":\"a\",\"why\":\"w\",\"action\":\"allow\",\"field\":\"user.ip\"}"),
+        "{\"event\":\"Crawl\"}", false);
+    assert_int_equal(r.pr, SG_PIPE_SKIP);
+    assert_string_equal(r.ev.skip_reason, "bot");
+    assert_false(r.ev.allowed & SG_FIELD_BIT(SG_F_USER_IP)); /* rules after a drop do not run */
+    run_free(&r);
+}
+
+static void shipped_default_loads(void **state)
+{
+    (void)state;
+    struct sg_ruleset *rs = sg_ruleset_load("rules/default.json");
+    assert_non_null(rs);
+    assert_string_equal(sg_ruleset_name(rs), "default");
+    assert_int_equal(strncmp(sg_ruleset_version(rs), "sha256:", 7), 0);
+    sg_ruleset_free(rs);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(invalid_rule_sets_say_where),
+        cmocka_unit_test(minimization_by_default),
+        cmocka_unit_test(hash_sha256_and_hmac),
+        cmocka_unit_test(set_from_session_and_value),
+        cmocka_unit_test(when_conditions),
+        cmocka_unit_test(drop_removes_and_disallows),
+        cmocka_unit_test(redact_map_and_drop_event),
+        cmocka_unit_test(shipped_default_loads),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    sg_rules_thread_release();
+    return rc;
+}

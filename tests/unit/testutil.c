@@ -1,0 +1,81 @@
+#include "testutil.h"
+
+#include "scrubgate/rules.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int saved_fd = -1;
+static char capture_path[64];
+
+void sg_capture_begin(void)
+{
+    strcpy(capture_path, "/tmp/sg-capture-XXXXXX");
+    int fd = mkstemp(capture_path);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    saved_fd = dup(2);
+    dup2(fd, 2);
+    close(fd);
+}
+
+char *sg_capture_end(void)
+{
+    fflush(stderr);
+    dup2(saved_fd, 2);
+    close(saved_fd);
+    char *text = sg_read_file(capture_path);
+    unlink(capture_path);
+    return text;
+}
+
+char *sg_write_temp(const char *suffix, const char *text)
+{
+    char *path = sg_xasprintf("/tmp/sg-test-XXXXXX%s", suffix);
+    int fd = mkstemps(path, (int)strlen(suffix));
+    assert_true(fd >= 0);
+    size_t n = strlen(text);
+    assert_int_equal(write(fd, text, n), (ssize_t)n);
+    close(fd);
+    return path;
+}
+
+char *sg_read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = sg_xmalloc((size_t)n + 1);
+    size_t got = fread(buf, 1, (size_t)n, f);
+    buf[got] = '\0';
+    fclose(f);
+    return buf;
+}
+
+struct sg_site *sg_test_site(const char *rules_path)
+{
+    struct sg_site *s = sg_xcalloc(1, sizeof(*s));
+    s->id = sg_xstrdup("test");
+    s->secret = (unsigned char *)sg_xstrdup(SG_TEST_SECRET);
+    s->secret_len = strlen(SG_TEST_SECRET);
+    s->consent.default_state = SG_CONSENT_DENIED;
+    s->consent.honor_gpc = true;
+    s->rules = sg_ruleset_load(rules_path);
+    assert_non_null(s->rules);
+    s->event_map = json_pack("{s:s}", "won", "Purchase");
+    return s;
+}
+
+void sg_test_site_free(struct sg_site *s)
+{
+    sg_ruleset_free(s->rules);
+    json_decref(s->event_map);
+    free(s->secret);
+    free(s->id);
+    free(s);
+}
