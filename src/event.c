@@ -173,6 +173,23 @@ char *sg_url_query_param(const char *url, const char *name)
 
 /* ---- the event object ---- */
 
+#define NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_ .:-"
+#define TOKEN_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._~+/=-"
+#define LOCALE_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
+
+static bool charset_ok(const char *s, const char *allowed)
+{
+    return s[strspn(s, allowed)] == '\0';
+}
+
+/* Drop a token-shaped value (click id, cookie, locale) that is not one. */
+static void keep_token(struct sg_event *ev, enum sg_field f, const char *allowed, size_t max)
+{
+    const char *v = ev->val[f];
+    if (v && (strlen(v) > max || !charset_ok(v, allowed)))
+        sg_event_set(ev, f, NULL);
+}
+
 struct reader {
     const struct sg_limits *limits;
     char *err;
@@ -284,11 +301,17 @@ int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_
     if (json_string_length(name) > 100)
         return FAIL(&r, "%s: longer than 100 bytes", "event");
     ev->name = sg_xstrdup(json_string_value(name));
+    if (!charset_ok(ev->name, NAME_CHARS))
+        return FAIL(&r, "%s: only letters, digits, space and _ . : - are allowed", "event");
 
     if (get_string(&r, in, "event_id", "event_id", true, &ev->event_id) < 0)
         return -1;
     if (ev->event_id && strlen(ev->event_id) > 128)
         return FAIL(&r, "%s: longer than 128 bytes", "event_id");
+    /* Identifiers leave as they are, so they must not be able to carry personal data. */
+    if (ev->event_id && sg_scrub_detect(SG_DET_ALL, ev->event_id, strlen(ev->event_id)) != 0)
+        return FAIL(&r, "%s: looks like personal data (an email, phone or card number)",
+                    "event_id");
     if (!ev->event_id) {
         char id[33];
         if (sg_random_hex(id, 16) < 0)
@@ -337,6 +360,10 @@ int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_
     if (!ev->val[SG_F_USER_TTP] && ctx->cookie_ttp && *ctx->cookie_ttp &&
         strlen(ctx->cookie_ttp) <= limits->max_field_bytes)
         ev->val[SG_F_USER_TTP] = sg_xstrdup(ctx->cookie_ttp);
+    /* Click ids and the locale are tokens; anything else in them is noise or worse. */
+    keep_token(ev, SG_F_USER_TTCLID, TOKEN_CHARS, 512);
+    keep_token(ev, SG_F_USER_TTP, TOKEN_CHARS, 512);
+    keep_token(ev, SG_F_USER_LOCALE, LOCALE_CHARS, 35);
 
     /* IP and user agent: from the connection, or from an authenticated server's body. */
     char *body_ip = NULL, *body_ua = NULL;

@@ -24,6 +24,7 @@ enum sg_log_level sg_log_get_level(void)
     return min_level;
 }
 
+static void vlog(enum sg_log_level level, const char *fmt, va_list ap) SG_PRINTF(2, 0);
 static void vlog(enum sg_log_level level, const char *fmt, va_list ap)
 {
     static const char *names[] = {"debug", "info", "warn", "error"};

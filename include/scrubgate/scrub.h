@@ -44,6 +44,9 @@ struct sg_url_policy {
  */
 int sg_scrub_text(unsigned detectors, const char *in, struct sg_buf *out, unsigned *hits);
 
+/* 1 when s holds a hit of any detector in the mask, 0 when none, -1 on a PCRE2 limit. */
+int sg_scrub_detect(unsigned detectors, const char *s, size_t len);
+
 /*
  * Scrub a URL: query parameters whose decoded value holds a detector hit, or
  * whose name is sensitive or stripped, are removed; a path segment with a hit

@@ -27,8 +27,8 @@ static const char *const detector_patterns[SG_DET__COUNT] = {
     /* phone: E.164 (+ and 8-15 digits) or a grouped national number such as
      * (213) 373-4253, 213-373-4253, +44 20 7946 0958. Bare digit runs are not
      * phones: they are far more often order numbers and SKUs. */
-    "(?<![\\w+])(?:\\+\\d{8,15}|(?:\\+\\d{1,3}[\\s.-]?)?(?:\\(\\d{2,4}\\)[\\s.-]?|\\d{2,4}[\\s.-])"
-    "\\d{3,4}[\\s.-]\\d{3,4})(?![\\w])",
+    ("(?<![\\w+])(?:\\+\\d{8,15}|(?:\\+\\d{1,3}[\\s.-]?)?(?:\\(\\d{2,4}\\)[\\s.-]?|\\d{2,4}[\\s.-])"
+     "\\d{3,4}[\\s.-]\\d{3,4})(?![\\w])"),
     /* card: 13-19 digits, optionally grouped by spaces or dashes; Luhn checked below */
     "(?<!\\d)(?:\\d[ -]?){12,18}\\d(?!\\d)",
 };
@@ -165,6 +165,47 @@ static int detect_any(unsigned mask, const char *s, size_t len)
     return 0;
 }
 
+/* One pass of every detector in mask over cur; the result ends in *cur. */
+static int scrub_pass(unsigned detectors, struct sg_buf **cur, struct sg_buf **next,
+                      unsigned *hits)
+{
+    for (int d = 0; d < SG_DET__COUNT; d++) {
+        if (!(detectors & (1u << d)))
+            continue;
+        size_t pos = 0, a, b;
+        int rc;
+        bool changed = false;
+        sg_buf_reset(*next);
+        while ((rc = next_hit(d, (*cur)->data, (*cur)->len, pos, &a, &b)) == 1) {
+            if (sg_buf_add(*next, (*cur)->data + pos, a - pos) < 0 ||
+                sg_buf_adds(*next, "[redacted]") < 0)
+                return -1;
+            (*hits)++;
+            changed = true;
+            pos = b > a ? b : b + 1;
+            if (pos > (*cur)->len)
+                break;
+        }
+        if (rc < 0)
+            return -1;
+        if (changed) {
+            if (pos < (*cur)->len && sg_buf_add(*next, (*cur)->data + pos, (*cur)->len - pos) < 0)
+                return -1;
+            struct sg_buf *t = *cur;
+            *cur = *next;
+            *next = t;
+        }
+    }
+    return 0;
+}
+
+/*
+ * A redaction changes its neighbourhood (digits next to a removed card
+ * number can now read as a phone number), so passes repeat until one finds
+ * nothing. Text that still changes after a few passes is refused.
+ */
+#define SCRUB_MAX_PASSES 4
+
 int sg_scrub_text(unsigned detectors, const char *in, struct sg_buf *out, unsigned *hits)
 {
     *hits = 0;
@@ -174,35 +215,24 @@ int sg_scrub_text(unsigned detectors, const char *in, struct sg_buf *out, unsign
     sg_buf_reset(cur);
     if (sg_buf_adds(cur, in) < 0)
         return -1;
-    for (int d = 0; d < SG_DET__COUNT; d++) {
-        if (!(detectors & (1u << d)))
-            continue;
-        size_t pos = 0, a, b;
-        int rc;
-        bool changed = false;
-        sg_buf_reset(next);
-        while ((rc = next_hit(d, cur->data, cur->len, pos, &a, &b)) == 1) {
-            if (sg_buf_add(next, cur->data + pos, a - pos) < 0 ||
-                sg_buf_adds(next, "[redacted]") < 0)
-                return -1;
-            (*hits)++;
-            changed = true;
-            pos = b > a ? b : b + 1;
-            if (pos > cur->len)
-                break;
-        }
-        if (rc < 0)
+    for (int pass = 0;; pass++) {
+        unsigned found = 0;
+        if (pass == SCRUB_MAX_PASSES || scrub_pass(detectors, &cur, &next, &found) < 0)
             return -1;
-        if (changed) {
-            if (pos < cur->len && sg_buf_add(next, cur->data + pos, cur->len - pos) < 0)
-                return -1;
-            struct sg_buf *t = cur;
-            cur = next;
-            next = t;
-        }
+        *hits += found;
+        if (!found)
+            break;
     }
     sg_buf_reset(out);
     return sg_buf_add(out, cur->data, cur->len);
+}
+
+/* Does s hold a hit of any detector in mask? 1, 0 or -1 (sg_scrub_detect's core). */
+int sg_scrub_detect(unsigned detectors, const char *s, size_t len)
+{
+    if (thread_ready() < 0)
+        return -1;
+    return detect_any(detectors, s, len);
 }
 
 static int hexval(char c)
@@ -296,8 +326,9 @@ static int query_pair_verdict(const struct sg_url_policy *pol, const char *p, si
     if ((pol->sensitive_params && sg_scrub_param_name_sensitive(dec->data, dec->len)) ||
         name_stripped(pol, dec->data, dec->len))
         return 1;
-    if (!eq)
-        return 0;
+    int rc = detect_any(pol->detectors, dec->data, dec->len); /* names carry data too */
+    if (rc != 0 || !eq)
+        return rc;
     if (sg_percent_decode(eq + 1, len - nlen - 1, true, dec) < 0)
         return -1;
     return detect_any(pol->detectors, dec->data, dec->len);
@@ -320,6 +351,12 @@ int sg_scrub_url(const struct sg_url_policy *pol, const char *url, struct sg_buf
     sg_buf_reset(out);
     /* scheme://authority: userinfo (user:password@) never leaves. */
     const char *scheme_end = strstr(url, "://");
+    /* Only a real scheme (RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / ".")) starts an
+     * authority; anything else is scrubbed as path text. */
+    if (scheme_end && (scheme_end == url || !((url[0] | 32) >= 'a' && (url[0] | 32) <= 'z') ||
+                       strspn(url, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.") !=
+                           (size_t)(scheme_end - url)))
+        scheme_end = NULL;
     if (scheme_end && (size_t)(scheme_end - url) < path_end) {
         size_t auth_start = (size_t)(scheme_end - url) + 3;
         size_t auth_end = auth_start;

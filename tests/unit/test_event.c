@@ -2,6 +2,7 @@
 #include "testutil.h"
 
 #include "scrubgate/event.h"
+#include "scrubgate/scrub.h"
 
 #include <string.h>
 
@@ -114,6 +115,27 @@ static void errors_name_the_field_not_the_value(void **state)
     sg_event_release(&ev);
 }
 
+static void identifiers_cannot_carry_personal_data(void **state)
+{
+    struct sg_request_ctx ctx = {.now = 1763700000, .cookie_ttp = "bad value@x.io"};
+    struct sg_event ev;
+    char err[256];
+    (void)state;
+    /* Found by fuzz_ingest: event names and ids leave as they are. */
+    assert_int_equal(normalize("{\"event\":\"Pur jane@doe.com\"}", &ctx, &ev, err), -1);
+    assert_string_equal(err, "event: only letters, digits, space and _ . : - are allowed");
+    sg_event_release(&ev);
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"event_id\":\"order-jane@doe.com\"}", &ctx, &ev, err), -1);
+    assert_non_null(strstr(err, "event_id: looks like personal data"));
+    sg_event_release(&ev);
+    /* Token-shaped values that are not tokens are dropped, not forwarded. */
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"ttclid\":\"E.C.P.ok_1-2\",\"locale\":\"en US <x>\"}", &ctx, &ev, err), 0);
+    assert_string_equal(ev.val[SG_F_USER_TTCLID], "E.C.P.ok_1-2");
+    assert_null(ev.val[SG_F_USER_TTP]);
+    assert_null(ev.val[SG_F_USER_LOCALE]);
+    sg_event_release(&ev);
+}
+
 static void query_param(void **state)
 {
     (void)state;
@@ -132,6 +154,9 @@ int main(void)
         cmocka_unit_test(rfc3339),           cmocka_unit_test(timestamps_and_ids),
         cmocka_unit_test(click_id_precedence), cmocka_unit_test(body_ip_needs_trust),
         cmocka_unit_test(errors_name_the_field_not_the_value), cmocka_unit_test(query_param),
+        cmocka_unit_test(identifiers_cannot_carry_personal_data),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    sg_scrub_thread_release();
+    return rc;
 }
