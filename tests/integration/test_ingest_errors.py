@@ -179,8 +179,22 @@ class IngestErrorTest(unittest.TestCase):
         self.assertTrue(data == b"" or data.startswith(b"HTTP/1.1 4"), data)
 
     def test_huge_headers_refused(self):
-        s, _, _ = self.proxy.post({"event": "Lead"}, headers={"X-Big": "a" * 20000})
-        self.assertIn(s, (400, 413, 431))
+        # evhttp answers 413 and closes; a client still writing may see the reset first.
+        # Either way the request is refused and nothing is accepted.
+        sock = socket.create_connection(("127.0.0.1", self.proxy.port))
+        sock.settimeout(5)
+        reply = b""
+        try:
+            sock.sendall(b"POST /v1/events?site=shop HTTP/1.1\r\nHost: x\r\n"
+                         b"X-Big: " + b"a" * 20000 + b"\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 16\r\n\r\n{\"event\":\"Lead\"}")
+            reply = sock.recv(100)
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        finally:
+            sock.close()
+        self.assertFalse(reply.startswith(b"HTTP/1.1 2"), reply)
+        self.assertTrue(reply == b"" or reply[9:12] in (b"400", b"413", b"431"), reply)
 
     def test_still_serving_after_all_that(self):
         s, _, _ = self.proxy.post({"event": "Lead"})
