@@ -93,7 +93,7 @@ class CliTest(unittest.TestCase):
         self.assertIn("bad.json:1:19: sites[0].id", r.stderr)
 
     def test_explain(self):
-        ev = json.dumps({"event": "won", "event_id": "e1", "consent": "granted",
+        ev = json.dumps({"event": "won", "event_id": "e1", "consent": "granted", "timestamp": 1763600000,
                          "user": {"email": "someone@example.com"},
                          "page": {"url": "https://shop.example.com/?email=someone%40example.com"}})
         r = run("explain", "-c", "conf/scrubgate.json", "--site", "shop", "--ip", "192.0.2.5",
