@@ -39,6 +39,7 @@ void sg_limits_default(struct sg_limits *l)
     l->max_inflight = 4;
     l->max_response_bytes = 64 * 1024;
     l->shutdown_timeout_ms = 5000;
+    l->max_connections = 4096;
 }
 
 static void free_strv(char **v, size_t n)
@@ -453,7 +454,7 @@ static int load_limits(struct loader *L, json_t *o, struct sg_limits *l)
         "max_body_bytes",   "max_header_bytes",  "max_events_per_request", "max_field_bytes",
         "request_timeout_ms", "queue_max_events", "flush_interval_ms",      "batch_max_events",
         "upstream_timeout_ms", "max_inflight",    "max_response_bytes",     "shutdown_timeout_ms",
-        NULL};
+        "max_connections",     NULL};
     long long v;
     if (!o)
         return 0;
@@ -480,6 +481,7 @@ static int load_limits(struct loader *L, json_t *o, struct sg_limits *l)
     LIMIT("max_inflight", 1, 64, max_inflight, size_t);
     LIMIT("max_response_bytes", 1024, 16 * 1024 * 1024, max_response_bytes, size_t);
     LIMIT("shutdown_timeout_ms", 0, 600000, shutdown_timeout_ms, int);
+    LIMIT("max_connections", 16, 1000000, max_connections, size_t);
 #undef LIMIT
     return 0;
 }

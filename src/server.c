@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -95,9 +96,69 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
     drain_cb(-1, 0, w);
 }
 
+/*
+ * Out of file descriptors (max_connections reached): stop accepting for a
+ * moment instead of letting the readable listener spin the loop, as nginx
+ * does. Connections wait in the kernel's backlog meanwhile.
+ */
+static _Thread_local struct sg_worker *tl_worker; /* the worker this thread runs */
+
+static void accept_error_cb(struct evconnlistener *listener, void *arg)
+{
+    struct sg_worker *w = tl_worker; /* arg is evhttp's own pointer, not ours */
+    int err = EVUTIL_SOCKET_ERROR();
+    SG_UNUSED(arg);
+    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+        sg_warn("worker %d: accept: %s", w->index, evutil_socket_error_to_string(err));
+        return;
+    }
+    evconnlistener_disable(listener);
+    struct timeval tv = {0, 100000};
+    evtimer_add(w->accept_resume, &tv);
+    uint64_t now = sg_now_mono_ms();
+    if (now - w->last_accept_warning >= 10000) {
+        w->last_accept_warning = now;
+        sg_warn("worker %d: connection limit reached (max_connections %zu): pausing accept",
+                w->index, w->cfg->limits.max_connections);
+    }
+}
+
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_worker *w = arg;
+    SG_UNUSED(fd);
+    SG_UNUSED(what);
+    if (w->http)
+        evconnlistener_enable(w->listener);
+}
+
+/*
+ * The connection limit is the process's file descriptor limit: every client
+ * connection is one descriptor, and a reserve covers upstream connections,
+ * listeners and files. Lowering the soft limit is always allowed.
+ */
+#define FD_RESERVE 64
+
+static void apply_connection_limit(const struct sg_limits *lim)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    rlim_t want = (rlim_t)(lim->max_connections + FD_RESERVE);
+    if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max) {
+        sg_warn("max_connections %zu is above the hard descriptor limit; using %llu",
+                lim->max_connections, (unsigned long long)(rl.rlim_max - FD_RESERVE));
+        want = rl.rlim_max;
+    }
+    rl.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        sg_warn("cannot set the descriptor limit: %s", strerror(errno));
+}
+
 static void *worker_main(void *arg)
 {
     struct sg_worker *w = arg;
+    tl_worker = w;
     event_base_dispatch(w->base);
     sg_rules_thread_release();
     return NULL;
@@ -117,6 +178,8 @@ static void worker_release(struct sg_worker *w)
         event_free(w->stop_ev);
     if (w->drain_timer)
         event_free(w->drain_timer);
+    if (w->accept_resume)
+        event_free(w->accept_resume);
     if (w->base)
         event_base_free(w->base);
 }
@@ -135,7 +198,8 @@ static int worker_init(struct sg_worker *w, const struct sg_config *cfg, struct 
     w->client = sg_http_new(w->base, lim->max_response_bytes);
     w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
     w->drain_timer = evtimer_new(w->base, drain_cb, w);
-    if (!w->http || !w->client || !w->stop_ev || !w->drain_timer)
+    w->accept_resume = evtimer_new(w->base, accept_resume_cb, w);
+    if (!w->http || !w->client || !w->stop_ev || !w->drain_timer || !w->accept_resume)
         return sg_error("worker %d: cannot create the loop's objects", w->index);
     evhttp_set_max_body_size(w->http, (ev_ssize_t)lim->max_body_bytes);
     evhttp_set_max_headers_size(w->http, (ev_ssize_t)lim->max_header_bytes);
@@ -146,8 +210,11 @@ static int worker_init(struct sg_worker *w, const struct sg_config *cfg, struct 
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     evhttp_set_default_content_type(w->http, "application/json");
     evhttp_set_gencb(w->http, sg_ingest_handle, w);
-    if (!evhttp_accept_socket_with_handle(w->http, fd))
+    struct evhttp_bound_socket *bound = evhttp_accept_socket_with_handle(w->http, fd);
+    if (!bound)
         return sg_error("worker %d: cannot accept on the listening socket", w->index);
+    w->listener = evhttp_bound_socket_get_listener(bound);
+    evconnlistener_set_error_cb(w->listener, accept_error_cb);
 
     w->site_offset = sg_xcalloc(cfg->n_sites, sizeof(size_t));
     for (size_t s = 0; s < cfg->n_sites; s++) {
@@ -179,6 +246,7 @@ int sg_server_run(struct sg_config *cfg)
         return sg_error("libevent: no pthreads support"), 1;
     if (sg_split_hostport(cfg->listen, host, sizeof(host), &port) < 0)
         return sg_error("listen: bad address"), 2;
+    apply_connection_limit(&cfg->limits);
     log = sg_synclog_open(cfg->state_dir);
     if (!log)
         return 1;

@@ -30,6 +30,7 @@ struct sg_limits {
     size_t max_inflight;           /* 4 concurrent requests per worker and destination */
     size_t max_response_bytes;     /* 65536 read from TikTok per reply */
     int shutdown_timeout_ms;       /* 5000 to deliver queued events on SIGTERM */
+    size_t max_connections;        /* 4096 open client connections, all workers together */
 };
 
 struct sg_dest_conf {

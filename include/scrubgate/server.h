@@ -12,6 +12,7 @@
 
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <pthread.h>
 
 struct sg_forwarder;
@@ -30,6 +31,9 @@ struct sg_worker {
     size_t n_fw;
     struct event *stop_ev;
     struct event *drain_timer;
+    struct event *accept_resume;   /* re-enables accepting after a pause on EMFILE */
+    struct evconnlistener *listener; /* borrowed from evhttp */
+    uint64_t last_accept_warning;
     uint64_t drain_deadline;
     int listen_fd;
     pthread_t thread;

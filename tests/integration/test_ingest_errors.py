@@ -203,3 +203,28 @@ class IngestErrorTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ConnectionLimitTest(unittest.TestCase):
+    def test_over_the_limit_pauses_accepting_and_recovers(self):
+        fake = FakeTikTok(token=TOKEN, pixel=PIXEL).start()
+        proxy = Proxy([site_config(fake.url)], limits={"max_connections": 16}, workers=1).start()
+        socks = []
+        try:
+            # 16 connections plus the descriptor reserve exhaust the limit; more wait in the
+            # backlog instead of being served or spinning the loop.
+            for _ in range(200):
+                socks.append(socket.create_connection(("127.0.0.1", proxy.port)))
+            time.sleep(0.5)
+            self.assertIn("connection limit reached", proxy.stderr())
+            for s in socks:
+                s.close()
+            socks = []
+            time.sleep(0.3)
+            status, _, body = proxy.post({"event": "Lead"})
+            self.assertEqual(status, 202, body)
+        finally:
+            for s in socks:
+                s.close()
+            self.assertEqual(proxy.stop(), 0)
+            fake.stop()
