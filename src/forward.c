@@ -245,7 +245,8 @@ static void log_dry_run(struct sg_forwarder *fw, struct sg_buf *body, size_t n)
                                     json_sprintf("(%zu bytes)", json_string_length(v)));
         }
     }
-    char *shown = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *shown =
+        doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) : NULL;
     sg_info("dry-run %s (site %s): would POST %zu event(s) to %s: %s", fw->dest->id,
             fw->site->id, n, fw->dest->url, shown ? shown : "(unprintable)");
     free(shown);
