@@ -291,6 +291,24 @@ class ForwardingTest(unittest.TestCase):
         self.assertEqual(len(self.fake.events), 5)
         self.assertEqual([l["status"] for l in self.proxy.sync_log()], ["accepted"] * 5)
 
+    def test_full_queue_answers_503_and_takes_nothing(self):
+        # One worker so that every request meets the same queue.
+        self.proxy = Proxy([site_config(self.fake.url)], workers=1,
+                           limits={"flush_interval_ms": 60000, "queue_max_events": 5}).start()
+        status, _, _ = self.proxy.post([{"event": "Lead", "event_id": "f%d" % i} for i in range(4)])
+        self.assertEqual(status, 202)
+        status, headers, body = self.proxy.post([{"event": "Lead", "event_id": "g%d" % i}
+                                                 for i in range(2)])
+        self.assertEqual(status, 503, body)
+        self.assertEqual(headers["retry-after"], "1")
+        self.assertIn("queue full", json.loads(body)["error"])
+        status, _, _ = self.proxy.post({"event": "Lead", "event_id": "f4"})
+        self.assertEqual(status, 202)
+        self.assertEqual(self.proxy.stop(), 0)
+        # Everything answered 202 was delivered on shutdown; nothing of the 503 request was.
+        self.assertEqual(sorted(e["event_id"] for e in self.fake.events),
+                         ["f0", "f1", "f2", "f3", "f4"])
+
     def test_generated_event_id_is_returned_and_used(self):
         self.start()
         status, _, body = self.proxy.post({"event": "Lead"})
