@@ -316,6 +316,12 @@ void sg_ingest_handle(struct evhttp_request *req, void *arg)
     struct sg_worker *w = arg;
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 
+    if (w->stopping) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        reply_error(req, 503, "Service Unavailable", "shutting down, retry later");
+        return;
+    }
     if (!path || strcmp(path, "/v1/events") != 0) {
         reply_error(req, 404, "Not Found", "unknown path");
         return;

@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/thread.h>
+#include <jansson.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -82,15 +83,23 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
     evtimer_add(w->drain_timer, &tv);
 }
 
-/* Runs on the worker's loop: stop accepting, then deliver what is queued. */
+/*
+ * Runs on the worker's loop: stop accepting, answer new requests on open
+ * connections with 503, deliver what is queued. The HTTP server itself is
+ * freed only after the loop ends, so replies already written (202s among
+ * them) still reach their clients.
+ */
 static void stop_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct sg_worker *w = arg;
     SG_UNUSED(fd);
     SG_UNUSED(what);
-    if (w->http) {
-        evhttp_free(w->http); /* closes the listener and idle connections */
-        w->http = NULL;
+    w->stopping = true;
+    if (w->bound) {
+        /* Close the listening socket: new clients are refused rather than left waiting. */
+        evhttp_del_accept_socket(w->http, w->bound);
+        w->bound = NULL;
+        w->listener = NULL;
     }
     w->drain_deadline = sg_now_mono_ms() + (uint64_t)w->cfg->limits.shutdown_timeout_ms;
     drain_cb(-1, 0, w);
@@ -128,7 +137,7 @@ static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
     struct sg_worker *w = arg;
     SG_UNUSED(fd);
     SG_UNUSED(what);
-    if (w->http)
+    if (!w->stopping && w->listener)
         evconnlistener_enable(w->listener);
 }
 
@@ -210,10 +219,10 @@ static int worker_init(struct sg_worker *w, const struct sg_config *cfg, struct 
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     evhttp_set_default_content_type(w->http, "application/json");
     evhttp_set_gencb(w->http, sg_ingest_handle, w);
-    struct evhttp_bound_socket *bound = evhttp_accept_socket_with_handle(w->http, fd);
-    if (!bound)
+    w->bound = evhttp_accept_socket_with_handle(w->http, fd);
+    if (!w->bound)
         return sg_error("worker %d: cannot accept on the listening socket", w->index);
-    w->listener = evhttp_bound_socket_get_listener(bound);
+    w->listener = evhttp_bound_socket_get_listener(w->bound);
     evconnlistener_set_error_cb(w->listener, accept_error_cb);
 
     w->site_offset = sg_xcalloc(cfg->n_sites, sizeof(size_t));
@@ -242,6 +251,7 @@ int sg_server_run(struct sg_config *cfg)
     struct sg_worker *workers = NULL;
     int started = 0;
 
+    json_object_seed(0); /* seed jansson's hash once, before threads exist */
     if (evthread_use_pthreads() < 0)
         return sg_error("libevent: no pthreads support"), 1;
     if (sg_split_hostport(cfg->listen, host, sizeof(host), &port) < 0)

@@ -33,7 +33,9 @@ struct sg_worker {
     struct event *drain_timer;
     struct event *accept_resume;   /* re-enables accepting after a pause on EMFILE */
     struct evconnlistener *listener; /* borrowed from evhttp */
+    struct evhttp_bound_socket *bound; /* borrowed from evhttp */
     uint64_t last_accept_warning;
+    bool stopping;                 /* SIGTERM seen: new requests get 503 */
     uint64_t drain_deadline;
     int listen_fd;
     pthread_t thread;

@@ -3,8 +3,10 @@
 The real binary, real sockets, the strict fake TikTok; every expected hash is
 computed here independently of the C code.
 """
+import http.client
 import json
 import os
+import signal
 import time
 import unittest
 
@@ -308,6 +310,30 @@ class ForwardingTest(unittest.TestCase):
         # Everything answered 202 was delivered on shutdown; nothing of the 503 request was.
         self.assertEqual(sorted(e["event_id"] for e in self.fake.events),
                          ["f0", "f1", "f2", "f3", "f4"])
+
+    def test_shutdown_refuses_new_work_and_finishes_old(self):
+        self.start(limits={"flush_interval_ms": 20, "shutdown_timeout_ms": 5000})
+        self.fake.script([{"delay": 1.0}])  # the first delivery is slow: the drain takes a while
+        conn = http.client.HTTPConnection("127.0.0.1", self.proxy.port, timeout=10)
+        conn.request("POST", "/v1/events?site=shop", body='{"event":"Lead","event_id":"s1"}',
+                     headers={"Content-Type": "application/json"})
+        first = conn.getresponse()
+        first.read()
+        self.assertEqual(first.status, 202)
+        self.fake.wait_requests(1)
+        self.proxy.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        # A keep-alive connection gets 503 now; a new connection is refused.
+        conn.request("POST", "/v1/events?site=shop", body='{"event":"Lead","event_id":"s2"}',
+                     headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        self.assertEqual(r.status, 503)
+        self.assertEqual(r.getheader("Retry-After"), "1")
+        conn.close()
+        with self.assertRaises(OSError):
+            self.proxy.request("POST", "/v1/events?site=shop", '{"event":"Lead"}')
+        self.assertEqual(self.proxy.stop(), 0)
+        self.assertEqual([e["event_id"] for e in self.fake.events], ["s1"])
 
     def test_generated_event_id_is_returned_and_used(self):
         self.start()
