@@ -170,6 +170,7 @@ static void *worker_main(void *arg)
     tl_worker = w;
     event_base_dispatch(w->base);
     sg_rules_thread_release();
+    sg_synclog_thread_release();
     return NULL;
 }
 

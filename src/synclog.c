@@ -3,6 +3,7 @@
  * that lines from the worker threads never interleave.
  */
 #include "scrubgate/common.h"
+#include "scrubgate/buf.h"
 #include "scrubgate/log.h"
 #include "scrubgate/synclog.h"
 
@@ -87,24 +88,90 @@ json_t *sg_sync_record_json(const struct sg_sync_record *r, int64_t ts)
     return o;
 }
 
+/* Append s as a JSON string (quoted, escaped). */
+static void add_json_string(struct sg_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    sg_buf_addc(b, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            sg_buf_addc(b, '\\');
+            sg_buf_addc(b, (char)*p);
+        } else if (*p < 0x20) {
+            char esc[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
+            sg_buf_add(b, esc, sizeof(esc));
+        } else {
+            sg_buf_addc(b, (char)*p);
+        }
+    }
+    sg_buf_addc(b, '"');
+}
+
+static void add_field(struct sg_buf *b, const char *key, const char *value)
+{
+    sg_buf_printf(b, ",\"%s\":", key);
+    if (value && *value)
+        add_json_string(b, value);
+    else
+        sg_buf_adds(b, value ? "\"\"" : "null");
+}
+
+/*
+ * The line is built by hand into a per-thread buffer, in the same key order
+ * as sg_sync_record_json(): one write per event must not cost a tree of
+ * allocations. The unit tests check that both forms agree.
+ */
+static _Thread_local struct sg_buf tl_line;
+
+int sg_synclog_format(const struct sg_sync_record *r, int64_t ts, struct sg_buf *b)
+{
+    size_t i;
+    json_t *id;
+    sg_buf_reset(b);
+    sg_buf_printf(b, "{\"ts\":%lld", (long long)ts);
+    add_field(b, "site", r->site);
+    add_field(b, "destination", r->destination);
+    add_field(b, "event", r->event);
+    add_field(b, "event_id", r->event_id);
+    add_field(b, "status", r->status);
+    add_field(b, "reason", r->reason ? r->reason : "");
+    if (r->http_status)
+        sg_buf_printf(b, ",\"http_status\":%ld", r->http_status);
+    else
+        sg_buf_adds(b, ",\"http_status\":null");
+    if (r->code >= 0)
+        sg_buf_printf(b, ",\"code\":%ld", r->code);
+    else
+        sg_buf_adds(b, ",\"code\":null");
+    add_field(b, "request_id", r->request_id && *r->request_id ? r->request_id : NULL);
+    sg_buf_printf(b, ",\"attempts\":%d,\"rules\":[", r->attempts);
+    json_array_foreach(r->rules, i, id) {
+        if (i)
+            sg_buf_addc(b, ',');
+        add_json_string(b, json_string_value(id) ? json_string_value(id) : "");
+    }
+    sg_buf_addc(b, ']');
+    add_field(b, "rule_set", r->rule_set_version ? r->rule_set_version : "");
+    return sg_buf_adds(b, "}\n");
+}
+
 int sg_synclog_write(struct sg_synclog *log, const struct sg_sync_record *r)
 {
-    json_t *o = sg_sync_record_json(r, sg_now_unix());
-    char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    if (!line)
-        return sg_error("sync log: cannot serialize a record");
-    size_t len = strlen(line);
-    line[len] = '\n'; /* json_dumps's NUL becomes the newline; length grows by one */
+    struct sg_buf *b = &tl_line;
+    sg_synclog_format(r, sg_now_unix(), b);
     int rc = 0;
     pthread_mutex_lock(&log->lock);
-    ssize_t w = write(log->fd, line, len + 1);
-    if (w != (ssize_t)(len + 1)) {
+    ssize_t w = write(log->fd, b->data, b->len);
+    if (w != (ssize_t)b->len) {
         if (log->write_errors++ % 1000 == 0)
             sg_error("sync log: write failed: %s", w < 0 ? strerror(errno) : "short write");
         rc = -1;
     }
     pthread_mutex_unlock(&log->lock);
-    free(line);
     return rc;
+}
+
+void sg_synclog_thread_release(void)
+{
+    sg_buf_release(&tl_line);
 }

@@ -34,6 +34,12 @@ struct sg_synclog *sg_synclog_open(const char *state_dir);
 void sg_synclog_free(struct sg_synclog *log);
 /* Append one line; 0 or -1 (logged) when the write failed. */
 int sg_synclog_write(struct sg_synclog *log, const struct sg_sync_record *r);
+/* The line (with its newline) into b: what sg_synclog_write() appends. */
+struct sg_buf;
+int sg_synclog_format(const struct sg_sync_record *r, int64_t ts, struct sg_buf *b);
+/* Free this thread's line buffer (call before a thread exits). */
+void sg_synclog_thread_release(void);
+
 /* Serialize a record into a new JSON object (for tests and the admin API). */
 json_t *sg_sync_record_json(const struct sg_sync_record *r, int64_t ts);
 
