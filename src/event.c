@@ -41,8 +41,10 @@ int sg_field_from_name(const char *name)
 
 const char *sg_receipt_action_name(enum sg_receipt_action a)
 {
-    static const char *const names[] = {"drop", "allow", "hash:sha256", "hash:hmac_sha256",
-                                        "set",  "redact", "map_event",  "drop_event"};
+    static const char *const names[] = {"drop",      "allow",      "hash:sha256",
+                                        "hash:hmac_sha256", "set", "redact",
+                                        "map_event", "drop_event", "truncate_ip",
+                                        "require"};
     return (unsigned)a < SG_ARRAY_SIZE(names) ? names[a] : "?";
 }
 
@@ -309,7 +311,8 @@ int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_
     if (ev->event_id && strlen(ev->event_id) > 128)
         return FAIL(&r, "%s: longer than 128 bytes", "event_id");
     /* Identifiers leave as they are, so they must not be able to carry personal data. */
-    if (ev->event_id && sg_scrub_detect(SG_DET_ALL, ev->event_id, strlen(ev->event_id)) != 0)
+    static const struct sg_scrub_spec all = {SG_DET_ALL, NULL};
+    if (ev->event_id && sg_scrub_detect(&all, ev->event_id, strlen(ev->event_id)) != 0)
         return FAIL(&r, "%s: looks like personal data (an email, phone or card number)",
                     "event_id");
     if (!ev->event_id) {

@@ -104,6 +104,7 @@ int sg_request_ctx_init(struct sg_request_ctx *ctx, const struct sg_config *cfg,
 {
     memset(ctx, 0, sizeof(*ctx));
     ctx->now = sg_now_unix();
+    ctx->headers = headers;
     client_ip(ctx, cfg, peer_ip ? peer_ip : "", evhttp_find_header(headers, "X-Forwarded-For"));
     ctx->user_agent = evhttp_find_header(headers, "User-Agent");
     const char *gpc = evhttp_find_header(headers, "Sec-GPC");

@@ -15,6 +15,8 @@
 #include <jansson.h>
 #include <netinet/in.h>
 
+struct evkeyvalq;
+
 struct sg_site;
 struct sg_limits;
 
@@ -49,6 +51,8 @@ enum sg_receipt_action {
     SG_RA_REDACT,
     SG_RA_MAP_EVENT,
     SG_RA_DROP_EVENT,
+    SG_RA_TRUNCATE_IP,
+    SG_RA_REQUIRE, /* a require rule was not met: the event is skipped */
 };
 const char *sg_receipt_action_name(enum sg_receipt_action a);
 
@@ -75,6 +79,7 @@ struct sg_request_ctx {
     bool new_session;            /* the reply must set the session cookie */
     int64_t now;                 /* Unix seconds at request start */
     char *cookies;               /* owned: copy of the Cookie header the pointers above use */
+    struct evkeyvalq *headers;   /* borrowed: the request headers, for set-from-header rules */
 };
 
 struct sg_event {

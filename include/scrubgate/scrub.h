@@ -1,10 +1,13 @@
 /*
- * scrub.h - built-in PII detectors and the URL / free-text scrubber.
+ * scrub.h - built-in PII detectors, site patterns, and the URL / free-text
+ * scrubber.
  *
  * Detectors are PCRE2 patterns compiled once per process with JIT, each with
- * a match limit; a detector that hits a limit makes the scrub fail (-1) so
- * the caller can refuse to send the event: nothing leaves unscrubbed.
- * Match data is per thread, so scrubbing allocates nothing per pattern.
+ * a match and depth limit, some followed by a checksum (Luhn, mod-97) or a
+ * parser (inet_pton). A pattern that hits a limit makes the scrub fail (-1)
+ * so the caller refuses to send the event: nothing leaves unscrubbed. Match
+ * data and scratch buffers are per thread, so scrubbing does not allocate
+ * once warm.
  */
 #ifndef SCRUBGATE_SCRUB_H
 #define SCRUBGATE_SCRUB_H
@@ -15,7 +18,11 @@
 enum sg_detector {
     SG_DET_EMAIL = 0,
     SG_DET_PHONE,
-    SG_DET_CARD, /* payment card numbers, Luhn-checked */
+    SG_DET_CARD,  /* payment card numbers, Luhn-checked */
+    SG_DET_IBAN,  /* IBANs, mod-97 checked */
+    SG_DET_SSN,   /* US social security numbers, grouped (123-45-6789) */
+    SG_DET_IP,    /* IPv4 and IPv6 literals (IPv6 checked by inet_pton) */
+    SG_DET_TOKEN, /* JWTs and "Bearer ..." credentials */
     SG_DET__COUNT
 };
 
@@ -24,6 +31,18 @@ enum sg_detector {
 const char *sg_detector_name(enum sg_detector d);
 int sg_detector_from_name(const char *name); /* -1 when unknown */
 
+/* A site's own pattern (a rule's "pattern"), compiled with JIT and the same limits. */
+struct sg_pattern;
+/* Compile; NULL with a message in err (naming the offset) when invalid. */
+struct sg_pattern *sg_pattern_new(const char *regex, char *err, size_t errlen);
+void sg_pattern_free(struct sg_pattern *p);
+
+/* What to look for: built-in detectors and at most one site pattern. */
+struct sg_scrub_spec {
+    unsigned detectors;           /* bitmask of enum sg_detector */
+    const struct sg_pattern *extra; /* borrowed, may be NULL */
+};
+
 /* Compile the detectors (idempotent, thread-safe). -1 if PCRE2 fails. */
 int sg_scrub_init(void);
 /* Free this thread's match data and scratch buffers (call before a thread exits). */
@@ -31,32 +50,38 @@ void sg_scrub_thread_release(void);
 
 /* What a URL scrub removes besides detector hits. */
 struct sg_url_policy {
-    unsigned detectors;          /* bitmask of enum sg_detector */
+    struct sg_scrub_spec spec;
     bool sensitive_params;       /* drop query parameters with sensitive names */
     const char *const *strip;    /* borrowed: parameter names to drop (lowercase) */
     size_t n_strip;
 };
 
 /*
- * Scrub free text: every detector hit becomes "[redacted]". Writes the result
- * to out and the number of redactions to *hits. 0, or -1 when a detector hit
- * a PCRE2 limit or the result exceeds out's cap.
+ * Scrub free text: every hit becomes "[redacted]", repeated until a pass
+ * finds nothing. Writes the result to out and the number of redactions to
+ * *hits. 0, or -1 when a pattern hit a PCRE2 limit, the text would not
+ * settle, or the result exceeds out's cap.
  */
-int sg_scrub_text(unsigned detectors, const char *in, struct sg_buf *out, unsigned *hits);
+int sg_scrub_text(const struct sg_scrub_spec *spec, const char *in, struct sg_buf *out,
+                  unsigned *hits);
 
-/* 1 when s holds a hit of any detector in the mask, 0 when none, -1 on a PCRE2 limit. */
-int sg_scrub_detect(unsigned detectors, const char *s, size_t len);
+/* 1 when s holds a hit, 0 when none, -1 on a PCRE2 limit. */
+int sg_scrub_detect(const struct sg_scrub_spec *spec, const char *s, size_t len);
 
 /*
- * Scrub a URL: query parameters whose decoded value holds a detector hit, or
+ * Scrub a URL: query parameters whose decoded name or value holds a hit, or
  * whose name is sensitive or stripped, are removed; a path segment with a hit
- * becomes "redacted"; a fragment with a hit is removed. 0 or -1 as above.
+ * becomes "redacted"; a fragment with a hit is removed; userinfo is removed.
+ * 0 or -1 as above.
  */
 int sg_scrub_url(const struct sg_url_policy *pol, const char *url, struct sg_buf *out,
                  unsigned *hits);
 
 /* True when a query parameter name is sensitive (email, phone, name, token...). */
 bool sg_scrub_param_name_sensitive(const char *name, size_t len);
+
+/* True when a user agent is a known crawler, monitor or headless browser. */
+int sg_scrub_is_bot(const char *user_agent);
 
 /* Percent-decode (and '+' as space when plus) into out. 0 or -1 on overflow. */
 int sg_percent_decode(const char *s, size_t len, bool plus, struct sg_buf *out);

@@ -10,9 +10,12 @@
 #include "scrubgate/hash.h"
 #include "scrubgate/jsonpos.h"
 #include "scrubgate/log.h"
+#include "scrubgate/netaddr.h"
 #include "scrubgate/rules.h"
 #include "scrubgate/scrub.h"
 
+#include <arpa/inet.h>
+#include <event2/http.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,19 +28,25 @@ enum action {
     ACT_REDACT,
     ACT_MAP_EVENT,
     ACT_DROP_EVENT,
+    ACT_TRUNCATE_IP,
+    ACT_REQUIRE,
 };
 
-static const char *const action_names[] = {"drop",   "allow",     "hash",      "set",
-                                           "redact", "map_event", "drop_event"};
+static const char *const action_names[] = {"drop",      "allow",      "hash",        "set",
+                                           "redact",    "map_event",  "drop_event",  "truncate_ip",
+                                           "require"};
 
 enum hash_method { HASH_SHA256 = 0, HASH_HMAC };
-enum set_source { SET_SESSION = 0, SET_VALUE };
+enum set_source { SET_SESSION = 0, SET_VALUE, SET_HEADER };
 
 struct cond {
     unsigned char consent[SG_PURPOSE__COUNT]; /* 0 = any, else the required state */
     int gpc;                                  /* -1 any, 0 no, 1 yes */
+    int bot;                                  /* -1 any, 0 no, 1 yes: the user agent is a bot */
     char **events;                            /* NULL = any */
     size_t n_events;
+    char **not_events;                        /* NULL = none excluded */
+    size_t n_not_events;
     uint32_t present, absent;                 /* field bitmasks */
 };
 
@@ -50,7 +59,11 @@ struct rule {
     enum hash_method method;
     enum set_source from;
     json_t *value;           /* SET_VALUE: a string or boolean */
+    char *header;            /* SET_HEADER: the request header's name */
     unsigned detectors;
+    struct sg_pattern *pattern; /* redact: the site's own regex */
+    unsigned ipv4_prefix, ipv6_prefix; /* truncate_ip */
+    unsigned min;            /* require: at least this many of fields */
     bool sensitive_params;
     char **params;           /* lowercase names of query parameters to strip */
     size_t n_params;
@@ -81,7 +94,10 @@ void sg_ruleset_free(struct sg_ruleset *rs)
         free(r->id);
         free(r->why);
         free_strv(r->when.events, r->when.n_events);
+        free_strv(r->when.not_events, r->when.n_not_events);
         json_decref(r->value);
+        free(r->header);
+        sg_pattern_free(r->pattern);
         free_strv(r->params, r->n_params);
         json_decref(r->map);
         free(r->reason);
@@ -153,11 +169,13 @@ static int load_fields(const struct sg_jsondoc *doc, json_t *v, const char *path
 
 static int load_cond(const struct sg_jsondoc *doc, json_t *w, const char *path, struct cond *c)
 {
-    static const char *const keys[] = {"consent", "gpc", "events", "present", "absent", NULL};
+    static const char *const keys[] = {"consent", "gpc",     "bot",    "events",
+                                       "not_events", "present", "absent", NULL};
     char sub[300];
     json_t *v;
 
     c->gpc = -1;
+    c->bot = -1;
     if (!w)
         return 0;
     if (!json_is_object(w))
@@ -189,9 +207,20 @@ static int load_cond(const struct sg_jsondoc *doc, json_t *w, const char *path, 
             return sg_jsondoc_error(doc, sub, false, "must be true or false");
         c->gpc = json_is_true(v);
     }
+    if ((v = json_object_get(w, "bot"))) {
+        snprintf(sub, sizeof(sub), "%s.bot", path);
+        if (!json_is_boolean(v))
+            return sg_jsondoc_error(doc, sub, false, "must be true or false");
+        c->bot = json_is_true(v);
+    }
     if ((v = json_object_get(w, "events"))) {
         snprintf(sub, sizeof(sub), "%s.events", path);
         if (load_strings(doc, v, sub, false, &c->events, &c->n_events) < 0)
+            return -1;
+    }
+    if ((v = json_object_get(w, "not_events"))) {
+        snprintf(sub, sizeof(sub), "%s.not_events", path);
+        if (load_strings(doc, v, sub, false, &c->not_events, &c->n_not_events) < 0)
             return -1;
     }
     if ((v = json_object_get(w, "present"))) {
@@ -214,10 +243,14 @@ static const char *const *action_keys(enum action a)
     static const char *const hash[] = {"id",    "why",   "when",  "action",
                                        "field", "fields", "method", NULL};
     static const char *const set[] = {"id",    "why",  "when",  "action",
-                                      "field", "from", "value", NULL};
-    static const char *const redact[] = {"id",     "why",       "when",
-                                         "action", "field",     "fields",
-                                         "detectors", "sensitive_params", "params", NULL};
+                                      "field", "from", "value", "header", NULL};
+    static const char *const redact[] = {"id",        "why",    "when",   "action",
+                                         "field",     "fields", "detectors", "pattern",
+                                         "sensitive_params", "params", NULL};
+    static const char *const trunc[] = {"id",    "why",         "when",        "action",
+                                        "field", "ipv4_prefix", "ipv6_prefix", NULL};
+    static const char *const require[] = {"id",     "why", "when", "action",
+                                          "fields", "min", "reason", NULL};
     static const char *const map[] = {"id", "why", "when", "action", "map", NULL};
     static const char *const dropev[] = {"id", "why", "when", "action", "reason", NULL};
     switch (a) {
@@ -231,6 +264,10 @@ static const char *const *action_keys(enum action a)
         return map;
     case ACT_DROP_EVENT:
         return dropev;
+    case ACT_TRUNCATE_IP:
+        return trunc;
+    case ACT_REQUIRE:
+        return require;
     default:
         return drop;
     }
@@ -269,7 +306,7 @@ static int load_rule(const struct sg_jsondoc *doc, json_t *o, size_t idx, struct
     if (a < 0)
         return sg_jsondoc_error(doc, v ? sub : path, false,
                                 "\"action\": one of drop, allow, hash, set, redact, map_event, "
-                                "drop_event");
+                                "drop_event, truncate_ip, require");
     r->action = (enum action)a;
     if (sg_jsondoc_check_keys(doc, o, path, action_keys(r->action)) < 0)
         return -1;
@@ -279,6 +316,7 @@ static int load_rule(const struct sg_jsondoc *doc, json_t *o, size_t idx, struct
 
     /* "field": "x" or "fields": [...] for the actions that act on fields. */
     if (r->action != ACT_MAP_EVENT && r->action != ACT_DROP_EVENT) {
+        /* every other action names its field(s); require takes "fields" only */
         json_t *one = json_object_get(o, "field"), *many = json_object_get(o, "fields");
         if (one && many)
             return sg_jsondoc_error(doc, path, false, "give \"field\" or \"fields\", not both");
@@ -313,23 +351,38 @@ static int load_rule(const struct sg_jsondoc *doc, json_t *o, size_t idx, struct
         break;
     case ACT_SET: {
         json_t *from = json_object_get(o, "from"), *value = json_object_get(o, "value");
+        json_t *header = json_object_get(o, "header");
         if ((from != NULL) == (value != NULL))
             return sg_jsondoc_error(doc, path, false, "give exactly one of \"from\" or \"value\"");
         if (__builtin_popcount(r->fields) != 1)
             return sg_jsondoc_error(doc, path, false, "set takes a single \"field\"");
         bool ldu = r->fields == SG_FIELD_BIT(SG_F_LIMITED_DATA_USE);
+        bool props = (r->fields & SG_FIELD_BIT(SG_F_PROPERTIES)) != 0;
         if (from) {
+            const char *f = json_string_value(from);
             snprintf(sub, sizeof(sub), "%s.from", path);
-            if (!json_is_string(from) || strcmp(json_string_value(from), "session") || ldu ||
-                (r->fields & SG_FIELD_BIT(SG_F_PROPERTIES)))
+            if (!f || (strcmp(f, "session") && strcmp(f, "header")) || ldu || props)
                 return sg_jsondoc_error(doc, sub, false,
                                         "\"from\": \"session\" (a keyed hash of the first-party "
-                                        "session) into a string field");
-            r->from = SET_SESSION;
+                                        "session) or \"header\", into a string field");
+            r->from = strcmp(f, "session") == 0 ? SET_SESSION : SET_HEADER;
+            if ((r->from == SET_HEADER) != (header != NULL))
+                return sg_jsondoc_error(doc, path, false,
+                                        "\"header\" (the request header's name) goes with "
+                                        "\"from\": \"header\" only");
+            if (header) {
+                snprintf(sub, sizeof(sub), "%s.header", path);
+                if (!json_is_string(header) || json_string_length(header) == 0 ||
+                    strpbrk(json_string_value(header), ": \t\r\n"))
+                    return sg_jsondoc_error(doc, sub, false, "must be a header name");
+                r->header = sg_xstrdup(json_string_value(header));
+            }
         } else {
             snprintf(sub, sizeof(sub), "%s.value", path);
-            if (ldu ? !json_is_boolean(value)
-                    : (!json_is_string(value) || (r->fields & SG_FIELD_BIT(SG_F_PROPERTIES))))
+            if (header)
+                return sg_jsondoc_error(doc, path, false,
+                                        "\"header\" goes with \"from\": \"header\" only");
+            if (ldu ? !json_is_boolean(value) : (!json_is_string(value) || props))
                 return sg_jsondoc_error(doc, sub, false,
                                         ldu ? "limited_data_use takes true or false"
                                             : "must be a string");
@@ -351,10 +404,20 @@ static int load_rule(const struct sg_jsondoc *doc, json_t *o, size_t idx, struct
                 if (det < 0) {
                     snprintf(sub, sizeof(sub), "%s.detectors[%zu]", path, i);
                     return sg_jsondoc_error(doc, sub, false,
-                                            "unknown detector (email, phone, card)");
+                                            "unknown detector (email, phone, card, iban, ssn, "
+                                            "ip, token)");
                 }
                 r->detectors |= 1u << det;
             }
+        }
+        if ((v = json_object_get(o, "pattern"))) {
+            char err[200];
+            snprintf(sub, sizeof(sub), "%s.pattern", path);
+            if (!json_is_string(v) || json_string_length(v) == 0)
+                return sg_jsondoc_error(doc, sub, false, "must be a regular expression");
+            r->pattern = sg_pattern_new(json_string_value(v), err, sizeof(err));
+            if (!r->pattern)
+                return sg_jsondoc_error(doc, sub, false, "invalid regular expression %s", err);
         }
         v = json_object_get(o, "sensitive_params");
         if (v) {
@@ -368,12 +431,51 @@ static int load_rule(const struct sg_jsondoc *doc, json_t *o, size_t idx, struct
             if (load_strings(doc, v, sub, true, &r->params, &r->n_params) < 0)
                 return -1;
         }
-        if (!r->detectors && !r->sensitive_params && !r->n_params)
+        if (!r->detectors && !r->pattern && !r->sensitive_params && !r->n_params)
             return sg_jsondoc_error(doc, path, false,
-                                    "redact needs \"detectors\", \"sensitive_params\" or "
-                                    "\"params\"");
+                                    "redact needs \"detectors\", \"pattern\", "
+                                    "\"sensitive_params\" or \"params\"");
         if (r->fields & SG_FIELD_BIT(SG_F_LIMITED_DATA_USE))
             return sg_jsondoc_error(doc, path, false, "limited_data_use cannot be redacted");
+        break;
+    }
+    case ACT_TRUNCATE_IP: {
+        long long p4 = 24, p6 = 48;
+        if (r->fields != SG_FIELD_BIT(SG_F_USER_IP))
+            return sg_jsondoc_error(doc, path, false, "truncate_ip applies to user.ip only");
+        if ((v = json_object_get(o, "ipv4_prefix"))) {
+            snprintf(sub, sizeof(sub), "%s.ipv4_prefix", path);
+            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 32)
+                return sg_jsondoc_error(doc, sub, false, "must be an integer from 0 to 32");
+            p4 = json_integer_value(v);
+        }
+        if ((v = json_object_get(o, "ipv6_prefix"))) {
+            snprintf(sub, sizeof(sub), "%s.ipv6_prefix", path);
+            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 128)
+                return sg_jsondoc_error(doc, sub, false, "must be an integer from 0 to 128");
+            p6 = json_integer_value(v);
+        }
+        r->ipv4_prefix = (unsigned)p4;
+        r->ipv6_prefix = (unsigned)p6;
+        break;
+    }
+    case ACT_REQUIRE: {
+        long long min = 1;
+        if ((v = json_object_get(o, "min"))) {
+            snprintf(sub, sizeof(sub), "%s.min", path);
+            if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+                json_integer_value(v) > __builtin_popcount(r->fields))
+                return sg_jsondoc_error(doc, sub, false,
+                                        "must be from 1 to the number of fields listed");
+            min = json_integer_value(v);
+        }
+        r->min = (unsigned)min;
+        if ((v = json_object_get(o, "reason"))) {
+            snprintf(sub, sizeof(sub), "%s.reason", path);
+            if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 64)
+                return sg_jsondoc_error(doc, sub, false, "must be a short string");
+            r->reason = sg_xstrdup(json_string_value(v));
+        }
         break;
     }
     case ACT_MAP_EVENT:
@@ -477,6 +579,16 @@ static bool cond_match(const struct cond *c, const struct sg_event *ev)
         if (!found)
             return false;
     }
+    for (size_t i = 0; i < c->n_not_events; i++)
+        if (strcmp(c->not_events[i], ev->name) == 0)
+            return false;
+    if (c->bot >= 0) {
+        /* The raw user agent: a later rule may have dropped or redacted the field. */
+        const char *ua = ev->ctx ? ev->ctx->user_agent : NULL;
+        int is_bot = ua ? sg_scrub_is_bot(ua) : 0;
+        if (is_bot < 0 ? c->bot == 0 : (bool)c->bot != (bool)is_bot)
+            return false; /* on a regex limit, only "bot: true" rules fire: fail towards dropping */
+    }
     for (int f = 0; f < SG_F__COUNT; f++) {
         if ((c->present & SG_FIELD_BIT(f)) && !field_present(ev, f))
             return false;
@@ -541,7 +653,8 @@ static int redact_json(const struct rule *r, json_t *v, unsigned *hits)
     unsigned h;
 
     if (json_is_string(v)) {
-        if (sg_scrub_text(r->detectors, json_string_value(v), &tl_out, &h) < 0)
+        struct sg_scrub_spec spec = {r->detectors, r->pattern};
+        if (sg_scrub_text(&spec, json_string_value(v), &tl_out, &h) < 0)
             return -1;
         if (h) {
             json_string_setn(v, tl_out.data, tl_out.len);
@@ -563,13 +676,14 @@ static int redact_field(const struct rule *r, struct sg_event *ev, int f)
     if (f == SG_F_PROPERTIES) {
         rc = redact_json(r, ev->props, &hits);
     } else if (f == SG_F_PAGE_URL || f == SG_F_PAGE_REFERRER) {
-        struct sg_url_policy pol = {r->detectors, r->sensitive_params,
+        struct sg_url_policy pol = {{r->detectors, r->pattern}, r->sensitive_params,
                                     (const char *const *)r->params, r->n_params};
         rc = sg_scrub_url(&pol, ev->val[f], &tl_out, &hits);
         if (rc == 0 && hits)
             sg_event_set(ev, (enum sg_field)f, sg_xstrndup(tl_out.data, tl_out.len));
     } else {
-        rc = sg_scrub_text(r->detectors, ev->val[f], &tl_out, &hits);
+        struct sg_scrub_spec spec = {r->detectors, r->pattern};
+        rc = sg_scrub_text(&spec, ev->val[f], &tl_out, &hits);
         if (rc == 0 && hits)
             sg_event_set(ev, (enum sg_field)f, sg_xstrndup(tl_out.data, tl_out.len));
     }
@@ -579,6 +693,25 @@ static int redact_field(const struct rule *r, struct sg_event *ev, int f)
     }
     if (hits)
         sg_event_receipt(ev, r->id, f, SG_RA_REDACT, hits);
+    return 0;
+}
+
+/* Zero the host bits of user.ip past the rule's prefix; -1 when it is not an address. */
+static int truncate_ip(const struct rule *r, struct sg_event *ev)
+{
+    int family;
+    unsigned char addr[16];
+    char out[INET6_ADDRSTRLEN];
+    if (sg_addr_parse(ev->val[SG_F_USER_IP], &family, addr) < 0)
+        return -1;
+    unsigned prefix = family == AF_INET ? r->ipv4_prefix : r->ipv6_prefix;
+    unsigned bits = family == AF_INET ? 32 : 128;
+    for (unsigned b = prefix; b < bits; b++)
+        addr[b / 8] &= (unsigned char)~(0x80u >> (b % 8));
+    if (!inet_ntop(family, addr, out, sizeof(out)))
+        return -1;
+    sg_event_set(ev, SG_F_USER_IP, sg_xstrdup(out));
+    sg_event_receipt(ev, r->id, SG_F_USER_IP, SG_RA_TRUNCATE_IP, prefix);
     return 0;
 }
 
@@ -609,6 +742,23 @@ int sg_ruleset_apply(const struct sg_ruleset *rs, struct sg_event *ev,
             ev->skip_reason = r->reason ? r->reason : r->id;
             sg_event_receipt(ev, r->id, SG_F__COUNT, SG_RA_DROP_EVENT, 0);
             return 0;
+        case ACT_REQUIRE: {
+            unsigned have = 0;
+            for (int f = 0; f < SG_F__COUNT; f++)
+                if ((r->fields & SG_FIELD_BIT(f)) && (ev->allowed & SG_FIELD_BIT(f)) &&
+                    field_present(ev, f))
+                    have++;
+            if (have >= r->min)
+                continue;
+            ev->dropped = true;
+            ev->skip_reason = r->reason ? r->reason : "too_few_identifiers";
+            sg_event_receipt(ev, r->id, SG_F__COUNT, SG_RA_REQUIRE, have);
+            return 0;
+        }
+        case ACT_TRUNCATE_IP:
+            if (ev->val[SG_F_USER_IP] && truncate_ip(r, ev) < 0)
+                sg_event_set(ev, SG_F_USER_IP, NULL); /* not an address: it cannot leave */
+            continue;
         default:
             break;
         }
@@ -642,6 +792,13 @@ int sg_ruleset_apply(const struct sg_ruleset *rs, struct sg_event *ev,
             case ACT_SET:
                 if (f == SG_F_LIMITED_DATA_USE) {
                     ev->ldu = json_is_true(r->value);
+                } else if (r->from == SET_HEADER) {
+                    const char *h = ev->ctx && ev->ctx->headers
+                                        ? evhttp_find_header(ev->ctx->headers, r->header)
+                                        : NULL;
+                    if (!h || !*h || strlen(h) > 1024)
+                        break;
+                    sg_event_set(ev, (enum sg_field)f, sg_xstrdup(h));
                 } else if (r->from == SET_SESSION) {
                     char hex[SG_HEX256_LEN + 1];
                     if (!ev->ctx || !ev->ctx->session_id[0])

@@ -12,28 +12,76 @@
 #include "scrubgate/scrub.h"
 
 #include <pcre2.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #define SCRUB_MATCH_LIMIT 100000u
 #define SCRUB_DEPTH_LIMIT 1000u
 #define SCRATCH_MAX (256u * 1024u)
 
-static const char *const detector_names[SG_DET__COUNT] = {"email", "phone", "card"};
+typedef bool validate_fn(const char *s, size_t len);
 
-static const char *const detector_patterns[SG_DET__COUNT] = {
+static bool luhn_ok(const char *s, size_t len);
+static bool iban_ok(const char *s, size_t len);
+static bool ipv6_ok(const char *s, size_t len);
+
+static const struct {
+    const char *name;
+    const char *pattern;
+    validate_fn *validate; /* NULL: the pattern alone decides */
+} builtin[SG_DET__COUNT] = {
     /* email: local@domain.tld */
-    "[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}",
+    [SG_DET_EMAIL] = {"email", "[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}",
+                      NULL},
     /* phone: E.164 (+ and 8-15 digits) or a grouped national number such as
      * (213) 373-4253, 213-373-4253, +44 20 7946 0958. Bare digit runs are not
      * phones: they are far more often order numbers and SKUs. */
-    ("(?<![\\w+])(?:\\+\\d{8,15}|(?:\\+\\d{1,3}[\\s.-]?)?(?:\\(\\d{2,4}\\)[\\s.-]?|\\d{2,4}[\\s.-])"
-     "\\d{3,4}[\\s.-]\\d{3,4})(?![\\w])"),
-    /* card: 13-19 digits, optionally grouped by spaces or dashes; Luhn checked below */
-    "(?<!\\d)(?:\\d[ -]?){12,18}\\d(?!\\d)",
+    [SG_DET_PHONE] = {"phone",
+                      ("(?<![\\w+])(?:\\+\\d{8,15}|(?:\\+\\d{1,3}[\\s.-]?)?"
+                       "(?:\\(\\d{2,4}\\)[\\s.-]?|\\d{2,4}[\\s.-])\\d{3,4}[\\s.-]\\d{3,4})(?![\\w])"),
+                      NULL},
+    /* card: an issuer digit 2-6, then 15-16 digits in a bare run (13-14 digit runs are far
+     * more often EANs and product ids), or 13-19 digits grouped by spaces or dashes; Luhn */
+    [SG_DET_CARD] = {"card",
+                     ("(?<![\\d-])(?:[2-6]\\d{14,15}|[2-6]\\d{3}(?:[ -]\\d{3,6}){2,4})"
+                      "(?![\\d]|-\\d)"),
+                     luhn_ok},
+    /* IBAN: country, check digits, 11-30 alphanumerics, optionally in groups of 4; mod-97 */
+    [SG_DET_IBAN] = {"iban", "(?<![A-Za-z0-9])[A-Z]{2}\\d{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])",
+                     iban_ok},
+    /* US SSN, grouped: never area 000, 666 or 9xx, group 00 or serial 0000 */
+    [SG_DET_SSN] = {"ssn",
+                    "(?<![\\d-])(?!000|666|9\\d\\d)\\d{3}([- ])(?!00)\\d{2}\\1(?!0000)\\d{4}(?![\\d-])",
+                    NULL},
+    /* IPv4 dotted quads and IPv6 literals (the latter confirmed by inet_pton) */
+    [SG_DET_IP] = {"ip",
+                   ("(?<![\\w.])(?:(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.){3}"
+                    "(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(?![\\w.])"
+                    "|(?<![\\w:])(?=[0-9A-Fa-f:.]*::|(?:[0-9A-Fa-f]{1,4}:){7})"
+                    "[0-9A-Fa-f:.]{3,45}(?![\\w:])"),
+                   ipv6_ok},
+    /* JWTs (three base64url parts, the first two JSON objects) and bearer credentials */
+    [SG_DET_TOKEN] = {"token",
+                      ("eyJ[A-Za-z0-9_-]{5,}\\.eyJ[A-Za-z0-9_-]{5,}\\.[A-Za-z0-9_-]{10,}"
+                       "|(?i:bearer)\\s+[A-Za-z0-9._~+/-]{16,}=*"),
+                      NULL},
+};
+
+/* Crawlers, monitors and headless browsers, by user agent token. */
+static const char bot_pattern[] =
+    "(?i)bot\\b|bot/|crawl|spider|slurp|headless|phantomjs|lighthouse|pingdom|uptime|"
+    "monitor|curl/|wget/|python-requests|go-http-client|java/|okhttp|facebookexternalhit|"
+    "bingpreview|preview/";
+
+struct sg_pattern {
+    pcre2_code *code;
 };
 
 static pcre2_code *codes[SG_DET__COUNT];
+static pcre2_code *bot_code;
 static pcre2_match_context *mctx;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_rc = -1;
@@ -44,36 +92,50 @@ static _Thread_local bool tl_ready;
 
 const char *sg_detector_name(enum sg_detector d)
 {
-    return (unsigned)d < SG_DET__COUNT ? detector_names[d] : "?";
+    return (unsigned)d < SG_DET__COUNT ? builtin[d].name : "?";
 }
 
 int sg_detector_from_name(const char *name)
 {
     for (int i = 0; i < SG_DET__COUNT; i++)
-        if (strcmp(detector_names[i], name) == 0)
+        if (strcmp(builtin[i].name, name) == 0)
             return i;
     return -1;
 }
 
-static void do_init(void)
+static pcre2_code *compile(const char *re, char *err, size_t errlen)
 {
     int errcode;
     PCRE2_SIZE erroff;
+    pcre2_code *c = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &errcode,
+                                  &erroff, NULL);
+    if (!c) {
+        PCRE2_UCHAR msg[160];
+        pcre2_get_error_message(errcode, msg, sizeof(msg));
+        snprintf(err, errlen, "at offset %zu: %s", (size_t)erroff, (const char *)msg);
+        return NULL;
+    }
+    /* JIT is an optimization: without it (an unsupported CPU) matching still works. */
+    pcre2_jit_compile(c, PCRE2_JIT_COMPLETE);
+    return c;
+}
+
+static void do_init(void)
+{
+    char err[200];
     mctx = pcre2_match_context_create(NULL);
     if (!mctx)
         return;
     pcre2_set_match_limit(mctx, SCRUB_MATCH_LIMIT);
     pcre2_set_depth_limit(mctx, SCRUB_DEPTH_LIMIT);
-    for (int i = 0; i < SG_DET__COUNT; i++) {
-        codes[i] = pcre2_compile((PCRE2_SPTR)detector_patterns[i], PCRE2_ZERO_TERMINATED,
-                                 PCRE2_UTF | PCRE2_NO_UTF_CHECK, &errcode, &erroff, NULL);
-        if (!codes[i]) {
-            sg_error("scrub: detector %s does not compile at %zu", detector_names[i],
-                     (size_t)erroff);
+    for (int i = 0; i < SG_DET__COUNT; i++)
+        if (!(codes[i] = compile(builtin[i].pattern, err, sizeof(err)))) {
+            sg_error("scrub: detector %s does not compile %s", builtin[i].name, err);
             return;
         }
-        /* JIT is an optimization: without it (unsupported CPU) matching still works. */
-        pcre2_jit_compile(codes[i], PCRE2_JIT_COMPLETE);
+    if (!(bot_code = compile(bot_pattern, err, sizeof(err)))) {
+        sg_error("scrub: the bot pattern does not compile %s", err);
+        return;
     }
     init_rc = 0;
 }
@@ -84,13 +146,35 @@ int sg_scrub_init(void)
     return init_rc;
 }
 
+struct sg_pattern *sg_pattern_new(const char *regex, char *err, size_t errlen)
+{
+    if (sg_scrub_init() < 0) {
+        snprintf(err, errlen, "detectors unavailable");
+        return NULL;
+    }
+    pcre2_code *c = compile(regex, err, errlen);
+    if (!c)
+        return NULL;
+    struct sg_pattern *p = sg_xcalloc(1, sizeof(*p));
+    p->code = c;
+    return p;
+}
+
+void sg_pattern_free(struct sg_pattern *p)
+{
+    if (!p)
+        return;
+    pcre2_code_free(p->code);
+    free(p);
+}
+
 static int thread_ready(void)
 {
     if (tl_ready)
         return 0;
     if (sg_scrub_init() < 0)
         return -1;
-    tl_md = pcre2_match_data_create(2, NULL);
+    tl_md = pcre2_match_data_create(4, NULL);
     if (!tl_md)
         return -1;
     for (size_t i = 0; i < SG_ARRAY_SIZE(tl_scratch); i++)
@@ -127,20 +211,60 @@ static bool luhn_ok(const char *s, size_t len)
     return n >= 13 && n <= 19 && sum % 10 == 0;
 }
 
+/* ISO 13616: move the first four characters to the end, letters to 10..35, mod 97 == 1. */
+static bool iban_ok(const char *s, size_t len)
+{
+    char c[40];
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] != ' ') {
+            if (n == sizeof(c))
+                return false;
+            c[n++] = s[i];
+        }
+    if (n < 15 || n > 34)
+        return false;
+    unsigned rem = 0;
+    for (size_t k = 0; k < n; k++) {
+        char ch = c[(k + 4) % n];
+        if (ch >= '0' && ch <= '9')
+            rem = (rem * 10 + (unsigned)(ch - '0')) % 97;
+        else if (ch >= 'A' && ch <= 'Z')
+            rem = (rem * 100 + (unsigned)(ch - 'A' + 10)) % 97;
+        else
+            return false;
+    }
+    return rem == 1;
+}
+
+static bool ipv6_ok(const char *s, size_t len)
+{
+    char buf[INET6_ADDRSTRLEN + 1];
+    unsigned char addr[16];
+    if (memchr(s, ':', len) == NULL)
+        return true; /* the IPv4 alternative: the pattern already checked each octet */
+    if (len >= sizeof(buf))
+        return false;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    return inet_pton(AF_INET6, buf, addr) == 1;
+}
+
 /*
- * Find the next hit of detector d in s[from..len). 1 with [*start,*end),
- * 0 for none, -1 when PCRE2 gave up (limit) or failed.
+ * The next hit of code (validated by fn) in s[from..len). 1 with
+ * [*start,*end), 0 for none, -1 when PCRE2 gave up (limit) or failed.
  */
-static int next_hit(int d, const char *s, size_t len, size_t from, size_t *start, size_t *end)
+static int next_match(const pcre2_code *code, validate_fn *fn, const char *s, size_t len,
+                      size_t from, size_t *start, size_t *end)
 {
     while (from <= len) {
-        int rc = pcre2_match(codes[d], (PCRE2_SPTR)s, len, from, PCRE2_NO_UTF_CHECK, tl_md, mctx);
+        int rc = pcre2_match(code, (PCRE2_SPTR)s, len, from, PCRE2_NO_UTF_CHECK, tl_md, mctx);
         if (rc == PCRE2_ERROR_NOMATCH)
             return 0;
         if (rc < 0)
             return -1;
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(tl_md);
-        if (d == SG_DET_CARD && !luhn_ok(s + ov[0], ov[1] - ov[0])) {
+        if (fn && !fn(s + ov[0], ov[1] - ov[0])) {
             from = ov[0] + 1;
             continue;
         }
@@ -151,32 +275,71 @@ static int next_hit(int d, const char *s, size_t len, size_t from, size_t *start
     return 0;
 }
 
-/* Does s hold a hit of any detector in mask? 1, 0 or -1. */
-static int detect_any(unsigned mask, const char *s, size_t len)
+/*
+ * The order detectors run in: the most specific first, so that a broad one
+ * (a phone number is any grouped digits) cannot take part of a longer
+ * identifier (an IBAN, a card) and leave the rest of it behind.
+ */
+static const int run_order[SG_DET__COUNT] = {SG_DET_TOKEN, SG_DET_EMAIL, SG_DET_IBAN, SG_DET_CARD,
+                                             SG_DET_SSN,   SG_DET_IP,    SG_DET_PHONE};
+
+/* Matchers of a spec, in run order; i == SG_DET__COUNT is the site pattern. */
+static bool matcher(const struct sg_scrub_spec *spec, int i, const pcre2_code **code,
+                    validate_fn **fn)
+{
+    if (i < SG_DET__COUNT) {
+        int d = run_order[i];
+        if (!(spec->detectors & (1u << d)))
+            return false;
+        *code = codes[d];
+        *fn = builtin[d].validate;
+        return true;
+    }
+    if (!spec->extra)
+        return false;
+    *code = spec->extra->code;
+    *fn = NULL;
+    return true;
+}
+
+/* Does s hold a hit of the spec? 1, 0 or -1. */
+static int detect_any(const struct sg_scrub_spec *spec, const char *s, size_t len)
 {
     size_t a, b;
-    for (int d = 0; d < SG_DET__COUNT; d++) {
-        if (!(mask & (1u << d)))
+    const pcre2_code *code;
+    validate_fn *fn;
+    for (int i = 0; i <= SG_DET__COUNT; i++) {
+        if (!matcher(spec, i, &code, &fn))
             continue;
-        int rc = next_hit(d, s, len, 0, &a, &b);
+        int rc = next_match(code, fn, s, len, 0, &a, &b);
         if (rc != 0)
             return rc;
     }
     return 0;
 }
 
-/* One pass of every detector in mask over cur; the result ends in *cur. */
-static int scrub_pass(unsigned detectors, struct sg_buf **cur, struct sg_buf **next,
+int sg_scrub_is_bot(const char *user_agent)
+{
+    size_t a, b;
+    if (!user_agent || thread_ready() < 0)
+        return user_agent ? -1 : 0;
+    return next_match(bot_code, NULL, user_agent, strlen(user_agent), 0, &a, &b);
+}
+
+/* One pass of every matcher of spec over cur; the result ends in *cur. */
+static int scrub_pass(const struct sg_scrub_spec *spec, struct sg_buf **cur, struct sg_buf **next,
                       unsigned *hits)
 {
-    for (int d = 0; d < SG_DET__COUNT; d++) {
-        if (!(detectors & (1u << d)))
+    const pcre2_code *code;
+    validate_fn *fn;
+    for (int i = 0; i <= SG_DET__COUNT; i++) {
+        if (!matcher(spec, i, &code, &fn))
             continue;
         size_t pos = 0, a, b;
         int rc;
         bool changed = false;
         sg_buf_reset(*next);
-        while ((rc = next_hit(d, (*cur)->data, (*cur)->len, pos, &a, &b)) == 1) {
+        while ((rc = next_match(code, fn, (*cur)->data, (*cur)->len, pos, &a, &b)) == 1) {
             if (sg_buf_add(*next, (*cur)->data + pos, a - pos) < 0 ||
                 sg_buf_adds(*next, "[redacted]") < 0)
                 return -1;
@@ -206,7 +369,8 @@ static int scrub_pass(unsigned detectors, struct sg_buf **cur, struct sg_buf **n
  */
 #define SCRUB_MAX_PASSES 4
 
-int sg_scrub_text(unsigned detectors, const char *in, struct sg_buf *out, unsigned *hits)
+int sg_scrub_text(const struct sg_scrub_spec *spec, const char *in, struct sg_buf *out,
+                  unsigned *hits)
 {
     *hits = 0;
     if (thread_ready() < 0)
@@ -217,7 +381,7 @@ int sg_scrub_text(unsigned detectors, const char *in, struct sg_buf *out, unsign
         return -1;
     for (int pass = 0;; pass++) {
         unsigned found = 0;
-        if (pass == SCRUB_MAX_PASSES || scrub_pass(detectors, &cur, &next, &found) < 0)
+        if (pass == SCRUB_MAX_PASSES || scrub_pass(spec, &cur, &next, &found) < 0)
             return -1;
         *hits += found;
         if (!found)
@@ -227,12 +391,11 @@ int sg_scrub_text(unsigned detectors, const char *in, struct sg_buf *out, unsign
     return sg_buf_add(out, cur->data, cur->len);
 }
 
-/* Does s hold a hit of any detector in mask? 1, 0 or -1 (sg_scrub_detect's core). */
-int sg_scrub_detect(unsigned detectors, const char *s, size_t len)
+int sg_scrub_detect(const struct sg_scrub_spec *spec, const char *s, size_t len)
 {
     if (thread_ready() < 0)
         return -1;
-    return detect_any(detectors, s, len);
+    return detect_any(spec, s, len);
 }
 
 static int hexval(char c)
@@ -326,12 +489,12 @@ static int query_pair_verdict(const struct sg_url_policy *pol, const char *p, si
     if ((pol->sensitive_params && sg_scrub_param_name_sensitive(dec->data, dec->len)) ||
         name_stripped(pol, dec->data, dec->len))
         return 1;
-    int rc = detect_any(pol->detectors, dec->data, dec->len); /* names carry data too */
+    int rc = detect_any(&pol->spec, dec->data, dec->len); /* names carry data too */
     if (rc != 0 || !eq)
         return rc;
     if (sg_percent_decode(eq + 1, len - nlen - 1, true, dec) < 0)
         return -1;
-    return detect_any(pol->detectors, dec->data, dec->len);
+    return detect_any(&pol->spec, dec->data, dec->len);
 }
 
 int sg_scrub_url(const struct sg_url_policy *pol, const char *url, struct sg_buf *out,
@@ -391,7 +554,7 @@ int sg_scrub_url(const struct sg_url_policy *pol, const char *url, struct sg_buf
             continue;
         if (sg_percent_decode(url + pos, seg_end - pos, false, dec) < 0)
             return -1;
-        int rc = detect_any(pol->detectors, dec->data, dec->len);
+        int rc = detect_any(&pol->spec, dec->data, dec->len);
         if (rc < 0)
             return -1;
         if (rc) {
@@ -433,7 +596,7 @@ int sg_scrub_url(const struct sg_url_policy *pol, const char *url, struct sg_buf
         int verdict = 0;
         if (sg_percent_decode(f, (size_t)(end - f), false, dec) < 0)
             return -1;
-        verdict = detect_any(pol->detectors, dec->data, dec->len);
+        verdict = detect_any(&pol->spec, dec->data, dec->len);
         for (const char *p = f; verdict == 0 && p < end;) {
             const char *amp = memchr(p, '&', (size_t)(end - p));
             if (!amp)

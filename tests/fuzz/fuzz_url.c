@@ -18,13 +18,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct sg_buf out, again;
     unsigned hits;
     char *s = sg_xstrndup((const char *)data, size);
-    struct sg_url_policy pol = {SG_DET_ALL, true, strip, 1};
+    struct sg_url_policy pol = {{SG_DET_ALL, NULL}, true, strip, 1};
+    struct sg_scrub_spec all = {SG_DET_ALL, NULL};
 
     sg_buf_init(&out, 1 << 20);
     sg_buf_init(&again, 1 << 20);
-    if (sg_scrub_text(SG_DET_ALL, s, &out, &hits) == 0) {
+    if (sg_scrub_text(&all, s, &out, &hits) == 0) {
         char *first = sg_xstrndup(out.data ? out.data : "", out.len);
-        if (sg_scrub_text(SG_DET_ALL, first, &again, &hits) == 0 && hits)
+        if (sg_scrub_text(&all, first, &again, &hits) == 0 && hits)
             abort();
         free(first);
     }

@@ -1,15 +1,21 @@
-/* Detectors and the URL scrubber: positives, negatives, and what must survive. */
+/*
+ * Detectors and the URL scrubber: positives and negatives for every
+ * detector, what must survive, and the false-positive rate on a corpus of
+ * ordinary e-commerce URLs and text (tests/data/scrub-corpus).
+ */
 #include "testutil.h"
 
 #include "scrubgate/scrub.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static char *text(unsigned dets, const char *in, unsigned *hits)
 {
     struct sg_buf out;
+    struct sg_scrub_spec spec = {dets, NULL};
     sg_buf_init(&out, 65536);
-    assert_int_equal(sg_scrub_text(dets, in, &out, hits), 0);
+    assert_int_equal(sg_scrub_text(&spec, in, &out, hits), 0);
     return sg_buf_detach(&out, NULL);
 }
 
@@ -17,44 +23,120 @@ static void expect_text(unsigned dets, const char *in, const char *want, unsigne
 {
     unsigned hits;
     char *got = text(dets, in, &hits);
-    assert_string_equal(got, want);
-    assert_int_equal(hits, want_hits);
+    if (strcmp(got, want) != 0 || hits != want_hits)
+        fail_msg("\"%s\" -> \"%s\" (%u hits); wanted \"%s\" (%u)", in, got, hits, want,
+                 want_hits);
     free(got);
 }
+
+#define D(x) (1u << SG_DET_##x)
 
 static void email_detector(void **state)
 {
     (void)state;
-    unsigned m = 1u << SG_DET_EMAIL;
-    expect_text(m, "contact jane.doe+tag@mail.example.co.uk now", "contact [redacted] now", 1);
-    expect_text(m, "a@b.io and c@d.org", "[redacted] and [redacted]", 2);
-    expect_text(m, "no address @ here, user@localhost", "no address @ here, user@localhost", 0);
+    expect_text(D(EMAIL), "contact jane.doe+tag@mail.example.co.uk now", "contact [redacted] now", 1);
+    expect_text(D(EMAIL), "a@b.io and c@d.org", "[redacted] and [redacted]", 2);
+    expect_text(D(EMAIL), "no address @ here, user@localhost", "no address @ here, user@localhost", 0);
 }
 
 static void phone_detector(void **state)
 {
     (void)state;
-    unsigned m = 1u << SG_DET_PHONE;
-    expect_text(m, "call +12133734253", "call [redacted]", 1);
-    expect_text(m, "call (213) 373-4253 today", "call [redacted] today", 1);
-    expect_text(m, "uk +44 20 7946 0958", "uk [redacted]", 1);
-    expect_text(m, "213.373.4253", "[redacted]", 1);
-    /* What must survive: order numbers, SKUs, dates, prices. */
-    expect_text(m, "order 1234567890", "order 1234567890", 0);
-    expect_text(m, "SKU-123-4567", "SKU-123-4567", 0);
-    expect_text(m, "2026-11-22", "2026-11-22", 0);
-    expect_text(m, "price 1299.00", "price 1299.00", 0);
+    expect_text(D(PHONE), "call +12133734253", "call [redacted]", 1);
+    expect_text(D(PHONE), "call (213) 373-4253 today", "call [redacted] today", 1);
+    expect_text(D(PHONE), "uk +44 20 7946 0958", "uk [redacted]", 1);
+    expect_text(D(PHONE), "213.373.4253", "[redacted]", 1);
+    expect_text(D(PHONE), "order 1234567890", "order 1234567890", 0);
+    expect_text(D(PHONE), "SKU-123-4567", "SKU-123-4567", 0);
+    expect_text(D(PHONE), "2026-11-22", "2026-11-22", 0);
+    expect_text(D(PHONE), "price 1299.00", "price 1299.00", 0);
 }
 
-static void card_detector_checks_luhn(void **state)
+static void card_detector(void **state)
 {
     (void)state;
-    unsigned m = 1u << SG_DET_CARD;
-    expect_text(m, "card 4111 1111 1111 1111 ok", "card [redacted] ok", 1);
-    expect_text(m, "4111-1111-1111-1111", "[redacted]", 1);
-    expect_text(m, "5500005555555559", "[redacted]", 1);
-    /* 16 digits failing Luhn: a tracking number, not a card. */
-    expect_text(m, "tracking 4111111111111112", "tracking 4111111111111112", 0);
+    expect_text(D(CARD), "card 4111 1111 1111 1111 ok", "card [redacted] ok", 1);
+    expect_text(D(CARD), "4111-1111-1111-1111", "[redacted]", 1);
+    expect_text(D(CARD), "5500005555555559", "[redacted]", 1);
+    expect_text(D(CARD), "tracking 4111111111111112", "tracking 4111111111111112", 0); /* Luhn */
+    expect_text(D(CARD), "12 digits 411111111111", "12 digits 411111111111", 0);
+}
+
+static void iban_detector(void **state)
+{
+    (void)state;
+    expect_text(D(IBAN), "IBAN DE89 3704 0044 0532 0130 00.", "IBAN [redacted].", 1);
+    expect_text(D(IBAN), "GB82WEST12345698765432", "[redacted]", 1);
+    expect_text(D(IBAN), "FR1420041010050500013M02606", "[redacted]", 1);
+    /* Right shape, wrong check digits (mod 97): kept. */
+    expect_text(D(IBAN), "DE88370400440532013000", "DE88370400440532013000", 0);
+    expect_text(D(IBAN), "SKU AB12CDEFGHIJKLMNOP", "SKU AB12CDEFGHIJKLMNOP", 0);
+}
+
+static void ssn_detector(void **state)
+{
+    (void)state;
+    expect_text(D(SSN), "ssn 078-05-1120", "ssn [redacted]", 1);
+    expect_text(D(SSN), "ssn 078 05 1120", "ssn [redacted]", 1);
+    expect_text(D(SSN), "000-12-3456 666-12-3456 900-12-3456", "000-12-3456 666-12-3456 900-12-3456", 0);
+    expect_text(D(SSN), "123-00-4567 123-45-0000 078-05/1120", "123-00-4567 123-45-0000 078-05/1120", 0);
+    expect_text(D(SSN), "isbn 978-3-16-148410-0", "isbn 978-3-16-148410-0", 0);
+}
+
+static void ip_detector(void **state)
+{
+    (void)state;
+    expect_text(D(IP), "from 203.0.113.77:443", "from [redacted]:443", 1);
+    expect_text(D(IP), "client 2001:db8::8a2e:370:7334 done", "client [redacted] done", 1);
+    expect_text(D(IP), "v6 ::ffff:192.0.2.1", "v6 [redacted]", 1);
+    expect_text(D(IP), "version 1.2.3 and 256.1.1.1 and 10.0.0", "version 1.2.3 and 256.1.1.1 and 10.0.0", 0);
+    expect_text(D(IP), "at 12:30:45 or a:b", "at 12:30:45 or a:b", 0);
+}
+
+static void token_detector(void **state)
+{
+    (void)state;
+    expect_text(D(TOKEN),
+                "t=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c;",
+                "t=[redacted];", 1);
+    expect_text(D(TOKEN), "Authorization: Bearer abcdefghijklmnopqrstuvwxyz123456",
+                "Authorization: [redacted]", 1);
+    expect_text(D(TOKEN), "bearer of good news", "bearer of good news", 0);
+    expect_text(D(TOKEN), "eyJ short", "eyJ short", 0);
+}
+
+static void specific_detectors_run_before_broad_ones(void **state)
+{
+    (void)state;
+    /* The phone pattern alone would take "3704 0044 0532" and leave the rest of the IBAN. */
+    expect_text(SG_DET_ALL, "IBAN DE89 3704 0044 0532 0130 00", "IBAN [redacted]", 1);
+}
+
+static void site_pattern(void **state)
+{
+    char err[200];
+    unsigned hits;
+    struct sg_buf out;
+    (void)state;
+    assert_null(sg_pattern_new("(unclosed", err, sizeof(err)));
+    assert_non_null(strstr(err, "offset"));
+    struct sg_pattern *p = sg_pattern_new("\\bCUST-\\d{6}\\b", err, sizeof(err));
+    assert_non_null(p);
+    struct sg_scrub_spec spec = {0, p};
+    sg_buf_init(&out, 4096);
+    assert_int_equal(sg_scrub_text(&spec, "loyalty CUST-123456 ok", &out, &hits), 0);
+    assert_string_equal(out.data, "loyalty [redacted] ok");
+    sg_pattern_free(p);
+    /* Catastrophic backtracking hits the match limit: an error, never a pass. */
+    p = sg_pattern_new("^(a+)+$", err, sizeof(err));
+    char evil[64];
+    memset(evil, 'a', 40);
+    strcpy(evil + 40, "!");
+    spec.extra = p;
+    assert_int_equal(sg_scrub_text(&spec, evil, &out, &hits), -1);
+    assert_int_equal(sg_scrub_detect(&spec, evil, strlen(evil)), -1);
+    sg_pattern_free(p);
+    sg_buf_release(&out);
 }
 
 static char *url(const struct sg_url_policy *pol, const char *in, unsigned *hits)
@@ -69,42 +151,36 @@ static void expect_url(const struct sg_url_policy *pol, const char *in, const ch
 {
     unsigned hits;
     char *got = url(pol, in, &hits);
-    assert_string_equal(got, want);
+    if (strcmp(got, want) != 0)
+        fail_msg("\"%s\" -> \"%s\"; wanted \"%s\"", in, got, want);
     assert_int_equal(hits > 0, strcmp(in, want) != 0);
     free(got);
 }
 
 static const char *const strip_ttclid[] = {"ttclid"};
+static const struct sg_url_policy default_urls = {{SG_DET_ALL, NULL}, true, NULL, 0};
 
 static void url_scrubbing(void **state)
 {
     (void)state;
-    struct sg_url_policy p = {SG_DET_ALL, true, NULL, 0};
-    expect_url(&p, "https://shop.example.com/p?email=a%40b.com&utm_source=tt",
+    const struct sg_url_policy *p = &default_urls;
+    expect_url(p, "https://shop.example.com/p?email=a%40b.com&utm_source=tt",
                "https://shop.example.com/p?utm_source=tt");
-    /* A detector hit in a value, percent-encoded, under an innocent name. */
-    expect_url(&p, "https://x.example/s?q=jane%40doe.com&page=2", "https://x.example/s?page=2");
-    expect_url(&p, "https://x.example/s?q=jane+doe+%2B1+213+373+4253", "https://x.example/s");
-    /* Path segments and fragments. */
-    expect_url(&p, "https://x.example/u/jane.doe@example.com/orders",
-               "https://x.example/u/redacted/orders");
-    expect_url(&p, "https://x.example/cb#access_token=abc&state=1", "https://x.example/cb");
-    expect_url(&p, "https://x.example/p#reviews", "https://x.example/p#reviews");
-    /* Userinfo never leaves. */
-    expect_url(&p, "https://user:pw@x.example/p", "https://x.example/p");
-    /* Sensitive names go whatever the value. */
-    expect_url(&p, "https://x.example/?firstName=J&customer%5Bphone%5D=1&password=x&sku=A1",
+    expect_url(p, "https://x.example/s?q=jane%40doe.com&page=2", "https://x.example/s?page=2");
+    expect_url(p, "https://x.example/s?q=jane+doe+%2B1+213+373+4253", "https://x.example/s");
+    expect_url(p, "https://x.example/u/jane.doe@example.com/orders", "https://x.example/u/redacted/orders");
+    expect_url(p, "https://x.example/u/jane.doe%40example.com", "https://x.example/u/redacted");
+    expect_url(p, "https://x.example/cb#access_token=abc&state=1", "https://x.example/cb");
+    expect_url(p, "https://x.example/p#reviews", "https://x.example/p#reviews");
+    expect_url(p, "https://user:pw@x.example/p", "https://x.example/p");
+    expect_url(p, "https://x.example/?firstName=J&customer%5Bphone%5D=1&password=x&sku=A1",
                "https://x.example/?sku=A1");
-    /* Ordinary e-commerce URLs survive byte for byte. */
-    expect_url(&p,
-               "https://shop.example.com/product/sku-12345?utm_source=tiktok&utm_medium=paid"
-               "&utm_content=hotel-deals&ttclid=E.C.P.abc&order=998877&price=19.99#details",
-               "https://shop.example.com/product/sku-12345?utm_source=tiktok&utm_medium=paid"
-               "&utm_content=hotel-deals&ttclid=E.C.P.abc&order=998877&price=19.99#details");
+    expect_url(p, "https://x.example/?ref=DE89370400440532013000&a=1", "https://x.example/?a=1");
+    expect_url(p, "https://x.example/?client=203.0.113.9&a=1", "https://x.example/?a=1");
     /* Found by fuzz_ingest: an email in a parameter name, and in a "scheme" that is not one. */
-    expect_url(&p, "https://x.example/?jane@doe.comutm_source=tt&a=1", "https://x.example/?a=1");
-    expect_url(&p, "hjane@doe.comttps://x.example/p", "redacted//x.example/p");
-    struct sg_url_policy s = {0, false, strip_ttclid, 1};
+    expect_url(p, "https://x.example/?jane@doe.comutm_source=tt&a=1", "https://x.example/?a=1");
+    expect_url(p, "hjane@doe.comttps://x.example/p", "redacted//x.example/p");
+    struct sg_url_policy s = {{0, NULL}, false, strip_ttclid, 1};
     expect_url(&s, "https://x.example/?ttclid=E.C.P.a&a=1", "https://x.example/?a=1");
     expect_url(&s, "https://x.example/?TTCLID=E.C.P.a", "https://x.example/");
 }
@@ -121,20 +197,81 @@ static void sensitive_names(void **state)
         assert_false(sg_scrub_param_name_sensitive(no[i], strlen(no[i])));
 }
 
+static void bots(void **state)
+{
+    (void)state;
+    assert_int_equal(sg_scrub_is_bot("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"), 1);
+    assert_int_equal(sg_scrub_is_bot("Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/120.0"), 1);
+    assert_int_equal(sg_scrub_is_bot("curl/7.88.1"), 1);
+    assert_int_equal(sg_scrub_is_bot("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"), 0);
+    assert_int_equal(sg_scrub_is_bot("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"), 0);
+}
+
 static void scrubbing_reaches_a_fixed_point(void **state)
 {
     (void)state;
     /* Found by fuzz_url: removing a card number exposed a phone number next to it. */
     const char *in = "a373-42131111 111252 1111111 11 111 37-31 1111 111252 1111111 11 "
                      "\345\345\345\345\345\345\345\345111 or jae.com";
-    unsigned hits, again;
-    char *once = text(SG_DET_ALL, in, &hits);
-    assert_true(hits > 0);
-    char *twice = text(SG_DET_ALL, once, &again);
-    assert_int_equal(again, 0);
-    assert_string_equal(once, twice);
-    free(once);
-    free(twice);
+    const char *inputs[] = {in, "4111 1111 1111 1111 213 373 4253 a@b.co 203.0.113.1",
+                            "DE89 3704 0044 0532 0130 00 078-05-1120"};
+    for (size_t i = 0; i < SG_ARRAY_SIZE(inputs); i++) {
+        unsigned hits, again;
+        char *once = text(SG_DET_ALL, inputs[i], &hits);
+        char *twice = text(SG_DET_ALL, once, &again);
+        assert_int_equal(again, 0);
+        assert_string_equal(once, twice);
+        free(once);
+        free(twice);
+    }
+}
+
+/*
+ * The corpus: each line of ordinary-*.txt must come through unchanged (a
+ * change is a false positive); each line of pii.txt must change (a line that
+ * does not is a miss). The rates are printed for the record; the bounds
+ * below are what the suite holds the detectors to.
+ */
+static void run_corpus(const char *file, bool expect_change, unsigned *lines, unsigned *wrong)
+{
+    char path[256], line[4096];
+    snprintf(path, sizeof(path), "tests/data/scrub-corpus/%s", file);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (!line[0] || line[0] == '#')
+            continue;
+        unsigned hits;
+        char *out = !strncmp(line, "http", 4) ? url(&default_urls, line, &hits)
+                                              : text(SG_DET_ALL, line, &hits);
+        bool changed = strcmp(out, line) != 0;
+        (*lines)++;
+        if (changed != expect_change) {
+            (*wrong)++;
+            print_message("  %s: %s\n", expect_change ? "missed" : "false positive", line);
+        }
+        free(out);
+    }
+    fclose(f);
+}
+
+static void corpus_rates(void **state)
+{
+    unsigned ok_lines = 0, fp = 0, pii_lines = 0, missed = 0;
+    (void)state;
+    run_corpus("ordinary-urls.txt", false, &ok_lines, &fp);
+    run_corpus("ordinary-text.txt", false, &ok_lines, &fp);
+    run_corpus("pii.txt", true, &pii_lines, &missed);
+    print_message("scrub corpus: %u/%u ordinary lines changed (false positives, %.1f%%), "
+                  "%u/%u personal-data lines missed\n",
+                  fp, ok_lines, 100.0 * fp / ok_lines, missed, pii_lines);
+    assert_true(ok_lines >= 80 && pii_lines >= 20);
+    assert_int_equal(missed, 0);
+    /* Today: 5 of 90. Two are parameters removed by name whatever the value (session,
+     * postcode), two are part numbers shaped like phone numbers, one a firmware version
+     * shaped like an IPv4 address. A change that adds false positives fails here. */
+    assert_true(fp <= 5);
 }
 
 static void percent_decoding(void **state)
@@ -150,10 +287,21 @@ static void percent_decoding(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(email_detector),  cmocka_unit_test(phone_detector),
-        cmocka_unit_test(card_detector_checks_luhn), cmocka_unit_test(url_scrubbing),
-        cmocka_unit_test(sensitive_names), cmocka_unit_test(percent_decoding),
+        cmocka_unit_test(email_detector),
+        cmocka_unit_test(phone_detector),
+        cmocka_unit_test(card_detector),
+        cmocka_unit_test(iban_detector),
+        cmocka_unit_test(ssn_detector),
+        cmocka_unit_test(ip_detector),
+        cmocka_unit_test(token_detector),
+        cmocka_unit_test(specific_detectors_run_before_broad_ones),
+        cmocka_unit_test(site_pattern),
+        cmocka_unit_test(url_scrubbing),
+        cmocka_unit_test(sensitive_names),
+        cmocka_unit_test(bots),
         cmocka_unit_test(scrubbing_reaches_a_fixed_point),
+        cmocka_unit_test(corpus_rates),
+        cmocka_unit_test(percent_decoding),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sg_scrub_thread_release();
