@@ -120,10 +120,18 @@ class CliTest(unittest.TestCase):
         self.assertEqual(r.stdout, r2.stdout)
 
     def test_explain_gpc_and_invalid_event(self):
+        r = run("explain", "-c", "conf/scrubgate.json", "--site", "shop", "--gpc", "--ip",
+                "192.0.2.7", "-", stdin='{"event": "Lead", "consent": "granted"}')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIs(json.loads(r.stdout)["event"]["limited_data_use"], True)
+        # No IP and no consented identifier: nothing TikTok could attribute, so not sent.
         r = run("explain", "-c", "conf/scrubgate.json", "--site", "shop", "--gpc", "-",
                 stdin='{"event": "Lead", "consent": "granted"}')
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIs(json.loads(r.stdout)["event"]["limited_data_use"], True)
+        doc = json.loads(r.stdout)
+        self.assertIsNone(doc["event"])
+        self.assertEqual(doc["destinations"][0]["reason"], "too_few_identifiers")
+        self.assertEqual(doc["receipt"]["skipped"], "too_few_identifiers")
         r = run("explain", "-c", "conf/scrubgate.json", "--site", "shop", "-", stdin='{"x": 1}')
         self.assertEqual(r.returncode, 2)
         self.assertIn("event: required", r.stderr)

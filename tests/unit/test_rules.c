@@ -4,7 +4,10 @@
 #include "scrubgate/pipeline.h"
 #include "scrubgate/rules.h"
 
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <unistd.h>
 
 /* Load a rule set from text; on failure return what was logged (owned). */
@@ -67,6 +70,9 @@ struct run {
     char *path;
 };
 
+static const char *test_ua = "UA/1";
+static struct evkeyvalq test_headers;
+
 static void run(struct run *r, const char *rules, const char *event, bool gpc)
 {
     struct sg_limits lim;
@@ -77,7 +83,8 @@ static void run(struct run *r, const char *rules, const char *event, bool gpc)
     memset(&r->ctx, 0, sizeof(r->ctx));
     strcpy(r->ctx.ip, "203.0.113.9");
     strcpy(r->ctx.session_id, "0123456789abcdef0123456789abcdef");
-    r->ctx.user_agent = "UA/1";
+    r->ctx.user_agent = test_ua;
+    r->ctx.headers = &test_headers;
     r->ctx.gpc = gpc;
     r->ctx.now = 1763700000;
     json_t *in = json_loads(event, 0, NULL);
@@ -208,6 +215,108 @@ static void redact_map_and_drop_event(void **state)
     run_free(&r);
 }
 
+static void truncate_ip_then_hash(void **state)
+{
+    struct run r;
+    (void)state;
+    const char *rs = RULESET(
+        "{\"id\":\"t\",\"why\":\"w\",\"action\":\"truncate_ip\",\"field\":\"user.ip\",\"ipv6_prefix\":32},"
+        "{\"id\":\"a\",\"why\":\"w\",\"action\":\"allow\",\"field\":\"user.ip\"}");
+    run(&r, rs, "{\"event\":\"Lead\"}", false); /* ctx ip 203.0.113.9 */
+    assert_string_equal(r.ev.val[SG_F_USER_IP], "203.0.113.0");
+    run_free(&r);
+    run(&r, rs, "{\"event\":\"Lead\",\"ip\":\"2001:db8:abcd:12::1\"}", false);
+    /* the body ip is ignored without an ingest key: still the connection's address */
+    assert_string_equal(r.ev.val[SG_F_USER_IP], "203.0.113.0");
+    run_free(&r);
+    expect_load_error(RULESET("{\"id\":\"t\",\"why\":\"w\",\"action\":\"truncate_ip\",\"field\":\"user.email\"}"),
+                      "rules[0]", "user.ip only");
+    expect_load_error(RULESET("{\"id\":\"t\",\"why\":\"w\",\"action\":\"truncate_ip\",\"field\":\"user.ip\",\"ipv4_prefix\":33}"),
+                      "rules[0].ipv4_prefix", "0 to 32");
+}
+
+static void set_from_header(void **state)
+{
+    struct run r;
+    (void)state;
+    run(&r, RULESET("{\"id\":\"h\",\"why\":\"w\",\"action\":\"set\",\"field\":\"user.locale\",\"from\":\"header\",\"header\":\"X-Locale\"}"),
+        "{\"event\":\"Lead\"}", false);
+    assert_string_equal(r.ev.val[SG_F_USER_LOCALE], "de-DE");
+    run_free(&r);
+    run(&r, RULESET("{\"id\":\"h\",\"why\":\"w\",\"action\":\"set\",\"field\":\"user.locale\",\"from\":\"header\",\"header\":\"X-Absent\"}"),
+        "{\"event\":\"Lead\"}", false);
+    assert_null(r.ev.val[SG_F_USER_LOCALE]); /* an absent header sets nothing */
+    run_free(&r);
+    expect_load_error(RULESET("{\"id\":\"h\",\"why\":\"w\",\"action\":\"set\",\"field\":\"user.locale\",\"from\":\"header\"}"),
+                      "rules[0]", "\"header\"");
+}
+
+static void redact_with_site_pattern(void **state)
+{
+    struct run r;
+    (void)state;
+    run(&r, RULESET("{\"id\":\"p\",\"why\":\"w\",\"action\":\"redact\",\"fields\":[\"properties\",\"page.url\"],\"pattern\":\"CUST-\\\\d{6}\"}"),
+        "{\"event\":\"Lead\",\"page\":{\"url\":\"https://x/?loyalty=CUST-123456&a=1\"},\"properties\":{\"description\":\"member CUST-654321\"}}", false);
+    assert_string_equal(r.ev.val[SG_F_PAGE_URL], "https://x/?a=1");
+    assert_string_equal(json_string_value(json_object_get(r.ev.props, "description")), "member [redacted]");
+    run_free(&r);
+    expect_load_error(RULESET("{\"id\":\"p\",\"why\":\"w\",\"action\":\"redact\",\"field\":\"page.url\",\"pattern\":\"(x\"}"),
+                      "rules[0].pattern", "invalid regular expression");
+}
+
+static void pathological_pattern_skips_the_event(void **state)
+{
+    struct run r;
+    (void)state;
+    run(&r, RULESET("{\"id\":\"p\",\"why\":\"w\",\"action\":\"redact\",\"field\":\"properties\",\"pattern\":\"^(a+)+$\"},"
+                    "{\"id\":\"a\",\"why\":\"w\",\"action\":\"allow\",\"field\":\"properties\"}"),
+        "{\"event\":\"Lead\",\"properties\":{\"description\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!\"}}", false);
+    assert_int_equal(r.pr, SG_PIPE_SKIP);
+    assert_string_equal(r.ev.skip_reason, "scrub_limit");
+    run_free(&r);
+}
+
+static void drop_bots_and_allowlist(void **state)
+{
+    struct run r;
+    (void)state;
+    const char *rs = RULESET(
+        "{\"id\":\"bots\",\"why\":\"w\",\"action\":\"drop_event\",\"reason\":\"bot\",\"when\":{\"bot\":true}},"
+        "{\"id\":\"allow\",\"why\":\"w\",\"action\":\"drop_event\",\"reason\":\"not_allowed\",\"when\":{\"not_events\":[\"Purchase\",\"Lead\"]}}");
+    run(&r, rs, "{\"event\":\"Lead\"}", false); /* ctx UA "UA/1" */
+    assert_int_equal(r.pr, SG_PIPE_OK);
+    run_free(&r);
+    test_ua = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+    run(&r, rs, "{\"event\":\"Lead\"}", false);
+    test_ua = "UA/1";
+    assert_int_equal(r.pr, SG_PIPE_SKIP);
+    assert_string_equal(r.ev.skip_reason, "bot");
+    run_free(&r);
+    run(&r, rs, "{\"event\":\"Pageview\"}", false);
+    assert_int_equal(r.pr, SG_PIPE_SKIP);
+    assert_string_equal(r.ev.skip_reason, "not_allowed");
+    run_free(&r);
+}
+
+static void require_identifiers(void **state)
+{
+    struct run r;
+    (void)state;
+    const char *rs = RULESET(
+        "{\"id\":\"a\",\"why\":\"w\",\"action\":\"allow\",\"field\":\"user.ttclid\",\"when\":{\"consent\":{\"ad_storage\":\"granted\"}}},"
+        "{\"id\":\"need\",\"why\":\"w\",\"action\":\"require\",\"fields\":[\"user.ttclid\",\"user.external_id\"],\"min\":1}");
+    run(&r, rs, "{\"event\":\"Lead\",\"ttclid\":\"E.C.P.x\",\"consent\":\"granted\"}", false);
+    assert_int_equal(r.pr, SG_PIPE_OK);
+    run_free(&r);
+    /* Present but not allowed does not count: it will not leave. */
+    run(&r, rs, "{\"event\":\"Lead\",\"ttclid\":\"E.C.P.x\",\"consent\":\"denied\"}", false);
+    assert_int_equal(r.pr, SG_PIPE_SKIP);
+    assert_string_equal(r.ev.skip_reason, "too_few_identifiers");
+    run_free(&r);
+    expect_load_error(RULESET("{\"id\":\"n\",\"why\":\"w\",\"action\":\"require\",\"fields\":[\"user.ip\"],\"min\":2}"),
+                      "rules[0].min", "number of fields");
+}
+
 static void shipped_default_loads(void **state)
 {
     (void)state;
@@ -220,6 +329,8 @@ static void shipped_default_loads(void **state)
 
 int main(void)
 {
+    TAILQ_INIT(&test_headers);
+    evhttp_add_header(&test_headers, "X-Locale", "de-DE");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(invalid_rule_sets_say_where),
         cmocka_unit_test(minimization_by_default),
@@ -228,9 +339,16 @@ int main(void)
         cmocka_unit_test(when_conditions),
         cmocka_unit_test(drop_removes_and_disallows),
         cmocka_unit_test(redact_map_and_drop_event),
+        cmocka_unit_test(truncate_ip_then_hash),
+        cmocka_unit_test(set_from_header),
+        cmocka_unit_test(redact_with_site_pattern),
+        cmocka_unit_test(pathological_pattern_skips_the_event),
+        cmocka_unit_test(drop_bots_and_allowlist),
+        cmocka_unit_test(require_identifiers),
         cmocka_unit_test(shipped_default_loads),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    evhttp_clear_headers(&test_headers);
     sg_rules_thread_release();
     return rc;
 }
