@@ -96,12 +96,16 @@ static const char *treatment(const struct sg_event *ev, json_t *out, int f)
     if (!present)
         return "dropped";
     const char *t = "raw";
+    bool truncated = false;
     for (size_t i = 0; i < ev->n_receipt; i++) {
         const struct sg_receipt_entry *e = &ev->receipt[i];
         if (e->field != f)
             continue;
-        if (e->action == SG_RA_HASH_HMAC)
-            t = "keyed_hash";
+        if (e->action == SG_RA_TRUNCATE_IP) {
+            truncated = true;
+            t = "truncated";
+        } else if (e->action == SG_RA_HASH_HMAC)
+            t = truncated ? "truncated+keyed_hash" : "keyed_hash";
         else if (e->action == SG_RA_HASH_SHA256)
             t = "sha256";
         else if (e->action == SG_RA_SET)

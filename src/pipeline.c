@@ -187,6 +187,10 @@ json_t *sg_receipt_json(const struct sg_event *ev)
                               sg_receipt_action_name((enum sg_receipt_action)e->action));
         if (e->action == SG_RA_REDACT)
             json_object_set_new(r, "count", json_integer(e->count));
+        else if (e->action == SG_RA_TRUNCATE_IP)
+            json_object_set_new(r, "prefix", json_integer(e->count));
+        else if (e->action == SG_RA_REQUIRE)
+            json_object_set_new(r, "found", json_integer(e->count));
         json_array_append_new(rules, r);
     }
     json_object_set_new(o, "rules", rules);

@@ -1,6 +1,6 @@
 /*
  * fuzz_ingest - an ingest body through everything that reads it: JSON,
- * event normalization, consent resolution, the default rule set (URL and
+ * event normalization, consent resolution, every shipped rule set (URL and
  * text scrubbing included) and the TikTok formatter. Invariant checked
  * besides memory safety: a raw email never reaches the formatted output.
  */
@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct sg_site site;
+static const char *const rule_sets[] = {"rules/default.json", "rules/strict.json",
+                                        "rules/advanced-matching.json"};
+static struct sg_site sites[3];
 static struct sg_limits limits;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -22,16 +24,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    site.id = "fuzz";
-    site.secret = (unsigned char *)"fuzz-secret-0123456789";
-    site.secret_len = 22;
-    site.consent.default_state = SG_CONSENT_DENIED;
-    site.consent.honor_gpc = true;
-    site.rules = sg_ruleset_load(getenv("SG_FUZZ_RULES") ? getenv("SG_FUZZ_RULES")
-                                                         : "rules/default.json");
-    if (!site.rules)
-        abort();
-    site.event_map = json_pack("{s:s}", "won", "Purchase");
+    for (size_t i = 0; i < SG_ARRAY_SIZE(rule_sets); i++) {
+        struct sg_site *site = &sites[i];
+        site->id = "fuzz";
+        site->secret = (unsigned char *)"fuzz-secret-0123456789";
+        site->secret_len = 22;
+        site->consent.default_state = SG_CONSENT_DENIED;
+        site->consent.honor_gpc = true;
+        site->rules = sg_ruleset_load(rule_sets[i]);
+        if (!site->rules)
+            abort();
+        site->event_map = json_pack("{s:s}", "won", "Purchase");
+    }
     sg_limits_default(&limits);
     return 0;
 }
@@ -54,14 +58,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         strcpy(ctx.session_id, "0123456789abcdef0123456789abcdef");
         ctx.now = 1763700000;
         ctx.gpc = size & 1;
-        sg_event_init(&ev);
-        if (sg_pipeline_run(&site, &limits, in, &ctx, &ev, err, sizeof(err)) == SG_PIPE_OK) {
-            char *out = sg_dest_tiktok.format_event(&ev);
-            if (strstr(out, "fuzz.probe@example.com"))
-                abort(); /* a raw email left the pipeline */
-            free(out);
+        for (size_t s = 0; s < SG_ARRAY_SIZE(sites); s++) {
+            sg_event_init(&ev);
+            if (sg_pipeline_run(&sites[s], &limits, in, &ctx, &ev, err, sizeof(err)) == SG_PIPE_OK) {
+                char *out = sg_dest_tiktok.format_event(&ev);
+                if (strstr(out, "fuzz.probe@example.com"))
+                    abort(); /* a raw email left the pipeline */
+                free(out);
+            }
+            sg_event_release(&ev);
         }
-        sg_event_release(&ev);
     }
     json_decref(root);
     return 0;

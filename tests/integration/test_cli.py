@@ -64,6 +64,30 @@ class CliTest(unittest.TestCase):
         self.assertEqual(doc["sites"][0]["matrix"]["user.phone"],
                          {"granted": "dropped", "denied": "dropped", "gpc": "dropped"})
 
+    def matrix_for(self, rules):
+        with open(os.path.join(ROOT, "conf", "scrubgate.json")) as f:
+            cfg = json.load(f)
+        cfg["sites"][0]["rules"] = rules
+        r = run("check", "-c", write(self.tmp, "c.json", json.dumps(cfg)), "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)["sites"][0]["matrix"]
+
+    def test_matrix_of_each_shipped_rule_set(self):
+        m = self.matrix_for("rules/strict.json")
+        for state in ("granted", "denied", "gpc"):
+            self.assertEqual(m["user.external_id"][state], "dropped")
+            self.assertEqual(m["user.user_agent"][state], "dropped")
+            self.assertEqual(m["user.ip"][state], "truncated+keyed_hash")
+            self.assertEqual(m["user.email"][state], "dropped")
+        self.assertEqual(m["user.ttclid"]["granted"], "raw")
+        m = self.matrix_for("rules/advanced-matching.json")
+        self.assertEqual(m["user.email"], {"granted": "sha256", "denied": "dropped", "gpc": "dropped"})
+        self.assertEqual(m["user.phone"], {"granted": "sha256", "denied": "dropped", "gpc": "dropped"})
+        self.assertEqual(m["user.first_name"]["granted"], "dropped")
+        m = self.matrix_for("rules/default.json")
+        self.assertEqual(m["user.email"]["granted"], "dropped")
+        self.assertEqual(m["user.ip"]["denied"], "keyed_hash")
+
     def test_check_reports_file_line_column(self):
         cfg = write(self.tmp, "bad.json", '{\n  "sites": [],\n  "lisen": "127.0.0.1:1"\n}\n')
         r = run("check", "-c", cfg)
