@@ -3,6 +3,7 @@
 The real binary, real sockets, the strict fake TikTok; every expected hash is
 computed here independently of the C code.
 """
+import hashlib
 import http.client
 import json
 import os
@@ -334,6 +335,33 @@ class ForwardingTest(unittest.TestCase):
             self.proxy.request("POST", "/v1/events?site=shop", '{"event":"Lead"}')
         self.assertEqual(self.proxy.stop(), 0)
         self.assertEqual([e["event_id"] for e in self.fake.events], ["s1"])
+
+    def test_bot_events_are_skipped(self):
+        self.start()
+        status, _, body = self.proxy.post(
+            event(), headers={"User-Agent": "Mozilla/5.0 (compatible; bingbot/2.0)"})
+        self.assertEqual(status, 202, body)  # accepted: the outcome is in the sync log
+        line = self.proxy.wait_sync(1)[0]
+        self.assertEqual((line["status"], line["reason"]), ("skipped", "bot"))
+        self.assertEqual(line["rules"], ["drop-bots"])
+        time.sleep(0.1)
+        self.assertEqual(self.fake.requests, [])
+
+    def test_strict_rule_set_end_to_end(self):
+        self.start(rules=os.path.join(os.environ.get("SCRUBGATE_ROOT", "."), "rules", "strict.json"))
+        out, _, _ = self.send_one(event(consent="granted"), {"X-Forwarded-For": "198.51.100.77"})
+        self.assertEqual(out["user"]["ip"], keyed("user.ip", "198.51.100.0"))
+        self.assertNotIn("external_id", out["user"])
+        self.assertNotIn("user_agent", out["user"])
+        self.assertEqual(out["user"]["ttclid"], "E.C.P.click1")
+
+    def test_advanced_matching_end_to_end(self):
+        self.start(rules=os.path.join(os.environ.get("SCRUBGATE_ROOT", "."), "rules",
+                                      "advanced-matching.json"))
+        out, _, _ = self.send_one(event(consent="granted"))
+        # The fake accepted it: hashed as TikTok requires, never raw (which would be 40062).
+        self.assertEqual(out["user"]["email"], hashlib.sha256(b"jane.doe@example.com").hexdigest())
+        self.assertEqual(out["user"]["phone"], hashlib.sha256(b"+12133734253").hexdigest())
 
     def test_generated_event_id_is_returned_and_used(self):
         self.start()
