@@ -312,6 +312,42 @@ static int load_dest(struct loader *L, json_t *o, const char *path, struct sg_de
     return 0;
 }
 
+/*
+ * consent.tcf.purposes: {"ad_storage": [1], "ad_user_data": [1, 7], ...}. A canonical purpose
+ * that is named replaces its default mapping; [] means TCF never decides it.
+ */
+static int load_tcf_purposes(struct loader *L, json_t *o, const char *path,
+                             struct sg_consent_policy *c)
+{
+    const char *key;
+    json_t *list, *item;
+    size_t i;
+    if (!json_is_object(o))
+        return sg_jsondoc_error(&L->doc, at(L, "%s.purposes", path), false,
+                                "must be an object of purpose: [TCF purpose ids]");
+    json_object_foreach(o, key, list) {
+        int p = sg_purpose_from_name(key);
+        char sub[600];
+        snprintf(sub, sizeof(sub), "%.280s.purposes.%.280s", path, key);
+        if (p < 0)
+            return sg_jsondoc_error(&L->doc, sub, true,
+                                    "unknown purpose (ad_storage, ad_user_data, "
+                                    "ad_personalization, analytics_storage)");
+        if (!json_is_array(list))
+            return sg_jsondoc_error(&L->doc, sub, false, "must be an array of TCF purpose ids");
+        c->tcf_purposes[p] = 0;
+        json_array_foreach(list, i, item) {
+            if (!json_is_integer(item) || json_integer_value(item) < 1 ||
+                json_integer_value(item) > 24) {
+                snprintf(sub, sizeof(sub), "%.280s.purposes.%.280s[%zu]", path, key, i);
+                return sg_jsondoc_error(&L->doc, sub, false, "a TCF purpose id is 1 to 24");
+            }
+            c->tcf_purposes[p] |= 1u << (json_integer_value(item) - 1);
+        }
+    }
+    return 0;
+}
+
 static int load_consent(struct loader *L, json_t *o, const char *path,
                         struct sg_consent_policy *c)
 {
@@ -319,6 +355,7 @@ static int load_consent(struct loader *L, json_t *o, const char *path,
     static const char *const tcf_keys[] = {"vendor_id", "purposes", NULL};
     c->default_state = SG_CONSENT_DENIED;
     c->honor_gpc = true;
+    sg_consent_policy_default_tcf(c);
     if (!o)
         return 0;
     if (!json_is_object(o))
@@ -346,9 +383,8 @@ static int load_consent(struct loader *L, json_t *o, const char *path,
             get_num(L, tcf, "vendor_id", sub, 1, 65535, &vid) < 0)
             return -1;
         json_t *p = json_object_get(tcf, "purposes");
-        if (p && !json_is_object(p))
-            return sg_jsondoc_error(&L->doc, at(L, "%s.purposes", sub), false,
-                                    "must be an object");
+        if (p && load_tcf_purposes(L, p, sub, c) < 0)
+            return -1;
         c->tcf_vendor_id = (long)vid;
     }
     return 0;

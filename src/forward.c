@@ -19,6 +19,7 @@ struct item {
     char *event;    /* owned: name and id, for the sync log */
     char *event_id;
     json_t *rules;  /* owned reference */
+    struct sg_consent consent; /* the evidence, for the sync log */
 };
 
 struct batch {
@@ -54,8 +55,9 @@ static void item_free(struct item *it)
 }
 
 static void record(struct sg_forwarder *fw, const char *event, const char *event_id,
-                   json_t *rules, const char *status, const char *reason, long http_status,
-                   long code, const char *request_id, int attempts)
+                   json_t *rules, const struct sg_consent *consent, const char *status,
+                   const char *reason, long http_status, long code, const char *request_id,
+                   int attempts)
 {
     struct sg_sync_record r = {
         .site = fw->site->id,
@@ -70,6 +72,7 @@ static void record(struct sg_forwarder *fw, const char *event, const char *event
         .attempts = attempts,
         .rules = rules,
         .rule_set_version = sg_ruleset_version(fw->site->rules),
+        .consent = consent,
     };
     sg_synclog_write(fw->log, &r);
 }
@@ -118,7 +121,7 @@ void sg_forwarder_free(struct sg_forwarder *fw)
     fw->closing = true;
     while (fw->count) {
         struct item *it = &fw->ring[fw->head];
-        record(fw, it->event, it->event_id, it->rules, "failed", "shutdown", 0, -1, NULL, 0);
+        record(fw, it->event, it->event_id, it->rules, &it->consent, "failed", "shutdown", 0, -1, NULL, 0);
         item_free(it);
         fw->head = (fw->head + 1) % fw->cap;
         fw->count--;
@@ -155,6 +158,7 @@ void sg_forwarder_push(struct sg_forwarder *fw, const struct sg_event *ev, json_
     it->event = sg_xstrdup(ev->name);
     it->event_id = sg_xstrdup(ev->event_id);
     it->rules = json_incref(rules);
+    it->consent = ev->consent;
     fw->count++;
     if (fw->count >= fw->limits->batch_max_events || fw->dest->test_event_code)
         arm(fw, 0);
@@ -165,7 +169,7 @@ void sg_forwarder_push(struct sg_forwarder *fw, const struct sg_event *ev, json_
 void sg_forwarder_skip(struct sg_forwarder *fw, const struct sg_event *ev, const char *reason,
                        json_t *rules)
 {
-    record(fw, ev->name, ev->event_id, rules, "skipped", reason, 0, -1, NULL, 0);
+    record(fw, ev->name, ev->event_id, rules, &ev->consent, "skipped", reason, 0, -1, NULL, 0);
 }
 
 static void request_done(void *arg, const struct sg_http_result *res)
@@ -202,7 +206,7 @@ static void request_done(void *arg, const struct sg_http_result *res)
     }
     for (size_t i = 0; i < b->n; i++) {
         struct item *it = &b->items[i];
-        record(fw, it->event, it->event_id, it->rules, status, reply.reason,
+        record(fw, it->event, it->event_id, it->rules, &it->consent, status, reply.reason,
                res->curl_code == CURLE_OK ? res->status : 0, reply.code, reply.request_id, 1);
         item_free(it);
     }
@@ -273,7 +277,7 @@ static void send_batch(struct sg_forwarder *fw, struct batch *b)
         sg_buf_release(&body);
         for (size_t i = 0; i < b->n; i++) {
             struct item *it = &b->items[i];
-            record(fw, it->event, it->event_id, it->rules, "skipped", "dry_run", 0, -1, NULL, 0);
+            record(fw, it->event, it->event_id, it->rules, &it->consent, "skipped", "dry_run", 0, -1, NULL, 0);
             item_free(it);
         }
         fw->inflight -= b->n;

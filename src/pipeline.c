@@ -38,6 +38,7 @@ static void parse_cookies(struct sg_request_ctx *ctx, const char **sid)
                                 : !strcmp(p, "_ttclid")      ? &ttclid_alt
                                 : !strcmp(p, "_ttp")         ? &ctx->cookie_ttp
                                 : !strcmp(p, "euconsent-v2") ? &ctx->cookie_tcf
+                                : !strcmp(p, "usprivacy")    ? &ctx->cookie_usp
                                 : !strcmp(p, SG_SESSION_COOKIE) ? sid
                                                                 : NULL;
             if (slot && !*slot)
@@ -148,7 +149,8 @@ enum sg_pipe_result sg_pipeline_run(const struct sg_site *site, const struct sg_
     const char *reason = NULL;
     if (sg_event_from_json(ev, in, ctx, limits, err, errlen) < 0)
         return SG_PIPE_INVALID;
-    struct sg_consent_signals sig = {ev->consent_field, ctx->gpc, ctx->cookie_tcf};
+    struct sg_consent_signals sig = {ev->consent_field, ctx->gpc, ctx->cookie_tcf,
+                                     ctx->cookie_usp};
     if (sg_consent_resolve(&site->consent, &sig, &ev->consent, &reason) < 0) {
         snprintf(err, errlen, "%s", reason);
         return SG_PIPE_INVALID;
@@ -175,10 +177,15 @@ json_t *sg_receipt_json(const struct sg_event *ev)
     for (int p = 0; p < SG_PURPOSE__COUNT; p++)
         json_object_set_new(
             consent, sg_purpose_name((enum sg_purpose)p),
-            json_pack("{s:s,s:s}", "state",
+            json_pack("{s:s,s:s,s:s}", "state",
                       sg_consent_state_name((enum sg_consent_state)ev->consent.state[p]), "source",
-                      sg_consent_source_name((enum sg_consent_source)ev->consent.source[p])));
+                      sg_consent_source_name((enum sg_consent_source)ev->consent.source[p]),
+                      "evidence",
+                      sg_consent_evidence_name((enum sg_consent_evidence)ev->consent.evidence[p])));
     json_object_set_new(consent, "gpc", json_boolean(ev->consent.gpc));
+    json_object_set_new(consent, "sale_opt_out", json_boolean(ev->consent.sale_opt_out));
+    json_object_set_new(consent, "tcf",
+                        json_string(sg_tcf_outcome_name((enum sg_tcf_outcome)ev->consent.tcf)));
     json_object_set_new(o, "consent", consent);
     for (size_t i = 0; i < ev->n_receipt; i++) {
         const struct sg_receipt_entry *e = &ev->receipt[i];

@@ -4,6 +4,7 @@
  */
 #include "scrubgate/common.h"
 #include "scrubgate/buf.h"
+#include "scrubgate/consent.h"
 #include "scrubgate/log.h"
 #include "scrubgate/synclog.h"
 
@@ -85,6 +86,8 @@ json_t *sg_sync_record_json(const struct sg_sync_record *r, int64_t ts)
     json_object_set_new(o, "attempts", json_integer(r->attempts));
     json_object_set_new(o, "rules", r->rules ? json_incref(r->rules) : json_array());
     json_object_set_new(o, "rule_set", json_string(r->rule_set_version ? r->rule_set_version : ""));
+    if (r->consent)
+        json_object_set_new(o, "consent", sg_consent_evidence_json(r->consent));
     return o;
 }
 
@@ -152,6 +155,15 @@ int sg_synclog_format(const struct sg_sync_record *r, int64_t ts, struct sg_buf 
     }
     sg_buf_addc(b, ']');
     add_field(b, "rule_set", r->rule_set_version ? r->rule_set_version : "");
+    if (r->consent) {
+        /* Fixed tokens only (sg_consent_evidence_name): nothing here needs escaping. */
+        sg_buf_adds(b, ",\"consent\":{");
+        for (int p = 0; p < SG_PURPOSE__COUNT; p++)
+            sg_buf_printf(b, "%s\"%s\":\"%s\"", p ? "," : "", sg_purpose_name((enum sg_purpose)p),
+                          sg_consent_evidence_name((enum sg_consent_evidence)r->consent->evidence[p]));
+        sg_buf_printf(b, ",\"tcf\":\"%s\"}",
+                      sg_tcf_outcome_name((enum sg_tcf_outcome)r->consent->tcf));
+    }
     return sg_buf_adds(b, "}\n");
 }
 

@@ -26,28 +26,66 @@ enum sg_purpose {
 /* Which signal decided a purpose: recorded in receipts, never the raw signal. */
 enum sg_consent_source {
     SG_CSRC_NONE = 0,
-    SG_CSRC_EVENT,   /* the event's "consent" field */
+    SG_CSRC_EVENT,   /* the event's "consent" field (string or Consent Mode object) */
     SG_CSRC_GPC,     /* Sec-GPC: 1 with honor_gpc */
-    SG_CSRC_TCF,     /* IAB TC string (decoder: a later issue; see CONSENT.md) */
+    SG_CSRC_TCF,     /* IAB TC string */
+    SG_CSRC_GCS,     /* Google Consent Mode gcs value */
+    SG_CSRC_USP,     /* IAB US Privacy string */
     SG_CSRC_DEFAULT, /* the site default */
 };
 
+/* Why a signal decided as it did: short fixed tokens for receipts and the sync log. */
+enum sg_consent_evidence {
+    SG_CEV_NONE = 0,
+    SG_CEV_EVENT_GRANTED,
+    SG_CEV_EVENT_DENIED,
+    SG_CEV_GPC,
+    SG_CEV_TCF_GRANTED,
+    SG_CEV_TCF_NO_PURPOSE_CONSENT,
+    SG_CEV_TCF_NO_VENDOR_CONSENT,
+    SG_CEV_TCF_RESTRICTED,
+    SG_CEV_GCS_GRANTED,
+    SG_CEV_GCS_DENIED,
+    SG_CEV_USP_OPT_OUT,
+    SG_CEV_DEFAULT_GRANTED,
+    SG_CEV_DEFAULT_DENIED,
+};
+
+/* What became of a TC string, if one was sent. */
+enum sg_tcf_outcome {
+    SG_TCF_ABSENT = 0,
+    SG_TCF_APPLIED,          /* decoded and used */
+    SG_TCF_MALFORMED,        /* decides nothing */
+    SG_TCF_UNUSABLE,         /* valid but too old or not service-specific: decides nothing */
+    SG_TCF_NO_VENDOR,        /* the site configured no vendor id: decides nothing */
+};
+
 struct sg_consent {
-    unsigned char state[SG_PURPOSE__COUNT];  /* enum sg_consent_state */
-    unsigned char source[SG_PURPOSE__COUNT]; /* enum sg_consent_source */
-    bool gpc;                                /* Sec-GPC: 1 was seen and honoured */
+    unsigned char state[SG_PURPOSE__COUNT];    /* enum sg_consent_state */
+    unsigned char source[SG_PURPOSE__COUNT];   /* enum sg_consent_source */
+    unsigned char evidence[SG_PURPOSE__COUNT]; /* enum sg_consent_evidence */
+    unsigned char tcf;                         /* enum sg_tcf_outcome */
+    bool gpc;                                  /* Sec-GPC: 1 was seen and honoured */
+    bool sale_opt_out;                         /* GPC or a US Privacy opt-out of sale */
 };
 
 struct sg_consent_policy {
     enum sg_consent_state default_state; /* SG_CONSENT_DENIED unless configured */
     bool honor_gpc;                      /* default true */
     long tcf_vendor_id;                  /* 0 when not configured */
+    /* TCF purposes (bit p-1 for purpose p) that must all have consent for each canonical
+     * purpose; 0 means TCF does not decide that purpose. */
+    uint32_t tcf_purposes[SG_PURPOSE__COUNT];
 };
+
+/* The documented default mapping (CONSENT.md); used unless consent.tcf.purposes is set. */
+void sg_consent_policy_default_tcf(struct sg_consent_policy *p);
 
 struct sg_consent_signals {
     json_t *event_consent;  /* borrowed; the event's "consent" value or NULL */
     bool gpc_header;        /* Sec-GPC: 1 */
     const char *tcf_cookie; /* borrowed; euconsent-v2 cookie or NULL */
+    const char *usp_cookie; /* borrowed; usprivacy cookie or NULL */
 };
 
 /*
@@ -64,5 +102,9 @@ int sg_purpose_from_name(const char *name); /* -1 when unknown */
 const char *sg_consent_state_name(enum sg_consent_state s);
 int sg_consent_state_from_name(const char *name); /* -1 when unknown */
 const char *sg_consent_source_name(enum sg_consent_source s);
+const char *sg_consent_evidence_name(enum sg_consent_evidence e);
+const char *sg_tcf_outcome_name(enum sg_tcf_outcome o);
+/* The per-purpose evidence and TCF outcome as a JSON object (new reference). */
+json_t *sg_consent_evidence_json(const struct sg_consent *c);
 
 #endif

@@ -75,6 +75,7 @@ struct sg_request_ctx {
     const char *cookie_ttclid;   /* borrowed; ttclid or _ttclid cookie */
     const char *cookie_ttp;      /* borrowed; _ttp cookie */
     const char *cookie_tcf;      /* borrowed; euconsent-v2 cookie */
+    const char *cookie_usp;      /* borrowed; usprivacy cookie */
     char session_id[33];         /* first-party session id (32 hex), never leaves */
     bool new_session;            /* the reply must set the session cookie */
     int64_t now;                 /* Unix seconds at request start */

@@ -12,6 +12,8 @@
 
 #include <jansson.h>
 
+struct sg_consent;
+
 struct sg_synclog;
 
 struct sg_sync_record {
@@ -27,6 +29,7 @@ struct sg_sync_record {
     int attempts;
     json_t *rules;      /* borrowed: array of rule ids that changed the event */
     const char *rule_set_version;
+    const struct sg_consent *consent; /* borrowed: evidence per purpose, or NULL */
 };
 
 /* Create state_dir if needed and open the log for appending. NULL on error. */

@@ -42,6 +42,7 @@ enum set_source { SET_SESSION = 0, SET_VALUE, SET_HEADER };
 struct cond {
     unsigned char consent[SG_PURPOSE__COUNT]; /* 0 = any, else the required state */
     int gpc;                                  /* -1 any, 0 no, 1 yes */
+    int sale_opt_out;                         /* -1 any, 0 no, 1 yes: GPC or US Privacy */
     int bot;                                  /* -1 any, 0 no, 1 yes: the user agent is a bot */
     char **events;                            /* NULL = any */
     size_t n_events;
@@ -169,12 +170,14 @@ static int load_fields(const struct sg_jsondoc *doc, json_t *v, const char *path
 
 static int load_cond(const struct sg_jsondoc *doc, json_t *w, const char *path, struct cond *c)
 {
-    static const char *const keys[] = {"consent", "gpc",     "bot",    "events",
-                                       "not_events", "present", "absent", NULL};
+    static const char *const keys[] = {"consent",    "gpc",     "sale_opt_out", "bot",
+                                       "events",     "not_events", "present",  "absent",
+                                       NULL};
     char sub[300];
     json_t *v;
 
     c->gpc = -1;
+    c->sale_opt_out = -1;
     c->bot = -1;
     if (!w)
         return 0;
@@ -206,6 +209,12 @@ static int load_cond(const struct sg_jsondoc *doc, json_t *w, const char *path, 
         if (!json_is_boolean(v))
             return sg_jsondoc_error(doc, sub, false, "must be true or false");
         c->gpc = json_is_true(v);
+    }
+    if ((v = json_object_get(w, "sale_opt_out"))) {
+        snprintf(sub, sizeof(sub), "%s.sale_opt_out", path);
+        if (!json_is_boolean(v))
+            return sg_jsondoc_error(doc, sub, false, "must be true or false");
+        c->sale_opt_out = json_is_true(v);
     }
     if ((v = json_object_get(w, "bot"))) {
         snprintf(sub, sizeof(sub), "%s.bot", path);
@@ -571,6 +580,8 @@ static bool cond_match(const struct cond *c, const struct sg_event *ev)
         if (c->consent[p] && c->consent[p] != ev->consent.state[p])
             return false;
     if (c->gpc >= 0 && (bool)c->gpc != ev->consent.gpc)
+        return false;
+    if (c->sale_opt_out >= 0 && (bool)c->sale_opt_out != ev->consent.sale_opt_out)
         return false;
     if (c->events) {
         bool found = false;

@@ -135,7 +135,7 @@ class CliTest(unittest.TestCase):
         self.assertIn(("drop-raw-pii", "user.email", "drop"), rules)
         self.assertIn(("ip-keyed-hash", "user.ip", "hash:hmac_sha256"), rules)
         self.assertEqual(doc["receipt"]["consent"]["ad_user_data"],
-                         {"state": "granted", "source": "event"})
+                         {"state": "granted", "source": "event", "evidence": "event:granted"})
         # The receipt names rules and fields, never a value.
         self.assertNotIn("someone", json.dumps(doc["receipt"]))
         # Same input, same cookie: same output (explain is deterministic).

@@ -79,7 +79,7 @@ class PrivacyTest(unittest.TestCase):
         for line in lines:
             self.assertEqual(set(line), {"ts", "site", "destination", "event", "event_id",
                                          "status", "reason", "http_status", "code", "request_id",
-                                         "attempts", "rules", "rule_set"})
+                                         "attempts", "rules", "rule_set", "consent"})
 
     def test_nothing_raw_leaves_into_logs_replies_or_files(self):
         self.check(dry_run=False)

@@ -2,6 +2,7 @@
 #include "testutil.h"
 
 #include "scrubgate/buf.h"
+#include "scrubgate/consent.h"
 #include "scrubgate/synclog.h"
 
 #include <string.h>
@@ -28,10 +29,13 @@ static void lines_match_the_json_form(void **state)
 {
     (void)state;
     json_t *rules = json_pack("[ss]", "drop-raw-pii", "odd\"id\\");
+    struct sg_consent consent = {{0}, {0}, {SG_CEV_TCF_NO_VENDOR_CONSENT, SG_CEV_GPC,
+                                           SG_CEV_EVENT_GRANTED, SG_CEV_DEFAULT_DENIED},
+                                 SG_TCF_APPLIED, true, true};
     struct sg_sync_record full = {"shop", "tiktok:P1", "Purchase", "order \"1\"\t\x01", "accepted",
-                                  "ok", 200, 0, "req-1", 1, rules, "sha256:abc"};
+                                  "ok", 200, 0, "req-1", 1, rules, "sha256:abc", &consent};
     struct sg_sync_record empty = {"shop", "tiktok:P1", "Lead", "x", "skipped", NULL,
-                                   0, -1, NULL, 0, NULL, NULL};
+                                   0, -1, NULL, 0, NULL, NULL, NULL};
     check_same(&full);
     check_same(&empty);
     json_decref(rules);

@@ -1,0 +1,36 @@
+/*
+ * fuzz_tcf - the TC string decoder and consent resolution on arbitrary
+ * bytes. Invariants besides memory safety: a malformed string never grants,
+ * and an accepted one reports a version of 2.
+ */
+#include "scrubgate/common.h"
+#include "scrubgate/consent.h"
+#include "scrubgate/tcf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *s = sg_xstrndup((const char *)data, size);
+    struct sg_tcf tc;
+    const char *why;
+    unsigned vendor = size ? data[0] * 7u + 1 : 1;
+
+    if (sg_tcf_decode(s, strlen(s), vendor, &tc, &why) == 0 && tc.version != 2)
+        abort();
+
+    struct sg_consent_policy pol = {SG_CONSENT_DENIED, true, (long)vendor, {0}};
+    sg_consent_policy_default_tcf(&pol);
+    struct sg_consent_signals sig = {NULL, false, s, s};
+    struct sg_consent c;
+    const char *reason;
+    if (sg_consent_resolve(&pol, &sig, &c, &reason) == 0 && c.tcf != SG_TCF_APPLIED)
+        for (int p = 0; p < SG_PURPOSE__COUNT; p++)
+            if (c.state[p] == SG_CONSENT_GRANTED)
+                abort(); /* a string that decided nothing granted something */
+    free(s);
+    return 0;
+}
