@@ -40,6 +40,12 @@ void sg_limits_default(struct sg_limits *l)
     l->max_response_bytes = 64 * 1024;
     l->shutdown_timeout_ms = 5000;
     l->max_connections = 4096;
+    l->spool_segment_bytes = 16u * 1024 * 1024;
+    l->spool_max_bytes = 1024u * 1024 * 1024;
+    l->retry_base_ms = 1000;
+    l->retry_cap_ms = 60000;
+    l->retry_give_up_s = 86400;
+    l->auth_probe_ms = 30000;
 }
 
 static void free_strv(char **v, size_t n)
@@ -490,7 +496,8 @@ static int load_limits(struct loader *L, json_t *o, struct sg_limits *l)
         "max_body_bytes",   "max_header_bytes",  "max_events_per_request", "max_field_bytes",
         "request_timeout_ms", "queue_max_events", "flush_interval_ms",      "batch_max_events",
         "upstream_timeout_ms", "max_inflight",    "max_response_bytes",     "shutdown_timeout_ms",
-        "max_connections",     NULL};
+        "max_connections",     "spool_segment_bytes", "spool_max_bytes", "retry_base_ms",
+        "retry_cap_ms",        "retry_give_up_s",     "auth_probe_ms",   NULL};
     long long v;
     if (!o)
         return 0;
@@ -518,6 +525,12 @@ static int load_limits(struct loader *L, json_t *o, struct sg_limits *l)
     LIMIT("max_response_bytes", 1024, 16 * 1024 * 1024, max_response_bytes, size_t);
     LIMIT("shutdown_timeout_ms", 0, 600000, shutdown_timeout_ms, int);
     LIMIT("max_connections", 16, 1000000, max_connections, size_t);
+    LIMIT("spool_segment_bytes", 4096, 1024LL * 1024 * 1024, spool_segment_bytes, uint64_t);
+    LIMIT("spool_max_bytes", 65536, 1LL << 50, spool_max_bytes, uint64_t);
+    LIMIT("retry_base_ms", 1, 3600000, retry_base_ms, int);
+    LIMIT("retry_cap_ms", 1, 86400000, retry_cap_ms, int);
+    LIMIT("retry_give_up_s", 1, 30 * 86400, retry_give_up_s, int);
+    LIMIT("auth_probe_ms", 10, 86400000, auth_probe_ms, int);
 #undef LIMIT
     return 0;
 }

@@ -1,25 +1,34 @@
 /*
- * forward.c - batch formatted events per destination and deliver them.
+ * forward.c - batch formatted events per destination, deliver, retry, and
+ * record one outcome per event.
  */
 #include "scrubgate/common.h"
 #include "scrubgate/buf.h"
+#include "scrubgate/deadletter.h"
 #include "scrubgate/dest.h"
 #include "scrubgate/forward.h"
+#include "scrubgate/hash.h"
 #include "scrubgate/http_client.h"
 #include "scrubgate/log.h"
 #include "scrubgate/rules.h"
+#include "scrubgate/spool.h"
 #include "scrubgate/synclog.h"
 
+#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct item {
     char *json;     /* owned: the formatted outbound event */
     size_t len;
-    char *event;    /* owned: name and id, for the sync log */
+    char *event;    /* owned: name, id and changed-rule ids, for the sync log */
     char *event_id;
-    json_t *rules;  /* owned reference */
-    struct sg_consent consent; /* the evidence, for the sync log */
+    char *rules;
+    struct sg_consent consent;
+    int64_t first_ts;
+    uint32_t attempts;
+    uint64_t due_ms; /* retries: not before this monotonic time */
+    struct sg_spool_ref ref;
 };
 
 struct batch {
@@ -28,54 +37,121 @@ struct batch {
     size_t n;
 };
 
+/* A simple growable list of items (the ready ring and the retry list). */
+struct ring {
+    struct item *v;
+    size_t cap, head, count;
+};
+
 struct sg_forwarder {
-    struct event_base *base;
-    struct sg_http *http;
+    struct sg_forwarder_deps d;
     const struct sg_site *site;
     const struct sg_dest_conf *dest;
     const struct sg_limits *limits;
-    struct sg_synclog *log;
-    struct item *ring;
-    size_t cap, head, count;
-    size_t inflight; /* events in requests not yet answered */
-    size_t requests; /* requests not yet answered */
+    struct ring ready;
+    struct ring retry;
+    size_t inflight;  /* events in requests not yet answered */
+    size_t requests;  /* requests not yet answered */
     struct event *timer;
     bool timer_armed;
+    uint64_t timer_at;
+    uint64_t paused_until; /* token error: no sends before this monotonic time */
     bool closing;
+    struct sg_forward_stats stats;
 };
 
 static void flush(struct sg_forwarder *fw);
+
+/* ---- rings ---- */
+
+static void ring_push(struct ring *r, struct item *it)
+{
+    if (r->count == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 256;
+        struct item *v = sg_xcalloc(cap, sizeof(*v));
+        for (size_t i = 0; i < r->count; i++)
+            v[i] = r->v[(r->head + i) % r->cap];
+        free(r->v);
+        r->v = v;
+        r->cap = cap;
+        r->head = 0;
+    }
+    r->v[(r->head + r->count++) % r->cap] = *it;
+}
+
+static struct item ring_pop(struct ring *r)
+{
+    struct item it = r->v[r->head];
+    r->head = (r->head + 1) % r->cap;
+    r->count--;
+    return it;
+}
 
 static void item_free(struct item *it)
 {
     free(it->json);
     free(it->event);
     free(it->event_id);
-    json_decref(it->rules);
+    free(it->rules);
 }
 
-static void record(struct sg_forwarder *fw, const char *event, const char *event_id,
-                   json_t *rules, const struct sg_consent *consent, const char *status,
-                   const char *reason, long http_status, long code, const char *request_id,
-                   int attempts)
+/* ---- outcomes ---- */
+
+static void record(struct sg_forwarder *fw, const struct item *it, const char *status,
+                   const char *reason, long http_status, long code, const char *request_id)
 {
     struct sg_sync_record r = {
         .site = fw->site->id,
         .destination = fw->dest->id,
-        .event = event,
-        .event_id = event_id,
+        .event = it->event,
+        .event_id = it->event_id,
         .status = status,
         .reason = reason,
         .http_status = http_status,
         .code = code,
         .request_id = request_id,
-        .attempts = attempts,
-        .rules = rules,
+        .attempts = (int)it->attempts,
+        .rules = it->rules,
         .rule_set_version = sg_ruleset_version(fw->site->rules),
-        .consent = consent,
+        .consent = &it->consent,
     };
-    sg_synclog_write(fw->log, &r);
+    sg_synclog_write(fw->d.log, &r);
 }
+
+/* The event's story ends here: one sync log line, and the spool may forget it. */
+static void finish(struct sg_forwarder *fw, struct item *it, const char *status,
+                   const char *reason, long http_status, long code, const char *request_id)
+{
+    record(fw, it, status, reason, http_status, code, request_id);
+    sg_spool_ack(fw->d.spool, it->ref);
+    item_free(it);
+}
+
+/* Bad requests and exhausted retries: durable in the dead letter first, then done. */
+static void dead_letter(struct sg_forwarder *fw, struct item *items, size_t n, const char *reason,
+                        long http_status, long code, const char *request_id)
+{
+    struct sg_dead_event *evs = sg_xcalloc(n, sizeof(*evs));
+    for (size_t i = 0; i < n; i++)
+        evs[i] = (struct sg_dead_event){fw->site->id, fw->dest->id, items[i].event,
+                                        items[i].event_id, items[i].json, items[i].len,
+                                        items[i].attempts, items[i].first_ts};
+    bool kept = sg_deadletter_write(fw->d.dead, evs, n, reason, code, request_id) == 0;
+    free(evs);
+    for (size_t i = 0; i < n; i++) {
+        fw->stats.failed++;
+        fw->stats.dead_lettered += kept;
+        if (kept) {
+            finish(fw, &items[i], "failed", reason, http_status, code, request_id);
+        } else {
+            /* The dead letter did not take it: keep it in the spool for the next start. */
+            record(fw, &items[i], "failed", reason, http_status, code, request_id);
+            item_free(&items[i]);
+        }
+    }
+}
+
+/* ---- timers ---- */
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -83,30 +159,53 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     SG_UNUSED(fd);
     SG_UNUSED(what);
     fw->timer_armed = false;
+    /* Retries that are due go back to the ready queue. */
+    uint64_t now = sg_now_mono_ms();
+    for (size_t n = fw->retry.count; n > 0; n--) {
+        struct item it = ring_pop(&fw->retry);
+        ring_push(it.due_ms <= now ? &fw->ready : &fw->retry, &it);
+    }
     flush(fw);
 }
 
-static void arm(struct sg_forwarder *fw, int ms)
+/* Arm the timer for ms from now, unless it already fires sooner. */
+static void arm(struct sg_forwarder *fw, uint64_t ms)
 {
-    if (fw->timer_armed && ms > 0)
+    uint64_t at = sg_now_mono_ms() + ms;
+    if (fw->closing || (fw->timer_armed && fw->timer_at <= at))
         return;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
     evtimer_add(fw->timer, &tv);
     fw->timer_armed = true;
+    fw->timer_at = at;
 }
 
-struct sg_forwarder *sg_forwarder_new(struct event_base *base, struct sg_http *http,
+static void arm_next(struct sg_forwarder *fw)
+{
+    uint64_t now = sg_now_mono_ms();
+    if (fw->ready.count)
+        arm(fw, fw->ready.count >= fw->limits->batch_max_events ? 0
+                                                                 : (uint64_t)fw->limits->flush_interval_ms);
+    for (size_t i = 0; i < fw->retry.count; i++) {
+        uint64_t due = fw->retry.v[(fw->retry.head + i) % fw->retry.cap].due_ms;
+        arm(fw, due > now ? due - now : 0);
+    }
+    if (fw->paused_until > now)
+        arm(fw, fw->paused_until - now);
+}
+
+/* ---- lifecycle ---- */
+
+struct sg_forwarder *sg_forwarder_new(const struct sg_forwarder_deps *deps,
                                       const struct sg_site *site, const struct sg_dest_conf *dest,
-                                      const struct sg_limits *limits, struct sg_synclog *log)
+                                      const struct sg_limits *limits)
 {
     struct sg_forwarder *fw = sg_xcalloc(1, sizeof(*fw));
-    fw->base = base;
-    fw->http = http;
+    fw->d = *deps;
     fw->site = site;
     fw->dest = dest;
     fw->limits = limits;
-    fw->log = log;
-    fw->timer = evtimer_new(base, timer_cb, fw);
+    fw->timer = evtimer_new(deps->base, timer_cb, fw);
     if (!fw->timer) {
         free(fw);
         return NULL;
@@ -119,57 +218,134 @@ void sg_forwarder_free(struct sg_forwarder *fw)
     if (!fw)
         return;
     fw->closing = true;
-    while (fw->count) {
-        struct item *it = &fw->ring[fw->head];
-        record(fw, it->event, it->event_id, it->rules, &it->consent, "failed", "shutdown", 0, -1, NULL, 0);
-        item_free(it);
-        fw->head = (fw->head + 1) % fw->cap;
-        fw->count--;
+    while (fw->ready.count) {
+        struct item it = ring_pop(&fw->ready);
+        item_free(&it); /* still in the spool: replayed on the next start */
+    }
+    while (fw->retry.count) {
+        struct item it = ring_pop(&fw->retry);
+        item_free(&it);
     }
     event_free(fw->timer);
-    free(fw->ring);
+    free(fw->ready.v);
+    free(fw->retry.v);
     free(fw);
 }
 
 bool sg_forwarder_has_room(const struct sg_forwarder *fw, size_t n)
 {
-    return !fw->closing && fw->count + n <= fw->limits->queue_max_events;
+    return !fw->closing &&
+           fw->ready.count + fw->retry.count + fw->inflight + n <= fw->limits->queue_max_events;
 }
 
-static void grow(struct sg_forwarder *fw)
+const struct sg_forward_stats *sg_forwarder_stats(const struct sg_forwarder *fw)
 {
-    size_t cap = fw->cap ? fw->cap * 2 : 256;
-    struct item *ring = sg_xcalloc(cap, sizeof(*ring));
-    for (size_t i = 0; i < fw->count; i++)
-        ring[i] = fw->ring[(fw->head + i) % fw->cap];
-    free(fw->ring);
-    fw->ring = ring;
-    fw->cap = cap;
-    fw->head = 0;
+    return &fw->stats;
 }
 
-void sg_forwarder_push(struct sg_forwarder *fw, const struct sg_event *ev, json_t *rules)
+const struct sg_site *sg_forwarder_site(const struct sg_forwarder *fw)
 {
-    if (fw->count == fw->cap)
-        grow(fw);
-    struct item *it = &fw->ring[(fw->head + fw->count) % fw->cap];
-    it->json = fw->dest->ops->format_event(ev);
-    it->len = strlen(it->json);
-    it->event = sg_xstrdup(ev->name);
-    it->event_id = sg_xstrdup(ev->event_id);
-    it->rules = json_incref(rules);
-    it->consent = ev->consent;
-    fw->count++;
-    if (fw->count >= fw->limits->batch_max_events || fw->dest->test_event_code)
+    return fw->site;
+}
+
+const struct sg_dest_conf *sg_forwarder_dest(const struct sg_forwarder *fw)
+{
+    return fw->dest;
+}
+
+void sg_forwarder_push(struct sg_forwarder *fw, const struct sg_event *ev, const char *rules)
+{
+    struct item it = {0};
+    it.json = fw->dest->ops->format_event(ev);
+    it.len = strlen(it.json);
+    it.event = sg_xstrdup(ev->name);
+    it.event_id = sg_xstrdup(ev->event_id);
+    it.rules = sg_xstrdup(rules);
+    it.consent = ev->consent;
+    it.first_ts = ev->ctx ? ev->ctx->now : sg_now_unix();
+    struct sg_spool_entry e = {(char *)fw->site->id, fw->dest->id, it.event, it.event_id,
+                               it.rules, it.json, it.len, it.consent, it.first_ts, 0, {0, 0}};
+    sg_spool_append(fw->d.spool, &e);
+    it.ref = e.ref;
+    ring_push(&fw->ready, &it);
+    if (fw->dest->test_event_code)
         arm(fw, 0);
     else
-        arm(fw, fw->limits->flush_interval_ms);
+        arm_next(fw);
+}
+
+void sg_forwarder_restore(struct sg_forwarder *fw, struct sg_spool_entry *e)
+{
+    struct item it = {0};
+    it.json = e->json;
+    it.len = e->json_len;
+    it.event = e->event;
+    it.event_id = e->event_id;
+    it.rules = e->rules;
+    it.consent = e->consent;
+    it.first_ts = e->first_ts;
+    it.attempts = e->attempts;
+    it.ref = e->ref;
+    free(e->site);
+    free(e->dest);
+    memset(e, 0, sizeof(*e));
+    ring_push(&fw->ready, &it);
+    arm_next(fw);
 }
 
 void sg_forwarder_skip(struct sg_forwarder *fw, const struct sg_event *ev, const char *reason,
-                       json_t *rules)
+                       const char *rules)
 {
-    record(fw, ev->name, ev->event_id, rules, &ev->consent, "skipped", reason, 0, -1, NULL, 0);
+    struct item it = {0};
+    it.event = (char *)ev->name;
+    it.event_id = ev->event_id;
+    it.rules = (char *)rules;
+    it.consent = ev->consent;
+    fw->stats.skipped++;
+    record(fw, &it, "skipped", reason, 0, -1, NULL);
+}
+
+/* ---- retries ---- */
+
+/* Full jitter: a uniform delay in [0, min(cap, base * 2^(attempt-1))]. */
+static uint64_t backoff_ms(const struct sg_limits *l, uint32_t attempt)
+{
+    uint64_t ceiling = (uint64_t)l->retry_base_ms;
+    for (uint32_t i = 1; i < attempt && ceiling < (uint64_t)l->retry_cap_ms; i++)
+        ceiling *= 2;
+    if (ceiling > (uint64_t)l->retry_cap_ms)
+        ceiling = (uint64_t)l->retry_cap_ms;
+    uint64_t r = 0;
+    if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+        r = sg_now_mono_ms();
+    return r % (ceiling + 1);
+}
+
+static void schedule_retry(struct sg_forwarder *fw, struct batch *b, const char *reason,
+                           long http_status, long code, const char *request_id)
+{
+    int64_t now = sg_now_unix();
+    uint64_t delay = backoff_ms(fw->limits, b->items[0].attempts);
+    struct item *expired = sg_xcalloc(b->n, sizeof(*expired));
+    size_t n_expired = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        struct item *it = &b->items[i];
+        if (now - it->first_ts >= fw->limits->retry_give_up_s) {
+            expired[n_expired++] = *it;
+            continue;
+        }
+        it->due_ms = sg_now_mono_ms() + delay;
+        fw->stats.retried++;
+        ring_push(&fw->retry, it);
+    }
+    if (n_expired) {
+        char why[64];
+        snprintf(why, sizeof(why), "retries_exhausted:%s", reason);
+        dead_letter(fw, expired, n_expired, why, http_status, code, request_id);
+    }
+    free(expired);
+    sg_debug("destination %s: %zu event(s) retry in %llu ms (%s)", fw->dest->id,
+             b->n - n_expired, (unsigned long long)delay, reason);
 }
 
 static void request_done(void *arg, const struct sg_http_result *res)
@@ -177,45 +353,72 @@ static void request_done(void *arg, const struct sg_http_result *res)
     struct batch *b = arg;
     struct sg_forwarder *fw = b->fw;
     struct sg_dest_reply reply;
-    const char *status;
+    long status = res->curl_code == CURLE_OK ? res->status : 0;
 
-    fw->dest->ops->classify(res->curl_code == CURLE_OK ? res->status : 0, res->body,
-                            res->body_len, &reply);
-    if (res->curl_code == CURLE_OPERATION_TIMEDOUT)
-        reply.reason = "timeout";
-    else if (res->curl_code == CURLE_ABORTED_BY_CALLBACK)
-        reply.reason = "shutdown";
-    switch (reply.result) {
-    case SG_DEST_OK:
-        status = "accepted";
-        break;
-    case SG_DEST_PARTIAL:
-        status = "partial_failure";
-        break;
-    case SG_DEST_AUTH:
-        sg_error("destination %s (site %s): access token refused (code %ld); rotate the token",
-                 fw->dest->id, fw->site->id, reply.code);
-        status = "failed";
-        break;
-    default:
-        /* Retries and the dead letter come with the durable spool (a later issue). */
-        if (res->curl_code != CURLE_OK && res->curl_code != CURLE_ABORTED_BY_CALLBACK)
-            sg_warn("destination %s: request failed: %s", fw->dest->id, res->error);
-        status = "failed";
-        break;
-    }
-    for (size_t i = 0; i < b->n; i++) {
-        struct item *it = &b->items[i];
-        record(fw, it->event, it->event_id, it->rules, &it->consent, status, reply.reason,
-               res->curl_code == CURLE_OK ? res->status : 0, reply.code, reply.request_id, 1);
-        item_free(it);
-    }
     fw->inflight -= b->n;
     fw->requests--;
+    if (res->curl_code == CURLE_ABORTED_BY_CALLBACK) {
+        /* Shutting down: the events stay in the spool and are sent after the restart. */
+        for (size_t i = 0; i < b->n; i++)
+            item_free(&b->items[i]);
+        goto out;
+    }
+    fw->dest->ops->classify(status, res->body, res->body_len, &reply);
+    if (res->curl_code == CURLE_OPERATION_TIMEDOUT)
+        reply.reason = "timeout";
+    for (size_t i = 0; i < b->n; i++)
+        b->items[i].attempts++;
+    switch (reply.result) {
+    case SG_DEST_OK:
+    case SG_DEST_PARTIAL:
+        fw->paused_until = 0;
+        if (fw->stats.paused) {
+            fw->stats.paused = false;
+            sg_info("destination %s (site %s): token accepted again; sending resumes",
+                    fw->dest->id, fw->site->id);
+        }
+        for (size_t i = 0; i < b->n; i++) {
+            if (reply.result == SG_DEST_OK)
+                fw->stats.accepted++;
+            else
+                fw->stats.partial++;
+            finish(fw, &b->items[i], reply.result == SG_DEST_OK ? "accepted" : "partial_failure",
+                   reply.reason, status, reply.code, reply.request_id);
+        }
+        break;
+    case SG_DEST_AUTH:
+        /* Keep everything and stop sending; probe again later. */
+        fw->stats.auth_pauses++;
+        fw->stats.paused = true;
+        fw->paused_until = sg_now_mono_ms() + (uint64_t)fw->limits->auth_probe_ms;
+        sg_error("destination %s (site %s): access token refused (code %ld): paused, %zu event(s) "
+                 "kept, next probe in %d ms; rotate the token",
+                 fw->dest->id, fw->site->id, reply.code, b->n, fw->limits->auth_probe_ms);
+        for (size_t i = 0; i < b->n; i++) {
+            b->items[i].due_ms = fw->paused_until;
+            ring_push(&fw->retry, &b->items[i]);
+        }
+        break;
+    case SG_DEST_RETRY:
+        if (res->curl_code != CURLE_OK)
+            sg_warn("destination %s: request failed (%s); will retry", fw->dest->id, res->error);
+        schedule_retry(fw, b, reply.reason, status, reply.code, reply.request_id);
+        break;
+    case SG_DEST_FAIL:
+        sg_warn("destination %s (site %s): %zu event(s) refused (code %ld, request %s): dead "
+                "letter",
+                fw->dest->id, fw->site->id, b->n, reply.code,
+                reply.request_id[0] ? reply.request_id : "-");
+        dead_letter(fw, b->items, b->n, reply.reason, status, reply.code, reply.request_id);
+        break;
+    }
+    /* Acks need no fsync: a lost ack only means a duplicate, which TikTok deduplicates. */
+    sg_spool_commit(fw->d.spool);
+out:
     free(b->items);
     free(b);
-    if (!fw->closing && fw->count)
-        arm(fw, fw->count >= fw->limits->batch_max_events ? 0 : fw->limits->flush_interval_ms);
+    if (!fw->closing)
+        arm_next(fw);
 }
 
 /*
@@ -276,9 +479,8 @@ static void send_batch(struct sg_forwarder *fw, struct batch *b)
         log_dry_run(fw, &body, b->n);
         sg_buf_release(&body);
         for (size_t i = 0; i < b->n; i++) {
-            struct item *it = &b->items[i];
-            record(fw, it->event, it->event_id, it->rules, &it->consent, "skipped", "dry_run", 0, -1, NULL, 0);
-            item_free(it);
+            fw->stats.skipped++;
+            finish(fw, &b->items[i], "skipped", "dry_run", 0, -1, NULL);
         }
         fw->inflight -= b->n;
         fw->requests--;
@@ -289,7 +491,7 @@ static void send_batch(struct sg_forwarder *fw, struct batch *b)
     size_t len;
     char *data = sg_buf_detach(&body, &len);
     struct curl_slist *hdrs = fw->dest->ops->headers(fw->dest);
-    if (!hdrs || sg_http_post(fw->http, fw->dest->url, hdrs, data, len,
+    if (!hdrs || sg_http_post(fw->d.http, fw->dest->url, hdrs, data, len,
                               fw->limits->upstream_timeout_ms, request_done, b) < 0) {
         struct sg_http_result res = {.curl_code = CURLE_FAILED_INIT, .error = "cannot start"};
         if (!hdrs)
@@ -301,27 +503,29 @@ static void send_batch(struct sg_forwarder *fw, struct batch *b)
 static void flush(struct sg_forwarder *fw)
 {
     size_t max = fw->dest->test_event_code ? 1 : fw->limits->batch_max_events;
-    while (fw->count && fw->requests < fw->limits->max_inflight) {
+    uint64_t now = sg_now_mono_ms();
+    if (fw->paused_until > now) {
+        arm_next(fw);
+        return;
+    }
+    /* While paused by a token error, one probe request at a time. */
+    size_t limit = fw->stats.paused ? 1 : fw->limits->max_inflight;
+    while (fw->ready.count && fw->requests < limit) {
         struct batch *b = sg_xcalloc(1, sizeof(*b));
         b->fw = fw;
-        b->n = SG_MIN(fw->count, max);
+        b->n = SG_MIN(fw->ready.count, max);
         b->items = sg_xcalloc(b->n, sizeof(struct item));
-        for (size_t i = 0; i < b->n; i++) {
-            b->items[i] = fw->ring[fw->head];
-            fw->head = (fw->head + 1) % fw->cap;
-        }
-        fw->count -= b->n;
+        for (size_t i = 0; i < b->n; i++)
+            b->items[i] = ring_pop(&fw->ready);
         send_batch(fw, b);
     }
+    if (fw->stats.paused)
+        fw->paused_until = now + (uint64_t)fw->limits->auth_probe_ms;
+    arm_next(fw);
 }
 
 size_t sg_forwarder_drain(struct sg_forwarder *fw)
 {
     flush(fw);
-    return fw->count + fw->inflight;
-}
-
-size_t sg_forwarder_pending(const struct sg_forwarder *fw)
-{
-    return fw->count + fw->inflight;
+    return fw->ready.count + fw->inflight;
 }

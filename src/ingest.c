@@ -12,6 +12,7 @@
 #include "scrubgate/pipeline.h"
 #include "scrubgate/rules.h"
 #include "scrubgate/server.h"
+#include "scrubgate/spool.h"
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -234,13 +235,19 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
         return;
     }
     /* Room for every event in every destination, or nothing is taken (no partial 202). */
-    for (size_t d = 0; d < site->n_dests; d++)
-        if (!sg_forwarder_has_room(sg_worker_forwarder(w, site, d), n)) {
-            evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-            reply_error(req, 503, "Service Unavailable", "queue full, retry later");
-            json_decref(root);
-            return;
-        }
+    size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+    bool room = !sg_spool_broken(w->spool) &&
+                sg_spool_has_room(w->spool, (body_len + 512 * n) * (site->n_dests + 1));
+    for (size_t d = 0; room && d < site->n_dests; d++)
+        room = sg_forwarder_has_room(sg_worker_forwarder(w, site, d), n);
+    if (!room) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        reply_error(req, 503, "Service Unavailable",
+                    sg_spool_broken(w->spool) ? "spool unavailable, retry later"
+                                              : "queue full, retry later");
+        json_decref(root);
+        return;
+    }
 
     evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
     if (sg_request_ctx_init(&ctx, cfg, peer, in) < 0) {
@@ -272,16 +279,18 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
             continue;
         }
         json_t *rules = sg_event_changed_rules(&ev);
+        char *rules_txt = json_dumps(rules, JSON_COMPACT);
+        json_decref(rules);
         for (size_t d = 0; d < s->n_dests; d++) {
             struct sg_forwarder *fw = sg_worker_forwarder(w, s, d);
             if (pr == SG_PIPE_SKIP)
-                sg_forwarder_skip(fw, &ev, ev.skip_reason, rules);
+                sg_forwarder_skip(fw, &ev, ev.skip_reason, rules_txt);
             else if (!sg_dest_allows_event(&s->dests[d], ev.name))
-                sg_forwarder_skip(fw, &ev, "not_in_allowlist", rules);
+                sg_forwarder_skip(fw, &ev, "not_in_allowlist", rules_txt);
             else
-                sg_forwarder_push(fw, &ev, rules);
+                sg_forwarder_push(fw, &ev, rules_txt);
         }
-        json_decref(rules);
+        free(rules_txt);
         json_array_append_new(ids, json_string(ev.event_id));
         accepted++;
         sg_event_release(&ev);
@@ -308,7 +317,17 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
         set_session_cookie(req, &ctx, request_is_tls(cfg, req, peer ? peer : ""));
     sg_request_ctx_release(&ctx);
     json_decref(root);
-    reply_json(req, 202, "Accepted", body);
+    if (sg_spool_pending_bytes(w->spool) == 0) {
+        reply_json(req, 202, "Accepted", body); /* nothing to make durable (all skipped) */
+        return;
+    }
+    /* The 202 waits for the group commit: never a 202 before the events are on disk. */
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    evhttp_add_header(out, "Content-Type", "application/json");
+    evhttp_add_header(out, "Cache-Control", "no-store");
+    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(body);
+    sg_worker_defer_reply(w, req, text);
 }
 
 void sg_ingest_handle(struct evhttp_request *req, void *arg)

@@ -6,15 +6,18 @@
  * sits on the accept path. The main thread only waits for signals.
  */
 #include "scrubgate/common.h"
+#include "scrubgate/deadletter.h"
 #include "scrubgate/forward.h"
 #include "scrubgate/http_client.h"
 #include "scrubgate/log.h"
 #include "scrubgate/rules.h"
 #include "scrubgate/server.h"
+#include "scrubgate/spool.h"
 #include "scrubgate/synclog.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <event2/buffer.h>
 #include <event2/thread.h>
 #include <jansson.h>
 #include <netdb.h>
@@ -62,6 +65,72 @@ static int listen_socket(const char *host, int *port)
         *port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
                                               : ((struct sockaddr_in6 *)&ss)->sin6_port);
     return fd;
+}
+
+/* ---- group commit ---- */
+
+static void send_body(struct evhttp_request *req, int code, const char *reason, const char *body)
+{
+    struct evbuffer *buf = evbuffer_new();
+    if (buf) {
+        evbuffer_add(buf, body, strlen(body));
+        evbuffer_add(buf, "\n", 1);
+    }
+    evhttp_send_reply(req, code, reason, buf);
+    if (buf)
+        evbuffer_free(buf);
+}
+
+/* One write + fdatasync for every request read in this loop turn, then their replies. */
+static void commit_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_worker *w = arg;
+    SG_UNUSED(fd);
+    SG_UNUSED(what);
+    w->commit_armed = false;
+    int rc = sg_spool_commit(w->spool);
+    for (size_t i = 0; i < w->n_pending; i++) {
+        struct sg_pending_reply *p = &w->pending[i];
+        if (rc == 0) {
+            send_body(p->req, 202, "Accepted", p->body);
+        } else {
+            evhttp_add_header(evhttp_request_get_output_headers(p->req), "Retry-After", "1");
+            send_body(p->req, 503, "Service Unavailable",
+                      "{\"error\":\"spool unavailable, retry later\"}");
+        }
+        free(p->body);
+    }
+    w->n_pending = 0;
+}
+
+/* A client that left before its 202: its events are spooled all the same. */
+static void conn_close_cb(struct evhttp_connection *conn, void *arg)
+{
+    struct sg_worker *w = arg;
+    for (size_t i = 0; i < w->n_pending;) {
+        if (w->pending[i].conn == conn) {
+            free(w->pending[i].body);
+            w->pending[i] = w->pending[--w->n_pending];
+        } else {
+            i++;
+        }
+    }
+}
+
+void sg_worker_defer_reply(struct sg_worker *w, struct evhttp_request *req, char *body)
+{
+    if (w->n_pending == w->cap_pending) {
+        w->cap_pending = w->cap_pending ? w->cap_pending * 2 : 64;
+        w->pending = sg_xrealloc(w->pending, w->cap_pending * sizeof(*w->pending));
+    }
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    evhttp_connection_set_closecb(conn, conn_close_cb, w);
+    w->pending[w->n_pending++] = (struct sg_pending_reply){req, conn, body};
+    if (!w->commit_armed) {
+        w->commit_armed = true;
+        /* Runs after the callbacks already due in this loop turn: they share the fdatasync. */
+        event_active(w->commit_ev, EV_READ, 0);
+    }
 }
 
 static void drain_cb(evutil_socket_t fd, short what, void *arg)
@@ -171,6 +240,7 @@ static void *worker_main(void *arg)
     event_base_dispatch(w->base);
     sg_rules_thread_release();
     sg_synclog_thread_release();
+    sg_spool_thread_release();
     return NULL;
 }
 
@@ -178,10 +248,19 @@ static void worker_release(struct sg_worker *w)
 {
     if (w->http)
         evhttp_free(w->http);
-    /* The client first: aborting transfers reports their events through the forwarders. */
+    /* The client first: aborted transfers hand their events back before the forwarders go. */
     sg_http_free(w->client);
     for (size_t i = 0; i < w->n_fw; i++)
         sg_forwarder_free(w->fw[i]);
+    if (w->spool) {
+        sg_spool_commit(w->spool); /* the last acks */
+        sg_spool_free(w->spool);
+    }
+    for (size_t i = 0; i < w->n_pending; i++)
+        free(w->pending[i].body);
+    free(w->pending);
+    if (w->commit_ev)
+        event_free(w->commit_ev);
     free(w->fw);
     free(w->site_offset);
     if (w->stop_ev)
@@ -195,11 +274,13 @@ static void worker_release(struct sg_worker *w)
 }
 
 static int worker_init(struct sg_worker *w, const struct sg_config *cfg, struct sg_synclog *log,
-                       int fd)
+                       struct sg_deadletter *dead, struct sg_spool_shared *spool, int fd)
 {
     const struct sg_limits *lim = &cfg->limits;
     w->cfg = cfg;
     w->log = log;
+    w->dead = dead;
+    w->spool = sg_spool_new(spool, w->index);
     w->listen_fd = fd;
     w->base = event_base_new();
     if (!w->base)
@@ -209,7 +290,9 @@ static int worker_init(struct sg_worker *w, const struct sg_config *cfg, struct 
     w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
     w->drain_timer = evtimer_new(w->base, drain_cb, w);
     w->accept_resume = evtimer_new(w->base, accept_resume_cb, w);
-    if (!w->http || !w->client || !w->stop_ev || !w->drain_timer || !w->accept_resume)
+    w->commit_ev = event_new(w->base, -1, 0, commit_cb, w);
+    if (!w->http || !w->client || !w->stop_ev || !w->drain_timer || !w->accept_resume ||
+        !w->commit_ev)
         return sg_error("worker %d: cannot create the loop's objects", w->index);
     evhttp_set_max_body_size(w->http, (ev_ssize_t)lim->max_body_bytes);
     evhttp_set_max_headers_size(w->http, (ev_ssize_t)lim->max_header_bytes);
@@ -234,13 +317,57 @@ static int worker_init(struct sg_worker *w, const struct sg_config *cfg, struct 
     w->fw = sg_xcalloc(w->n_fw ? w->n_fw : 1, sizeof(*w->fw));
     for (size_t s = 0; s < cfg->n_sites; s++)
         for (size_t d = 0; d < cfg->sites[s].n_dests; d++) {
-            struct sg_forwarder *fw = sg_forwarder_new(w->base, w->client, &cfg->sites[s],
-                                                       &cfg->sites[s].dests[d], lim, log);
+            struct sg_forwarder_deps deps = {w->base, w->client, log, w->spool, dead};
+            struct sg_forwarder *fw =
+                sg_forwarder_new(&deps, &cfg->sites[s], &cfg->sites[s].dests[d], lim);
             if (!fw)
                 return sg_error("worker %d: cannot create a forwarder", w->index);
             w->fw[w->site_offset[s] + d] = fw;
         }
     return 0;
+}
+
+/*
+ * Give each recovered segment to one worker (its acks are that worker's to
+ * write) and queue its pending events on that worker's forwarders. Events of
+ * a destination no longer configured go to the dead letter.
+ */
+static void restore_spool(const struct sg_config *cfg, struct sg_worker *workers,
+                          struct sg_spool_shared *spool, struct sg_spool_recovered *rec)
+{
+    for (size_t s = 0; s < rec->n_segs; s++) {
+        if (!rec->seg_pending[s])
+            continue;
+        sg_spool_shared_add_bytes(spool, rec->seg_bytes[s]);
+        sg_spool_adopt(workers[rec->segs[s] % (uint64_t)cfg->workers].spool, rec->segs[s],
+                       rec->seg_pending[s], rec->seg_bytes[s]);
+    }
+    size_t restored = 0, orphaned = 0;
+    for (size_t i = 0; i < rec->n; i++) {
+        struct sg_spool_entry *e = &rec->entries[i];
+        struct sg_worker *w = &workers[e->ref.seg % (uint64_t)cfg->workers];
+        const struct sg_site *site = sg_config_site_by_id(cfg, e->site);
+        struct sg_forwarder *fw = NULL;
+        for (size_t d = 0; site && d < site->n_dests && !fw; d++)
+            if (strcmp(site->dests[d].id, e->dest) == 0)
+                fw = sg_worker_forwarder(w, site, d);
+        if (fw) {
+            sg_forwarder_restore(fw, e);
+            restored++;
+            continue;
+        }
+        struct sg_dead_event de = {e->site, e->dest, e->event, e->event_id, e->json,
+                                   e->json_len, e->attempts, e->first_ts};
+        if (sg_deadletter_write(w->dead, &de, 1, "destination_removed", -1, NULL) == 0)
+            sg_spool_ack(w->spool, e->ref);
+        orphaned++;
+    }
+    for (int i = 0; i < cfg->workers; i++)
+        sg_spool_commit(workers[i].spool);
+    if (rec->n || rec->torn_segments)
+        sg_info("spool: %zu event(s) recovered and queued, %zu for removed destinations sent to "
+                "the dead letter; %zu torn segment tail(s), %llu byte(s) dropped",
+                restored, orphaned, rec->torn_segments, (unsigned long long)rec->torn_bytes);
 }
 
 int sg_server_run(struct sg_config *cfg)
@@ -249,6 +376,9 @@ int sg_server_run(struct sg_config *cfg)
     int port, rc = 1;
     sigset_t sigs;
     struct sg_synclog *log = NULL;
+    struct sg_deadletter *dead = NULL;
+    struct sg_spool_shared *spool = NULL;
+    struct sg_spool_recovered rec = {0};
     struct sg_worker *workers = NULL;
     int started = 0;
 
@@ -261,6 +391,18 @@ int sg_server_run(struct sg_config *cfg)
     log = sg_synclog_open(cfg->state_dir);
     if (!log)
         return 1;
+    dead = sg_deadletter_open(cfg->state_dir);
+    char *spool_dir = sg_xasprintf("%s/spool", cfg->state_dir);
+    int recovered = dead ? sg_spool_recover(spool_dir, &rec) : -1;
+    if (recovered == 0)
+        spool = sg_spool_shared_new(spool_dir, rec.next_seq, cfg->limits.spool_max_bytes,
+                                    cfg->limits.spool_segment_bytes);
+    free(spool_dir);
+    if (recovered < 0) {
+        sg_synclog_free(log);
+        sg_deadletter_free(dead);
+        return 1;
+    }
 
     /* Signals go to the main thread only: block them before threads inherit the mask. */
     sigemptyset(&sigs);
@@ -274,12 +416,13 @@ int sg_server_run(struct sg_config *cfg)
     for (int i = 0; i < cfg->workers; i++) {
         workers[i].index = i;
         int fd = listen_socket(host, &port);
-        if (fd < 0 || worker_init(&workers[i], cfg, log, fd) < 0) {
+        if (fd < 0 || worker_init(&workers[i], cfg, log, dead, spool, fd) < 0) {
             if (fd >= 0 && !workers[i].http)
                 close(fd);
             goto out;
         }
     }
+    restore_spool(cfg, workers, spool, &rec);
     for (; started < cfg->workers; started++)
         if (pthread_create(&workers[started].thread, NULL, worker_main, &workers[started]) != 0) {
             sg_error("cannot start worker thread %d", started);
@@ -309,6 +452,9 @@ out:
     for (int i = 0; workers && i < cfg->workers; i++)
         worker_release(&workers[i]);
     free(workers);
+    sg_spool_recovered_free(&rec);
+    sg_spool_shared_free(spool);
+    sg_deadletter_free(dead);
     sg_synclog_free(log);
     return rc;
 }

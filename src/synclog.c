@@ -84,7 +84,8 @@ json_t *sg_sync_record_json(const struct sg_sync_record *r, int64_t ts)
     json_object_set_new(o, "request_id",
                         r->request_id && *r->request_id ? json_string(r->request_id) : json_null());
     json_object_set_new(o, "attempts", json_integer(r->attempts));
-    json_object_set_new(o, "rules", r->rules ? json_incref(r->rules) : json_array());
+    json_t *rules = r->rules ? json_loads(r->rules, 0, NULL) : NULL;
+    json_object_set_new(o, "rules", rules ? rules : json_array());
     json_object_set_new(o, "rule_set", json_string(r->rule_set_version ? r->rule_set_version : ""));
     if (r->consent)
         json_object_set_new(o, "consent", sg_consent_evidence_json(r->consent));
@@ -128,8 +129,6 @@ static _Thread_local struct sg_buf tl_line;
 
 int sg_synclog_format(const struct sg_sync_record *r, int64_t ts, struct sg_buf *b)
 {
-    size_t i;
-    json_t *id;
     sg_buf_reset(b);
     sg_buf_printf(b, "{\"ts\":%lld", (long long)ts);
     add_field(b, "site", r->site);
@@ -147,13 +146,8 @@ int sg_synclog_format(const struct sg_sync_record *r, int64_t ts, struct sg_buf 
     else
         sg_buf_adds(b, ",\"code\":null");
     add_field(b, "request_id", r->request_id && *r->request_id ? r->request_id : NULL);
-    sg_buf_printf(b, ",\"attempts\":%d,\"rules\":[", r->attempts);
-    json_array_foreach(r->rules, i, id) {
-        if (i)
-            sg_buf_addc(b, ',');
-        add_json_string(b, json_string_value(id) ? json_string_value(id) : "");
-    }
-    sg_buf_addc(b, ']');
+    /* rules is JSON made by sg_event_changed_rules(): an array of rule ids, spliced as is. */
+    sg_buf_printf(b, ",\"attempts\":%d,\"rules\":%s", r->attempts, r->rules ? r->rules : "[]");
     add_field(b, "rule_set", r->rule_set_version ? r->rule_set_version : "");
     if (r->consent) {
         /* Fixed tokens only (sg_consent_evidence_name): nothing here needs escaping. */

@@ -31,6 +31,12 @@ struct sg_limits {
     size_t max_response_bytes;     /* 65536 read from TikTok per reply */
     int shutdown_timeout_ms;       /* 5000 to deliver queued events on SIGTERM */
     size_t max_connections;        /* 4096 open client connections, all workers together */
+    uint64_t spool_segment_bytes;  /* 16 MiB per spool segment file */
+    uint64_t spool_max_bytes;      /* 1 GiB on disk, all workers together; beyond it 503 */
+    int retry_base_ms;             /* 1000: full-jitter exponential backoff base */
+    int retry_cap_ms;              /* 60000: backoff cap */
+    int retry_give_up_s;           /* 86400: after this long an event goes to the dead letter */
+    int auth_probe_ms;             /* 30000: a paused destination is probed this often */
 };
 
 struct sg_dest_conf {

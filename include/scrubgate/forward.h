@@ -2,10 +2,15 @@
  * forward.h - per-destination batching and delivery on one event loop.
  *
  * Each worker loop owns one forwarder per (site, destination): a bounded
- * in-memory queue of formatted events, flushed as one request when it holds
- * batch_max_events or after flush_interval_ms, with at most max_inflight
- * requests at once. Every event ends with one sync log line.
- * (Durable spool and retries: a later issue; see docs/ARCHITECTURE.md.)
+ * queue of formatted events, each also written to the worker's durable
+ * spool, flushed as one request when it holds batch_max_events or after
+ * flush_interval_ms, with at most max_inflight requests at once. Replies are
+ * classified (tiktok-events-api.md): accepted and partial events are done;
+ * throttling and transient failures retry with full-jitter exponential
+ * backoff until retry_give_up_s; token errors pause the destination, which
+ * is probed every auth_probe_ms with events kept; bad requests and exhausted
+ * retries go to the dead letter. Every event ends with one sync log line and
+ * an ack in the spool.
  */
 #ifndef SCRUBGATE_FORWARD_H
 #define SCRUBGATE_FORWARD_H
@@ -15,33 +20,55 @@
 #include "scrubgate/event.h"
 
 #include <event2/event.h>
-#include <jansson.h>
 
+struct sg_deadletter;
 struct sg_forwarder;
 struct sg_http;
+struct sg_spool;
+struct sg_spool_entry;
 struct sg_synclog;
 
-struct sg_forwarder *sg_forwarder_new(struct event_base *base, struct sg_http *http,
+struct sg_forwarder_deps {
+    struct event_base *base;
+    struct sg_http *http;
+    struct sg_synclog *log;
+    struct sg_spool *spool;
+    struct sg_deadletter *dead;
+};
+
+/* Counters for logs and /metrics (one forwarder's share). */
+struct sg_forward_stats {
+    uint64_t accepted, partial, failed, skipped, retried, dead_lettered, auth_pauses;
+    bool paused;
+};
+
+struct sg_forwarder *sg_forwarder_new(const struct sg_forwarder_deps *deps,
                                       const struct sg_site *site, const struct sg_dest_conf *dest,
-                                      const struct sg_limits *limits, struct sg_synclog *log);
-/* Every event still queued is recorded as failed with reason "shutdown". */
+                                      const struct sg_limits *limits);
+/* Frees the queues; events not yet delivered stay in the spool for the next start. */
 void sg_forwarder_free(struct sg_forwarder *fw);
 
 /* True when n more events fit in the queue. */
 bool sg_forwarder_has_room(const struct sg_forwarder *fw, size_t n);
 
 /*
- * Queue one scrubbed event: formats it now (so the queue holds bytes, not raw
- * data). The caller checked room. rules is borrowed (the changed-rule ids).
+ * Queue one scrubbed event: formats it now and appends it to the spool (so
+ * the queue and the disk hold bytes, never raw data). The caller checked
+ * room and commits the spool before answering. rules: JSON array text.
  */
-void sg_forwarder_push(struct sg_forwarder *fw, const struct sg_event *ev, json_t *rules);
+void sg_forwarder_push(struct sg_forwarder *fw, const struct sg_event *ev, const char *rules);
+
+/* Queue an event recovered from the spool (steals the entry's strings). */
+void sg_forwarder_restore(struct sg_forwarder *fw, struct sg_spool_entry *e);
 
 /* Record an event that will not be sent (skipped, with reason). */
 void sg_forwarder_skip(struct sg_forwarder *fw, const struct sg_event *ev, const char *reason,
-                       json_t *rules);
+                       const char *rules);
 
-/* Flush everything now (shutdown); returns events queued or in flight. */
+/* Flush what is ready now (shutdown); returns events queued ready or in flight. */
 size_t sg_forwarder_drain(struct sg_forwarder *fw);
-size_t sg_forwarder_pending(const struct sg_forwarder *fw);
+const struct sg_forward_stats *sg_forwarder_stats(const struct sg_forwarder *fw);
+const struct sg_site *sg_forwarder_site(const struct sg_forwarder *fw);
+const struct sg_dest_conf *sg_forwarder_dest(const struct sg_forwarder *fw);
 
 #endif

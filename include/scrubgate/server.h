@@ -15,14 +15,29 @@
 #include <event2/listener.h>
 #include <pthread.h>
 
+struct sg_deadletter;
 struct sg_forwarder;
 struct sg_http;
+struct sg_spool;
 struct sg_synclog;
+
+/* A 202 waiting for the group commit that makes its events durable. */
+struct sg_pending_reply {
+    struct evhttp_request *req;   /* borrowed from evhttp until the reply or the close */
+    struct evhttp_connection *conn;
+    char *body;                   /* owned */
+};
 
 struct sg_worker {
     int index;
     const struct sg_config *cfg; /* borrowed, read-only */
     struct sg_synclog *log;      /* borrowed, shared */
+    struct sg_deadletter *dead;  /* borrowed, shared */
+    struct sg_spool *spool;      /* owned: this worker's spool */
+    struct sg_pending_reply *pending;
+    size_t n_pending, cap_pending;
+    struct event *commit_ev;     /* group commit: fdatasync once, then answer every 202 */
+    bool commit_armed;
     struct event_base *base;
     struct evhttp *http;
     struct sg_http *client;
@@ -47,6 +62,12 @@ int sg_server_run(struct sg_config *cfg);
 /* The forwarder of a site's d-th destination on this worker. */
 struct sg_forwarder *sg_worker_forwarder(struct sg_worker *w, const struct sg_site *site,
                                          size_t d);
+
+/*
+ * Answer req with 202 and body (steals it) once the spool has been committed;
+ * if the commit fails, the request is answered 503 instead.
+ */
+void sg_worker_defer_reply(struct sg_worker *w, struct evhttp_request *req, char *body);
 
 /* The ingest endpoint's request handler (ingest.c). */
 void sg_ingest_handle(struct evhttp_request *req, void *worker);

@@ -27,7 +27,7 @@ struct sg_sync_record {
     long code;          /* the API's code, -1 when none */
     const char *request_id;
     int attempts;
-    json_t *rules;      /* borrowed: array of rule ids that changed the event */
+    const char *rules;  /* borrowed: JSON array text of rule ids that changed the event */
     const char *rule_set_version;
     const struct sg_consent *consent; /* borrowed: evidence per purpose, or NULL */
 };

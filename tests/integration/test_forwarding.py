@@ -253,23 +253,66 @@ class ForwardingTest(unittest.TestCase):
         self.assertEqual(status, 401)
         self.assertNotIn(b"nope", body)
 
-    def test_wrong_token_is_failed_auth(self):
-        # A "Bearer " prefix is the classic mistake: TikTok wants the raw token.
-        self.proxy = Proxy([site_config(self.fake.url)], limits={"flush_interval_ms": 20},
+    def test_token_error_pauses_and_resumes(self):
+        # The proxy sends "Bearer <token>" (the classic mistake): TikTok answers 40105.
+        self.proxy = Proxy([site_config(self.fake.url)],
+                           limits={"flush_interval_ms": 20, "auth_probe_ms": 300},
                            env={"SG_TEST_TOKEN": "Bearer " + TOKEN}).start()
-        self.proxy.post(event())
-        line = self.proxy.wait_sync(1)[0]
+        status, _, _ = self.proxy.post([event(event_id="t1"), event(event_id="t2")])
+        self.assertEqual(status, 202)
         self.assertEqual(self.fake.wait_requests(1)[0]["code"], 40105)
-        self.assertEqual((line["status"], line["reason"], line["code"]), ("failed", "auth", 40105))
+        time.sleep(0.5)
+        # Paused, events kept: no outcome yet, and probes stay rare (one per 300 ms).
+        self.assertEqual(self.proxy.sync_log(), [])
+        self.assertLessEqual(len(self.fake.requests), 3)
+        self.assertIn("access token refused", self.proxy.stderr())
+        # The token is fixed on TikTok's side: the next probe succeeds and everything goes.
+        self.fake.token = "Bearer " + TOKEN
+        lines = self.proxy.wait_sync(2)
+        self.assertEqual(sorted(l["event_id"] for l in lines), ["t1", "t2"])
+        self.assertTrue(all(l["status"] == "accepted" and l["attempts"] >= 2 for l in lines))
         self.assertNotIn(TOKEN, self.proxy.stderr())
 
-    def test_upstream_html_502_is_recorded(self):
-        self.start()
-        self.fake.script([{"http": 502, "body": "<html>bad gateway</html>"}])
-        self.proxy.post(event())
+    def test_transient_failures_are_retried_until_delivered(self):
+        self.start(limits={"flush_interval_ms": 20, "retry_base_ms": 50, "retry_cap_ms": 200,
+                           "upstream_timeout_ms": 500})
+        self.fake.script([{"http": 502, "body": "<html>bad gateway</html>"}, {"code": 40100},
+                          {"delay": 1.0}, {"http": 503, "body": ""}, {"code": 50000}])
+        status, _, _ = self.proxy.post([event(event_id="r1")])
+        self.assertEqual(status, 202)
+        line = self.proxy.wait_sync(1, timeout=15)[0]
+        self.assertEqual((line["status"], line["code"]), ("accepted", 0))
+        self.assertEqual(line["attempts"], 6)
+        time.sleep(1.2)  # the slow request finishes on the fake after the proxy gave up on it
+        self.assertEqual([r["code"] for r in self.fake.requests][:6],
+                         [502, 40100, 0, 503, 50000, 0])
+
+    def test_bad_request_is_not_retried_and_goes_to_the_dead_letter(self):
+        self.start(limits={"flush_interval_ms": 20, "retry_base_ms": 50})
+        self.fake.script([{"code": 40002}])
+        self.proxy.post([event(event_id="bad1")])
         line = self.proxy.wait_sync(1)[0]
-        self.assertEqual((line["status"], line["reason"], line["http_status"]),
-                         ("failed", "http_5xx", 502))
+        self.assertEqual((line["status"], line["reason"], line["code"]),
+                         ("failed", "bad_request", 40002))
+        time.sleep(0.3)
+        self.assertEqual(len(self.fake.requests), 1)  # never retried
+        path = os.path.join(self.proxy.state_dir, "dead-letter", "dead-letter.jsonl")
+        with open(path) as f:
+            dead = [json.loads(l) for l in f]
+        self.assertEqual(len(dead), 1)
+        self.assertEqual((dead[0]["event_id"], dead[0]["reason"], dead[0]["code"]),
+                         ("bad1", "bad_request", 40002))
+        self.assertEqual(dead[0]["event_json"]["event_id"], "bad1")
+        self.assertNotIn("jane", json.dumps(dead))  # scrubbed events only
+
+    def test_retries_give_up_into_the_dead_letter(self):
+        self.start(limits={"flush_interval_ms": 20, "retry_base_ms": 100, "retry_cap_ms": 300,
+                           "retry_give_up_s": 1})
+        self.fake.script([{"http": 503, "body": ""}] * 50)
+        self.proxy.post([event(event_id="gone")])
+        line = self.proxy.wait_sync(1, timeout=10)[0]
+        self.assertEqual((line["status"], line["reason"]), ("failed", "retries_exhausted:http_5xx"))
+        self.assertGreaterEqual(line["attempts"], 2)
 
     def test_partial_failure(self):
         self.start()
