@@ -480,7 +480,8 @@ int sg_spool_recover(const char *dir, struct sg_spool_recovered *out)
         seqs[n++] = seq;
     }
     closedir(d);
-    qsort(seqs, n, sizeof(*seqs), cmp_u64);
+    if (n)
+        qsort(seqs, n, sizeof(*seqs), cmp_u64);
 
     uint64_t *acks = NULL;
     size_t n_acks = 0, cap_acks = 0, cap_entries = 0;
@@ -536,7 +537,8 @@ int sg_spool_recover(const char *dir, struct sg_spool_recovered *out)
         free(buf);
         free(path);
     }
-    qsort(acks, n_acks, sizeof(*acks), cmp_u64);
+    if (n_acks)
+        qsort(acks, n_acks, sizeof(*acks), cmp_u64);
     /* Keep what was not acked; count it per segment. */
     size_t kept = 0;
     for (size_t i = 0; i < out->n; i++) {

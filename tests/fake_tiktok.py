@@ -161,6 +161,7 @@ class FakeTikTok:
         self.requests = []   # every request: {"headers", "body", "code"}
         self.events = []     # events of accepted requests
         self._script = []
+        self.delay = 0.0     # seconds every request waits before its reply (a slow upstream)
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -206,6 +207,8 @@ class FakeTikTok:
             self.requests.append(entry)
         if scripted and "delay" in scripted:
             time.sleep(scripted["delay"])
+        elif self.delay:
+            time.sleep(self.delay)
         if h.path != TRACK_PATH:
             entry["code"] = 404
             return h._send(404, b"<html>404</html>", "text/html")

@@ -118,6 +118,13 @@ class Proxy:
             self.proc.stderr.close()
         return self.proc.returncode
 
+    def kill(self):
+        """kill -9: no shutdown path runs."""
+        self.proc.kill()
+        self.proc.wait()
+        self.reader.join(5)
+        self.proc.stderr.close()
+
     def stderr(self):
         return "".join(self.stderr_lines)
 

@@ -1,0 +1,122 @@
+"""No event answered 202 is ever lost: kill -9, torn segments, a full spool."""
+import glob
+import json
+import os
+import socket
+import threading
+import time
+import unittest
+
+from harness import PIXEL, TOKEN, FakeTikTok, Proxy, site_config
+
+
+def closed_port_url():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return "http://127.0.0.1:%d" % port
+
+
+class DurabilityTest(unittest.TestCase):
+    def setUp(self):
+        self.fake = FakeTikTok(token=TOKEN, pixel=PIXEL).start()
+        self.proxy = None
+
+    def tearDown(self):
+        if self.proxy and self.proxy.proc.poll() is None:
+            self.proxy.stop()
+        self.fake.stop()
+
+    def delivered(self):
+        with self.fake.lock:
+            return {e["event_id"] for e in self.fake.events}
+
+    def wait_delivered(self, ids, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline and not ids <= self.delivered():
+            time.sleep(0.05)
+        return ids - self.delivered()
+
+    def test_kill_9_under_load_loses_nothing_answered_202(self):
+        self.fake.delay = 0.2  # a slow upstream: plenty is queued and in flight at the kill
+        self.proxy = Proxy([site_config(self.fake.url)],
+                           limits={"flush_interval_ms": 50, "batch_max_events": 50}).start()
+        acked, stop = set(), threading.Event()
+
+        def sender(n):
+            i = 0
+            while not stop.is_set():
+                ids = ["k%d-%d-%d" % (n, i, j) for j in range(10)]
+                try:
+                    status, _, body = self.proxy.post([{"event": "Lead", "event_id": x}
+                                                       for x in ids])
+                except OSError:
+                    return
+                if status == 202:
+                    acked.update(json.loads(body)["event_ids"])
+                i += 1
+
+        threads = [threading.Thread(target=sender, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(1.5)
+        self.proxy.kill()
+        stop.set()
+        for t in threads:
+            t.join()
+        self.assertGreater(len(acked), 200)
+        missing_before = acked - self.delivered()
+        self.assertTrue(missing_before, "the kill should leave events undelivered")
+        self.fake.delay = 0
+        self.proxy.start()  # same config, same state_dir: the spool is replayed
+        self.assertEqual(self.wait_delivered(acked), set())
+        self.assertIn("recovered and queued", self.proxy.stderr())
+        self.assertEqual(self.proxy.stop(), 0)
+
+    def test_torn_segment_tail_is_recovered(self):
+        self.proxy = Proxy([site_config(closed_port_url())],
+                           limits={"flush_interval_ms": 20, "retry_base_ms": 60000}).start()
+        status, _, body = self.proxy.post([{"event": "Lead", "event_id": "t%d" % i}
+                                           for i in range(5)])
+        self.assertEqual(status, 202, body)
+        self.proxy.kill()
+        segs = sorted(glob.glob(os.path.join(self.proxy.state_dir, "spool", "*.seg")))
+        self.assertTrue(segs)
+        with open(segs[-1], "ab") as f:  # a crash in the middle of the next record
+            f.write(b"SGR1\x01\x00\x00\x00\xff\x00\x00\x00garbage")
+        with open(self.proxy.config) as f:
+            cfg = json.load(f)
+        cfg["sites"][0]["destinations"][0]["api_base"] = self.fake.url
+        with open(self.proxy.config, "w") as f:
+            json.dump(cfg, f)
+        self.proxy.start()
+        self.assertEqual(self.wait_delivered({"t%d" % i for i in range(5)}), set())
+        self.assertIn("torn or corrupt tail", self.proxy.stderr())
+        self.assertEqual(self.proxy.stop(), 0)
+        # Everything delivered: the spool is empty again.
+        deadline = time.time() + 5
+        while time.time() < deadline and glob.glob(os.path.join(self.proxy.state_dir, "spool",
+                                                                 "*.seg")):
+            time.sleep(0.05)
+
+    def test_full_spool_answers_503(self):
+        self.proxy = Proxy([site_config(closed_port_url())], workers=1,
+                           limits={"flush_interval_ms": 20, "retry_base_ms": 60000,
+                                   "spool_max_bytes": 65536}).start()
+        statuses = []
+        for i in range(200):
+            status, headers, _ = self.proxy.post([{"event": "Lead", "event_id": "f%d-%d" % (i, j),
+                                                   "page": {"url": "https://shop.example.com/"
+                                                            + "p" * 200}} for j in range(10)])
+            statuses.append(status)
+            if status == 503:
+                self.assertEqual(headers["retry-after"], "1")
+                break
+        self.assertEqual(statuses[-1], 503)
+        self.assertTrue(all(s == 202 for s in statuses[:-1]))
+        self.assertEqual(self.proxy.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
