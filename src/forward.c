@@ -412,8 +412,9 @@ static void request_done(void *arg, const struct sg_http_result *res)
         dead_letter(fw, b->items, b->n, reply.reason, status, reply.code, reply.request_id);
         break;
     }
-    /* Acks need no fsync: a lost ack only means a duplicate, which TikTok deduplicates. */
-    sg_spool_commit(fw->d.spool);
+    /* Acks need no fsync: a lost ack only means a duplicate, which TikTok deduplicates.
+     * Data records written here are synced by the worker's next group commit. */
+    sg_spool_write(fw->d.spool);
 out:
     free(b->items);
     free(b);

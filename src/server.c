@@ -81,17 +81,16 @@ static void send_body(struct evhttp_request *req, int code, const char *reason, 
         evbuffer_free(buf);
 }
 
-/* One write + fdatasync for every request read in this loop turn, then their replies. */
-static void commit_cb(evutil_socket_t fd, short what, void *arg)
+/* Answer the deferred requests whose generation is durable (or fail them all). */
+static void answer(struct sg_worker *w, uint64_t durable, bool failed)
 {
-    struct sg_worker *w = arg;
-    SG_UNUSED(fd);
-    SG_UNUSED(what);
-    w->commit_armed = false;
-    int rc = sg_spool_commit(w->spool);
-    for (size_t i = 0; i < w->n_pending; i++) {
+    for (size_t i = 0; i < w->n_pending;) {
         struct sg_pending_reply *p = &w->pending[i];
-        if (rc == 0) {
+        if (!failed && (p->gen == 0 || p->gen > durable)) {
+            i++;
+            continue;
+        }
+        if (!failed) {
             send_body(p->req, 202, "Accepted", p->body);
         } else {
             evhttp_add_header(evhttp_request_get_output_headers(p->req), "Retry-After", "1");
@@ -99,8 +98,98 @@ static void commit_cb(evutil_socket_t fd, short what, void *arg)
                       "{\"error\":\"spool unavailable, retry later\"}");
         }
         free(p->body);
+        w->pending[i] = w->pending[--w->n_pending];
     }
-    w->n_pending = 0;
+}
+
+static void *syncer_main(void *arg)
+{
+    struct sg_worker *w = arg;
+    struct sg_syncer *s = &w->syncer;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        while (s->fd < 0 && !s->quit)
+            pthread_cond_wait(&s->cond, &s->lock);
+        if (s->fd < 0 && s->quit)
+            break;
+        int fd = s->fd;
+        uint64_t gen = s->gen;
+        pthread_mutex_unlock(&s->lock);
+        int rc = fdatasync(fd);
+        int err = errno;
+        close(fd);
+        pthread_mutex_lock(&s->lock);
+        if (rc < 0) {
+            sg_error("spool: fdatasync failed: %s; refusing new events", strerror(err));
+            s->failed = true;
+        }
+        s->done_gen = gen;
+        s->fd = -1;
+        event_active(s->done_ev, EV_READ, 0);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/*
+ * Write what the requests of this loop turn buffered, tag their replies
+ * with a generation, and start a sync unless one is running (then the next
+ * sync covers them). A request is answered only after a sync that began
+ * after its records were written.
+ */
+static void commit_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_worker *w = arg;
+    struct sg_syncer *s = &w->syncer;
+    SG_UNUSED(fd);
+    SG_UNUSED(what);
+    w->commit_armed = false;
+    pthread_mutex_lock(&s->lock);
+    bool busy = s->busy;
+    uint64_t durable = s->done_gen;
+    pthread_mutex_unlock(&s->lock);
+    if (busy)
+        return; /* done_cb runs this again when the current sync ends */
+    if (sg_spool_write(w->spool) < 0) {
+        answer(w, 0, true);
+        return;
+    }
+    uint64_t gen = ++w->gen_written;
+    for (size_t i = 0; i < w->n_pending; i++)
+        if (w->pending[i].gen == 0)
+            w->pending[i].gen = gen;
+    int sfd = sg_spool_take_sync(w->spool);
+    if (sfd < 0) {
+        answer(w, gen, false); /* nothing unsynced: already durable */
+        (void)durable;
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    s->fd = sfd;
+    s->gen = gen;
+    s->busy = true;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void sync_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_worker *w = arg;
+    struct sg_syncer *s = &w->syncer;
+    SG_UNUSED(fd);
+    SG_UNUSED(what);
+    pthread_mutex_lock(&s->lock);
+    uint64_t durable = s->done_gen;
+    bool failed = s->failed;
+    s->busy = false;
+    pthread_mutex_unlock(&s->lock);
+    if (failed)
+        sg_spool_set_broken(w->spool);
+    answer(w, durable, failed);
+    if (w->n_pending || sg_spool_pending_bytes(w->spool)) {
+        w->commit_armed = true;
+        event_active(w->commit_ev, EV_READ, 0);
+    }
 }
 
 /* A client that left before its 202: its events are spooled all the same. */
@@ -125,7 +214,7 @@ void sg_worker_defer_reply(struct sg_worker *w, struct evhttp_request *req, char
     }
     struct evhttp_connection *conn = evhttp_request_get_connection(req);
     evhttp_connection_set_closecb(conn, conn_close_cb, w);
-    w->pending[w->n_pending++] = (struct sg_pending_reply){req, conn, body};
+    w->pending[w->n_pending++] = (struct sg_pending_reply){req, conn, body, 0};
     if (!w->commit_armed) {
         w->commit_armed = true;
         /* Runs after the callbacks already due in this loop turn: they share the fdatasync. */
@@ -252,6 +341,17 @@ static void worker_release(struct sg_worker *w)
     sg_http_free(w->client);
     for (size_t i = 0; i < w->n_fw; i++)
         sg_forwarder_free(w->fw[i]);
+    if (w->syncer_started) {
+        pthread_mutex_lock(&w->syncer.lock);
+        w->syncer.quit = true;
+        pthread_cond_signal(&w->syncer.cond);
+        pthread_mutex_unlock(&w->syncer.lock);
+        pthread_join(w->syncer.thread, NULL);
+        pthread_mutex_destroy(&w->syncer.lock);
+        pthread_cond_destroy(&w->syncer.cond);
+    }
+    if (w->syncer.done_ev)
+        event_free(w->syncer.done_ev);
     if (w->spool) {
         sg_spool_commit(w->spool); /* the last acks */
         sg_spool_free(w->spool);
@@ -291,8 +391,10 @@ static int worker_init(struct sg_worker *w, const struct sg_config *cfg, struct 
     w->drain_timer = evtimer_new(w->base, drain_cb, w);
     w->accept_resume = evtimer_new(w->base, accept_resume_cb, w);
     w->commit_ev = event_new(w->base, -1, 0, commit_cb, w);
+    w->syncer.fd = -1;
+    w->syncer.done_ev = event_new(w->base, -1, 0, sync_done_cb, w);
     if (!w->http || !w->client || !w->stop_ev || !w->drain_timer || !w->accept_resume ||
-        !w->commit_ev)
+        !w->commit_ev || !w->syncer.done_ev)
         return sg_error("worker %d: cannot create the loop's objects", w->index);
     evhttp_set_max_body_size(w->http, (ev_ssize_t)lim->max_body_bytes);
     evhttp_set_max_headers_size(w->http, (ev_ssize_t)lim->max_header_bytes);
@@ -309,6 +411,11 @@ static int worker_init(struct sg_worker *w, const struct sg_config *cfg, struct 
     w->listener = evhttp_bound_socket_get_listener(w->bound);
     evconnlistener_set_error_cb(w->listener, accept_error_cb);
 
+    pthread_mutex_init(&w->syncer.lock, NULL);
+    pthread_cond_init(&w->syncer.cond, NULL);
+    if (pthread_create(&w->syncer.thread, NULL, syncer_main, w) != 0)
+        return sg_error("worker %d: cannot start its sync thread", w->index);
+    w->syncer_started = true;
     w->site_offset = sg_xcalloc(cfg->n_sites, sizeof(size_t));
     for (size_t s = 0; s < cfg->n_sites; s++) {
         w->site_offset[s] = w->n_fw;

@@ -131,6 +131,7 @@ struct sg_spool {
     uint32_t active_count; /* data records in the active segment */
     uint64_t active_bytes; /* committed bytes in the active segment */
     struct sg_buf buf;   /* records not yet written */
+    bool unsynced;       /* written to the active segment but not yet fdatasync'ed */
     struct segment *segs;
     size_t n_segs, cap_segs;
     bool broken;
@@ -322,7 +323,7 @@ void sg_spool_thread_release(void)
     sg_buf_release(&tl_payload);
 }
 
-int sg_spool_commit(struct sg_spool *sp)
+int sg_spool_write(struct sg_spool *sp)
 {
     if (sp->buf.len == 0)
         return sp->broken ? -1 : 0;
@@ -344,21 +345,52 @@ int sg_spool_commit(struct sg_spool *sp)
         }
         off += (size_t)w;
     }
-    if (fdatasync(sp->fd) < 0) {
-        sg_error("spool: fdatasync failed: %s; refusing new events", strerror(errno));
-        sp->broken = true;
-        sg_buf_reset(&sp->buf);
-        return -1;
-    }
     struct segment *s = find_seg(sp, sp->active_seq);
     if (s)
         s->bytes += sp->buf.len;
     sp->active_bytes += sp->buf.len;
     atomic_fetch_add(&sp->sh->total_bytes, sp->buf.len);
     sg_buf_reset(&sp->buf);
-    if (sp->active_bytes >= sp->sh->segment_bytes)
+    sp->unsynced = true;
+    if (sp->active_bytes >= sp->sh->segment_bytes) {
+        /* Rare (once per segment): sync here so that no later sync needs the old file. */
+        if (fdatasync(sp->fd) < 0) {
+            sg_error("spool: fdatasync failed: %s; refusing new events", strerror(errno));
+            sp->broken = true;
+            return -1;
+        }
+        sp->unsynced = false;
         seal_active(sp); /* the next append opens a new segment */
+    }
     return 0;
+}
+
+int sg_spool_take_sync(struct sg_spool *sp)
+{
+    if (!sp->unsynced || sp->fd < 0)
+        return -1;
+    sp->unsynced = false;
+    return dup(sp->fd);
+}
+
+void sg_spool_set_broken(struct sg_spool *sp)
+{
+    sp->broken = true;
+}
+
+int sg_spool_commit(struct sg_spool *sp)
+{
+    if (sg_spool_write(sp) < 0)
+        return -1;
+    if (sp->unsynced && sp->fd >= 0) {
+        if (fdatasync(sp->fd) < 0) {
+            sg_error("spool: fdatasync failed: %s; refusing new events", strerror(errno));
+            sp->broken = true;
+            return -1;
+        }
+        sp->unsynced = false;
+    }
+    return sp->broken ? -1 : 0;
 }
 
 /* ---- entries ---- */

@@ -26,6 +26,26 @@ struct sg_pending_reply {
     struct evhttp_request *req;   /* borrowed from evhttp until the reply or the close */
     struct evhttp_connection *conn;
     char *body;                   /* owned */
+    uint64_t gen;                 /* the write generation holding its events; 0 = not written */
+};
+
+/*
+ * fdatasync runs on a per-worker thread so the loop keeps serving while the
+ * disk works: the loop writes a generation of records, hands a dup of the
+ * descriptor to the syncer, and answers that generation's requests when the
+ * sync returns. Requests arriving meanwhile form the next, larger group.
+ */
+struct sg_syncer {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int fd;                 /* to sync, -1 when idle */
+    uint64_t gen;           /* the generation fd's sync makes durable */
+    uint64_t done_gen;      /* the last generation made durable */
+    bool failed;            /* a sync failed: the spool is broken */
+    bool busy;              /* a job is queued or running */
+    bool quit;
+    struct event *done_ev;  /* activated (thread-safe) when a sync finishes */
 };
 
 struct sg_worker {
@@ -36,8 +56,11 @@ struct sg_worker {
     struct sg_spool *spool;      /* owned: this worker's spool */
     struct sg_pending_reply *pending;
     size_t n_pending, cap_pending;
-    struct event *commit_ev;     /* group commit: fdatasync once, then answer every 202 */
+    struct event *commit_ev;     /* group commit: write, then hand the sync to the syncer */
     bool commit_armed;
+    uint64_t gen_written;        /* the last generation written */
+    struct sg_syncer syncer;
+    bool syncer_started;
     struct event_base *base;
     struct evhttp *http;
     struct sg_http *client;

@@ -89,6 +89,17 @@ void sg_spool_append(struct sg_spool *sp, struct sg_spool_entry *e);
 void sg_spool_ack(struct sg_spool *sp, struct sg_spool_ref ref);
 /* Write what is buffered and fdatasync. 0, or -1 (logged): the spool is broken. */
 int sg_spool_commit(struct sg_spool *sp);
+/*
+ * The pipelined form of commit: sg_spool_write() writes what is buffered
+ * (no sync); sg_spool_take_sync() then returns a dup of the descriptor that
+ * must be fdatasync'ed for those writes to be durable (the caller syncs and
+ * closes it, possibly on another thread), or -1 when nothing is unsynced.
+ * A segment that fills is synced and sealed inside sg_spool_write().
+ */
+int sg_spool_write(struct sg_spool *sp);
+int sg_spool_take_sync(struct sg_spool *sp);
+/* Mark the spool broken (a sync failed elsewhere): ingest answers 503 from now on. */
+void sg_spool_set_broken(struct sg_spool *sp);
 /* Buffered bytes not yet committed. */
 size_t sg_spool_pending_bytes(const struct sg_spool *sp);
 
