@@ -7,6 +7,7 @@
 #include "scrubgate/dest.h"
 #include "scrubgate/log.h"
 #include "scrubgate/pipeline.h"
+#include "scrubgate/replay.h"
 #include "scrubgate/rules.h"
 #include "scrubgate/server.h"
 
@@ -27,6 +28,8 @@ static void usage(FILE *f)
           "  scrubgate explain -c FILE --site ID [--ip A] [--ua S] [--gpc]\n"
           "                    [--header 'K: V']... [EVENT.json|-]\n"
           "                                          dry run of one event; sends nothing\n"
+          "  scrubgate replay -c FILE [--site ID] [--since TIME]\n"
+          "                                          send dead-lettered events again\n"
           "  scrubgate version\n",
           f);
 }
@@ -41,6 +44,7 @@ struct args {
     const char *headers[32];
     int n_headers;
     const char *input;
+    const char *since;
 };
 
 static int parse_args(int argc, char **argv, int start, struct args *a)
@@ -55,6 +59,8 @@ static int parse_args(int argc, char **argv, int start, struct args *a)
             a->site = argv[++i];
         else if (!strcmp(s, "--ip") && has_next)
             a->ip = argv[++i];
+        else if (!strcmp(s, "--since") && has_next)
+            a->since = argv[++i];
         else if (!strcmp(s, "--ua") && has_next)
             a->ua = argv[++i];
         else if (!strcmp(s, "--header") && has_next && a->n_headers < 32)
@@ -326,6 +332,32 @@ out:
     return rc;
 }
 
+static int cmd_replay(const struct args *a)
+{
+    struct sg_replay_opts opts = {a->site, 0};
+    if (a->since) {
+        char *end;
+        long long v = strtoll(a->since, &end, 10);
+        if (*end == '\0' && end != a->since) {
+            opts.since = v;
+        } else if (sg_parse_rfc3339(a->since, &opts.since) < 0) {
+            fprintf(stderr, "scrubgate replay: --since takes Unix seconds or RFC 3339\n");
+            return 2;
+        }
+    }
+    struct sg_config *cfg = sg_config_load(a->config);
+    if (!cfg)
+        return 2;
+    if (a->site && !sg_config_site_by_id(cfg, a->site)) {
+        fprintf(stderr, "scrubgate replay: %s: no site \"%s\"\n", a->config, a->site);
+        sg_config_free(cfg);
+        return 2;
+    }
+    int rc = sg_replay_run(cfg, &opts);
+    sg_config_free(cfg);
+    return rc;
+}
+
 static int cmd_serve(const struct args *a)
 {
     struct sg_config *cfg = sg_config_load(a->config);
@@ -351,7 +383,8 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (strcmp(cmd, "serve") && strcmp(cmd, "check") && strcmp(cmd, "explain")) {
+    if (strcmp(cmd, "serve") && strcmp(cmd, "check") && strcmp(cmd, "explain") &&
+        strcmp(cmd, "replay")) {
         fprintf(stderr, "scrubgate: unknown command: %s\n", cmd);
         usage(stderr);
         return 2;
@@ -368,6 +401,8 @@ int main(int argc, char **argv)
         rc = cmd_check(&a);
     else if (!strcmp(cmd, "explain"))
         rc = cmd_explain(&a);
+    else if (!strcmp(cmd, "replay"))
+        rc = cmd_replay(&a);
     else
         rc = cmd_serve(&a);
     curl_global_cleanup();

@@ -3,11 +3,12 @@ import glob
 import json
 import os
 import socket
+import subprocess
 import threading
 import time
 import unittest
 
-from harness import PIXEL, TOKEN, FakeTikTok, Proxy, site_config
+from harness import BIN, PIXEL, ROOT, TOKEN, FakeTikTok, Proxy, site_config
 
 
 def closed_port_url():
@@ -116,6 +117,40 @@ class DurabilityTest(unittest.TestCase):
         self.assertEqual(statuses[-1], 503)
         self.assertTrue(all(s == 202 for s in statuses[:-1]))
         self.assertEqual(self.proxy.stop(), 0)
+
+
+class ReplayTest(unittest.TestCase):
+    def test_replay_sends_dead_letters_once(self):
+        fake = FakeTikTok(token=TOKEN, pixel=PIXEL).start()
+        proxy = Proxy([site_config(fake.url)], limits={"flush_interval_ms": 20}).start()
+        try:
+            fake.script([{"code": 40002}])  # refused once: into the dead letter
+            status, _, _ = proxy.post([{"event": "Lead", "event_id": "d%d" % i} for i in range(3)])
+            self.assertEqual(status, 202)
+            self.assertEqual(len(proxy.wait_sync(3)), 3)
+        finally:
+            self.assertEqual(proxy.stop(), 0)
+        self.assertEqual(fake.events, [])
+
+        def replay(*extra):
+            return subprocess.run([BIN, "replay", "-c", proxy.config] + list(extra), cwd=ROOT,
+                                  env=proxy.env, capture_output=True, text=True, timeout=30)
+
+        r = replay("--site", "shop", "--since", "2999-01-01T00:00:00Z")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("0 delivered", r.stdout)
+        r = replay("--site", "shop")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("3 delivered", r.stdout)
+        self.assertEqual(sorted(e["event_id"] for e in fake.events), ["d0", "d1", "d2"])
+        lines = proxy.sync_log()
+        self.assertEqual([l["status"] for l in lines[3:]], ["accepted"] * 3)
+        self.assertEqual(lines[3]["attempts"], 2)
+        r = replay()  # already replayed: nothing is sent twice
+        self.assertIn("0 delivered", r.stdout)
+        self.assertEqual(len(fake.events), 3)
+        self.assertEqual(replay("--site", "nope").returncode, 2)
+        fake.stop()
 
 
 if __name__ == "__main__":
