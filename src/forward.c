@@ -525,6 +525,15 @@ static void flush(struct sg_forwarder *fw)
     arm_next(fw);
 }
 
+void sg_forwarder_rebind(struct sg_forwarder *fw, const struct sg_site *site,
+                         const struct sg_dest_conf *dest, const struct sg_limits *limits)
+{
+    fw->site = site;
+    fw->dest = dest;
+    fw->limits = limits;
+    arm_next(fw);
+}
+
 size_t sg_forwarder_drain(struct sg_forwarder *fw)
 {
     flush(fw);

@@ -230,6 +230,8 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
     SG_UNUSED(what);
     for (size_t i = 0; i < w->n_fw; i++)
         pending += sg_forwarder_drain(w->fw[i]);
+    for (size_t i = 0; i < w->n_retired; i++)
+        pending += sg_forwarder_drain(w->retired[i]);
     if (pending == 0 || sg_now_mono_ms() >= w->drain_deadline) {
         if (pending)
             sg_warn("worker %d: shutdown deadline passed with %zu event(s) undelivered",
@@ -322,6 +324,71 @@ static void apply_connection_limit(const struct sg_limits *lim)
         sg_warn("cannot set the descriptor limit: %s", strerror(errno));
 }
 
+/*
+ * SIGHUP, on the worker's loop: adopt the new configuration. Forwarders whose
+ * site and destination ids are still configured keep their queues and are
+ * pointed at the new structures; new destinations get new forwarders;
+ * removed ones are retired (they deliver what they hold, take nothing new).
+ * Connections are untouched. The old configuration stays alive (retired
+ * forwarders and in-flight work may still read it) until the process exits.
+ */
+static void reload_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_worker *w = arg;
+    SG_UNUSED(fd);
+    SG_UNUSED(what);
+    pthread_mutex_lock(&w->reload_lock);
+    const struct sg_config *cfg = w->reload_cfg;
+    w->reload_cfg = NULL;
+    pthread_mutex_unlock(&w->reload_lock);
+    if (!cfg)
+        return;
+    const struct sg_limits *lim = &cfg->limits;
+    size_t n_fw = 0;
+    size_t *offset = sg_xcalloc(cfg->n_sites ? cfg->n_sites : 1, sizeof(size_t));
+    for (size_t s = 0; s < cfg->n_sites; s++) {
+        offset[s] = n_fw;
+        n_fw += cfg->sites[s].n_dests;
+    }
+    struct sg_forwarder **fws = sg_xcalloc(n_fw ? n_fw : 1, sizeof(*fws));
+    bool *kept = sg_xcalloc(w->n_fw ? w->n_fw : 1, sizeof(bool));
+    for (size_t s = 0; s < cfg->n_sites; s++)
+        for (size_t d = 0; d < cfg->sites[s].n_dests; d++) {
+            const struct sg_site *site = &cfg->sites[s];
+            const struct sg_dest_conf *dest = &site->dests[d];
+            for (size_t i = 0; i < w->n_fw && !fws[offset[s] + d]; i++)
+                if (!kept[i] && !strcmp(sg_forwarder_site(w->fw[i])->id, site->id) &&
+                    !strcmp(sg_forwarder_dest(w->fw[i])->id, dest->id)) {
+                    kept[i] = true;
+                    sg_forwarder_rebind(w->fw[i], site, dest, lim);
+                    fws[offset[s] + d] = w->fw[i];
+                }
+            if (!fws[offset[s] + d]) {
+                struct sg_forwarder_deps deps = {w->base, w->client, w->log, w->spool, w->dead};
+                fws[offset[s] + d] = sg_forwarder_new(&deps, site, dest, lim);
+            }
+        }
+    for (size_t i = 0; i < w->n_fw; i++)
+        if (!kept[i]) {
+            w->retired = sg_xrealloc(w->retired, (w->n_retired + 1) * sizeof(*w->retired));
+            w->retired[w->n_retired++] = w->fw[i];
+        }
+    free(kept);
+    free(w->fw);
+    free(w->site_offset);
+    w->fw = fws;
+    w->n_fw = n_fw;
+    w->site_offset = offset;
+    if (w->http) {
+        evhttp_set_max_body_size(w->http, (ev_ssize_t)lim->max_body_bytes);
+        evhttp_set_max_headers_size(w->http, (ev_ssize_t)lim->max_header_bytes);
+        struct timeval tv = {lim->request_timeout_ms / 1000,
+                             (lim->request_timeout_ms % 1000) * 1000};
+        evhttp_set_timeout_tv(w->http, &tv);
+    }
+    w->cfg = cfg;
+}
+
 static void *worker_main(void *arg)
 {
     struct sg_worker *w = arg;
@@ -341,6 +408,13 @@ static void worker_release(struct sg_worker *w)
     sg_http_free(w->client);
     for (size_t i = 0; i < w->n_fw; i++)
         sg_forwarder_free(w->fw[i]);
+    for (size_t i = 0; i < w->n_retired; i++)
+        sg_forwarder_free(w->retired[i]);
+    free(w->retired);
+    if (w->reload_ev) {
+        event_free(w->reload_ev);
+        pthread_mutex_destroy(&w->reload_lock);
+    }
     if (w->syncer_started) {
         pthread_mutex_lock(&w->syncer.lock);
         w->syncer.quit = true;
@@ -393,8 +467,10 @@ static int worker_init(struct sg_worker *w, const struct sg_config *cfg, struct 
     w->commit_ev = event_new(w->base, -1, 0, commit_cb, w);
     w->syncer.fd = -1;
     w->syncer.done_ev = event_new(w->base, -1, 0, sync_done_cb, w);
+    w->reload_ev = event_new(w->base, -1, 0, reload_cb, w);
+    pthread_mutex_init(&w->reload_lock, NULL);
     if (!w->http || !w->client || !w->stop_ev || !w->drain_timer || !w->accept_resume ||
-        !w->commit_ev || !w->syncer.done_ev)
+        !w->commit_ev || !w->syncer.done_ev || !w->reload_ev)
         return sg_error("worker %d: cannot create the loop's objects", w->index);
     evhttp_set_max_body_size(w->http, (ev_ssize_t)lim->max_body_bytes);
     evhttp_set_max_headers_size(w->http, (ev_ssize_t)lim->max_header_bytes);
@@ -477,6 +553,33 @@ static void restore_spool(const struct sg_config *cfg, struct sg_worker *workers
                 restored, orphaned, rec->torn_segments, (unsigned long long)rec->torn_bytes);
 }
 
+/*
+ * SIGHUP: load and validate the configuration file again. Invalid: the
+ * running configuration stays (the error says file, line and column). Valid:
+ * every worker switches on its own loop. Returns the new configuration
+ * (owned by the caller) or NULL.
+ */
+static struct sg_config *reload(const struct sg_config *cur, struct sg_worker *workers, int n)
+{
+    sg_info("SIGHUP: reloading %s", cur->path);
+    struct sg_config *next = sg_config_load(cur->path);
+    if (!next) {
+        sg_error("reload: the new configuration is invalid (above); the running one stays");
+        return NULL;
+    }
+    if (strcmp(next->listen, cur->listen) || next->workers != cur->workers ||
+        strcmp(next->state_dir, cur->state_dir))
+        sg_warn("reload: listen, workers and state_dir changes need a restart; the old values stay");
+    for (int i = 0; i < n; i++) {
+        pthread_mutex_lock(&workers[i].reload_lock);
+        workers[i].reload_cfg = next;
+        pthread_mutex_unlock(&workers[i].reload_lock);
+        event_active(workers[i].reload_ev, EV_READ, 0);
+    }
+    sg_info("reload: %zu site(s) from %s", next->n_sites, next->path);
+    return next;
+}
+
 int sg_server_run(struct sg_config *cfg)
 {
     char host[256];
@@ -487,6 +590,8 @@ int sg_server_run(struct sg_config *cfg)
     struct sg_spool_shared *spool = NULL;
     struct sg_spool_recovered rec = {0};
     struct sg_worker *workers = NULL;
+    struct sg_config **olds = NULL; /* configurations loaded by SIGHUP: freed at exit */
+    size_t n_olds = 0;
     int started = 0;
 
     json_object_seed(0); /* seed jansson's hash once, before threads exist */
@@ -543,7 +648,11 @@ int sg_server_run(struct sg_config *cfg)
         if (sigwait(&sigs, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            sg_warn("SIGHUP: configuration reload is not implemented yet; restart to apply");
+            struct sg_config *next = reload(cfg, workers, started);
+            if (next) {
+                olds = sg_xrealloc(olds, (n_olds + 1) * sizeof(*olds));
+                olds[n_olds++] = next;
+            }
             continue;
         }
         sg_info("signal %d: stopping; delivering queued events (at most %d ms)", sig,
@@ -559,6 +668,9 @@ out:
     for (int i = 0; workers && i < cfg->workers; i++)
         worker_release(&workers[i]);
     free(workers);
+    for (size_t i = 0; i < n_olds; i++)
+        sg_config_free(olds[i]);
+    free(olds);
     sg_spool_recovered_free(&rec);
     sg_spool_shared_free(spool);
     sg_deadletter_free(dead);

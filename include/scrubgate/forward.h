@@ -65,6 +65,10 @@ void sg_forwarder_restore(struct sg_forwarder *fw, struct sg_spool_entry *e);
 void sg_forwarder_skip(struct sg_forwarder *fw, const struct sg_event *ev, const char *reason,
                        const char *rules);
 
+/* Point a forwarder at a reloaded configuration's site, destination and limits (same ids). */
+void sg_forwarder_rebind(struct sg_forwarder *fw, const struct sg_site *site,
+                         const struct sg_dest_conf *dest, const struct sg_limits *limits);
+
 /* Flush what is ready now (shutdown); returns events queued ready or in flight. */
 size_t sg_forwarder_drain(struct sg_forwarder *fw);
 const struct sg_forward_stats *sg_forwarder_stats(const struct sg_forwarder *fw);

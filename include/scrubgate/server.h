@@ -65,6 +65,11 @@ struct sg_worker {
     struct evhttp *http;
     struct sg_http *client;
     struct sg_forwarder **fw;    /* per site: fw[site_offset[s] + d] */
+    struct sg_forwarder **retired; /* destinations a reload removed: they finish their queue */
+    size_t n_retired;
+    struct event *reload_ev;     /* SIGHUP: switch to reload_cfg on this loop */
+    const struct sg_config *reload_cfg;
+    pthread_mutex_t reload_lock;
     size_t *site_offset;
     size_t n_fw;
     struct event *stop_ev;

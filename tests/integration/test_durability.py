@@ -1,6 +1,8 @@
 """No event answered 202 is ever lost: kill -9, torn segments, a full spool."""
 import glob
+import http.client
 import json
+import signal
 import os
 import socket
 import subprocess
@@ -117,6 +119,52 @@ class DurabilityTest(unittest.TestCase):
         self.assertEqual(statuses[-1], 503)
         self.assertTrue(all(s == 202 for s in statuses[:-1]))
         self.assertEqual(self.proxy.stop(), 0)
+
+
+class ReloadTest(unittest.TestCase):
+    def test_sighup_reloads_without_dropping_connections(self):
+        fake = FakeTikTok(token=TOKEN, pixel=PIXEL).start()
+        proxy = Proxy([site_config(fake.url)], limits={"flush_interval_ms": 20}, workers=1).start()
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+
+            def post(ev):
+                conn.request("POST", "/v1/events?site=shop", body=json.dumps(ev),
+                             headers={"Content-Type": "application/json"})
+                r = conn.getresponse()
+                r.read()
+                return r.status
+
+            self.assertEqual(post({"event": "won", "event_id": "h1"}), 202)
+            self.assertEqual(fake.wait_events(1)[0]["event"], "Purchase")
+            with open(proxy.config) as f:
+                good = json.load(f)
+            # An invalid file: the error says where, and the running configuration stays.
+            with open(proxy.config, "w") as f:
+                f.write('{"sites": [\n  {"id": "shop",,}\n]}')
+            proxy.proc.send_signal(signal.SIGHUP)
+            deadline = time.time() + 5
+            while time.time() < deadline and "running one stays" not in proxy.stderr():
+                time.sleep(0.05)
+            self.assertIn("running one stays", proxy.stderr())
+            self.assertRegex(proxy.stderr(), r"scrubgate\.json:2:\d+:")
+            self.assertEqual(post({"event": "won", "event_id": "h2"}), 202)
+            self.assertEqual(fake.wait_events(2)[1]["event"], "Purchase")
+            # A valid one: applied on the same keep-alive connection.
+            good["sites"][0]["event_map"] = {"won": "Lead"}
+            with open(proxy.config, "w") as f:
+                json.dump(good, f)
+            proxy.proc.send_signal(signal.SIGHUP)
+            deadline = time.time() + 5
+            while time.time() < deadline and "reload: 1 site(s)" not in proxy.stderr():
+                time.sleep(0.05)
+            time.sleep(0.2)
+            self.assertEqual(post({"event": "won", "event_id": "h3"}), 202)
+            self.assertEqual(fake.wait_events(3)[2]["event"], "Lead")
+            conn.close()
+        finally:
+            self.assertEqual(proxy.stop(), 0)
+            fake.stop()
 
 
 class ReplayTest(unittest.TestCase):
