@@ -140,7 +140,8 @@ static void dead_letter(struct sg_forwarder *fw, struct item *items, size_t n, c
     free(evs);
     for (size_t i = 0; i < n; i++) {
         fw->stats.failed++;
-        fw->stats.dead_lettered += kept;
+        if (kept)
+            fw->stats.dead_lettered++;
         if (kept) {
             finish(fw, &items[i], "failed", reason, http_status, code, request_id);
         } else {

@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 #include <jansson.h>
 #include <netdb.h>
@@ -255,6 +256,10 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
     SG_UNUSED(fd);
     SG_UNUSED(what);
     w->stopping = true;
+    if (w->admin) {
+        evhttp_free(w->admin);
+        w->admin = NULL;
+    }
     if (w->bound) {
         /* Close the listening socket: new clients are refused rather than left waiting. */
         evhttp_del_accept_socket(w->http, w->bound);
@@ -271,6 +276,108 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
  * does. Connections wait in the kernel's backlog meanwhile.
  */
 static _Thread_local struct sg_worker *tl_worker; /* the worker this thread runs */
+
+/* ---- admin listener: /healthz, /metrics (DESIGN.md section 8) ---- */
+
+static struct sg_workers all_workers;
+/* Held while a reload swaps a worker's forwarder table and while /metrics reads the tables. */
+static pthread_mutex_t fw_tables = PTHREAD_MUTEX_INITIALIZER;
+
+static void metric(struct evbuffer *b, const char *name, const char *site, const char *dest,
+                   uint64_t v)
+{
+    evbuffer_add_printf(b, "scrubgate_%s{site=\"%s\",destination=\"%s\"} %llu\n", name, site, dest,
+                        (unsigned long long)v);
+}
+
+static void admin_cb(struct evhttp_request *req, void *arg)
+{
+    struct sg_worker *w = arg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    struct evbuffer *b = evbuffer_new();
+    if (!b || !path) {
+        evhttp_send_error(req, 500, NULL);
+        if (b)
+            evbuffer_free(b);
+        return;
+    }
+    if (!strcmp(path, "/healthz")) {
+        evhttp_add_header(out, "Content-Type", "application/json");
+        evbuffer_add_printf(b, "{\"status\":\"%s\"}\n",
+                            sg_spool_broken(w->spool) ? "spool_broken" : "ok");
+        evhttp_send_reply(req, sg_spool_broken(w->spool) ? 503 : 200, "OK", b);
+        evbuffer_free(b);
+        return;
+    }
+    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (!auth || !sg_strncaseeq(auth, "Bearer ", 7) ||
+        !sg_consttime_streq(auth + 7, w->cfg->admin_token)) {
+        evhttp_send_reply(req, 401, "Unauthorized", NULL);
+        evbuffer_free(b);
+        return;
+    }
+    if (strcmp(path, "/metrics") != 0) {
+        evhttp_send_reply(req, 404, "Not Found", NULL);
+        evbuffer_free(b);
+        return;
+    }
+    static const char *const names[] = {"events_accepted_total", "events_partial_total",
+                                        "events_failed_total",   "events_skipped_total",
+                                        "retries_total",         "dead_letter_total",
+                                        "auth_pauses_total",     "destination_paused"};
+    pthread_mutex_lock(&fw_tables);
+    for (size_t m = 0; m < SG_ARRAY_SIZE(names); m++) {
+        evbuffer_add_printf(b, "# TYPE scrubgate_%s %s\n", names[m],
+                            m == 7 ? "gauge" : "counter");
+        /* One line per site and destination, summed over the workers. */
+        for (size_t f = 0; f < w->n_fw; f++) {
+            const struct sg_site *site = sg_forwarder_site(w->fw[f]);
+            const struct sg_dest_conf *dest = sg_forwarder_dest(w->fw[f]);
+            uint64_t v = 0;
+            for (int i = 0; i < all_workers.n; i++) {
+                struct sg_worker *o = &all_workers.v[i];
+                for (size_t g = 0; g < o->n_fw; g++) {
+                    if (strcmp(sg_forwarder_site(o->fw[g])->id, site->id) ||
+                        strcmp(sg_forwarder_dest(o->fw[g])->id, dest->id))
+                        continue;
+                    const struct sg_forward_stats *st = sg_forwarder_stats(o->fw[g]);
+                    uint64_t vals[] = {st->accepted, st->partial,       st->failed,
+                                       st->skipped,  st->retried,       st->dead_lettered,
+                                       st->auth_pauses, st->paused ? 1u : 0u};
+                    v += vals[m];
+                }
+            }
+            metric(b, names[m], site->id, dest->id, v);
+        }
+    }
+    pthread_mutex_unlock(&fw_tables);
+    evhttp_add_header(out, "Content-Type", "text/plain; version=0.0.4");
+    evhttp_send_reply(req, 200, "OK", b);
+    evbuffer_free(b);
+}
+
+static int admin_start(struct sg_worker *w)
+{
+    char host[256];
+    int port;
+    const struct sg_config *cfg = w->cfg;
+    if (!cfg->admin_listen)
+        return 0;
+    if (!cfg->admin_token) {
+        sg_warn("admin_listen is set but no admin token: the admin API is off");
+        return 0;
+    }
+    if (sg_split_hostport(cfg->admin_listen, host, sizeof(host), &port) < 0)
+        return sg_error("admin_listen: bad address");
+    w->admin = evhttp_new(w->base);
+    if (!w->admin || evhttp_bind_socket(w->admin, host, (ev_uint16_t)port) < 0)
+        return sg_error("admin_listen %s: cannot bind", cfg->admin_listen);
+    evhttp_set_gencb(w->admin, admin_cb, w);
+    evhttp_set_timeout(w->admin, 10);
+    sg_info("admin API on %s", cfg->admin_listen);
+    return 0;
+}
 
 static void accept_error_cb(struct evconnlistener *listener, void *arg)
 {
@@ -344,6 +451,7 @@ static void reload_cb(evutil_socket_t fd, short what, void *arg)
     if (!cfg)
         return;
     const struct sg_limits *lim = &cfg->limits;
+    pthread_mutex_lock(&fw_tables);
     size_t n_fw = 0;
     size_t *offset = sg_xcalloc(cfg->n_sites ? cfg->n_sites : 1, sizeof(size_t));
     for (size_t s = 0; s < cfg->n_sites; s++) {
@@ -379,6 +487,7 @@ static void reload_cb(evutil_socket_t fd, short what, void *arg)
     w->fw = fws;
     w->n_fw = n_fw;
     w->site_offset = offset;
+    pthread_mutex_unlock(&fw_tables);
     if (w->http) {
         evhttp_set_max_body_size(w->http, (ev_ssize_t)lim->max_body_bytes);
         evhttp_set_max_headers_size(w->http, (ev_ssize_t)lim->max_header_bytes);
@@ -402,6 +511,8 @@ static void *worker_main(void *arg)
 
 static void worker_release(struct sg_worker *w)
 {
+    if (w->admin)
+        evhttp_free(w->admin);
     if (w->http)
         evhttp_free(w->http);
     /* The client first: aborted transfers hand their events back before the forwarders go. */
@@ -635,6 +746,10 @@ int sg_server_run(struct sg_config *cfg)
         }
     }
     restore_spool(cfg, workers, spool, &rec);
+    all_workers.v = workers;
+    all_workers.n = cfg->workers;
+    if (admin_start(&workers[0]) < 0)
+        goto out;
     for (; started < cfg->workers; started++)
         if (pthread_create(&workers[started].thread, NULL, worker_main, &workers[started]) != 0) {
             sg_error("cannot start worker thread %d", started);

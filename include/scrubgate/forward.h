@@ -38,8 +38,9 @@ struct sg_forwarder_deps {
 
 /* Counters for logs and /metrics (one forwarder's share). */
 struct sg_forward_stats {
-    uint64_t accepted, partial, failed, skipped, retried, dead_lettered, auth_pauses;
-    bool paused;
+    /* Written by the owning loop, read by the admin listener on another: atomics. */
+    _Atomic uint64_t accepted, partial, failed, skipped, retried, dead_lettered, auth_pauses;
+    _Atomic bool paused;
 };
 
 struct sg_forwarder *sg_forwarder_new(const struct sg_forwarder_deps *deps,

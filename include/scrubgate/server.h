@@ -61,6 +61,7 @@ struct sg_worker {
     uint64_t gen_written;        /* the last generation written */
     struct sg_syncer syncer;
     bool syncer_started;
+    struct evhttp *admin;        /* worker 0 only: the admin listener */
     struct event_base *base;
     struct evhttp *http;
     struct sg_http *client;
@@ -96,6 +97,12 @@ struct sg_forwarder *sg_worker_forwarder(struct sg_worker *w, const struct sg_si
  * if the commit fails, the request is answered 503 instead.
  */
 void sg_worker_defer_reply(struct sg_worker *w, struct evhttp_request *req, char *body);
+
+/* All workers, for the admin listener (read-only, counters are atomic). */
+struct sg_workers {
+    struct sg_worker *v;
+    int n;
+};
 
 /* The ingest endpoint's request handler (ingest.c). */
 void sg_ingest_handle(struct evhttp_request *req, void *worker);

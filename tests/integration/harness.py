@@ -62,7 +62,7 @@ def site_config(fake_url, **over):
 
 class Proxy:
     def __init__(self, sites, limits=None, trusted=("127.0.0.1/32", "::1/128"), workers=2,
-                 env=None):
+                 env=None, extra=None):
         self.dir = tempfile.mkdtemp(prefix="sg-it-")
         self.state_dir = os.path.join(self.dir, "var")
         cfg = {
@@ -74,6 +74,7 @@ class Proxy:
         }
         if limits:
             cfg["limits"] = limits
+        cfg.update(extra or {})
         self.config = os.path.join(self.dir, "scrubgate.json")
         with open(self.config, "w") as f:
             json.dump(cfg, f, indent=2)

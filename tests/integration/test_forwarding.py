@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import time
 import unittest
 
@@ -255,9 +256,14 @@ class ForwardingTest(unittest.TestCase):
 
     def test_token_error_pauses_and_resumes(self):
         # The proxy sends "Bearer <token>" (the classic mistake): TikTok answers 40105.
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        admin = "127.0.0.1:%d" % sock.getsockname()[1]
+        sock.close()
         self.proxy = Proxy([site_config(self.fake.url)],
                            limits={"flush_interval_ms": 20, "auth_probe_ms": 300},
-                           env={"SG_TEST_TOKEN": "Bearer " + TOKEN}).start()
+                           env={"SG_TEST_TOKEN": "Bearer " + TOKEN, "SG_ADMIN": "admin-secret-1"},
+                           extra={"admin_listen": admin, "admin_token_env": "SG_ADMIN"}).start()
         status, _, _ = self.proxy.post([event(event_id="t1"), event(event_id="t2")])
         self.assertEqual(status, 202)
         self.assertEqual(self.fake.wait_requests(1)[0]["code"], 40105)
@@ -266,6 +272,19 @@ class ForwardingTest(unittest.TestCase):
         self.assertEqual(self.proxy.sync_log(), [])
         self.assertLessEqual(len(self.fake.requests), 3)
         self.assertIn("access token refused", self.proxy.stderr())
+        # ... and the metric says so.
+        conn = http.client.HTTPConnection(*admin.split(":"), timeout=5)
+        conn.request("GET", "/metrics", headers={"Authorization": "Bearer admin-secret-1"})
+        metrics = conn.getresponse().read().decode()
+        self.assertRegex(metrics, r'scrubgate_destination_paused\{site="shop",'
+                                  r'destination="tiktok:CPIXEL123"\} 1')
+        self.assertRegex(metrics, r'scrubgate_auth_pauses_total\{[^}]*\} [1-9]')
+        for path, headers, want in (("/metrics", {}, 401), ("/healthz", {}, 200)):
+            conn.request("GET", path, headers=headers)
+            r = conn.getresponse()
+            r.read()
+            self.assertEqual(r.status, want)
+        conn.close()
         # The token is fixed on TikTok's side: the next probe succeeds and everything goes.
         self.fake.token = "Bearer " + TOKEN
         lines = self.proxy.wait_sync(2)
