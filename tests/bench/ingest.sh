@@ -4,7 +4,9 @@
 # fake TikTok, which validates every request), and in the same run the same load against nginx
 # answering 204 as the ceiling. Not a test: run it by hand on an otherwise idle machine.
 #   tests/bench/ingest.sh [RUNS=3]
-#   env: BATCH (events per request, 1), CONNS (32), SECONDS_ (10), RATE (paced requests/s), BIN
+#   env: BATCH (events per request, 1), CONNS (32), SECONDS_ (10), RATE (paced requests/s), BIN,
+#        SINK=fake (the strict Python fake TikTok, default) or SINK=nginx (nginx answering code 0:
+#        measures the proxy without the fake's CPU cost)
 # Prints one line per run and the medians.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,6 +24,8 @@ python3 tests/fake_tiktok.py --port 0 --token bench-token --pixel CBENCH > "$tmp
 for _ in $(seq 50); do grep -q "fake tiktok on" "$tmp/fake.out" && break; sleep 0.1; done
 fake=$(sed -n 's/fake tiktok on //p' "$tmp/fake.out")
 nport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+sport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+[ "${SINK:-fake}" = nginx ] && fake="http://127.0.0.1:$sport"
 mkdir -p "$tmp/logs"
 cat > "$tmp/nginx.conf" <<NGINX
 worker_processes 2;
@@ -32,6 +36,9 @@ http {
   access_log off;
   client_body_temp_path $tmp;
   server { listen 127.0.0.1:$nport; location / { return 204; } }
+  server { listen 127.0.0.1:$sport;
+           location / { default_type application/json;
+                        return 200 '{"code":0,"message":"OK","request_id":"bench","data":{}}'; } }
 }
 NGINX
 nginx -p "$tmp" -c nginx.conf
