@@ -734,6 +734,7 @@ int sg_server_run(struct sg_config *cfg)
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a file size limit is a write error (EFBIG), not a crash */
 
     workers = sg_xcalloc((size_t)cfg->workers, sizeof(*workers));
     for (int i = 0; i < cfg->workers; i++) {

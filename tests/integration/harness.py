@@ -85,9 +85,10 @@ class Proxy:
         self.stderr_lines = []
         self.port = None
 
-    def start(self):
+    def start(self, preexec_fn=None):
         self.proc = subprocess.Popen([BIN, "serve", "-c", self.config], cwd=ROOT, env=self.env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=preexec_fn)
         ready = threading.Event()
 
         def reader():

@@ -4,6 +4,7 @@ import http.client
 import json
 import signal
 import os
+import resource
 import socket
 import subprocess
 import threading
@@ -11,6 +12,14 @@ import time
 import unittest
 
 from harness import BIN, PIXEL, ROOT, TOKEN, FakeTikTok, Proxy, site_config
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def closed_port_url():
@@ -102,6 +111,53 @@ class DurabilityTest(unittest.TestCase):
         while time.time() < deadline and glob.glob(os.path.join(self.proxy.state_dir, "spool",
                                                                  "*.seg")):
             time.sleep(0.05)
+
+    def test_disk_error_stops_accepting(self):
+        # Every file the proxy writes may grow to 64 KiB: past that, writes fail (EFBIG),
+        # as they would on a full or failing disk.
+        def limit():
+            resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+
+        self.proxy = Proxy([site_config(closed_port_url())], workers=1,
+                           limits={"flush_interval_ms": 20, "retry_base_ms": 60000},
+                           extra={"admin_listen": "127.0.0.1:%d" % free_port(),
+                                  "admin_token_env": "SG_ADMIN"},
+                           env={"SG_ADMIN": "admin-token-123"})
+        self.proxy.start(preexec_fn=limit)
+        statuses, acked = [], []
+        for i in range(100):
+            ids = ["e%d-%d" % (i, j) for j in range(10)]
+            status, _, body = self.proxy.post([{"event": "Lead", "event_id": x,
+                                                "page": {"url": "https://shop.example.com/"
+                                                         + "p" * 300}} for x in ids])
+            statuses.append(status)
+            if status == 202:
+                acked.extend(ids)
+            if status == 503:
+                break
+        self.assertEqual(statuses[-1], 503)
+        # From then on: refused, never a 202 without durability; /healthz says why.
+        status, headers, body = self.proxy.post({"event": "Lead", "event_id": "after"})
+        self.assertEqual(status, 503)
+        self.assertEqual(headers["retry-after"], "1")
+        admin = json.load(open(self.proxy.config))["admin_listen"].split(":")
+        conn = http.client.HTTPConnection(admin[0], int(admin[1]), timeout=5)
+        conn.request("GET", "/healthz")
+        r = conn.getresponse()
+        self.assertEqual((r.status, json.loads(r.read())["status"]), (503, "spool_broken"))
+        conn.close()
+        self.assertIn("refusing new events", self.proxy.stderr())
+        self.proxy.stop()
+        # What was answered 202 is on disk: a restart without the limit delivers all of it.
+        with open(self.proxy.config) as f:
+            cfg = json.load(f)
+        cfg["sites"][0]["destinations"][0]["api_base"] = self.fake.url
+        with open(self.proxy.config, "w") as f:
+            json.dump(cfg, f)
+        self.proxy.start()
+        self.assertTrue(acked)
+        self.assertEqual(self.wait_delivered(set(acked)), set())
+        self.assertEqual(self.proxy.stop(), 0)
 
     def test_full_spool_answers_503(self):
         self.proxy = Proxy([site_config(closed_port_url())], workers=1,
