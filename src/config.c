@@ -417,8 +417,10 @@ static int load_site(struct loader *L, json_t *o, const char *path, struct sg_si
         if (strncmp(s->origins[i], "https://", 8) && strncmp(s->origins[i], "http://", 7))
             return sg_jsondoc_error(&L->doc, at(L, "%s.allowed_origins[%zu]", path, i), false,
                                     "an origin is scheme://host[:port]");
-    if (load_consent(L, json_object_get(o, "consent"), at(L, "%s.consent", path), &s->consent) <
-        0)
+    /* A local copy: load_consent formats sub-paths with at(), which reuses L->path. */
+    char cpath[256];
+    snprintf(cpath, sizeof(cpath), "%s.consent", path);
+    if (load_consent(L, json_object_get(o, "consent"), cpath, &s->consent) < 0)
         return -1;
     json_t *em = json_object_get(o, "event_map");
     if (em) {

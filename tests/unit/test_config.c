@@ -103,6 +103,9 @@ static void errors_with_positions(void **state)
     expect_error("{\"sites\": [" SITE_OK "] \"x\": 1}", ":1:", "");
     expect_error("{\"sites\":[" SITE_OK "," SITE_OK "]}", "sites[1].id", "duplicate site id");
     expect_error("{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_SECRET\","
+                 "\"consent\":{\"default\":\"maybe\"},\"destinations\":[]}]}",
+                 ":1:97: sites[0].consent.default", "must be \"granted\" or \"denied\"");
+    expect_error("{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_SECRET\","
                  "\"consent\":{\"tcf\":{\"vendor_id\":1,\"purposes\":{\"ad_storage\":[1,25]}}},"
                  "\"destinations\":[]}]}",
                  "sites[0].consent.tcf.purposes.ad_storage[1]", "a TCF purpose id is 1 to 24");
