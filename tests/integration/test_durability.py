@@ -159,6 +159,21 @@ class DurabilityTest(unittest.TestCase):
         self.assertEqual(self.wait_delivered(set(acked)), set())
         self.assertEqual(self.proxy.stop(), 0)
 
+    def test_paused_destination_keeps_events_across_a_restart(self):
+        self.proxy = Proxy([site_config(self.fake.url)], limits={"flush_interval_ms": 20},
+                           env={"SG_TEST_TOKEN": "revoked-token"}).start()
+        status, _, _ = self.proxy.post([{"event": "Lead", "event_id": "p%d" % i} for i in range(3)])
+        self.assertEqual(status, 202)
+        self.assertEqual(self.fake.wait_requests(1)[0]["code"], 40105)
+        started = time.time()
+        self.assertEqual(self.proxy.stop(), 0)
+        self.assertLess(time.time() - started, 3)  # nothing to wait for: the events are spooled
+        self.assertEqual(self.proxy.sync_log(), [])
+        self.proxy.env["SG_TEST_TOKEN"] = TOKEN  # the operator rotates the token and restarts
+        self.proxy.start()
+        self.assertEqual(self.wait_delivered({"p0", "p1", "p2"}), set())
+        self.assertEqual(self.proxy.stop(), 0)
+
     def test_full_spool_answers_503(self):
         self.proxy = Proxy([site_config(closed_port_url())], workers=1,
                            limits={"flush_interval_ms": 20, "retry_base_ms": 60000,
