@@ -44,6 +44,14 @@ class DurabilityTest(unittest.TestCase):
         with self.fake.lock:
             return {e["event_id"] for e in self.fake.events}
 
+    def point_at_fake(self):
+        """The upstream comes back: the proxy's config now names the fake TikTok."""
+        with open(self.proxy.config) as f:
+            cfg = json.load(f)
+        cfg["sites"][0]["destinations"][0]["api_base"] = self.fake.url
+        with open(self.proxy.config, "w") as f:
+            json.dump(cfg, f)
+
     def wait_delivered(self, ids, timeout=30):
         deadline = time.time() + timeout
         while time.time() < deadline and not ids <= self.delivered():
@@ -97,11 +105,7 @@ class DurabilityTest(unittest.TestCase):
         self.assertTrue(segs)
         with open(segs[-1], "ab") as f:  # a crash in the middle of the next record
             f.write(b"SGR1\x01\x00\x00\x00\xff\x00\x00\x00garbage")
-        with open(self.proxy.config) as f:
-            cfg = json.load(f)
-        cfg["sites"][0]["destinations"][0]["api_base"] = self.fake.url
-        with open(self.proxy.config, "w") as f:
-            json.dump(cfg, f)
+        self.point_at_fake()
         self.proxy.start()
         self.assertEqual(self.wait_delivered({"t%d" % i for i in range(5)}), set())
         self.assertIn("torn or corrupt tail", self.proxy.stderr())
@@ -149,11 +153,7 @@ class DurabilityTest(unittest.TestCase):
         self.assertIn("refusing new events", self.proxy.stderr())
         self.proxy.stop()
         # What was answered 202 is on disk: a restart without the limit delivers all of it.
-        with open(self.proxy.config) as f:
-            cfg = json.load(f)
-        cfg["sites"][0]["destinations"][0]["api_base"] = self.fake.url
-        with open(self.proxy.config, "w") as f:
-            json.dump(cfg, f)
+        self.point_at_fake()
         self.proxy.start()
         self.assertTrue(acked)
         self.assertEqual(self.wait_delivered(set(acked)), set())

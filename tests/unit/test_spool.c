@@ -44,6 +44,16 @@ static size_t count_segments(void)
     return n;
 }
 
+/* A worker's spool on the test directory, after a (trivial) recovery, as at start. */
+static struct sg_spool *open_spool(struct sg_spool_shared **sh)
+{
+    struct sg_spool_recovered rec;
+    assert_int_equal(sg_spool_recover(dir, &rec), 0);
+    *sh = sg_spool_shared_new(dir, rec.next_seq, 1 << 20, 1 << 20);
+    sg_spool_recovered_free(&rec);
+    return sg_spool_new(*sh, 0);
+}
+
 static struct sg_spool_entry entry(const char *id)
 {
     static char json[64];
@@ -67,10 +77,8 @@ static void survives_a_crash_and_honours_acks(void **state)
 {
     (void)state;
     struct sg_spool_recovered rec;
-    assert_int_equal(sg_spool_recover(dir, &rec), 0);
-    struct sg_spool_shared *sh = sg_spool_shared_new(dir, rec.next_seq, 1 << 20, 1 << 20);
-    sg_spool_recovered_free(&rec);
-    struct sg_spool *sp = sg_spool_new(sh, 0);
+    struct sg_spool_shared *sh;
+    struct sg_spool *sp = open_spool(&sh);
     struct sg_spool_entry a = entry("a"), b = entry("b"), c = entry("c");
     sg_spool_append(sp, &a);
     sg_spool_append(sp, &b);
@@ -103,10 +111,8 @@ static void torn_tail_keeps_what_came_before(void **state)
 {
     (void)state;
     struct sg_spool_recovered rec;
-    assert_int_equal(sg_spool_recover(dir, &rec), 0);
-    struct sg_spool_shared *sh = sg_spool_shared_new(dir, rec.next_seq, 1 << 20, 1 << 20);
-    sg_spool_recovered_free(&rec);
-    struct sg_spool *sp = sg_spool_new(sh, 0);
+    struct sg_spool_shared *sh;
+    struct sg_spool *sp = open_spool(&sh);
     struct sg_spool_entry a = entry("x1"), b = entry("x2");
     sg_spool_append(sp, &a);
     sg_spool_append(sp, &b);
