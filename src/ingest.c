@@ -8,6 +8,7 @@
  */
 #include "scrubgate/common.h"
 #include "scrubgate/forward.h"
+#include "scrubgate/jsonpos.h"
 #include "scrubgate/log.h"
 #include "scrubgate/pipeline.h"
 #include "scrubgate/rules.h"
@@ -157,9 +158,10 @@ static json_t *body_events(struct evhttp_request *req, json_t **root, char *err,
     const char *data = (const char *)evbuffer_pullup(in, -1);
     *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!*root) {
-        /* jansson's text describes the syntax, not the content (no values). */
-        snprintf(err, errlen, "body: invalid JSON at line %d column %d: %s", jerr.line,
-                 jerr.column, jerr.text);
+        /* jansson quotes the offending input ("near 'jane@...'"): keep only the reason. */
+        char why[200];
+        sg_json_syntax_error(&jerr, why, sizeof(why));
+        snprintf(err, errlen, "body: invalid JSON at %s", why);
         return NULL;
     }
     if (json_is_array(*root))

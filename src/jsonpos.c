@@ -160,6 +160,13 @@ int sg_jsonpos_find(const char *text, size_t len, const char *path, int *line, i
     return 0;
 }
 
+void sg_json_syntax_error(const json_error_t *e, char *out, size_t cap)
+{
+    const char *near = strstr(e->text, " near ");
+    int keep = near ? (int)(near - e->text) : (int)strlen(e->text);
+    snprintf(out, cap, "line %d column %d: %.*s", e->line, e->column, keep, e->text);
+}
+
 int sg_jsondoc_load(struct sg_jsondoc *doc, const char *file, const char *text, size_t len)
 {
     json_error_t jerr;

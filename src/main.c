@@ -5,6 +5,7 @@
  */
 #include "scrubgate/common.h"
 #include "scrubgate/dest.h"
+#include "scrubgate/jsonpos.h"
 #include "scrubgate/log.h"
 #include "scrubgate/pipeline.h"
 #include "scrubgate/replay.h"
@@ -254,8 +255,9 @@ static int cmd_explain(const struct args *a)
     in = strcmp(name, "(stdin)") ? json_load_file(a->input, JSON_REJECT_DUPLICATES, &jerr)
                                  : json_loadf(stdin, JSON_REJECT_DUPLICATES, &jerr);
     if (!in) {
-        fprintf(stderr, "scrubgate explain: %s:%d:%d: %s\n", name, jerr.line, jerr.column,
-                jerr.text);
+        char why[200];
+        sg_json_syntax_error(&jerr, why, sizeof(why));
+        fprintf(stderr, "scrubgate explain: %s: %s\n", name, why);
         goto out;
     }
     if (a->ua)

@@ -41,6 +41,13 @@ int sg_jsondoc_check_keys(const struct sg_jsondoc *doc, json_t *obj, const char 
                           const char *const *allowed);
 
 /*
+ * jansson's syntax error without the fragment of input it quotes ("invalid
+ * token near 'jane@...'"): safe to show for untrusted bodies. Writes
+ * "line L column C: reason" into out.
+ */
+void sg_json_syntax_error(const json_error_t *e, char *out, size_t cap);
+
+/*
  * Locate path in text: 0 and the 1-based line/column of the value (and of its
  * key, when the last segment is a key), or -1 when the path is not there.
  */

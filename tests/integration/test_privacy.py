@@ -43,12 +43,15 @@ class PrivacyTest(unittest.TestCase):
                    {"event": "Lead", "consent": EMAIL},            # bad consent
                    {"event": "Lead", "timestamp": EMAIL},          # bad time
                    {"event": "Lead", "page": {"url": EMAIL * 40}}]  # over the field limit
-            for body in ([good], [good] + bad, bad, '{"event": "%s"' % EMAIL):
+            # Malformed JSON whose offending token is personal data: the 400 must not quote it.
+            for body in ([good], [good] + bad, bad, '{"event": "%s"' % EMAIL,
+                         '{"event": "Lead", "user": {"email" "%s"}}' % EMAIL,
+                         '[{"event": "Lead"} %s]' % PHONE_DIGITS):
                 replies.append(proxy.post(body, headers=headers))
             replies.append(proxy.post(good, headers=dict(headers, Authorization="Bearer " + EMAIL)))
             replies.append(proxy.post(dict(good, ip=PEER_IP, user_agent=UA),
                                       headers=dict(headers, Authorization="Bearer " + INGEST_KEY)))
-            self.assertEqual([r[0] for r in replies], [202, 202, 400, 400, 401, 202])
+            self.assertEqual([r[0] for r in replies], [202, 202, 400, 400, 400, 400, 401, 202])
             proxy.wait_sync(3)
             if not dry_run:
                 sent = fake.wait_events(3)
