@@ -84,17 +84,8 @@ int sg_deadletter_write(struct sg_deadletter *dl, const struct sg_dead_event *ev
     }
     int rc = 0;
     pthread_mutex_lock(&dl->lock);
-    size_t off = 0;
-    while (off < b.len) {
-        ssize_t w = write(dl->fd, b.data + off, b.len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            rc = sg_error("dead letter: write failed: %s", strerror(errno));
-            break;
-        }
-        off += (size_t)w;
-    }
+    if (sg_write_all(dl->fd, b.data, b.len) < 0)
+        rc = sg_error("dead letter: write failed: %s", strerror(errno));
     if (rc == 0 && fdatasync(dl->fd) < 0)
         rc = sg_error("dead letter: fdatasync failed: %s", strerror(errno));
     pthread_mutex_unlock(&dl->lock);

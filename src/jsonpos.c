@@ -176,32 +176,9 @@ int sg_jsondoc_load(struct sg_jsondoc *doc, const char *file, const char *text, 
         doc->text = sg_xstrndup(text, len);
         doc->len = len;
     } else {
-        FILE *f = fopen(file, "rb");
-        if (!f)
+        doc->text = sg_read_file(file, &doc->len);
+        if (!doc->text)
             return sg_error("%s: cannot open: %s", file, strerror(errno));
-        struct sg_buf_local {
-            char *d;
-            size_t n, cap;
-        } b = {NULL, 0, 0};
-        char chunk[8192];
-        size_t n;
-        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-            if (b.n + n + 1 > b.cap) {
-                b.cap = (b.n + n + 1) * 2;
-                b.d = sg_xrealloc(b.d, b.cap);
-            }
-            memcpy(b.d + b.n, chunk, n);
-            b.n += n;
-        }
-        int err = ferror(f);
-        fclose(f);
-        if (err) {
-            free(b.d);
-            return sg_error("%s: read error", file);
-        }
-        doc->text = b.d ? b.d : sg_xstrdup("");
-        doc->text[b.n] = '\0';
-        doc->len = b.n;
     }
     doc->root = json_loadb(doc->text, doc->len, JSON_REJECT_DUPLICATES, &jerr);
     if (!doc->root)

@@ -147,7 +147,6 @@ static void commit_cb(evutil_socket_t fd, short what, void *arg)
     w->commit_armed = false;
     pthread_mutex_lock(&s->lock);
     bool busy = s->busy;
-    uint64_t durable = s->done_gen;
     pthread_mutex_unlock(&s->lock);
     if (busy)
         return; /* done_cb runs this again when the current sync ends */
@@ -162,7 +161,6 @@ static void commit_cb(evutil_socket_t fd, short what, void *arg)
     int sfd = sg_spool_take_sync(w->spool);
     if (sfd < 0) {
         answer(w, gen, false); /* nothing unsynced: already durable */
-        (void)durable;
         return;
     }
     pthread_mutex_lock(&s->lock);
@@ -566,7 +564,6 @@ static int worker_init(struct sg_worker *w, const struct sg_config *cfg, struct 
     w->log = log;
     w->dead = dead;
     w->spool = sg_spool_new(spool, w->index);
-    w->listen_fd = fd;
     w->base = event_base_new();
     if (!w->base)
         return sg_error("worker %d: event_base_new failed", w->index);

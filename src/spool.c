@@ -125,7 +125,6 @@ struct segment {
 
 struct sg_spool {
     struct sg_spool_shared *sh;
-    int worker;
     int fd;              /* the active segment, -1 when none */
     uint64_t active_seq;
     uint32_t active_count; /* data records in the active segment */
@@ -180,7 +179,7 @@ struct sg_spool *sg_spool_new(struct sg_spool_shared *sh, int worker)
 {
     struct sg_spool *sp = sg_xcalloc(1, sizeof(*sp));
     sp->sh = sh;
-    sp->worker = worker;
+    (void)worker; /* one spool per worker; the index is only for the caller's bookkeeping */
     sp->fd = -1;
     sg_buf_init(&sp->buf, 0);
     return sp;
@@ -332,18 +331,11 @@ int sg_spool_write(struct sg_spool *sp)
         sp->broken = true;
         return -1;
     }
-    size_t off = 0;
-    while (off < sp->buf.len) {
-        ssize_t w = write(sp->fd, sp->buf.data + off, sp->buf.len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            sg_error("spool: write failed: %s; refusing new events", strerror(errno));
-            sp->broken = true;
-            sg_buf_reset(&sp->buf);
-            return -1;
-        }
-        off += (size_t)w;
+    if (sg_write_all(sp->fd, sp->buf.data, sp->buf.len) < 0) {
+        sg_error("spool: write failed: %s; refusing new events", strerror(errno));
+        sp->broken = true;
+        sg_buf_reset(&sp->buf);
+        return -1;
     }
     struct segment *s = find_seg(sp, sp->active_seq);
     if (s)
@@ -466,28 +458,6 @@ static uint64_t ack_key(uint64_t seg, uint32_t idx)
     return seg << 24 ^ idx; /* segments fit well below 2^40, indexes below 2^24 */
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        if (fd >= 0)
-            close(fd);
-        return NULL;
-    }
-    char *buf = sg_xmalloc((size_t)st.st_size + 1);
-    size_t off = 0;
-    while (off < (size_t)st.st_size) {
-        ssize_t r = read(fd, buf + off, (size_t)st.st_size - off);
-        if (r <= 0)
-            break;
-        off += (size_t)r;
-    }
-    close(fd);
-    *len = off;
-    return buf;
-}
-
 int sg_spool_recover(const char *dir, struct sg_spool_recovered *out)
 {
     memset(out, 0, sizeof(*out));
@@ -525,7 +495,7 @@ int sg_spool_recover(const char *dir, struct sg_spool_recovered *out)
         char *path = seg_path(&tmp, seqs[i]);
         size_t len = 0, pos = 0;
         uint32_t idx = 0;
-        unsigned char *buf = (unsigned char *)read_file(path, &len);
+        unsigned char *buf = (unsigned char *)sg_read_file(path, &len);
         out->segs[i] = seqs[i];
         out->seg_bytes[i] = len;
         out->n_segs = i + 1;

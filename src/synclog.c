@@ -167,10 +167,9 @@ int sg_synclog_write(struct sg_synclog *log, const struct sg_sync_record *r)
     sg_synclog_format(r, sg_now_unix(), b);
     int rc = 0;
     pthread_mutex_lock(&log->lock);
-    ssize_t w = write(log->fd, b->data, b->len);
-    if (w != (ssize_t)b->len) {
+    if (sg_write_all(log->fd, b->data, b->len) < 0) {
         if (log->write_errors++ % 1000 == 0)
-            sg_error("sync log: write failed: %s", w < 0 ? strerror(errno) : "short write");
+            sg_error("sync log: write failed: %s", strerror(errno));
         rc = -1;
     }
     pthread_mutex_unlock(&log->lock);

@@ -5,12 +5,16 @@
 #include "scrubgate/buf.h"
 #include "scrubgate/log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 void *sg_xmalloc(size_t n)
 {
@@ -114,6 +118,59 @@ bool sg_consttime_streq(const char *a, const char *b)
     if (la != lb)
         return false;
     return CRYPTO_memcmp(a, b, la) == 0;
+}
+
+int sg_write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = EIO;
+            return -1;
+        }
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+char *sg_read_file(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0)
+        return NULL;
+    if (fstat(fd, &st) < 0) {
+        close(fd);
+        return NULL;
+    }
+    size_t cap = (size_t)st.st_size + 1, off = 0;
+    char *buf = sg_xmalloc(cap);
+    for (;;) {
+        if (off + 1 == cap) /* the file grew since fstat */
+            buf = sg_xrealloc(buf, cap *= 2);
+        ssize_t r = read(fd, buf + off, cap - off - 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int err = errno;
+            free(buf);
+            close(fd);
+            errno = err;
+            return NULL;
+        }
+        if (r == 0)
+            break;
+        off += (size_t)r;
+    }
+    close(fd);
+    buf[off] = '\0';
+    *len = off;
+    return buf;
 }
 
 /* ---- struct sg_buf ---- */

@@ -36,6 +36,11 @@ uint64_t sg_now_mono_ms(void);
 bool sg_strcaseeq(const char *a, const char *b);
 bool sg_strncaseeq(const char *a, const char *b, size_t n);
 
+/* write() all of p, retrying on EINTR and short writes. 0, or -1 with errno set. */
+int sg_write_all(int fd, const void *p, size_t n);
+/* A whole file into memory (owned, NUL-terminated; *len without the NUL). NULL with errno. */
+char *sg_read_file(const char *path, size_t *len);
+
 /* Constant-time comparison of two NUL-terminated strings (for keys and tokens). */
 bool sg_consttime_streq(const char *a, const char *b);
 

@@ -81,7 +81,6 @@ struct sg_worker {
     uint64_t last_accept_warning;
     bool stopping;                 /* SIGTERM seen: new requests get 503 */
     uint64_t drain_deadline;
-    int listen_fd;
     pthread_t thread;
 };
 

@@ -162,8 +162,7 @@ static void apply_usp(struct sg_consent *c, const char *s)
 
 static const char *const bad_form = "consent: must be \"granted\", \"denied\" or an object";
 
-static int apply_event(struct sg_consent *c, const struct sg_consent_policy *pol, json_t *v,
-                       const char **tcf, const char **reason)
+static int apply_event(struct sg_consent *c, json_t *v, const char **tcf, const char **reason)
 {
     if (json_is_string(v)) {
         int s = sg_consent_state_from_name(json_string_value(v));
@@ -202,7 +201,6 @@ static int apply_event(struct sg_consent *c, const struct sg_consent_policy *pol
         decide(c, p, (enum sg_consent_state)s, SG_CSRC_EVENT,
                s == SG_CONSENT_GRANTED ? SG_CEV_EVENT_GRANTED : SG_CEV_EVENT_DENIED);
     }
-    (void)pol;
     return 0;
 }
 
@@ -221,7 +219,7 @@ int sg_consent_resolve(const struct sg_consent_policy *policy,
     if (signals->usp_cookie)
         apply_usp(out, signals->usp_cookie);
     if (signals->event_consent && !json_is_null(signals->event_consent) &&
-        apply_event(out, policy, signals->event_consent, &tcf, reason) < 0)
+        apply_event(out, signals->event_consent, &tcf, reason) < 0)
         return -1;
     if (!tcf)
         tcf = signals->tcf_cookie;

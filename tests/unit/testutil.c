@@ -27,7 +27,9 @@ char *sg_capture_end(void)
     fflush(stderr);
     dup2(saved_fd, 2);
     close(saved_fd);
-    char *text = sg_read_file(capture_path);
+    size_t len;
+    char *text = sg_read_file(capture_path, &len);
+    assert_non_null(text);
     unlink(capture_path);
     return text;
 }
@@ -41,20 +43,6 @@ char *sg_write_temp(const char *suffix, const char *text)
     assert_int_equal(write(fd, text, n), (ssize_t)n);
     close(fd);
     return path;
-}
-
-char *sg_read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = sg_xmalloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    buf[got] = '\0';
-    fclose(f);
-    return buf;
 }
 
 struct sg_site *sg_test_site(const char *rules_path)

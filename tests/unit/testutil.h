@@ -19,7 +19,6 @@ char *sg_capture_end(void);
 
 /* Write text to a new temporary file; returns its path (owned). */
 char *sg_write_temp(const char *suffix, const char *text);
-char *sg_read_file(const char *path);
 
 /* A site with the given rule set and a fixed secret, for pipeline tests. */
 #define SG_TEST_SECRET "golden-secret-0123456789"
