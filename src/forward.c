@@ -4,6 +4,7 @@
  */
 #include "scrubgate/common.h"
 #include "scrubgate/buf.h"
+#include "scrubgate/commit.h"
 #include "scrubgate/deadletter.h"
 #include "scrubgate/dest.h"
 #include "scrubgate/forward.h"
@@ -413,9 +414,8 @@ static void request_done(void *arg, const struct sg_http_result *res)
         dead_letter(fw, b->items, b->n, reply.reason, status, reply.code, reply.request_id);
         break;
     }
-    /* Acks need no fsync: a lost ack only means a duplicate, which TikTok deduplicates.
-     * Data records written here are synced by the worker's next group commit. */
-    sg_spool_write(fw->d.spool);
+    /* The acks buffered above are written and synced by the worker's group commit. */
+    sg_commit_kick(fw->d.commit);
 out:
     free(b->items);
     free(b);

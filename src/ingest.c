@@ -12,8 +12,10 @@
 #include "scrubgate/log.h"
 #include "scrubgate/pipeline.h"
 #include "scrubgate/rules.h"
-#include "scrubgate/server.h"
+#include "scrubgate/commit.h"
+#include "scrubgate/ingest.h"
 #include "scrubgate/spool.h"
+#include "scrubgate/worker.h"
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -134,7 +136,7 @@ static void preflight(struct sg_worker *w, struct evhttp_request *req)
     const struct sg_site *site;
     bool unknown;
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    site = request_site(w->cfg, req, NULL, &unknown);
+    site = request_site(sg_worker_config(w), req, NULL, &unknown);
     add_cors(req, site);
     if (evhttp_find_header(out, "Access-Control-Allow-Origin")) {
         evhttp_add_header(out, "Access-Control-Allow-Methods", "POST, OPTIONS");
@@ -186,7 +188,8 @@ static json_t *body_events(struct evhttp_request *req, json_t **root, char *err,
 
 static void handle_post(struct sg_worker *w, struct evhttp_request *req)
 {
-    const struct sg_config *cfg = w->cfg;
+    const struct sg_config *cfg = sg_worker_config(w);
+    struct sg_spool *spool = sg_worker_spool(w);
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     char err[256];
     json_t *root = NULL, *events;
@@ -238,14 +241,14 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     }
     /* Room for every event in every destination, or nothing is taken (no partial 202). */
     size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
-    bool room = !sg_spool_broken(w->spool) &&
-                sg_spool_has_room(w->spool, (body_len + 512 * n) * (site->n_dests + 1));
+    bool room = !sg_spool_broken(spool) &&
+                sg_spool_has_room(spool, (body_len + 512 * n) * (site->n_dests + 1));
     for (size_t d = 0; room && d < site->n_dests; d++)
         room = sg_forwarder_has_room(sg_worker_forwarder(w, site, d), n);
     if (!room) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
         reply_error(req, 503, "Service Unavailable",
-                    sg_spool_broken(w->spool) ? "spool unavailable, retry later"
+                    sg_spool_broken(spool) ? "spool unavailable, retry later"
                                               : "queue full, retry later");
         json_decref(root);
         return;
@@ -319,7 +322,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
         set_session_cookie(req, &ctx, request_is_tls(cfg, req, peer ? peer : ""));
     sg_request_ctx_release(&ctx);
     json_decref(root);
-    if (sg_spool_pending_bytes(w->spool) == 0) {
+    if (sg_spool_pending_bytes(spool) == 0) {
         reply_json(req, 202, "Accepted", body); /* nothing to make durable (all skipped) */
         return;
     }
@@ -329,7 +332,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     evhttp_add_header(out, "Cache-Control", "no-store");
     char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(body);
-    sg_worker_defer_reply(w, req, text);
+    sg_commit_defer(sg_worker_commit(w), req, text);
 }
 
 void sg_ingest_handle(struct evhttp_request *req, void *arg)
@@ -337,7 +340,7 @@ void sg_ingest_handle(struct evhttp_request *req, void *arg)
     struct sg_worker *w = arg;
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 
-    if (w->stopping) {
+    if (sg_worker_stopping(w)) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
         reply_error(req, 503, "Service Unavailable", "shutting down, retry later");

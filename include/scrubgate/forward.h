@@ -21,6 +21,7 @@
 
 #include <event2/event.h>
 
+struct sg_commit;
 struct sg_deadletter;
 struct sg_forwarder;
 struct sg_http;
@@ -34,6 +35,7 @@ struct sg_forwarder_deps {
     struct sg_synclog *log;
     struct sg_spool *spool;
     struct sg_deadletter *dead;
+    struct sg_commit *commit; /* written acks are made durable by the worker's group commit */
 };
 
 /* Counters for logs and /metrics (one forwarder's share). */

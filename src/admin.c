@@ -1,0 +1,164 @@
+/*
+ * admin.c - the admin listener: /healthz and bearer-protected /metrics
+ * (DESIGN.md section 8). Runs on one worker's loop; reads every worker's
+ * counters, which are atomics, through sg_worker_each_forwarder().
+ */
+#include "scrubgate/common.h"
+#include "scrubgate/admin.h"
+#include "scrubgate/forward.h"
+#include "scrubgate/log.h"
+#include "scrubgate/worker.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct sg_admin {
+    struct evhttp *http;
+    const struct sg_config *cfg; /* borrowed */
+    struct sg_worker **workers;  /* borrowed */
+    int n_workers;
+};
+
+/* One (site, destination) line of a metric family, summed over the workers. */
+struct series {
+    const char *site, *dest;
+    uint64_t v[8];
+};
+
+struct collect {
+    struct series *v;
+    size_t n, cap;
+};
+
+static void collect_cb(struct sg_forwarder *fw, void *arg)
+{
+    struct collect *c = arg;
+    const char *site = sg_forwarder_site(fw)->id, *dest = sg_forwarder_dest(fw)->id;
+    struct series *s = NULL;
+    for (size_t i = 0; i < c->n && !s; i++)
+        if (!strcmp(c->v[i].site, site) && !strcmp(c->v[i].dest, dest))
+            s = &c->v[i];
+    if (!s) {
+        if (c->n == c->cap) {
+            c->cap = c->cap ? c->cap * 2 : 16;
+            c->v = sg_xrealloc(c->v, c->cap * sizeof(*c->v));
+        }
+        s = &c->v[c->n++];
+        *s = (struct series){.site = site, .dest = dest};
+    }
+    const struct sg_forward_stats *st = sg_forwarder_stats(fw);
+    uint64_t vals[] = {st->accepted, st->partial,       st->failed,
+                       st->skipped,  st->retried,       st->dead_lettered,
+                       st->auth_pauses, st->paused ? 1u : 0u};
+    for (size_t m = 0; m < SG_ARRAY_SIZE(vals); m++)
+        s->v[m] += vals[m];
+}
+
+static void metrics(struct sg_admin *a, struct evbuffer *b)
+{
+    static const char *const names[] = {"events_accepted_total", "events_partial_total",
+                                        "events_failed_total",   "events_skipped_total",
+                                        "retries_total",         "dead_letter_total",
+                                        "auth_pauses_total",     "destination_paused"};
+    struct collect c = {0};
+    /* Site and destination names are read while each worker's table is held; they stay valid
+     * afterwards because configurations outlive every worker. */
+    for (int i = 0; i < a->n_workers; i++)
+        sg_worker_each_forwarder(a->workers[i], collect_cb, &c);
+    for (size_t m = 0; m < SG_ARRAY_SIZE(names); m++) {
+        evbuffer_add_printf(b, "# TYPE scrubgate_%s %s\n", names[m],
+                            m == 7 ? "gauge" : "counter");
+        for (size_t i = 0; i < c.n; i++)
+            evbuffer_add_printf(b, "scrubgate_%s{site=\"%s\",destination=\"%s\"} %llu\n",
+                                names[m], c.v[i].site, c.v[i].dest,
+                                (unsigned long long)c.v[i].v[m]);
+    }
+    free(c.v);
+}
+
+static void admin_cb(struct evhttp_request *req, void *arg)
+{
+    struct sg_admin *a = arg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    struct evbuffer *b = evbuffer_new();
+    if (!b || !path) {
+        evhttp_send_error(req, 500, NULL);
+        if (b)
+            evbuffer_free(b);
+        return;
+    }
+    if (!strcmp(path, "/healthz")) {
+        bool ok = true;
+        for (int i = 0; i < a->n_workers; i++)
+            ok = ok && sg_worker_accepting(a->workers[i]);
+        evhttp_add_header(out, "Content-Type", "application/json");
+        evbuffer_add_printf(b, "{\"status\":\"%s\"}\n", ok ? "ok" : "spool_broken");
+        evhttp_send_reply(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", b);
+        evbuffer_free(b);
+        return;
+    }
+    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (!auth || !sg_strncaseeq(auth, "Bearer ", 7) || !a->cfg->admin_token ||
+        !sg_consttime_streq(auth + 7, a->cfg->admin_token)) {
+        evhttp_send_reply(req, 401, "Unauthorized", NULL);
+        evbuffer_free(b);
+        return;
+    }
+    if (strcmp(path, "/metrics") != 0) {
+        evhttp_send_reply(req, 404, "Not Found", NULL);
+        evbuffer_free(b);
+        return;
+    }
+    metrics(a, b);
+    evhttp_add_header(out, "Content-Type", "text/plain; version=0.0.4");
+    evhttp_send_reply(req, 200, "OK", b);
+    evbuffer_free(b);
+}
+
+int sg_admin_new(struct event_base *base, const struct sg_config *cfg, struct sg_worker **workers,
+                 int n, struct sg_admin **out)
+{
+    char host[256];
+    int port;
+    *out = NULL;
+    if (!cfg->admin_listen)
+        return 0;
+    if (!cfg->admin_token) {
+        sg_warn("admin_listen is set but no admin token: the admin API is off");
+        return 0;
+    }
+    if (sg_split_hostport(cfg->admin_listen, host, sizeof(host), &port) < 0)
+        return sg_error("admin_listen: bad address");
+    struct sg_admin *a = sg_xcalloc(1, sizeof(*a));
+    a->cfg = cfg;
+    a->workers = workers;
+    a->n_workers = n;
+    a->http = evhttp_new(base);
+    if (!a->http || evhttp_bind_socket(a->http, host, (ev_uint16_t)port) < 0) {
+        sg_admin_free(a);
+        return sg_error("admin_listen %s: cannot bind", cfg->admin_listen);
+    }
+    evhttp_set_gencb(a->http, admin_cb, a);
+    evhttp_set_timeout(a->http, 10);
+    sg_info("admin API on %s", cfg->admin_listen);
+    *out = a;
+    return 0;
+}
+
+void sg_admin_set_config(struct sg_admin *a, const struct sg_config *cfg)
+{
+    a->cfg = cfg;
+}
+
+void sg_admin_free(struct sg_admin *a)
+{
+    if (!a)
+        return;
+    if (a->http)
+        evhttp_free(a->http);
+    free(a);
+}

@@ -1,0 +1,432 @@
+/*
+ * worker.c - one event loop: HTTP server, forwarder table, group commit,
+ * drain on stop, configuration switch on reload. See worker.h.
+ */
+#include "scrubgate/common.h"
+#include "scrubgate/admin.h"
+#include "scrubgate/commit.h"
+#include "scrubgate/forward.h"
+#include "scrubgate/http_client.h"
+#include "scrubgate/ingest.h"
+#include "scrubgate/log.h"
+#include "scrubgate/rules.h"
+#include "scrubgate/spool.h"
+#include "scrubgate/synclog.h"
+#include "scrubgate/worker.h"
+
+#include <errno.h>
+#include <event2/listener.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct sg_worker {
+    int index;
+    const struct sg_config *cfg; /* borrowed, read-only */
+    struct sg_synclog *log;      /* borrowed, shared */
+    struct sg_deadletter *dead;  /* borrowed, shared */
+    struct sg_spool *spool;      /* owned: this worker's spool */
+    struct sg_commit *commit;    /* owned */
+    struct sg_admin *admin;      /* owned, when this worker runs the admin listener */
+    struct event_base *base;
+    struct evhttp *http;
+    struct sg_http *client;
+    /* The forwarder table: per site, fw[site_offset[s] + d]. Swapped by a reload under
+     * fw_lock, which the admin listener takes to read it from another thread. */
+    pthread_mutex_t fw_lock;
+    struct sg_forwarder **fw;
+    size_t *site_offset;
+    size_t n_fw;
+    struct sg_forwarder **retired; /* destinations a reload removed: they finish their queue */
+    size_t n_retired;
+    struct event *reload_ev;     /* SIGHUP: switch to reload_cfg on this loop */
+    const struct sg_config *reload_cfg;
+    pthread_mutex_t reload_lock;
+    struct event *stop_ev;
+    struct event *drain_timer;
+    struct event *accept_resume;   /* re-enables accepting after a pause on EMFILE */
+    struct evconnlistener *listener; /* borrowed from evhttp */
+    struct evhttp_bound_socket *bound; /* borrowed from evhttp */
+    uint64_t last_accept_warning;
+    bool stopping;                 /* stop seen: new requests get 503 */
+    uint64_t drain_deadline;
+    pthread_t thread;
+    bool started;
+};
+
+static _Thread_local struct sg_worker *tl_worker; /* the worker this thread runs */
+
+struct sg_forwarder *sg_worker_forwarder(struct sg_worker *w, const struct sg_site *site, size_t d)
+{
+    size_t s = (size_t)(site - w->cfg->sites);
+    return w->fw[w->site_offset[s] + d];
+}
+
+const struct sg_config *sg_worker_config(const struct sg_worker *w)
+{
+    return w->cfg;
+}
+
+bool sg_worker_stopping(const struct sg_worker *w)
+{
+    return w->stopping;
+}
+
+struct sg_commit *sg_worker_commit(struct sg_worker *w)
+{
+    return w->commit;
+}
+
+struct sg_spool *sg_worker_spool(struct sg_worker *w)
+{
+    return w->spool;
+}
+
+struct event_base *sg_worker_base(struct sg_worker *w)
+{
+    return w->base;
+}
+
+int sg_worker_index(const struct sg_worker *w)
+{
+    return w->index;
+}
+
+bool sg_worker_accepting(const struct sg_worker *w)
+{
+    return !sg_spool_broken(w->spool);
+}
+
+void sg_worker_attach_admin(struct sg_worker *w, struct sg_admin *admin)
+{
+    w->admin = admin;
+}
+
+void sg_worker_each_forwarder(struct sg_worker *w, sg_worker_fw_fn *fn, void *arg)
+{
+    pthread_mutex_lock(&w->fw_lock);
+    for (size_t i = 0; i < w->n_fw; i++)
+        fn(w->fw[i], arg);
+    pthread_mutex_unlock(&w->fw_lock);
+}
+
+int sg_worker_restore(struct sg_worker *w, struct sg_spool_entry *e)
+{
+    const struct sg_site *site = sg_config_site_by_id(w->cfg, e->site);
+    for (size_t d = 0; site && d < site->n_dests; d++)
+        if (strcmp(site->dests[d].id, e->dest) == 0) {
+            sg_forwarder_restore(sg_worker_forwarder(w, site, d), e);
+            return 0;
+        }
+    return -1;
+}
+
+/* ---- stop and drain ---- */
+
+static void drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_worker *w = arg;
+    size_t pending = 0;
+    SG_UNUSED(fd);
+    SG_UNUSED(what);
+    for (size_t i = 0; i < w->n_fw; i++)
+        pending += sg_forwarder_drain(w->fw[i]);
+    for (size_t i = 0; i < w->n_retired; i++)
+        pending += sg_forwarder_drain(w->retired[i]);
+    if (pending == 0 || sg_now_mono_ms() >= w->drain_deadline) {
+        if (pending)
+            sg_warn("worker %d: shutdown deadline passed with %zu event(s) undelivered",
+                    w->index, pending);
+        event_base_loopbreak(w->base);
+        return;
+    }
+    struct timeval tv = {0, 20000};
+    evtimer_add(w->drain_timer, &tv);
+}
+
+/*
+ * Runs on the worker's loop: stop accepting, answer new requests on open
+ * connections with 503, deliver what is queued. The HTTP server itself is
+ * freed only after the loop ends, so replies already written (202s among
+ * them) still reach their clients.
+ */
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_worker *w = arg;
+    SG_UNUSED(fd);
+    SG_UNUSED(what);
+    w->stopping = true;
+    sg_admin_free(w->admin);
+    w->admin = NULL;
+    if (w->bound) {
+        /* Close the listening socket: new clients are refused rather than left waiting. */
+        evhttp_del_accept_socket(w->http, w->bound);
+        w->bound = NULL;
+        w->listener = NULL;
+    }
+    w->drain_deadline = sg_now_mono_ms() + (uint64_t)w->cfg->limits.shutdown_timeout_ms;
+    drain_cb(-1, 0, w);
+}
+
+void sg_worker_stop(struct sg_worker *w)
+{
+    event_active(w->stop_ev, EV_READ, 0);
+}
+
+/* ---- accept throttling ---- */
+
+/*
+ * Out of file descriptors: stop accepting for a moment instead of letting
+ * the readable listener spin the loop, as nginx does. Connections wait in
+ * the kernel's backlog meanwhile.
+ */
+static void accept_error_cb(struct evconnlistener *listener, void *arg)
+{
+    struct sg_worker *w = tl_worker; /* arg is evhttp's own pointer, not ours */
+    int err = EVUTIL_SOCKET_ERROR();
+    SG_UNUSED(arg);
+    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+        sg_warn("worker %d: accept: %s", w->index, evutil_socket_error_to_string(err));
+        return;
+    }
+    evconnlistener_disable(listener);
+    struct timeval tv = {0, 100000};
+    evtimer_add(w->accept_resume, &tv);
+    uint64_t now = sg_now_mono_ms();
+    if (now - w->last_accept_warning >= 10000) {
+        w->last_accept_warning = now;
+        sg_warn("worker %d: connection limit reached (max_connections %zu): pausing accept",
+                w->index, w->cfg->limits.max_connections);
+    }
+}
+
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_worker *w = arg;
+    SG_UNUSED(fd);
+    SG_UNUSED(what);
+    if (!w->stopping && w->listener)
+        evconnlistener_enable(w->listener);
+}
+
+/* ---- reload ---- */
+
+static void apply_http_limits(struct sg_worker *w, const struct sg_limits *lim)
+{
+    evhttp_set_max_body_size(w->http, (ev_ssize_t)lim->max_body_bytes);
+    evhttp_set_max_headers_size(w->http, (ev_ssize_t)lim->max_header_bytes);
+    struct timeval tv = {lim->request_timeout_ms / 1000, (lim->request_timeout_ms % 1000) * 1000};
+    evhttp_set_timeout_tv(w->http, &tv);
+}
+
+/*
+ * On the worker's loop: adopt the new configuration. Forwarders whose site
+ * and destination ids are still configured keep their queues and are
+ * pointed at the new structures; new destinations get new forwarders;
+ * removed ones are retired (they deliver what they hold, take nothing new).
+ * Connections are untouched. The old configuration stays alive (retired
+ * forwarders and in-flight work may still read it) until the process exits.
+ */
+static void reload_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_worker *w = arg;
+    SG_UNUSED(fd);
+    SG_UNUSED(what);
+    pthread_mutex_lock(&w->reload_lock);
+    const struct sg_config *cfg = w->reload_cfg;
+    w->reload_cfg = NULL;
+    pthread_mutex_unlock(&w->reload_lock);
+    if (!cfg)
+        return;
+    const struct sg_limits *lim = &cfg->limits;
+    size_t n_fw = 0;
+    size_t *offset = sg_xcalloc(cfg->n_sites ? cfg->n_sites : 1, sizeof(size_t));
+    for (size_t s = 0; s < cfg->n_sites; s++) {
+        offset[s] = n_fw;
+        n_fw += cfg->sites[s].n_dests;
+    }
+    struct sg_forwarder **fws = sg_xcalloc(n_fw ? n_fw : 1, sizeof(*fws));
+    bool *kept = sg_xcalloc(w->n_fw ? w->n_fw : 1, sizeof(bool));
+    pthread_mutex_lock(&w->fw_lock);
+    for (size_t s = 0; s < cfg->n_sites; s++)
+        for (size_t d = 0; d < cfg->sites[s].n_dests; d++) {
+            const struct sg_site *site = &cfg->sites[s];
+            const struct sg_dest_conf *dest = &site->dests[d];
+            for (size_t i = 0; i < w->n_fw && !fws[offset[s] + d]; i++)
+                if (!kept[i] && !strcmp(sg_forwarder_site(w->fw[i])->id, site->id) &&
+                    !strcmp(sg_forwarder_dest(w->fw[i])->id, dest->id)) {
+                    kept[i] = true;
+                    sg_forwarder_rebind(w->fw[i], site, dest, lim);
+                    fws[offset[s] + d] = w->fw[i];
+                }
+            if (!fws[offset[s] + d]) {
+                struct sg_forwarder_deps deps = {w->base, w->client, w->log,
+                                                 w->spool, w->dead, w->commit};
+                fws[offset[s] + d] = sg_forwarder_new(&deps, site, dest, lim);
+            }
+        }
+    for (size_t i = 0; i < w->n_fw; i++)
+        if (!kept[i]) {
+            w->retired = sg_xrealloc(w->retired, (w->n_retired + 1) * sizeof(*w->retired));
+            w->retired[w->n_retired++] = w->fw[i];
+        }
+    free(kept);
+    free(w->fw);
+    free(w->site_offset);
+    w->fw = fws;
+    w->n_fw = n_fw;
+    w->site_offset = offset;
+    w->cfg = cfg;
+    pthread_mutex_unlock(&w->fw_lock);
+    apply_http_limits(w, lim);
+    if (w->admin)
+        sg_admin_set_config(w->admin, cfg);
+}
+
+void sg_worker_reload(struct sg_worker *w, const struct sg_config *cfg)
+{
+    pthread_mutex_lock(&w->reload_lock);
+    w->reload_cfg = cfg;
+    pthread_mutex_unlock(&w->reload_lock);
+    event_active(w->reload_ev, EV_READ, 0);
+}
+
+/* ---- lifecycle ---- */
+
+/* The group commit finished generations up to gen: staged events go out or are dropped. */
+static void committed_cb(void *arg, uint64_t gen, bool ok)
+{
+    struct sg_worker *w = arg;
+    SG_UNUSED(gen);
+    SG_UNUSED(ok);
+    SG_UNUSED(w);
+}
+
+static void *worker_main(void *arg)
+{
+    struct sg_worker *w = arg;
+    tl_worker = w;
+    event_base_dispatch(w->base);
+    sg_rules_thread_release();
+    sg_synclog_thread_release();
+    sg_spool_thread_release();
+    return NULL;
+}
+
+int sg_worker_start(struct sg_worker *w)
+{
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+        return sg_error("cannot start worker thread %d", w->index);
+    w->started = true;
+    return 0;
+}
+
+void sg_worker_join(struct sg_worker *w)
+{
+    if (w->started)
+        pthread_join(w->thread, NULL);
+    w->started = false;
+}
+
+void sg_worker_free(struct sg_worker *w)
+{
+    if (!w)
+        return;
+    sg_admin_free(w->admin);
+    if (w->http)
+        evhttp_free(w->http);
+    /* The client first: aborted transfers hand their events back before the forwarders go. */
+    sg_http_free(w->client);
+    for (size_t i = 0; i < w->n_fw; i++)
+        sg_forwarder_free(w->fw[i]);
+    for (size_t i = 0; i < w->n_retired; i++)
+        sg_forwarder_free(w->retired[i]);
+    free(w->retired);
+    sg_commit_free(w->commit); /* the last acks */
+    sg_spool_free(w->spool);
+    free(w->fw);
+    free(w->site_offset);
+    if (w->reload_ev)
+        event_free(w->reload_ev);
+    if (w->stop_ev)
+        event_free(w->stop_ev);
+    if (w->drain_timer)
+        event_free(w->drain_timer);
+    if (w->accept_resume)
+        event_free(w->accept_resume);
+    if (w->base)
+        event_base_free(w->base);
+    pthread_mutex_destroy(&w->reload_lock);
+    pthread_mutex_destroy(&w->fw_lock);
+    free(w);
+}
+
+struct sg_worker *sg_worker_new(int index, const struct sg_config *cfg, struct sg_synclog *log,
+                                struct sg_deadletter *dead, struct sg_spool_shared *spool, int fd)
+{
+    const struct sg_limits *lim = &cfg->limits;
+    struct sg_worker *w = sg_xcalloc(1, sizeof(*w));
+    w->index = index;
+    w->cfg = cfg;
+    w->log = log;
+    w->dead = dead;
+    pthread_mutex_init(&w->reload_lock, NULL);
+    pthread_mutex_init(&w->fw_lock, NULL);
+    w->spool = sg_spool_new(spool, index);
+    w->base = event_base_new();
+    if (!w->base) {
+        close(fd);
+        sg_error("worker %d: event_base_new failed", index);
+        goto fail;
+    }
+    w->http = evhttp_new(w->base);
+    w->client = sg_http_new(w->base, lim->max_response_bytes);
+    w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
+    w->drain_timer = evtimer_new(w->base, drain_cb, w);
+    w->accept_resume = evtimer_new(w->base, accept_resume_cb, w);
+    w->reload_ev = event_new(w->base, -1, 0, reload_cb, w);
+    w->commit = sg_commit_new(w->base, w->spool, committed_cb, w);
+    if (!w->http || !w->client || !w->stop_ev || !w->drain_timer || !w->accept_resume ||
+        !w->reload_ev || !w->commit) {
+        close(fd);
+        sg_error("worker %d: cannot create the loop's objects", index);
+        goto fail;
+    }
+    apply_http_limits(w, lim);
+    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_default_content_type(w->http, "application/json");
+    evhttp_set_gencb(w->http, sg_ingest_handle, w);
+    w->bound = evhttp_accept_socket_with_handle(w->http, fd);
+    if (!w->bound) {
+        close(fd);
+        sg_error("worker %d: cannot accept on the listening socket", index);
+        goto fail;
+    }
+    w->listener = evhttp_bound_socket_get_listener(w->bound);
+    evconnlistener_set_error_cb(w->listener, accept_error_cb);
+
+    w->site_offset = sg_xcalloc(cfg->n_sites ? cfg->n_sites : 1, sizeof(size_t));
+    for (size_t s = 0; s < cfg->n_sites; s++) {
+        w->site_offset[s] = w->n_fw;
+        w->n_fw += cfg->sites[s].n_dests;
+    }
+    w->fw = sg_xcalloc(w->n_fw ? w->n_fw : 1, sizeof(*w->fw));
+    for (size_t s = 0; s < cfg->n_sites; s++)
+        for (size_t d = 0; d < cfg->sites[s].n_dests; d++) {
+            struct sg_forwarder_deps deps = {w->base, w->client, log, w->spool, dead, w->commit};
+            struct sg_forwarder *fw =
+                sg_forwarder_new(&deps, &cfg->sites[s], &cfg->sites[s].dests[d], lim);
+            if (!fw) {
+                sg_error("worker %d: cannot create a forwarder", index);
+                goto fail;
+            }
+            w->fw[w->site_offset[s] + d] = fw;
+        }
+    return w;
+fail:
+    sg_worker_free(w);
+    return NULL;
+}
