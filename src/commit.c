@@ -1,26 +1,36 @@
 /*
- * commit.c - group commit with fdatasync on a background thread. See
- * commit.h for the contract.
+ * commit.c - group commit and the worker's background thread. See commit.h.
+ *
+ * The loop writes a generation of records (sg_spool_write) and queues its
+ * fdatasync as a job; the thread runs jobs in order and hands each back to
+ * the loop (an event activated from the thread), where the spool settles
+ * it and the deferred replies of that generation get their 202, or their
+ * 503 when the write or the sync failed. While a sync runs, new requests
+ * buffer the next generation: one write and one sync serve them all.
  */
 #include "scrubgate/common.h"
 #include "scrubgate/commit.h"
 #include "scrubgate/log.h"
 #include "scrubgate/spool.h"
 
-#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* A 202 waiting for the group commit that makes its events durable. */
 struct pending {
-    struct evhttp_request *req;   /* borrowed from evhttp until the reply or the close */
+    struct evhttp_request *req;   /* borrowed from evhttp; NULL once its client left */
     struct evhttp_connection *conn;
     char *body;                   /* owned */
-    uint64_t gen;                 /* the write generation holding its events; 0 = not written */
+    uint64_t gen;                 /* the spool generation holding its events */
+};
+
+struct job {
+    sg_commit_job_fn *run, *done;
+    void *arg;
+    struct job *next;
 };
 
 struct sg_commit {
@@ -29,21 +39,19 @@ struct sg_commit {
     void *done_arg;
     struct pending *pending;
     size_t n_pending, cap_pending;
-    struct event *commit_ev;      /* write, then hand the sync to the thread */
+    struct event *commit_ev;      /* a write round, soon */
     bool commit_armed;
-    uint64_t gen_written;
+    bool syncing;                 /* a spool job is queued or running */
+    struct sg_spool_job sync;     /* that job */
 
     pthread_t thread;
     bool started;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    int fd;                 /* to sync, -1 when idle */
-    uint64_t gen;           /* the generation fd's sync makes durable */
-    uint64_t done_gen;      /* the last generation made durable */
-    bool failed;            /* a sync failed: the spool is broken */
-    bool busy;              /* a job is queued or running */
+    struct job *todo, **todo_tail; /* for the thread */
+    struct job *finished, **finished_tail; /* back to the loop */
     bool quit;
-    struct event *done_ev;  /* activated (thread-safe) when a sync finishes */
+    struct event *finished_ev;    /* activated (thread-safe) when a job finishes */
 };
 
 static void send_body(struct evhttp_request *req, int code, const char *reason, const char *body)
@@ -58,116 +66,137 @@ static void send_body(struct evhttp_request *req, int code, const char *reason, 
         evbuffer_free(buf);
 }
 
-/* Answer the deferred requests whose generation is durable (or fail them all). */
-static void answer(struct sg_commit *c, uint64_t durable, bool failed)
+/* Generations up to gen are settled: answer their requests and tell the owner. */
+static void settle(struct sg_commit *c, uint64_t gen, bool ok)
 {
     for (size_t i = 0; i < c->n_pending;) {
         struct pending *p = &c->pending[i];
-        if (!failed && (p->gen == 0 || p->gen > durable)) {
+        if (p->gen > gen) {
             i++;
             continue;
         }
-        if (!failed) {
-            send_body(p->req, 202, "Accepted", p->body);
-        } else {
-            evhttp_add_header(evhttp_request_get_output_headers(p->req), "Retry-After", "1");
-            send_body(p->req, 503, "Service Unavailable",
-                      "{\"error\":\"spool unavailable, retry later\"}");
+        if (p->req) {
+            evhttp_connection_set_closecb(p->conn, NULL, NULL);
+            if (ok) {
+                send_body(p->req, 202, "Accepted", p->body);
+            } else {
+                evhttp_add_header(evhttp_request_get_output_headers(p->req), "Retry-After", "1");
+                send_body(p->req, 503, "Service Unavailable",
+                          "{\"error\":\"spool unavailable, retry later\"}");
+            }
         }
         free(p->body);
         c->pending[i] = c->pending[--c->n_pending];
     }
+    c->done(c->done_arg, gen, ok);
 }
 
-static void *syncer_main(void *arg)
+static void *thread_main(void *arg)
 {
     struct sg_commit *c = arg;
     pthread_mutex_lock(&c->lock);
     for (;;) {
-        while (c->fd < 0 && !c->quit)
+        while (!c->todo && !c->quit)
             pthread_cond_wait(&c->cond, &c->lock);
-        if (c->fd < 0 && c->quit)
-            break;
-        int fd = c->fd;
-        uint64_t gen = c->gen;
+        struct job *j = c->todo;
+        if (!j)
+            break; /* quit, and nothing left to do */
+        c->todo = j->next;
+        if (!c->todo)
+            c->todo_tail = &c->todo;
         pthread_mutex_unlock(&c->lock);
-        int rc = fdatasync(fd);
-        int err = errno;
-        close(fd);
+        j->run(j->arg);
         pthread_mutex_lock(&c->lock);
-        if (rc < 0) {
-            sg_error("spool: fdatasync failed: %s; refusing new events", strerror(err));
-            c->failed = true;
-        }
-        c->done_gen = gen;
-        c->fd = -1;
-        event_active(c->done_ev, EV_READ, 0);
+        j->next = NULL;
+        *c->finished_tail = j;
+        c->finished_tail = &j->next;
+        event_active(c->finished_ev, EV_READ, 0);
     }
     pthread_mutex_unlock(&c->lock);
     return NULL;
 }
 
+void sg_commit_background(struct sg_commit *c, sg_commit_job_fn *run, sg_commit_job_fn *done,
+                          void *arg)
+{
+    struct job *j = sg_xcalloc(1, sizeof(*j));
+    j->run = run;
+    j->done = done;
+    j->arg = arg;
+    pthread_mutex_lock(&c->lock);
+    *c->todo_tail = j;
+    c->todo_tail = &j->next;
+    pthread_cond_signal(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Back on the loop: run the done callbacks of finished jobs, in order. */
+static void finished_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_commit *c = arg;
+    SG_UNUSED(fd);
+    SG_UNUSED(what);
+    pthread_mutex_lock(&c->lock);
+    struct job *j = c->finished;
+    c->finished = NULL;
+    c->finished_tail = &c->finished;
+    pthread_mutex_unlock(&c->lock);
+    while (j) {
+        struct job *next = j->next;
+        j->done(j->arg);
+        free(j);
+        j = next;
+    }
+}
+
+static void sync_run(void *arg)
+{
+    struct sg_commit *c = arg;
+    sg_spool_job_run(&c->sync);
+}
+
+static void sync_done(void *arg)
+{
+    struct sg_commit *c = arg;
+    uint64_t gen = c->sync.gen;
+    uint64_t failed = sg_spool_job_done(c->spool, &c->sync);
+    c->syncing = false;
+    if (failed)
+        settle(c, failed, false);
+    else if (gen)
+        settle(c, gen, true);
+    if (c->n_pending || sg_spool_dirty(c->spool))
+        sg_commit_kick(c);
+}
+
+/*
+ * Write what the requests of this loop turn buffered and queue its sync,
+ * unless a sync is running: then the next round, when it ends, covers them.
+ */
 static void commit_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct sg_commit *c = arg;
     SG_UNUSED(fd);
     SG_UNUSED(what);
     c->commit_armed = false;
-    pthread_mutex_lock(&c->lock);
-    bool busy = c->busy;
-    pthread_mutex_unlock(&c->lock);
-    if (busy)
-        return; /* sync_done_cb runs this again when the current sync ends */
-    if (sg_spool_write(c->spool) < 0) {
-        answer(c, 0, true);
+    if (c->syncing)
+        return; /* sync_done kicks again */
+    if (sg_spool_write(c->spool, &c->sync) == SG_SPOOL_FAILED) {
+        uint64_t failed = sg_spool_job_done(c->spool, &c->sync);
+        settle(c, failed ? failed : c->sync.gen, false);
         return;
     }
-    uint64_t gen = ++c->gen_written;
-    for (size_t i = 0; i < c->n_pending; i++)
-        if (c->pending[i].gen == 0)
-            c->pending[i].gen = gen;
-    int sfd = sg_spool_take_sync(c->spool);
-    if (sfd < 0) {
-        answer(c, gen, false); /* nothing unsynced: already durable */
-        return;
-    }
-    pthread_mutex_lock(&c->lock);
-    c->fd = sfd;
-    c->gen = gen;
-    c->busy = true;
-    pthread_cond_signal(&c->cond);
-    pthread_mutex_unlock(&c->lock);
+    c->syncing = true;
+    sg_commit_background(c, sync_run, sync_done, c);
 }
 
-static void sync_done_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct sg_commit *c = arg;
-    SG_UNUSED(fd);
-    SG_UNUSED(what);
-    pthread_mutex_lock(&c->lock);
-    uint64_t durable = c->done_gen;
-    bool failed = c->failed;
-    c->busy = false;
-    pthread_mutex_unlock(&c->lock);
-    if (failed)
-        sg_spool_set_broken(c->spool);
-    answer(c, durable, failed);
-    if (c->n_pending || sg_spool_pending_bytes(c->spool))
-        sg_commit_kick(c);
-}
-
-/* A client that left before its 202: its events are spooled all the same. */
+/* A client that left before its reply: its events stay spooled and are sent. */
 static void conn_close_cb(struct evhttp_connection *conn, void *arg)
 {
     struct sg_commit *c = arg;
-    for (size_t i = 0; i < c->n_pending;) {
-        if (c->pending[i].conn == conn) {
-            free(c->pending[i].body);
-            c->pending[i] = c->pending[--c->n_pending];
-        } else {
-            i++;
-        }
-    }
+    for (size_t i = 0; i < c->n_pending; i++)
+        if (c->pending[i].conn == conn)
+            c->pending[i].req = NULL;
 }
 
 void sg_commit_kick(struct sg_commit *c)
@@ -187,7 +216,8 @@ void sg_commit_defer(struct sg_commit *c, struct evhttp_request *req, char *body
     }
     struct evhttp_connection *conn = evhttp_request_get_connection(req);
     evhttp_connection_set_closecb(conn, conn_close_cb, c);
-    c->pending[c->n_pending++] = (struct pending){req, conn, body, 0};
+    c->pending[c->n_pending++] =
+        (struct pending){req, conn, body, sg_spool_gen(c->spool)};
     sg_commit_kick(c);
 }
 
@@ -198,13 +228,15 @@ struct sg_commit *sg_commit_new(struct event_base *base, struct sg_spool *spool,
     c->spool = spool;
     c->done = done;
     c->done_arg = arg;
-    c->fd = -1;
+    c->todo_tail = &c->todo;
+    c->finished_tail = &c->finished;
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
     c->commit_ev = event_new(base, -1, 0, commit_cb, c);
-    c->done_ev = event_new(base, -1, 0, sync_done_cb, c);
-    if (!c->commit_ev || !c->done_ev || pthread_create(&c->thread, NULL, syncer_main, c) != 0) {
-        sg_error("cannot start a sync thread");
+    c->finished_ev = event_new(base, -1, 0, finished_cb, c);
+    if (!c->commit_ev || !c->finished_ev ||
+        pthread_create(&c->thread, NULL, thread_main, c) != 0) {
+        sg_error("cannot start a background thread");
         sg_commit_free(c);
         return NULL;
     }
@@ -221,16 +253,19 @@ void sg_commit_free(struct sg_commit *c)
         c->quit = true;
         pthread_cond_signal(&c->cond);
         pthread_mutex_unlock(&c->lock);
-        pthread_join(c->thread, NULL);
+        pthread_join(c->thread, NULL); /* it runs what is queued first */
     }
-    sg_spool_commit(c->spool); /* the last acks */
+    finished_cb(-1, 0, c);
+    /* The last records and acks, synchronously: the loop has ended. */
+    uint64_t gen = sg_spool_gen(c->spool);
+    settle(c, gen, sg_spool_commit(c->spool) == 0);
     for (size_t i = 0; i < c->n_pending; i++)
         free(c->pending[i].body);
     free(c->pending);
     if (c->commit_ev)
         event_free(c->commit_ev);
-    if (c->done_ev)
-        event_free(c->done_ev);
+    if (c->finished_ev)
+        event_free(c->finished_ev);
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->cond);
     free(c);

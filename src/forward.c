@@ -25,10 +25,12 @@ struct item {
     char *event;    /* owned: name, id and changed-rule ids, for the sync log */
     char *event_id;
     char *rules;
+    char *rule_set;  /* owned: the rule-set version that scrubbed it, for the sync log */
     struct sg_consent consent;
     int64_t first_ts;
     uint32_t attempts;
     uint64_t due_ms; /* retries: not before this monotonic time */
+    uint64_t gen;    /* staged: the spool generation that must be durable before it is sent */
     struct sg_spool_ref ref;
 };
 
@@ -38,10 +40,16 @@ struct batch {
     size_t n;
 };
 
-/* A simple growable list of items (the ready ring and the retry list). */
+/* A growable FIFO of items (staged and ready). */
 struct ring {
     struct item *v;
     size_t cap, head, count;
+};
+
+/* Retries, a binary min-heap on due_ms: O(log n) per event whatever the backlog. */
+struct heap {
+    struct item *v;
+    size_t n, cap;
 };
 
 struct sg_forwarder {
@@ -49,14 +57,17 @@ struct sg_forwarder {
     const struct sg_site *site;
     const struct sg_dest_conf *dest;
     const struct sg_limits *limits;
+    struct ring staged; /* spooled, waiting for the group commit to make them durable */
     struct ring ready;
-    struct ring retry;
-    size_t inflight;  /* events in requests not yet answered */
+    struct heap retry;
+    size_t inflight;  /* events in requests (or dead-letter writes) not yet done */
     size_t requests;  /* requests not yet answered */
     struct event *timer;
     bool timer_armed;
     uint64_t timer_at;
     uint64_t paused_until; /* token error: no sends before this monotonic time */
+    uint64_t backoff_until; /* throttled or failing: the destination waits until then */
+    uint32_t backoff_step;  /* consecutive throttled/failed requests */
     bool closing;
     struct sg_forward_stats stats;
 };
@@ -88,12 +99,47 @@ static struct item ring_pop(struct ring *r)
     return it;
 }
 
+static void heap_push(struct heap *h, struct item *it)
+{
+    if (h->n == h->cap) {
+        h->cap = h->cap ? h->cap * 2 : 256;
+        h->v = sg_xrealloc(h->v, h->cap * sizeof(*h->v));
+    }
+    size_t i = h->n++;
+    while (i > 0 && h->v[(i - 1) / 2].due_ms > it->due_ms) {
+        h->v[i] = h->v[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h->v[i] = *it;
+}
+
+static struct item heap_pop(struct heap *h)
+{
+    struct item top = h->v[0], last = h->v[--h->n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= h->n)
+            break;
+        if (c + 1 < h->n && h->v[c + 1].due_ms < h->v[c].due_ms)
+            c++;
+        if (last.due_ms <= h->v[c].due_ms)
+            break;
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    if (h->n)
+        h->v[i] = last;
+    return top;
+}
+
 static void item_free(struct item *it)
 {
     free(it->json);
     free(it->event);
     free(it->event_id);
     free(it->rules);
+    free(it->rule_set);
 }
 
 /* ---- outcomes ---- */
@@ -113,7 +159,7 @@ static void record(struct sg_forwarder *fw, const struct item *it, const char *s
         .request_id = request_id,
         .attempts = (int)it->attempts,
         .rules = it->rules,
-        .rule_set_version = sg_ruleset_version(fw->site->rules),
+        .rule_set_version = it->rule_set ? it->rule_set : sg_ruleset_version(fw->site->rules),
         .consent = &it->consent,
     };
     sg_synclog_write(fw->d.log, &r);
@@ -128,29 +174,69 @@ static void finish(struct sg_forwarder *fw, struct item *it, const char *status,
     item_free(it);
 }
 
-/* Bad requests and exhausted retries: durable in the dead letter first, then done. */
+/* A dead-letter write on the worker's background thread (no disk wait on the loop). */
+struct dead_job {
+    struct sg_forwarder *fw;
+    struct item *items; /* owned */
+    size_t n;
+    char reason[64];
+    long http_status, code;
+    char request_id[80];
+    bool kept;
+};
+
+static void dead_run(void *arg)
+{
+    struct dead_job *j = arg;
+    struct sg_forwarder *fw = j->fw;
+    struct sg_dead_event *evs = sg_xcalloc(j->n, sizeof(*evs));
+    for (size_t i = 0; i < j->n; i++)
+        evs[i] = (struct sg_dead_event){fw->site->id, fw->dest->id, j->items[i].event,
+                                        j->items[i].event_id, j->items[i].json, j->items[i].len,
+                                        j->items[i].attempts, j->items[i].first_ts};
+    j->kept = sg_deadletter_write(fw->d.dead, evs, j->n, j->reason, j->code, j->request_id) == 0;
+    free(evs);
+}
+
+static void dead_done(void *arg)
+{
+    struct dead_job *j = arg;
+    struct sg_forwarder *fw = j->fw;
+    for (size_t i = 0; i < j->n; i++) {
+        fw->stats.failed++;
+        if (j->kept) {
+            fw->stats.dead_lettered++;
+            finish(fw, &j->items[i], "failed", j->reason, j->http_status, j->code, j->request_id);
+        } else {
+            /* The dead letter did not take it: keep it in the spool for the next start. */
+            record(fw, &j->items[i], "failed", j->reason, j->http_status, j->code,
+                   j->request_id);
+            item_free(&j->items[i]);
+        }
+    }
+    fw->inflight -= j->n;
+    if (j->kept)
+        sg_commit_kick(fw->d.commit);
+    free(j->items);
+    free(j);
+}
+
+/* Bad requests and exhausted retries: durable in the dead letter first, then done.
+ * Steals the n items (the array itself stays the caller's). */
 static void dead_letter(struct sg_forwarder *fw, struct item *items, size_t n, const char *reason,
                         long http_status, long code, const char *request_id)
 {
-    struct sg_dead_event *evs = sg_xcalloc(n, sizeof(*evs));
-    for (size_t i = 0; i < n; i++)
-        evs[i] = (struct sg_dead_event){fw->site->id, fw->dest->id, items[i].event,
-                                        items[i].event_id, items[i].json, items[i].len,
-                                        items[i].attempts, items[i].first_ts};
-    bool kept = sg_deadletter_write(fw->d.dead, evs, n, reason, code, request_id) == 0;
-    free(evs);
-    for (size_t i = 0; i < n; i++) {
-        fw->stats.failed++;
-        if (kept)
-            fw->stats.dead_lettered++;
-        if (kept) {
-            finish(fw, &items[i], "failed", reason, http_status, code, request_id);
-        } else {
-            /* The dead letter did not take it: keep it in the spool for the next start. */
-            record(fw, &items[i], "failed", reason, http_status, code, request_id);
-            item_free(&items[i]);
-        }
-    }
+    struct dead_job *j = sg_xcalloc(1, sizeof(*j));
+    j->fw = fw;
+    j->items = sg_xcalloc(n, sizeof(*items));
+    memcpy(j->items, items, n * sizeof(*items));
+    j->n = n;
+    snprintf(j->reason, sizeof(j->reason), "%s", reason);
+    j->http_status = http_status;
+    j->code = code;
+    snprintf(j->request_id, sizeof(j->request_id), "%s", request_id ? request_id : "");
+    fw->inflight += n; /* drain and free wait for it */
+    sg_commit_background(fw->d.commit, dead_run, dead_done, j);
 }
 
 /* ---- timers ---- */
@@ -163,9 +249,9 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     fw->timer_armed = false;
     /* Retries that are due go back to the ready queue. */
     uint64_t now = sg_now_mono_ms();
-    for (size_t n = fw->retry.count; n > 0; n--) {
-        struct item it = ring_pop(&fw->retry);
-        ring_push(it.due_ms <= now ? &fw->ready : &fw->retry, &it);
+    while (fw->retry.n && fw->retry.v[0].due_ms <= now) {
+        struct item it = heap_pop(&fw->retry);
+        ring_push(&fw->ready, &it);
     }
     flush(fw);
 }
@@ -182,18 +268,27 @@ static void arm(struct sg_forwarder *fw, uint64_t ms)
     fw->timer_at = at;
 }
 
+/* The earliest moment the destination may send again (pause or backoff), or 0. */
+static uint64_t hold_until(const struct sg_forwarder *fw)
+{
+    return SG_MAX(fw->paused_until, fw->backoff_until);
+}
+
+/* Arm the timer for the next thing due: a batch, the earliest retry, the end of a hold. */
 static void arm_next(struct sg_forwarder *fw)
 {
-    uint64_t now = sg_now_mono_ms();
+    uint64_t now = sg_now_mono_ms(), hold = hold_until(fw);
+    if (hold > now) {
+        arm(fw, hold - now); /* nothing can go before */
+        return;
+    }
     if (fw->ready.count)
         arm(fw, fw->ready.count >= fw->limits->batch_max_events ? 0
                                                                  : (uint64_t)fw->limits->flush_interval_ms);
-    for (size_t i = 0; i < fw->retry.count; i++) {
-        uint64_t due = fw->retry.v[(fw->retry.head + i) % fw->retry.cap].due_ms;
+    if (fw->retry.n) {
+        uint64_t due = fw->retry.v[0].due_ms;
         arm(fw, due > now ? due - now : 0);
     }
-    if (fw->paused_until > now)
-        arm(fw, fw->paused_until - now);
 }
 
 /* ---- lifecycle ---- */
@@ -220,15 +315,20 @@ void sg_forwarder_free(struct sg_forwarder *fw)
     if (!fw)
         return;
     fw->closing = true;
+    while (fw->staged.count) {
+        struct item it = ring_pop(&fw->staged);
+        item_free(&it);
+    }
     while (fw->ready.count) {
         struct item it = ring_pop(&fw->ready);
         item_free(&it); /* still in the spool: replayed on the next start */
     }
-    while (fw->retry.count) {
-        struct item it = ring_pop(&fw->retry);
+    while (fw->retry.n) {
+        struct item it = heap_pop(&fw->retry);
         item_free(&it);
     }
     event_free(fw->timer);
+    free(fw->staged.v);
     free(fw->ready.v);
     free(fw->retry.v);
     free(fw);
@@ -236,8 +336,8 @@ void sg_forwarder_free(struct sg_forwarder *fw)
 
 bool sg_forwarder_has_room(const struct sg_forwarder *fw, size_t n)
 {
-    return !fw->closing &&
-           fw->ready.count + fw->retry.count + fw->inflight + n <= fw->limits->queue_max_events;
+    return !fw->closing && fw->staged.count + fw->ready.count + fw->retry.n + fw->inflight + n <=
+                               fw->limits->queue_max_events;
 }
 
 const struct sg_forward_stats *sg_forwarder_stats(const struct sg_forwarder *fw)
@@ -263,13 +363,35 @@ void sg_forwarder_push(struct sg_forwarder *fw, const struct sg_event *ev, const
     it.event = sg_xstrdup(ev->name);
     it.event_id = sg_xstrdup(ev->event_id);
     it.rules = sg_xstrdup(rules);
+    it.rule_set = sg_xstrdup(sg_ruleset_version(fw->site->rules));
     it.consent = ev->consent;
     it.first_ts = ev->ctx ? ev->ctx->now : sg_now_unix();
-    struct sg_spool_entry e = {(char *)fw->site->id, fw->dest->id, it.event, it.event_id,
-                               it.rules, it.json, it.len, it.consent, it.first_ts, 0, {0, 0}};
+    struct sg_spool_entry e = {
+        .site = (char *)fw->site->id, .dest = fw->dest->id, .event = it.event,
+        .event_id = it.event_id,      .rules = it.rules,    .rule_set = it.rule_set,
+        .json = it.json,              .json_len = it.len,   .consent = it.consent,
+        .first_ts = it.first_ts,
+    };
     sg_spool_append(fw->d.spool, &e);
     it.ref = e.ref;
-    ring_push(&fw->ready, &it);
+    it.gen = sg_spool_gen(fw->d.spool);
+    ring_push(&fw->staged, &it); /* sent only once the group commit made it durable */
+}
+
+void sg_forwarder_committed(struct sg_forwarder *fw, uint64_t gen, bool ok)
+{
+    size_t released = 0;
+    while (fw->staged.count && fw->staged.v[fw->staged.head].gen <= gen) {
+        struct item it = ring_pop(&fw->staged);
+        if (!ok) {
+            item_free(&it); /* answered 503: never sent, and no longer on disk */
+            continue;
+        }
+        ring_push(&fw->ready, &it);
+        released++;
+    }
+    if (!released || fw->closing)
+        return;
     if (fw->dest->test_event_code)
         arm(fw, 0);
     else
@@ -284,6 +406,7 @@ void sg_forwarder_restore(struct sg_forwarder *fw, struct sg_spool_entry *e)
     it.event = e->event;
     it.event_id = e->event_id;
     it.rules = e->rules;
+    it.rule_set = e->rule_set;
     it.consent = e->consent;
     it.first_ts = e->first_ts;
     it.attempts = e->attempts;
@@ -323,6 +446,20 @@ static uint64_t backoff_ms(const struct sg_limits *l, uint32_t attempt)
     return r % (ceiling + 1);
 }
 
+/*
+ * The whole destination backs off when it throttles or fails: the next
+ * request waits for a jittered delay that grows with consecutive failures,
+ * so a throttling API gets one probe per delay instead of max_inflight
+ * requests per flush. A success ends it.
+ */
+static void destination_backoff(struct sg_forwarder *fw)
+{
+    if (fw->backoff_step < 32)
+        fw->backoff_step++;
+    uint64_t half = (uint64_t)fw->limits->retry_base_ms / 2;
+    fw->backoff_until = sg_now_mono_ms() + half + backoff_ms(fw->limits, fw->backoff_step);
+}
+
 static void schedule_retry(struct sg_forwarder *fw, struct batch *b, const char *reason,
                            long http_status, long code, const char *request_id)
 {
@@ -338,7 +475,7 @@ static void schedule_retry(struct sg_forwarder *fw, struct batch *b, const char 
         }
         it->due_ms = sg_now_mono_ms() + delay;
         fw->stats.retried++;
-        ring_push(&fw->retry, it);
+        heap_push(&fw->retry, it);
     }
     if (n_expired) {
         char why[64];
@@ -374,6 +511,8 @@ static void request_done(void *arg, const struct sg_http_result *res)
     case SG_DEST_OK:
     case SG_DEST_PARTIAL:
         fw->paused_until = 0;
+        fw->backoff_until = 0;
+        fw->backoff_step = 0;
         if (fw->stats.paused) {
             fw->stats.paused = false;
             sg_info("destination %s (site %s): token accepted again; sending resumes",
@@ -398,12 +537,13 @@ static void request_done(void *arg, const struct sg_http_result *res)
                  fw->dest->id, fw->site->id, reply.code, b->n, fw->limits->auth_probe_ms);
         for (size_t i = 0; i < b->n; i++) {
             b->items[i].due_ms = fw->paused_until;
-            ring_push(&fw->retry, &b->items[i]);
+            heap_push(&fw->retry, &b->items[i]);
         }
         break;
     case SG_DEST_RETRY:
         if (res->curl_code != CURLE_OK)
             sg_warn("destination %s: request failed (%s); will retry", fw->dest->id, res->error);
+        destination_backoff(fw);
         schedule_retry(fw, b, reply.reason, status, reply.code, reply.request_id);
         break;
     case SG_DEST_FAIL:
@@ -506,7 +646,7 @@ static void flush(struct sg_forwarder *fw)
 {
     size_t max = fw->dest->test_event_code ? 1 : fw->limits->batch_max_events;
     uint64_t now = sg_now_mono_ms();
-    if (fw->paused_until > now) {
+    if (hold_until(fw) > now) {
         arm_next(fw);
         return;
     }

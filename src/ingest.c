@@ -241,15 +241,12 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     }
     /* Room for every event in every destination, or nothing is taken (no partial 202). */
     size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
-    bool room = !sg_spool_broken(spool) &&
-                sg_spool_has_room(spool, (body_len + 512 * n) * (site->n_dests + 1));
+    bool room = sg_spool_has_room(spool, (body_len + 512 * n) * (site->n_dests + 1));
     for (size_t d = 0; room && d < site->n_dests; d++)
         room = sg_forwarder_has_room(sg_worker_forwarder(w, site, d), n);
     if (!room) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-        reply_error(req, 503, "Service Unavailable",
-                    sg_spool_broken(spool) ? "spool unavailable, retry later"
-                                              : "queue full, retry later");
+        reply_error(req, 503, "Service Unavailable", "queue full, retry later");
         json_decref(root);
         return;
     }
@@ -263,6 +260,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     ctx.trusted_server = auth == 1;
 
     json_t *ids = json_array(), *errors = json_array(), *item;
+    uint64_t appended = sg_spool_appended(spool);
     size_t accepted = 0, i;
     json_array_foreach(events, i, item) {
         struct sg_event ev;
@@ -322,7 +320,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
         set_session_cookie(req, &ctx, request_is_tls(cfg, req, peer ? peer : ""));
     sg_request_ctx_release(&ctx);
     json_decref(root);
-    if (sg_spool_pending_bytes(spool) == 0) {
+    if (sg_spool_appended(spool) == appended) {
         reply_json(req, 202, "Accepted", body); /* nothing to make durable (all skipped) */
         return;
     }

@@ -83,6 +83,7 @@ static uint64_t get64(const unsigned char *p)
 
 struct sg_spool_shared {
     char *dir;
+    int dir_fd;            /* fsync'ed after a segment is created, so its name is durable */
     _Atomic uint64_t next_seq;
     _Atomic uint64_t total_bytes;
     uint64_t max_bytes;
@@ -92,8 +93,14 @@ struct sg_spool_shared {
 struct sg_spool_shared *sg_spool_shared_new(const char *dir, uint64_t next_seq,
                                             uint64_t max_bytes, uint64_t segment_bytes)
 {
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        sg_error("spool %s: cannot open: %s", dir, strerror(errno));
+        return NULL;
+    }
     struct sg_spool_shared *sh = sg_xcalloc(1, sizeof(*sh));
     sh->dir = sg_xstrdup(dir);
+    sh->dir_fd = dfd;
     atomic_init(&sh->next_seq, next_seq);
     atomic_init(&sh->total_bytes, 0);
     sh->max_bytes = max_bytes;
@@ -105,6 +112,7 @@ void sg_spool_shared_free(struct sg_spool_shared *sh)
 {
     if (!sh)
         return;
+    close(sh->dir_fd);
     free(sh->dir);
     free(sh);
 }
@@ -114,31 +122,53 @@ void sg_spool_shared_add_bytes(struct sg_spool_shared *sh, uint64_t bytes)
     atomic_fetch_add(&sh->total_bytes, bytes);
 }
 
+uint64_t sg_spool_shared_bytes(const struct sg_spool_shared *sh)
+{
+    return atomic_load(&sh->total_bytes);
+}
+
 /* ---- a worker's spool ---- */
 
 struct segment {
     uint64_t seq;
-    size_t pending; /* data records not yet acked */
-    uint64_t bytes;
-    bool sealed;    /* no more appends: deletable once pending is 0 */
+    size_t pending;  /* data records not yet acked */
+    uint64_t bytes;  /* bytes on disk */
+    bool sealed;     /* no more appends: deletable once pending is 0 */
+    bool has_file;
 };
 
 struct sg_spool {
     struct sg_spool_shared *sh;
-    int fd;              /* the active segment, -1 when none */
-    uint64_t active_seq;
-    uint32_t active_count; /* data records in the active segment */
-    uint64_t active_bytes; /* committed bytes in the active segment */
-    struct sg_buf buf;   /* records not yet written */
-    bool unsynced;       /* written to the active segment but not yet fdatasync'ed */
+    uint64_t active_seq;   /* the segment appends go to; 0 until the first append */
+    int fd;                /* its file, -1 until the first write creates it */
+    uint32_t active_count; /* indexes handed out in the active segment */
+    uint64_t active_bytes; /* bytes in the active file */
+    struct sg_buf buf;     /* data records of the current generation, not yet written */
+    uint32_t buf_data;
+    uint64_t gen;          /* the generation appends buffer into */
+    uint64_t appended;
+    struct sg_spool_ref *acks; /* acks not yet written */
+    size_t n_acks, cap_acks;
+    int *close_fds;        /* chores for the next job (off the loop) */
+    size_t n_close, cap_close;
+    char **unlinks;
+    size_t n_unlink, cap_unlink;
+    bool failing;          /* the last write or sync failed */
     struct segment *segs;
     size_t n_segs, cap_segs;
-    bool broken;
 };
 
-static char *seg_path(const struct sg_spool_shared *sh, uint64_t seq)
+#define GROW(v, n, cap)                                                                            \
+    do {                                                                                           \
+        if ((n) == (cap)) {                                                                        \
+            (cap) = (cap) ? (cap) * 2 : 8;                                                         \
+            (v) = sg_xrealloc((v), (cap) * sizeof(*(v)));                                          \
+        }                                                                                          \
+    } while (0)
+
+static char *seg_path(const char *dir, uint64_t seq)
 {
-    return sg_xasprintf("%s/%020llu.seg", sh->dir, (unsigned long long)seq);
+    return sg_xasprintf("%s/%020llu.seg", dir, (unsigned long long)seq);
 }
 
 static struct segment *find_seg(struct sg_spool *sp, uint64_t seq)
@@ -151,28 +181,46 @@ static struct segment *find_seg(struct sg_spool *sp, uint64_t seq)
 
 static struct segment *add_seg(struct sg_spool *sp, uint64_t seq)
 {
-    if (sp->n_segs == sp->cap_segs) {
-        sp->cap_segs = sp->cap_segs ? sp->cap_segs * 2 : 8;
-        sp->segs = sg_xrealloc(sp->segs, sp->cap_segs * sizeof(*sp->segs));
-    }
+    GROW(sp->segs, sp->n_segs, sp->cap_segs);
     struct segment *s = &sp->segs[sp->n_segs++];
     memset(s, 0, sizeof(*s));
     s->seq = seq;
     return s;
 }
 
-/* Delete a sealed segment with nothing pending. */
+static void defer_close(struct sg_spool *sp, int fd)
+{
+    GROW(sp->close_fds, sp->n_close, sp->cap_close);
+    sp->close_fds[sp->n_close++] = fd;
+}
+
+/* Forget a sealed segment with nothing pending; its file is unlinked off the loop. */
 static void maybe_delete(struct sg_spool *sp, struct segment *s)
 {
     if (!s->sealed || s->pending)
         return;
-    char *path = seg_path(sp->sh, s->seq);
-    if (unlink(path) == 0 || errno == ENOENT)
+    if (s->has_file) {
+        GROW(sp->unlinks, sp->n_unlink, sp->cap_unlink);
+        sp->unlinks[sp->n_unlink++] = seg_path(sp->sh->dir, s->seq);
         atomic_fetch_sub(&sp->sh->total_bytes, s->bytes);
-    else
-        sg_warn("spool: cannot delete %s: %s", path, strerror(errno));
-    free(path);
+    }
     *s = sp->segs[--sp->n_segs];
+}
+
+/* No more appends to the active segment; the next append starts a new one. */
+static void seal_active(struct sg_spool *sp)
+{
+    if (!sp->active_seq)
+        return;
+    if (sp->fd >= 0)
+        defer_close(sp, sp->fd); /* after any sync still running on it: jobs run in order */
+    sp->fd = -1;
+    struct segment *s = find_seg(sp, sp->active_seq);
+    sp->active_seq = 0;
+    if (s) {
+        s->sealed = true;
+        maybe_delete(sp, s);
+    }
 }
 
 struct sg_spool *sg_spool_new(struct sg_spool_shared *sh, int worker)
@@ -181,21 +229,22 @@ struct sg_spool *sg_spool_new(struct sg_spool_shared *sh, int worker)
     sp->sh = sh;
     (void)worker; /* one spool per worker; the index is only for the caller's bookkeeping */
     sp->fd = -1;
+    sp->gen = 1;
     sg_buf_init(&sp->buf, 0);
     return sp;
 }
 
-static void seal_active(struct sg_spool *sp)
+static void do_chores(int *fds, size_t n_close, char **unlinks, size_t n_unlink)
 {
-    if (sp->fd < 0)
-        return;
-    close(sp->fd);
-    sp->fd = -1;
-    struct segment *s = find_seg(sp, sp->active_seq);
-    if (s) {
-        s->sealed = true;
-        maybe_delete(sp, s);
+    for (size_t i = 0; i < n_close; i++)
+        close(fds[i]);
+    for (size_t i = 0; i < n_unlink; i++) {
+        if (unlink(unlinks[i]) < 0 && errno != ENOENT)
+            sg_warn("spool: cannot delete %s: %s", unlinks[i], strerror(errno));
+        free(unlinks[i]);
     }
+    free(fds);
+    free(unlinks);
 }
 
 void sg_spool_free(struct sg_spool *sp)
@@ -203,7 +252,9 @@ void sg_spool_free(struct sg_spool *sp)
     if (!sp)
         return;
     seal_active(sp);
+    do_chores(sp->close_fds, sp->n_close, sp->unlinks, sp->n_unlink);
     sg_buf_release(&sp->buf);
+    free(sp->acks);
     free(sp->segs);
     free(sp);
 }
@@ -214,47 +265,32 @@ void sg_spool_adopt(struct sg_spool *sp, uint64_t seg, size_t pending, uint64_t 
     s->pending = pending;
     s->bytes = bytes;
     s->sealed = true;
+    s->has_file = true;
 }
 
-bool sg_spool_broken(const struct sg_spool *sp)
+bool sg_spool_failing(const struct sg_spool *sp)
 {
-    return sp->broken;
+    return sp->failing;
 }
 
 bool sg_spool_has_room(const struct sg_spool *sp, size_t bytes)
 {
-    return !sp->broken &&
-           atomic_load(&sp->sh->total_bytes) + sp->buf.len + bytes <= sp->sh->max_bytes;
+    return atomic_load(&sp->sh->total_bytes) + sp->buf.len + bytes <= sp->sh->max_bytes;
 }
 
-size_t sg_spool_pending_bytes(const struct sg_spool *sp)
+uint64_t sg_spool_gen(const struct sg_spool *sp)
 {
-    return sp->buf.len;
+    return sp->gen;
 }
 
-/* Open a new active segment (and make its name durable in the directory). */
-static int open_active(struct sg_spool *sp)
+uint64_t sg_spool_appended(const struct sg_spool *sp)
 {
-    uint64_t seq = atomic_fetch_add(&sp->sh->next_seq, 1);
-    char *path = seg_path(sp->sh, seq);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640);
-    if (fd < 0) {
-        sg_error("spool: cannot create %s: %s", path, strerror(errno));
-        free(path);
-        return -1;
-    }
-    free(path);
-    int dfd = open(sp->sh->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    sp->fd = fd;
-    sp->active_seq = seq;
-    sp->active_count = 0;
-    sp->active_bytes = 0;
-    add_seg(sp, seq);
-    return 0;
+    return sp->appended;
+}
+
+bool sg_spool_dirty(const struct sg_spool *sp)
+{
+    return sp->buf.len || sp->n_acks || sp->n_close || sp->n_unlink;
 }
 
 static void add_record(struct sg_buf *b, uint32_t type, const struct sg_buf *payload)
@@ -268,19 +304,26 @@ static void add_record(struct sg_buf *b, uint32_t type, const struct sg_buf *pay
 
 static _Thread_local struct sg_buf tl_payload;
 
+#define PAYLOAD_VERSION 2 /* 1: no index, no rule set (still read) */
+
 void sg_spool_append(struct sg_spool *sp, struct sg_spool_entry *e)
 {
     struct sg_buf *p = &tl_payload;
-    if (sp->fd < 0 && open_active(sp) < 0) {
-        sp->broken = true;
-        e->ref.seg = 0;
-        e->ref.idx = UINT32_MAX;
-        return;
+    if (sp->active_seq && sp->buf_data == 0 && sp->active_bytes >= sp->sh->segment_bytes)
+        seal_active(sp); /* full: roll over between generations, never inside one */
+    if (!sp->active_seq) {
+        sp->active_seq = atomic_fetch_add(&sp->sh->next_seq, 1);
+        sp->active_count = 0;
+        sp->active_bytes = 0;
+        add_seg(sp, sp->active_seq);
     }
+    e->ref.seg = sp->active_seq;
+    e->ref.idx = sp->active_count++;
     sg_buf_reset(p);
-    sg_buf_addc(p, 1); /* payload version */
+    sg_buf_addc(p, PAYLOAD_VERSION);
     put64(p, (uint64_t)e->first_ts);
     put32(p, e->attempts);
+    put32(p, e->ref.idx);
     sg_buf_add(p, e->consent.state, SG_PURPOSE__COUNT);
     sg_buf_add(p, e->consent.source, SG_PURPOSE__COUNT);
     sg_buf_add(p, e->consent.evidence, SG_PURPOSE__COUNT);
@@ -291,10 +334,11 @@ void sg_spool_append(struct sg_spool *sp, struct sg_spool_entry *e)
     putstr(p, e->event, strlen(e->event));
     putstr(p, e->event_id, strlen(e->event_id));
     putstr(p, e->rules ? e->rules : "[]", e->rules ? strlen(e->rules) : 2);
+    putstr(p, e->rule_set ? e->rule_set : "", e->rule_set ? strlen(e->rule_set) : 0);
     putstr(p, e->json, e->json_len);
     add_record(&sp->buf, REC_DATA, p);
-    e->ref.seg = sp->active_seq;
-    e->ref.idx = sp->active_count++;
+    sp->buf_data++;
+    sp->appended++;
     find_seg(sp, sp->active_seq)->pending++;
 }
 
@@ -309,80 +353,254 @@ void sg_spool_ack(struct sg_spool *sp, struct sg_spool_ref ref)
         maybe_delete(sp, s); /* the file goes, so no ack record is needed */
         return;
     }
+    GROW(sp->acks, sp->n_acks, sp->cap_acks);
+    sp->acks[sp->n_acks++] = ref;
+}
+
+static void encode_ack(struct sg_buf *b, struct sg_spool_ref ref)
+{
     struct sg_buf *p = &tl_payload;
     sg_buf_reset(p);
     put64(p, ref.seg);
     put32(p, ref.idx);
-    if (sp->fd >= 0 || open_active(sp) == 0)
-        add_record(&sp->buf, REC_ACK, p);
+    add_record(b, REC_ACK, p);
+}
+
+/*
+ * Acks of sealed segments are appended to their own files (acks live with
+ * their segment). They are not fsync'ed: a kill loses nothing written, and
+ * an ack lost to a power cut only means a duplicate send (at least once).
+ * The rest stay queued when a file cannot be opened; those of a segment
+ * deleted under us are dropped. The active segment's acks are left in
+ * sp->acks for the caller.
+ */
+static int cmp_ref(const void *a, const void *b)
+{
+    uint64_t x = ((const struct sg_spool_ref *)a)->seg, y = ((const struct sg_spool_ref *)b)->seg;
+    return x < y ? -1 : x > y;
+}
+
+static void write_sealed_acks(struct sg_spool *sp)
+{
+    struct sg_buf b;
+    size_t keep = 0, j;
+    sg_buf_init(&b, 0);
+    if (sp->n_acks > 1)
+        qsort(sp->acks, sp->n_acks, sizeof(*sp->acks), cmp_ref);
+    for (size_t i = 0; i < sp->n_acks; i = j) {
+        uint64_t seq = sp->acks[i].seg;
+        for (j = i; j < sp->n_acks && sp->acks[j].seg == seq; j++)
+            ;
+        struct segment *s = find_seg(sp, seq);
+        if (!s)
+            continue; /* deleted meanwhile: nothing to ack */
+        bool kept = seq == sp->active_seq;
+        if (!kept) {
+            sg_buf_reset(&b);
+            for (size_t k = i; k < j; k++)
+                encode_ack(&b, sp->acks[k]);
+            char *path = seg_path(sp->sh->dir, seq);
+            int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+            if (fd >= 0 && sg_write_all(fd, b.data, b.len) == 0) {
+                s->bytes += b.len;
+                atomic_fetch_add(&sp->sh->total_bytes, b.len);
+            } else if (fd >= 0 || errno != ENOENT) {
+                sg_warn("spool: cannot append acks to %s: %s; will retry", path,
+                        strerror(errno));
+                kept = true;
+            }
+            if (fd >= 0)
+                defer_close(sp, fd);
+            free(path);
+        }
+        if (kept) {
+            memmove(sp->acks + keep, sp->acks + i, (j - i) * sizeof(*sp->acks));
+            keep += j - i;
+        }
+    }
+    sp->n_acks = keep;
+    sg_buf_release(&b);
+}
+
+/* Take the records of a failed generation back: truncate the file to what was durable. */
+static void take_back(struct sg_spool *sp, uint64_t seq, int fd, uint64_t len)
+{
+    char *path = seg_path(sp->sh->dir, seq);
+    int rc = fd >= 0 ? ftruncate(fd, (off_t)len) : truncate(path, (off_t)len);
+    if (rc < 0 && errno != ENOENT)
+        sg_error("spool: cannot take the records of failed requests back out of %s: %s; they "
+                 "may be sent after a restart (their clients were answered 503)",
+                 path, strerror(errno));
+    free(path);
+}
+
+/* Drop the buffered generation: its requests are answered 503 and its events never sent. */
+static uint64_t discard_buffer(struct sg_spool *sp)
+{
+    struct segment *s = find_seg(sp, sp->active_seq);
+    if (s)
+        s->pending -= SG_MIN(s->pending, (size_t)sp->buf_data);
+    sg_buf_reset(&sp->buf);
+    sp->buf_data = 0;
+    sp->failing = true;
+    return sp->gen++;
+}
+
+static void move_chores(struct sg_spool *sp, struct sg_spool_job *job)
+{
+    job->close_fds = sp->close_fds;
+    job->n_close = sp->n_close;
+    job->unlinks = sp->unlinks;
+    job->n_unlink = sp->n_unlink;
+    sp->close_fds = NULL;
+    sp->n_close = sp->cap_close = 0;
+    sp->unlinks = NULL;
+    sp->n_unlink = sp->cap_unlink = 0;
+}
+
+enum sg_spool_write_result sg_spool_write(struct sg_spool *sp, struct sg_spool_job *job)
+{
+    memset(job, 0, sizeof(*job));
+    job->fd = -1;
+    job->dir_fd = -1;
+    write_sealed_acks(sp);
+    /* What is left in sp->acks belongs to the active segment: it goes with the data. */
+    if (sp->buf_data || sp->n_acks) {
+        bool created = false;
+        if (sp->fd < 0) {
+            char *path = seg_path(sp->sh->dir, sp->active_seq);
+            sp->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640);
+            if (sp->fd < 0)
+                sg_error("spool: cannot create %s: %s", path, strerror(errno));
+            free(path);
+            created = sp->fd >= 0;
+        }
+        struct segment *s = find_seg(sp, sp->active_seq);
+        if (sp->fd >= 0 && s) {
+            s->has_file = true;
+            job->start_bytes = sp->active_bytes;
+            job->start_count = sp->active_count - sp->buf_data;
+            for (size_t i = 0; i < sp->n_acks; i++)
+                encode_ack(&sp->buf, sp->acks[i]);
+            if (sg_write_all(sp->fd, sp->buf.data, sp->buf.len) == 0) {
+                job->gen = sp->buf_data ? sp->gen++ : 0;
+                job->fd = sp->fd;
+                job->dir_fd = created ? sp->sh->dir_fd : -1;
+                job->seq = sp->active_seq;
+                job->bytes = sp->buf.len;
+                job->n_data = sp->buf_data;
+                job->acks = sp->acks; /* kept until the sync says they are durable */
+                job->n_acks = sp->n_acks;
+                sp->acks = NULL;
+                sp->n_acks = sp->cap_acks = 0;
+                sp->active_bytes += sp->buf.len;
+                s->bytes += sp->buf.len;
+                atomic_fetch_add(&sp->sh->total_bytes, sp->buf.len);
+                sg_buf_reset(&sp->buf);
+                sp->buf_data = 0;
+                move_chores(sp, job);
+                return SG_SPOOL_WRITTEN;
+            }
+            sg_error("spool: write to segment %llu failed: %s; its requests are answered 503",
+                     (unsigned long long)sp->active_seq, strerror(errno));
+            take_back(sp, sp->active_seq, sp->fd, job->start_bytes);
+        }
+        /* Creating or writing failed: this generation is refused; the next starts afresh
+         * in a new segment, and the active segment's acks go to its file later. */
+        job->gen = discard_buffer(sp);
+        seal_active(sp);
+        move_chores(sp, job);
+        return SG_SPOOL_FAILED;
+    }
+    move_chores(sp, job);
+    return SG_SPOOL_WRITTEN;
+}
+
+void sg_spool_job_run(struct sg_spool_job *job)
+{
+    struct stat st;
+    job->err = 0;
+    job->vanished = false;
+    if (job->fd >= 0) {
+        if (fdatasync(job->fd) < 0)
+            job->err = errno;
+        else if (job->dir_fd >= 0 && fsync(job->dir_fd) < 0)
+            job->err = errno;
+        else if (fstat(job->fd, &st) == 0 && st.st_nlink == 0)
+            job->vanished = true;
+    }
+    do_chores(job->close_fds, job->n_close, job->unlinks, job->n_unlink);
+    job->close_fds = NULL;
+    job->unlinks = NULL;
+    job->n_close = job->n_unlink = 0;
+}
+
+uint64_t sg_spool_job_done(struct sg_spool *sp, struct sg_spool_job *job)
+{
+    uint64_t failed = 0;
+    do_chores(job->close_fds, job->n_close, job->unlinks, job->n_unlink); /* if not run */
+    job->close_fds = NULL;
+    job->unlinks = NULL;
+    job->n_close = job->n_unlink = 0;
+    if (job->fd < 0)
+        return 0;
+    if (!job->err && !job->vanished) {
+        sp->failing = false;
+        free(job->acks);
+        job->acks = NULL;
+        return 0;
+    }
+    char *path = seg_path(sp->sh->dir, job->seq);
+    if (job->vanished)
+        sg_error("spool: %s was deleted while in use: events it held are no longer on disk "
+                 "(they stay queued in memory); new events go to a new segment",
+                 path);
+    else
+        sg_error("spool: fdatasync of %s failed: %s; its requests are answered 503", path,
+                 strerror(job->err));
+    free(path);
+    struct segment *s = find_seg(sp, job->seq);
+    if (!job->vanished)
+        take_back(sp, job->seq, -1, job->start_bytes);
+    if (s) {
+        s->pending -= SG_MIN(s->pending, (size_t)job->n_data);
+        s->bytes -= SG_MIN(s->bytes, job->bytes);
+    }
+    atomic_fetch_sub(&sp->sh->total_bytes, job->bytes);
+    /* The acks it carried are written again (to the segment's file, now sealed). */
+    for (size_t i = 0; i < job->n_acks; i++) {
+        GROW(sp->acks, sp->n_acks, sp->cap_acks);
+        sp->acks[sp->n_acks++] = job->acks[i];
+    }
+    free(job->acks);
+    job->acks = NULL;
+    failed = job->gen;
+    sp->failing = true;
+    if (job->seq == sp->active_seq) {
+        /* Records buffered since share the segment (their indexes follow the lost ones). */
+        if (sp->buf_data)
+            failed = discard_buffer(sp);
+        seal_active(sp);
+    } else if (s) {
+        maybe_delete(sp, s);
+    }
+    return failed ? failed : job->gen;
+}
+
+int sg_spool_commit(struct sg_spool *sp)
+{
+    struct sg_spool_job job;
+    if (sg_spool_write(sp, &job) == SG_SPOOL_FAILED) {
+        sg_spool_job_done(sp, &job);
+        return -1;
+    }
+    sg_spool_job_run(&job);
+    return sg_spool_job_done(sp, &job) == 0 ? 0 : -1;
 }
 
 void sg_spool_thread_release(void)
 {
     sg_buf_release(&tl_payload);
-}
-
-int sg_spool_write(struct sg_spool *sp)
-{
-    if (sp->buf.len == 0)
-        return sp->broken ? -1 : 0;
-    if (sp->broken || sp->fd < 0) {
-        sg_buf_reset(&sp->buf);
-        sp->broken = true;
-        return -1;
-    }
-    if (sg_write_all(sp->fd, sp->buf.data, sp->buf.len) < 0) {
-        sg_error("spool: write failed: %s; refusing new events", strerror(errno));
-        sp->broken = true;
-        sg_buf_reset(&sp->buf);
-        return -1;
-    }
-    struct segment *s = find_seg(sp, sp->active_seq);
-    if (s)
-        s->bytes += sp->buf.len;
-    sp->active_bytes += sp->buf.len;
-    atomic_fetch_add(&sp->sh->total_bytes, sp->buf.len);
-    sg_buf_reset(&sp->buf);
-    sp->unsynced = true;
-    if (sp->active_bytes >= sp->sh->segment_bytes) {
-        /* Rare (once per segment): sync here so that no later sync needs the old file. */
-        if (fdatasync(sp->fd) < 0) {
-            sg_error("spool: fdatasync failed: %s; refusing new events", strerror(errno));
-            sp->broken = true;
-            return -1;
-        }
-        sp->unsynced = false;
-        seal_active(sp); /* the next append opens a new segment */
-    }
-    return 0;
-}
-
-int sg_spool_take_sync(struct sg_spool *sp)
-{
-    if (!sp->unsynced || sp->fd < 0)
-        return -1;
-    sp->unsynced = false;
-    return dup(sp->fd);
-}
-
-void sg_spool_set_broken(struct sg_spool *sp)
-{
-    sp->broken = true;
-}
-
-int sg_spool_commit(struct sg_spool *sp)
-{
-    if (sg_spool_write(sp) < 0)
-        return -1;
-    if (sp->unsynced && sp->fd >= 0) {
-        if (fdatasync(sp->fd) < 0) {
-            sg_error("spool: fdatasync failed: %s; refusing new events", strerror(errno));
-            sp->broken = true;
-            return -1;
-        }
-        sp->unsynced = false;
-    }
-    return sp->broken ? -1 : 0;
 }
 
 /* ---- entries ---- */
@@ -394,6 +612,7 @@ void sg_spool_entry_release(struct sg_spool_entry *e)
     free(e->event);
     free(e->event_id);
     free(e->rules);
+    free(e->rule_set);
     free(e->json);
     memset(e, 0, sizeof(*e));
 }
@@ -420,17 +639,26 @@ static int rd_str(struct reader *r, char **out, size_t *outlen)
     return 0;
 }
 
-static int parse_data(const unsigned char *p, size_t len, struct sg_spool_entry *e)
+/* Decode a data record; *idx is its index (version 1 records: left as the caller's count). */
+static int parse_data(const unsigned char *p, size_t len, struct sg_spool_entry *e, uint32_t *idx)
 {
     struct reader r = {p, len, 0};
     memset(e, 0, sizeof(*e));
-    if (len < 1 + 8 + 4 + 3 * SG_PURPOSE__COUNT + 2 || p[0] != 1)
+    if (len < 1 || (p[0] != 1 && p[0] != PAYLOAD_VERSION))
+        return -1;
+    unsigned version = p[0];
+    size_t fixed = 1 + 8 + 4 + (version >= 2 ? 4 : 0) + 3 * SG_PURPOSE__COUNT + 2;
+    if (len < fixed)
         return -1;
     r.pos = 1;
     e->first_ts = (int64_t)get64(p + r.pos);
     r.pos += 8;
     e->attempts = get32(p + r.pos);
     r.pos += 4;
+    if (version >= 2) {
+        *idx = get32(p + r.pos);
+        r.pos += 4;
+    }
     memcpy(e->consent.state, p + r.pos, SG_PURPOSE__COUNT);
     memcpy(e->consent.source, p + r.pos + SG_PURPOSE__COUNT, SG_PURPOSE__COUNT);
     memcpy(e->consent.evidence, p + r.pos + 2 * SG_PURPOSE__COUNT, SG_PURPOSE__COUNT);
@@ -440,9 +668,15 @@ static int parse_data(const unsigned char *p, size_t len, struct sg_spool_entry 
     e->consent.sale_opt_out = (p[r.pos++] & 2) != 0;
     if (rd_str(&r, &e->site, NULL) < 0 || rd_str(&r, &e->dest, NULL) < 0 ||
         rd_str(&r, &e->event, NULL) < 0 || rd_str(&r, &e->event_id, NULL) < 0 ||
-        rd_str(&r, &e->rules, NULL) < 0 || rd_str(&r, &e->json, &e->json_len) < 0) {
+        rd_str(&r, &e->rules, NULL) < 0 ||
+        (version >= 2 && rd_str(&r, &e->rule_set, NULL) < 0) ||
+        rd_str(&r, &e->json, &e->json_len) < 0 || r.pos != len) {
         sg_spool_entry_release(e);
         return -1;
+    }
+    if (e->rule_set && !e->rule_set[0]) {
+        free(e->rule_set);
+        e->rule_set = NULL;
     }
     return 0;
 }
@@ -456,6 +690,102 @@ static int cmp_u64(const void *a, const void *b)
 static uint64_t ack_key(uint64_t seg, uint32_t idx)
 {
     return seg << 24 ^ idx; /* segments fit well below 2^40, indexes below 2^24 */
+}
+
+/* A whole, valid record at pos: its payload length, or -1. */
+static int64_t record_at(const unsigned char *buf, size_t len, size_t pos)
+{
+    if (len - pos < REC_HEADER)
+        return -1;
+    uint32_t magic = get32(buf + pos), type = get32(buf + pos + 4);
+    uint32_t plen = get32(buf + pos + 8), crc = get32(buf + pos + 12);
+    if (magic != REC_MAGIC || (type != REC_DATA && type != REC_ACK) || plen > REC_MAX_PAYLOAD ||
+        plen > len - pos - REC_HEADER || sg_crc32c(buf + pos + REC_HEADER, plen) != crc)
+        return -1;
+    return plen;
+}
+
+/* The next offset after pos where a valid record starts, or len. */
+static size_t resync(const unsigned char *buf, size_t len, size_t pos)
+{
+    static const unsigned char magic[4] = {REC_MAGIC & 0xFF, (REC_MAGIC >> 8) & 0xFF,
+                                           (REC_MAGIC >> 16) & 0xFF, REC_MAGIC >> 24};
+    for (size_t p = pos + 1; p + REC_HEADER <= len; p++) {
+        const unsigned char *m = memchr(buf + p, magic[0], len - p);
+        if (!m)
+            break;
+        p = (size_t)(m - buf);
+        if (len - p >= REC_HEADER && memcmp(m, magic, 4) == 0 && record_at(buf, len, p) >= 0)
+            return p;
+    }
+    return len;
+}
+
+struct collect {
+    uint64_t *acks;
+    size_t n_acks, cap_acks, cap_entries;
+};
+
+/* Read one segment's records into out and c. */
+static void read_segment(const char *path, uint64_t seq, const unsigned char *buf, size_t len,
+                         struct sg_spool_recovered *out, struct collect *c)
+{
+    size_t pos = 0, skipped = 0, stretches = 0;
+    uint32_t count = 0;
+    while (pos < len) {
+        int64_t plen = record_at(buf, len, pos);
+        if (plen < 0) {
+            size_t next = resync(buf, len, pos);
+            skipped += next - pos;
+            stretches++;
+            pos = next;
+            continue;
+        }
+        const unsigned char *payload = buf + pos + REC_HEADER;
+        uint32_t type = get32(buf + pos + 4);
+        pos += REC_HEADER + (size_t)plen;
+        if (type == REC_ACK && plen == 12) {
+            GROW(c->acks, c->n_acks, c->cap_acks);
+            c->acks[c->n_acks++] = ack_key(get64(payload), get32(payload + 8));
+        } else if (type == REC_DATA) {
+            struct sg_spool_entry e;
+            uint32_t idx = count;
+            if (parse_data(payload, (size_t)plen, &e, &idx) < 0) {
+                sg_warn("spool: %s: a record at offset %zu passes its checksum but does not "
+                        "decode: skipped",
+                        path, pos - REC_HEADER - (size_t)plen);
+                continue;
+            }
+            count++;
+            e.ref.seg = seq;
+            e.ref.idx = idx;
+            GROW(out->entries, out->n, c->cap_entries);
+            out->entries[out->n++] = e;
+        }
+    }
+    if (skipped) {
+        out->torn_segments++;
+        out->torn_bytes += skipped;
+        out->corrupt_records += stretches;
+        sg_warn("spool: %s: %zu corrupt or torn stretch(es), %zu byte(s) skipped; the %u event "
+                "record(s) around them are kept",
+                path, stretches, skipped, count);
+    }
+}
+
+/* Can we create, write, sync and delete a file in dir? */
+static int probe_dir(const char *dir)
+{
+    char *path = sg_xasprintf("%s/.probe", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    int rc = fd >= 0 && sg_write_all(fd, "x", 1) == 0 && fdatasync(fd) == 0 ? 0 : -1;
+    if (rc < 0)
+        sg_error("spool %s: not writable: %s", dir, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    unlink(path);
+    free(path);
+    return rc;
 }
 
 int sg_spool_recover(const char *dir, struct sg_spool_recovered *out)
@@ -475,77 +805,46 @@ int sg_spool_recover(const char *dir, struct sg_spool_recovered *out)
         unsigned long long seq = strtoull(de->d_name, &end, 10);
         if (end == de->d_name || strcmp(end, ".seg") != 0)
             continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            seqs = sg_xrealloc(seqs, cap * sizeof(*seqs));
-        }
+        GROW(seqs, n, cap);
         seqs[n++] = seq;
     }
     closedir(d);
     if (n)
         qsort(seqs, n, sizeof(*seqs), cmp_u64);
 
-    uint64_t *acks = NULL;
-    size_t n_acks = 0, cap_acks = 0, cap_entries = 0;
-    struct sg_spool_shared tmp = {.dir = (char *)dir};
+    struct collect c = {0};
+    int rc = 0;
     out->segs = sg_xcalloc(n ? n : 1, sizeof(uint64_t));
     out->seg_pending = sg_xcalloc(n ? n : 1, sizeof(size_t));
     out->seg_bytes = sg_xcalloc(n ? n : 1, sizeof(uint64_t));
-    for (size_t i = 0; i < n; i++) {
-        char *path = seg_path(&tmp, seqs[i]);
-        size_t len = 0, pos = 0;
-        uint32_t idx = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char *path = seg_path(dir, seqs[i]);
+        size_t len = 0;
+        errno = 0;
         unsigned char *buf = (unsigned char *)sg_read_file(path, &len);
-        out->segs[i] = seqs[i];
-        out->seg_bytes[i] = len;
-        out->n_segs = i + 1;
-        if (seqs[i] >= out->next_seq)
-            out->next_seq = seqs[i] + 1;
-        while (buf && len - pos >= REC_HEADER) {
-            uint32_t magic = get32(buf + pos), type = get32(buf + pos + 4);
-            uint32_t plen = get32(buf + pos + 8), crc = get32(buf + pos + 12);
-            if (magic != REC_MAGIC || (type != REC_DATA && type != REC_ACK) ||
-                plen > REC_MAX_PAYLOAD || plen > len - pos - REC_HEADER ||
-                sg_crc32c(buf + pos + REC_HEADER, plen) != crc)
-                break;
-            const unsigned char *payload = buf + pos + REC_HEADER;
-            if (type == REC_ACK && plen == 12) {
-                if (n_acks == cap_acks) {
-                    cap_acks = cap_acks ? cap_acks * 2 : 256;
-                    acks = sg_xrealloc(acks, cap_acks * sizeof(*acks));
-                }
-                acks[n_acks++] = ack_key(get64(payload), get32(payload + 8));
-            } else if (type == REC_DATA) {
-                struct sg_spool_entry e;
-                if (parse_data(payload, plen, &e) < 0)
-                    break; /* a record whose CRC holds but does not parse: treat as the tail */
-                e.ref.seg = seqs[i];
-                e.ref.idx = idx++;
-                if (out->n == cap_entries) {
-                    cap_entries = cap_entries ? cap_entries * 2 : 256;
-                    out->entries = sg_xrealloc(out->entries, cap_entries * sizeof(*out->entries));
-                }
-                out->entries[out->n++] = e;
-            }
-            pos += REC_HEADER + plen;
-        }
-        if (buf && pos < len) {
-            out->torn_segments++;
-            out->torn_bytes += len - pos;
-            sg_warn("spool: %s: torn or corrupt tail at offset %zu: %zu byte(s) dropped, "
-                    "%u event record(s) before it kept",
-                    path, pos, len - pos, idx);
+        if (!buf) {
+            /* Never treat what we could not read as empty: stop, delete nothing. */
+            rc = sg_error("spool: cannot read %s: %s; fix or move the file away, then start "
+                          "again (nothing was deleted)",
+                          path, errno ? strerror(errno) : "read error");
+        } else {
+            out->segs[i] = seqs[i];
+            out->seg_bytes[i] = len;
+            out->n_segs = i + 1;
+            if (seqs[i] >= out->next_seq)
+                out->next_seq = seqs[i] + 1;
+            read_segment(path, seqs[i], buf, len, out, &c);
         }
         free(buf);
         free(path);
     }
-    if (n_acks)
-        qsort(acks, n_acks, sizeof(*acks), cmp_u64);
+    if (rc == 0 && c.n_acks)
+        qsort(c.acks, c.n_acks, sizeof(*c.acks), cmp_u64);
     /* Keep what was not acked; count it per segment. */
     size_t kept = 0;
-    for (size_t i = 0; i < out->n; i++) {
+    for (size_t i = 0; rc == 0 && i < out->n; i++) {
         uint64_t key = ack_key(out->entries[i].ref.seg, out->entries[i].ref.idx);
-        if (n_acks && bsearch(&key, acks, n_acks, sizeof(*acks), cmp_u64)) {
+        if (c.n_acks && bsearch(&key, c.acks, c.n_acks, sizeof(*c.acks), cmp_u64)) {
             sg_spool_entry_release(&out->entries[i]);
             continue;
         }
@@ -554,18 +853,24 @@ int sg_spool_recover(const char *dir, struct sg_spool_recovered *out)
                 out->seg_pending[s]++;
         out->entries[kept++] = out->entries[i];
     }
-    out->n = kept;
+    if (rc == 0)
+        out->n = kept;
     /* Segments with nothing pending are done. */
-    for (size_t s = 0; s < out->n_segs; s++)
+    for (size_t s = 0; rc == 0 && s < out->n_segs; s++)
         if (out->seg_pending[s] == 0) {
-            char *path = seg_path(&tmp, out->segs[s]);
-            unlink(path);
+            char *path = seg_path(dir, out->segs[s]);
+            if (unlink(path) < 0 && errno != ENOENT)
+                sg_warn("spool: cannot delete %s: %s", path, strerror(errno));
             free(path);
             out->seg_bytes[s] = 0;
         }
-    free(acks);
+    free(c.acks);
     free(seqs);
-    return 0;
+    if (rc == 0)
+        rc = probe_dir(dir);
+    if (rc < 0)
+        sg_spool_recovered_free(out);
+    return rc;
 }
 
 void sg_spool_recovered_free(struct sg_spool_recovered *r)

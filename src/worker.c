@@ -95,7 +95,7 @@ int sg_worker_index(const struct sg_worker *w)
 
 bool sg_worker_accepting(const struct sg_worker *w)
 {
-    return !sg_spool_broken(w->spool);
+    return !sg_spool_failing(w->spool);
 }
 
 void sg_worker_attach_admin(struct sg_worker *w, struct sg_admin *admin)
@@ -298,9 +298,10 @@ void sg_worker_reload(struct sg_worker *w, const struct sg_config *cfg)
 static void committed_cb(void *arg, uint64_t gen, bool ok)
 {
     struct sg_worker *w = arg;
-    SG_UNUSED(gen);
-    SG_UNUSED(ok);
-    SG_UNUSED(w);
+    for (size_t i = 0; i < w->n_fw; i++)
+        sg_forwarder_committed(w->fw[i], gen, ok);
+    for (size_t i = 0; i < w->n_retired; i++)
+        sg_forwarder_committed(w->retired[i], gen, ok);
 }
 
 static void *worker_main(void *arg)

@@ -40,4 +40,15 @@ void sg_commit_defer(struct sg_commit *c, struct evhttp_request *req, char *body
 /* Acks (or records) were buffered outside a request: write them soon. */
 void sg_commit_kick(struct sg_commit *c);
 
+/*
+ * Run run(arg) on the background thread, then done(arg) on the loop (jobs
+ * run one at a time, in order, behind the spool's syncs). For disk work that
+ * must not stall the loop, such as the dead letter's write and fdatasync.
+ * At shutdown (sg_commit_free) queued jobs still run, and their done
+ * callbacks run on the freeing thread.
+ */
+typedef void sg_commit_job_fn(void *arg);
+void sg_commit_background(struct sg_commit *c, sg_commit_job_fn *run, sg_commit_job_fn *done,
+                          void *arg);
+
 #endif

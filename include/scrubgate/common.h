@@ -16,6 +16,7 @@
 #define SG_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define SG_NORETURN __attribute__((noreturn))
 #define SG_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define SG_MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* Allocation wrappers: abort with a message on failure. */
 void *sg_xmalloc(size_t n);

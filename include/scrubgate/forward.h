@@ -55,11 +55,20 @@ void sg_forwarder_free(struct sg_forwarder *fw);
 bool sg_forwarder_has_room(const struct sg_forwarder *fw, size_t n);
 
 /*
- * Queue one scrubbed event: formats it now and appends it to the spool (so
- * the queue and the disk hold bytes, never raw data). The caller checked
- * room and commits the spool before answering. rules: JSON array text.
+ * Stage one scrubbed event: formats it now and appends it to the spool (so
+ * the queue and the disk hold bytes, never raw data). It is sent only after
+ * sg_forwarder_committed() says its generation is durable. The caller
+ * checked room and defers its reply to the group commit. rules: JSON array
+ * text.
  */
 void sg_forwarder_push(struct sg_forwarder *fw, const struct sg_event *ev, const char *rules);
+
+/*
+ * The group commit settled the spool generations up to gen: events pushed
+ * in them are sent from now on (ok), or dropped unsent (!ok: their requests
+ * were answered 503 and their records taken back off the disk).
+ */
+void sg_forwarder_committed(struct sg_forwarder *fw, uint64_t gen, bool ok);
 
 /* Queue an event recovered from the spool (steals the entry's strings). */
 void sg_forwarder_restore(struct sg_forwarder *fw, struct sg_spool_entry *e);

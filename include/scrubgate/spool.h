@@ -1,14 +1,23 @@
 /*
  * spool.h - the durable spool: scrubbed events on disk until they have an
- * outcome (DESIGN.md section 1).
+ * outcome (docs/ARCHITECTURE.md, "Durability").
  *
  * Segment files {state_dir}/spool/NNNNNNNNNNNNNNNNNNNN.seg hold records:
  *   u32 magic, u32 type, u32 length, u32 CRC-32C of the payload, payload.
- * A data record is one formatted (scrubbed) event for one destination; an
- * ack record names a data record that reached an outcome. Each worker owns
- * one spool and appends to its own active segment; records are buffered and
- * made durable together (write + fdatasync) before any 202 that depends on
- * them goes out. A segment is deleted once every data record in it is acked.
+ * A data record is one formatted (scrubbed) event for one destination and
+ * carries its own index in its segment; an ack record names a data record
+ * of the same segment that reached an outcome. Acks live with their
+ * segment, so deleting a segment never forgets an ack of another one.
+ *
+ * Each worker owns one spool and appends to its own active segment. Data
+ * records are buffered in generations: sg_spool_write() writes the buffered
+ * generation and returns a job whose fdatasync (on a background thread)
+ * makes it durable; sg_spool_job_done() then says whether it did. A failed
+ * write or sync takes the generation's records back off the disk (the file
+ * is truncated to what was durable and the segment abandoned), so events
+ * refused with 503 are never sent, and the next generation starts afresh in
+ * a new segment: a transient EMFILE or ENOSPC heals by itself.
+ *
  * Nothing raw is ever written: the payload is what would be sent.
  */
 #ifndef SCRUBGATE_SPOOL_H
@@ -33,6 +42,7 @@ struct sg_spool_entry {
     char *event;
     char *event_id;
     char *rules;       /* JSON array text of changed-rule ids */
+    char *rule_set;    /* the rule-set version that scrubbed it (NULL: unknown) */
     char *json;        /* the formatted outbound event */
     size_t json_len;
     struct sg_consent consent;
@@ -52,56 +62,93 @@ struct sg_spool_recovered {
     uint64_t *seg_bytes;
     size_t n_segs;
     uint64_t next_seq;     /* the first unused segment number */
-    size_t torn_segments;  /* segments with a torn or corrupt tail */
-    uint64_t torn_bytes;   /* bytes past the last valid record, dropped */
+    size_t torn_segments;  /* segments with a torn tail or corrupt records */
+    uint64_t torn_bytes;   /* bytes skipped: torn tails and corrupt records */
+    size_t corrupt_records; /* corrupt stretches skipped in the middle of a segment */
 };
 
 /*
  * Read every segment under dir (created if missing): collect the data
- * records not acked, report torn tails (logged), delete segments with
- * nothing pending. Called once, before workers start. 0 or -1.
+ * records not acked, skip corrupt records (the reader resynchronizes on the
+ * next valid record) and torn tails (logged), delete segments with nothing
+ * pending, and check that dir is writable. A segment that cannot be read
+ * stops recovery: -1 with a message naming the file, and nothing is
+ * deleted. Called once, before workers start. 0 or -1.
  */
 int sg_spool_recover(const char *dir, struct sg_spool_recovered *out);
 void sg_spool_recovered_free(struct sg_spool_recovered *r);
 
-/* Shared by all workers' spools: disk use and the cap. */
+/* Shared by all workers' spools: the directory, disk use and the cap. */
 struct sg_spool_shared;
 struct sg_spool_shared *sg_spool_shared_new(const char *dir, uint64_t next_seq,
                                             uint64_t max_bytes, uint64_t segment_bytes);
 void sg_spool_shared_free(struct sg_spool_shared *sh);
 /* Account for recovered segments (bytes on disk). */
 void sg_spool_shared_add_bytes(struct sg_spool_shared *sh, uint64_t bytes);
+uint64_t sg_spool_shared_bytes(const struct sg_spool_shared *sh);
 
 struct sg_spool *sg_spool_new(struct sg_spool_shared *sh, int worker);
+/* Close the active segment (its last generation must be synced: sg_spool_commit()). */
 void sg_spool_free(struct sg_spool *sp);
 
 /* Adopt a recovered segment: its pending count and size, so acks can delete it. */
 void sg_spool_adopt(struct sg_spool *sp, uint64_t seg, size_t pending, uint64_t bytes);
 
-/* True when appending about n more bytes stays under the cap and the disk is healthy. */
+/* True when appending about n more bytes stays under the cap. */
 bool sg_spool_has_room(const struct sg_spool *sp, size_t bytes);
-bool sg_spool_broken(const struct sg_spool *sp);
+/* True when the last write or sync failed (cleared by the next that succeeds). */
+bool sg_spool_failing(const struct sg_spool *sp);
 
-/* Buffer a data record; fills e->ref. Durable only after sg_spool_commit(). */
+/* Buffer a data record in the current generation; fills e->ref. */
 void sg_spool_append(struct sg_spool *sp, struct sg_spool_entry *e);
-/* Buffer an ack for ref (made durable with the next commit; an ack lost in a crash
- * only means a duplicate send, which TikTok deduplicates by event_id). */
+/* The generation sg_spool_append() buffers into now (starts at 1). */
+uint64_t sg_spool_gen(const struct sg_spool *sp);
+/* Data records appended since the spool was created. */
+uint64_t sg_spool_appended(const struct sg_spool *sp);
+/* Queue an ack for ref; written and synced with a later generation. */
 void sg_spool_ack(struct sg_spool *sp, struct sg_spool_ref ref);
-/* Write what is buffered and fdatasync. 0, or -1 (logged): the spool is broken. */
-int sg_spool_commit(struct sg_spool *sp);
+/* True when records or acks wait to be written. */
+bool sg_spool_dirty(const struct sg_spool *sp);
+
 /*
- * The pipelined form of commit: sg_spool_write() writes what is buffered
- * (no sync); sg_spool_take_sync() then returns a dup of the descriptor that
- * must be fdatasync'ed for those writes to be durable (the caller syncs and
- * closes it, possibly on another thread), or -1 when nothing is unsynced.
- * A segment that fills is synced and sealed inside sg_spool_write().
+ * One write round and its sync. The job is embedded by the caller:
+ * sg_spool_write() fills it on the loop, sg_spool_job_run() runs on any
+ * thread (fdatasync, the directory's fsync, then the closes and unlinks the
+ * spool deferred to keep them off the loop), sg_spool_job_done() settles it
+ * on the loop. Only one job may be outstanding per spool.
  */
-int sg_spool_write(struct sg_spool *sp);
-int sg_spool_take_sync(struct sg_spool *sp);
-/* Mark the spool broken (a sync failed elsewhere): ingest answers 503 from now on. */
-void sg_spool_set_broken(struct sg_spool *sp);
-/* Buffered bytes not yet committed. */
-size_t sg_spool_pending_bytes(const struct sg_spool *sp);
+struct sg_spool_job {
+    uint64_t gen;        /* the generation written; durable once the job succeeds */
+    int fd;              /* fdatasync'ed (borrowed from the spool); -1: nothing to sync */
+    int dir_fd;          /* fsync'ed too when a segment was created (borrowed); -1: not */
+    int *close_fds;      /* owned: closed after the sync */
+    size_t n_close;
+    char **unlinks;      /* owned: unlinked after the sync */
+    size_t n_unlink;
+    int err;             /* set by sg_spool_job_run(): errno of a failed sync, 0 if none */
+    bool vanished;       /* set by sg_spool_job_run(): the file was deleted under us */
+    /* private: what a failure must undo */
+    uint64_t seq, start_bytes, bytes;
+    uint32_t start_count, n_data;
+    struct sg_spool_ref *acks;
+    size_t n_acks;
+};
+
+enum sg_spool_write_result {
+    SG_SPOOL_WRITTEN = 0, /* the job carries the sync (or only chores) */
+    SG_SPOOL_FAILED,      /* the write failed: generation job->gen was discarded (logged) */
+};
+
+enum sg_spool_write_result sg_spool_write(struct sg_spool *sp, struct sg_spool_job *job);
+void sg_spool_job_run(struct sg_spool_job *job);
+/*
+ * Settle a job on the loop and free its chores. Returns 0 when generation
+ * job->gen is durable; otherwise the newest generation whose records were
+ * discarded (job->gen, or later ones that shared the abandoned segment).
+ */
+uint64_t sg_spool_job_done(struct sg_spool *sp, struct sg_spool_job *job);
+/* The synchronous form (start-up and shutdown): write, sync, settle. 0 or -1. */
+int sg_spool_commit(struct sg_spool *sp);
 
 uint32_t sg_crc32c(const void *data, size_t len);
 /* Free this thread's encoding buffer (call before a thread exits). */
