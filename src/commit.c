@@ -40,6 +40,7 @@ struct sg_commit {
     struct pending *pending;
     size_t n_pending, cap_pending;
     struct event *commit_ev;      /* a write round, soon */
+    struct event *retry_ev;       /* a write round after a pause (acks that could not be written) */
     bool commit_armed;
     bool syncing;                 /* a spool job is queued or running */
     struct sg_spool_job sync;     /* that job */
@@ -165,8 +166,19 @@ static void sync_done(void *arg)
         settle(c, failed, false);
     else if (gen)
         settle(c, gen, true);
-    if (c->n_pending || sg_spool_dirty(c->spool))
+    if (c->n_pending || sg_spool_dirty(c->spool)) {
         sg_commit_kick(c);
+    } else if (sg_spool_acks_blocked(c->spool)) {
+        struct timeval tv = {1, 0};
+        evtimer_add(c->retry_ev, &tv);
+    }
+}
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    SG_UNUSED(fd);
+    SG_UNUSED(what);
+    sg_commit_kick(arg);
 }
 
 /*
@@ -234,7 +246,8 @@ struct sg_commit *sg_commit_new(struct event_base *base, struct sg_spool *spool,
     pthread_cond_init(&c->cond, NULL);
     c->commit_ev = event_new(base, -1, 0, commit_cb, c);
     c->finished_ev = event_new(base, -1, 0, finished_cb, c);
-    if (!c->commit_ev || !c->finished_ev ||
+    c->retry_ev = evtimer_new(base, retry_cb, c);
+    if (!c->commit_ev || !c->finished_ev || !c->retry_ev ||
         pthread_create(&c->thread, NULL, thread_main, c) != 0) {
         sg_error("cannot start a background thread");
         sg_commit_free(c);
@@ -266,6 +279,8 @@ void sg_commit_free(struct sg_commit *c)
         event_free(c->commit_ev);
     if (c->finished_ev)
         event_free(c->finished_ev);
+    if (c->retry_ev)
+        event_free(c->retry_ev);
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->cond);
     free(c);

@@ -154,6 +154,7 @@ struct sg_spool {
     char **unlinks;
     size_t n_unlink, cap_unlink;
     bool failing;          /* the last write or sync failed */
+    bool acks_blocked;     /* acks of a sealed segment could not be written: retry later */
     struct segment *segs;
     size_t n_segs, cap_segs;
 };
@@ -290,7 +291,12 @@ uint64_t sg_spool_appended(const struct sg_spool *sp)
 
 bool sg_spool_dirty(const struct sg_spool *sp)
 {
-    return sp->buf.len || sp->n_acks || sp->n_close || sp->n_unlink;
+    return sp->buf.len || (sp->n_acks && !sp->acks_blocked) || sp->n_close || sp->n_unlink;
+}
+
+bool sg_spool_acks_blocked(const struct sg_spool *sp)
+{
+    return sp->n_acks && sp->acks_blocked;
 }
 
 static void add_record(struct sg_buf *b, uint32_t type, const struct sg_buf *payload)
@@ -355,6 +361,7 @@ void sg_spool_ack(struct sg_spool *sp, struct sg_spool_ref ref)
     }
     GROW(sp->acks, sp->n_acks, sp->cap_acks);
     sp->acks[sp->n_acks++] = ref;
+    sp->acks_blocked = false; /* new work: worth a round */
 }
 
 static void encode_ack(struct sg_buf *b, struct sg_spool_ref ref)
@@ -366,25 +373,26 @@ static void encode_ack(struct sg_buf *b, struct sg_spool_ref ref)
     add_record(b, REC_ACK, p);
 }
 
-/*
- * Acks of sealed segments are appended to their own files (acks live with
- * their segment). They are not fsync'ed: a kill loses nothing written, and
- * an ack lost to a power cut only means a duplicate send (at least once).
- * The rest stay queued when a file cannot be opened; those of a segment
- * deleted under us are dropped. The active segment's acks are left in
- * sp->acks for the caller.
- */
 static int cmp_ref(const void *a, const void *b)
 {
     uint64_t x = ((const struct sg_spool_ref *)a)->seg, y = ((const struct sg_spool_ref *)b)->seg;
     return x < y ? -1 : x > y;
 }
 
-static void write_sealed_acks(struct sg_spool *sp)
+/*
+ * Acks of sealed segments are appended to their own files (acks live with
+ * their segment). They are not fsync'ed: a kill loses nothing written, and
+ * an ack lost to a power cut only means a duplicate send (at least once).
+ * Those whose file cannot be opened or written stay queued (acks_blocked:
+ * retried after a pause); those of a segment deleted meanwhile are dropped.
+ * The active segment's acks move to job->acks: they go with the data.
+ */
+static void write_sealed_acks(struct sg_spool *sp, struct sg_spool_job *job)
 {
     struct sg_buf b;
-    size_t keep = 0, j;
+    size_t keep = 0, j, cap_active = 0;
     sg_buf_init(&b, 0);
+    sp->acks_blocked = false;
     if (sp->n_acks > 1)
         qsort(sp->acks, sp->n_acks, sizeof(*sp->acks), cmp_ref);
     for (size_t i = 0; i < sp->n_acks; i = j) {
@@ -394,32 +402,45 @@ static void write_sealed_acks(struct sg_spool *sp)
         struct segment *s = find_seg(sp, seq);
         if (!s)
             continue; /* deleted meanwhile: nothing to ack */
-        bool kept = seq == sp->active_seq;
-        if (!kept) {
-            sg_buf_reset(&b);
-            for (size_t k = i; k < j; k++)
-                encode_ack(&b, sp->acks[k]);
-            char *path = seg_path(sp->sh->dir, seq);
-            int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
-            if (fd >= 0 && sg_write_all(fd, b.data, b.len) == 0) {
-                s->bytes += b.len;
-                atomic_fetch_add(&sp->sh->total_bytes, b.len);
-            } else if (fd >= 0 || errno != ENOENT) {
-                sg_warn("spool: cannot append acks to %s: %s; will retry", path,
-                        strerror(errno));
-                kept = true;
+        if (seq == sp->active_seq) {
+            for (size_t k = i; k < j; k++) {
+                GROW(job->acks, job->n_acks, cap_active);
+                job->acks[job->n_acks++] = sp->acks[k];
             }
-            if (fd >= 0)
-                defer_close(sp, fd);
-            free(path);
+            continue;
         }
-        if (kept) {
+        sg_buf_reset(&b);
+        for (size_t k = i; k < j; k++)
+            encode_ack(&b, sp->acks[k]);
+        char *path = seg_path(sp->sh->dir, seq);
+        int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+        if (fd >= 0 && sg_write_all(fd, b.data, b.len) == 0) {
+            s->bytes += b.len;
+            atomic_fetch_add(&sp->sh->total_bytes, b.len);
+        } else if (fd >= 0 || errno != ENOENT) {
+            sg_warn("spool: cannot append acks to %s: %s; will retry", path, strerror(errno));
             memmove(sp->acks + keep, sp->acks + i, (j - i) * sizeof(*sp->acks));
             keep += j - i;
+            sp->acks_blocked = true;
         }
+        if (fd >= 0)
+            defer_close(sp, fd);
+        free(path);
     }
     sp->n_acks = keep;
     sg_buf_release(&b);
+}
+
+/* Put acks that were not made durable back in the queue. */
+static void requeue_acks(struct sg_spool *sp, struct sg_spool_job *job)
+{
+    for (size_t i = 0; i < job->n_acks; i++) {
+        GROW(sp->acks, sp->n_acks, sp->cap_acks);
+        sp->acks[sp->n_acks++] = job->acks[i];
+    }
+    free(job->acks);
+    job->acks = NULL;
+    job->n_acks = 0;
 }
 
 /* Take the records of a failed generation back: truncate the file to what was durable. */
@@ -463,15 +484,15 @@ enum sg_spool_write_result sg_spool_write(struct sg_spool *sp, struct sg_spool_j
     memset(job, 0, sizeof(*job));
     job->fd = -1;
     job->dir_fd = -1;
-    write_sealed_acks(sp);
-    /* What is left in sp->acks belongs to the active segment: it goes with the data. */
-    if (sp->buf_data || sp->n_acks) {
+    write_sealed_acks(sp, job); /* leaves the active segment's acks in job->acks */
+    if (sp->buf_data || job->n_acks) {
         bool created = false;
         if (sp->fd < 0) {
             char *path = seg_path(sp->sh->dir, sp->active_seq);
             sp->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640);
             if (sp->fd < 0)
-                sg_error("spool: cannot create %s: %s", path, strerror(errno));
+                sg_error("spool: cannot create %s: %s; its requests are answered 503", path,
+                         strerror(errno));
             free(path);
             created = sp->fd >= 0;
         }
@@ -480,19 +501,15 @@ enum sg_spool_write_result sg_spool_write(struct sg_spool *sp, struct sg_spool_j
             s->has_file = true;
             job->start_bytes = sp->active_bytes;
             job->start_count = sp->active_count - sp->buf_data;
-            for (size_t i = 0; i < sp->n_acks; i++)
-                encode_ack(&sp->buf, sp->acks[i]);
+            for (size_t i = 0; i < job->n_acks; i++)
+                encode_ack(&sp->buf, job->acks[i]);
             if (sg_write_all(sp->fd, sp->buf.data, sp->buf.len) == 0) {
                 job->gen = sp->buf_data ? sp->gen++ : 0;
                 job->fd = sp->fd;
                 job->dir_fd = created ? sp->sh->dir_fd : -1;
                 job->seq = sp->active_seq;
                 job->bytes = sp->buf.len;
-                job->n_data = sp->buf_data;
-                job->acks = sp->acks; /* kept until the sync says they are durable */
-                job->n_acks = sp->n_acks;
-                sp->acks = NULL;
-                sp->n_acks = sp->cap_acks = 0;
+                job->n_data = sp->buf_data; /* job->acks stay until the sync says durable */
                 sp->active_bytes += sp->buf.len;
                 s->bytes += sp->buf.len;
                 atomic_fetch_add(&sp->sh->total_bytes, sp->buf.len);
@@ -507,6 +524,7 @@ enum sg_spool_write_result sg_spool_write(struct sg_spool *sp, struct sg_spool_j
         }
         /* Creating or writing failed: this generation is refused; the next starts afresh
          * in a new segment, and the active segment's acks go to its file later. */
+        requeue_acks(sp, job);
         job->gen = discard_buffer(sp);
         seal_active(sp);
         move_chores(sp, job);
@@ -568,12 +586,7 @@ uint64_t sg_spool_job_done(struct sg_spool *sp, struct sg_spool_job *job)
     }
     atomic_fetch_sub(&sp->sh->total_bytes, job->bytes);
     /* The acks it carried are written again (to the segment's file, now sealed). */
-    for (size_t i = 0; i < job->n_acks; i++) {
-        GROW(sp->acks, sp->n_acks, sp->cap_acks);
-        sp->acks[sp->n_acks++] = job->acks[i];
-    }
-    free(job->acks);
-    job->acks = NULL;
+    requeue_acks(sp, job);
     failed = job->gen;
     sp->failing = true;
     if (job->seq == sp->active_seq) {

@@ -107,8 +107,11 @@ uint64_t sg_spool_gen(const struct sg_spool *sp);
 uint64_t sg_spool_appended(const struct sg_spool *sp);
 /* Queue an ack for ref; written and synced with a later generation. */
 void sg_spool_ack(struct sg_spool *sp, struct sg_spool_ref ref);
-/* True when records or acks wait to be written. */
+/* True when records, acks or file chores wait for a write round. */
 bool sg_spool_dirty(const struct sg_spool *sp);
+/* True when acks wait only because their segment's file could not be opened or
+ * written: the caller retries after a pause instead of spinning. */
+bool sg_spool_acks_blocked(const struct sg_spool *sp);
 
 /*
  * One write round and its sync. The job is embedded by the caller:

@@ -86,6 +86,7 @@ class Proxy:
         self.port = None
 
     def start(self, preexec_fn=None):
+        self.port = None  # set again by this run's "listening" line, not the last run's
         self.proc = subprocess.Popen([BIN, "serve", "-c", self.config], cwd=ROOT, env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                      preexec_fn=preexec_fn)

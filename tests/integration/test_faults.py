@@ -1,0 +1,261 @@
+"""Faults injected for real: file system calls fail on demand (the LD_PRELOAD shim
+tests/faults/faultfs.c), the process is killed with SIGKILL, segments are damaged.
+
+What must hold at every failure point (docs/ARCHITECTURE.md, "Durability"):
+- never a 202 unless the events are on disk and fsynced: everything answered 202 is
+  delivered after a kill -9 and a restart;
+- the requests whose write failed are answered 503 and their events are never sent;
+- the proxy heals by itself once the fault clears (no restart);
+- recovery never deletes a segment it could not read.
+"""
+import collections
+import glob
+import http.client
+import json
+import os
+import socket
+import threading
+import time
+import unittest
+
+from harness import PIXEL, TOKEN, FakeTikTok, Proxy, site_config
+
+LIB = os.environ.get("SG_FAULTFS_LIB")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Faults:
+    """The shim's control file: arm() replaces the rules, clear() removes them."""
+
+    def __init__(self, directory):
+        self.path = os.path.join(directory, "faults.ctl")
+        self.arm()
+
+    def arm(self, *rules):
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("".join(r + "\n" for r in rules))
+        os.replace(tmp, self.path)  # a new inode: the shim notices at once
+
+    def clear(self):
+        self.arm()
+
+    def env(self):
+        asan = os.environ.get("ASAN_OPTIONS", "")
+        return {"LD_PRELOAD": LIB, "SG_FAULTS": self.path,
+                "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"}
+
+
+@unittest.skipUnless(LIB and os.path.exists(LIB), "SG_FAULTFS_LIB not built")
+class FaultInjectionTest(unittest.TestCase):
+    def setUp(self):
+        self.fake = FakeTikTok(token=TOKEN, pixel=PIXEL).start()
+        self.proxy = None
+
+    def tearDown(self):
+        if self.proxy and self.proxy.proc and self.proxy.proc.poll() is None:
+            self.proxy.kill()
+        self.fake.stop()
+
+    def delivered(self):
+        with self.fake.lock:
+            return collections.Counter(e["event_id"] for e in self.fake.events)
+
+    def wait_delivered(self, ids, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline and not ids <= set(self.delivered()):
+            time.sleep(0.05)
+        return ids - set(self.delivered())
+
+    def start(self, faults=None, limits=None, sites=None, **kw):
+        limits = dict({"flush_interval_ms": 20, "spool_segment_bytes": 4096}, **(limits or {}))
+        self.admin_port = free_port()
+        self.proxy = Proxy(sites or [site_config(self.fake.url)], workers=1, limits=limits,
+                           extra={"admin_listen": "127.0.0.1:%d" % self.admin_port,
+                                  "admin_token_env": "SG_ADMIN"},
+                           env=dict({"SG_ADMIN": "admin-token-123", "SG_BAD_TOKEN": "revoked"},
+                                    **(faults.env() if faults else {})), **kw)
+        self.faults = faults
+        return self.proxy.start()
+
+    def healthz(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=5)
+        conn.request("GET", "/healthz")
+        r = conn.getresponse()
+        r.read()
+        conn.close()
+        return r.status
+
+    def post_batch(self, tag, n=5):
+        ids = ["%s-%d" % (tag, i) for i in range(n)]
+        status, _, body = self.proxy.post([{"event": "Lead", "event_id": x} for x in ids])
+        return status, ids, body
+
+    def check_point(self, call, err, where="/spool/"):
+        """One failure point: 202 before, 503 while it fails, 202 after; kill -9; all 202s
+        delivered, no 503 ever sent."""
+        self.proxy = None
+        faults = Faults(self.fake_dir())
+        self.start(faults)
+        acked, refused = set(), set()
+        status, ids, body = self.post_batch("%s-before" % call, n=20)  # fills a segment
+        self.assertEqual(status, 202, body)
+        acked.update(ids)
+        faults.arm("%s %s %s" % (call, err, where))
+        for i in range(3):
+            status, ids, body = self.post_batch("%s-during%d" % (call, i))
+            self.assertEqual(status, 503, "a %s failure must not be answered %d" % (call, status))
+            self.assertIn(b"spool unavailable", body)
+            refused.update(ids)
+        self.assertEqual(self.healthz(), 503)
+        faults.clear()
+        # Heals by itself: the next request goes to a fresh segment.
+        status, ids, body = self.post_batch("%s-after" % call)
+        self.assertEqual(status, 202, body)
+        acked.update(ids)
+        self.assertEqual(self.healthz(), 200)
+        self.proxy.kill()
+        self.proxy.env.pop("LD_PRELOAD")
+        self.proxy.start()
+        self.assertEqual(self.wait_delivered(acked), set())
+        got = self.delivered()
+        self.assertEqual(refused & set(got), set(), "events answered 503 were sent")
+        self.assertIn("answered 503", self.proxy.stderr())
+        self.assertNotIn("@", self.proxy.stderr())
+        self.proxy.kill()
+
+    def fake_dir(self):
+        import tempfile
+        d = tempfile.mkdtemp(prefix="sg-faults-")
+        return d
+
+    def test_segment_create_fails_emfile(self):
+        self.check_point("open", "EMFILE")
+
+    def test_write_fails_enospc(self):
+        self.check_point("write", "ENOSPC")
+
+    def test_fdatasync_fails_eio(self):
+        self.check_point("fdatasync", "EIO")
+
+    def test_directory_fsync_fails_eio(self):
+        # The directory is synced only when a segment is created (each one here: 4 KiB).
+        self.check_point("fsync", "EIO", "/var/spool")
+
+    def test_unreadable_segment_stops_start_and_deletes_nothing(self):
+        self.fake.delay = 0
+        faults = Faults(self.fake_dir())
+        self.start(faults)
+        # The upstream is unreachable for now: events stay spooled.
+        with open(self.proxy.config) as f:
+            cfg = json.load(f)
+        self.proxy.kill()
+        cfg["sites"][0]["destinations"][0]["api_base"] = "http://127.0.0.1:%d" % free_port()
+        with open(self.proxy.config, "w") as f:
+            json.dump(cfg, f)
+        self.proxy.start()
+        status, ids, _ = self.post_batch("unreadable")
+        self.assertEqual(status, 202)
+        self.proxy.kill()
+        segs = sorted(glob.glob(os.path.join(self.proxy.state_dir, "spool", "*.seg")))
+        self.assertTrue(segs)
+        faults.arm("read EIO /spool/")
+        with self.assertRaises(RuntimeError, msg=self.proxy.stderr()) as cm:
+            self.proxy.start()
+        self.assertIn("cannot read", str(cm.exception))
+        self.assertIn(os.path.basename(segs[0]), str(cm.exception))
+        self.assertEqual(self.proxy.proc.wait(5), 1)
+        self.assertTrue(all(os.path.exists(s) for s in segs), "a segment was deleted")
+        faults.clear()
+        cfg["sites"][0]["destinations"][0]["api_base"] = self.fake.url
+        with open(self.proxy.config, "w") as f:
+            json.dump(cfg, f)
+        self.proxy.start()
+        self.assertEqual(self.wait_delivered(set(ids)), set())
+        self.proxy.kill()
+
+    def test_ack_append_failure_is_retried_until_written(self):
+        # Acks of sealed segments are appended to their own file. While that fails, they
+        # wait (no spinning) and are written once it works again: a kill -9 afterwards
+        # re-sends nothing that was delivered. A second destination, paused by a revoked
+        # token, keeps its copies of the events pending, so the sealed segments stay.
+        site = site_config(self.fake.url)
+        paused = dict(site["destinations"][0], pixel_code="CPAUSED99",
+                      access_token_env="SG_BAD_TOKEN")
+        site["destinations"].append(paused)
+        faults = Faults(self.fake_dir())
+        self.fake.delay = 0.3  # the replies, hence the acks, come after the fault is armed
+        self.start(faults, limits={"batch_max_events": 5}, sites=[site])
+        ids = set()
+        for i in range(4):  # the 4 KiB segments roll: earlier ones are sealed
+            status, batch, _ = self.post_batch("ack%d" % i, n=5)
+            self.assertEqual(status, 202)
+            ids.update(batch)
+        faults.arm("open EMFILE /spool/0")  # segment files only, not the directory
+        self.assertEqual(self.wait_delivered(ids), set())
+        self.assertEqual(len(self.proxy.wait_sync(len(ids))), len(ids))  # every outcome in
+        self.assertIn("cannot append acks", self.proxy.stderr())
+        cpu_before = self.cpu_seconds()
+        time.sleep(0.5)  # measuring idle CPU while the fault holds: a spinning loop shows
+        self.assertLess(self.cpu_seconds() - cpu_before, 0.2)
+        size = self.spool_bytes()
+        faults.clear()
+        deadline = time.time() + 5
+        while time.time() < deadline and self.spool_bytes() == size:
+            time.sleep(0.05)
+        self.assertGreater(self.spool_bytes(), size, "the waiting acks were never written" + self.proxy.stderr())
+        self.proxy.kill()
+        self.assertEqual(self.restart_recovered(), len(ids))  # only the paused copies
+        self.proxy.kill()
+
+    def spool_bytes(self):
+        return sum(os.path.getsize(p)
+                   for p in glob.glob(os.path.join(self.proxy.state_dir, "spool", "*.seg")))
+
+    def restart_recovered(self):
+        """Start again without faults; how many events recovery queued."""
+        self.proxy.env.pop("LD_PRELOAD", None)
+        seen = len(self.proxy.stderr_lines)
+        self.proxy.start()
+        import re
+        m = re.search(r"(\d+) event\(s\) recovered", "".join(self.proxy.stderr_lines[seen:]))
+        return int(m.group(1)) if m else 0
+
+    def cpu_seconds(self):
+        with open("/proc/%d/stat" % self.proxy.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@unittest.skipUnless(LIB and os.path.exists(LIB), "SG_FAULTFS_LIB not built")
+class DeletedSegmentTest(unittest.TestCase):
+    def test_segment_deleted_while_running_is_noticed(self):
+        fake = FakeTikTok(token=TOKEN, pixel=PIXEL).start()
+        port = "http://127.0.0.1:%d" % free_port()
+        proxy = Proxy([site_config(port)], workers=1,
+                      limits={"flush_interval_ms": 20, "retry_base_ms": 60000}).start()
+        try:
+            status, _, _ = proxy.post({"event": "Lead", "event_id": "d1"})
+            self.assertEqual(status, 202)
+            for seg in glob.glob(os.path.join(proxy.state_dir, "spool", "*.seg")):
+                os.unlink(seg)
+            status, _, _ = proxy.post({"event": "Lead", "event_id": "d2"})
+            self.assertEqual(status, 503)
+            self.assertIn("was deleted while in use", proxy.stderr())
+            status, _, _ = proxy.post({"event": "Lead", "event_id": "d3"})
+            self.assertEqual(status, 202)
+            self.assertTrue(glob.glob(os.path.join(proxy.state_dir, "spool", "*.seg")))
+        finally:
+            proxy.kill()
+            fake.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
