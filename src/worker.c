@@ -339,12 +339,14 @@ void sg_worker_free(struct sg_worker *w)
         evhttp_free(w->http);
     /* The client first: aborted transfers hand their events back before the forwarders go. */
     sg_http_free(w->client);
+    /* Then the background work (dead-letter writes end on their forwarders) and the last
+     * records and acks, while the forwarders still exist. */
+    sg_commit_free(w->commit);
     for (size_t i = 0; i < w->n_fw; i++)
         sg_forwarder_free(w->fw[i]);
     for (size_t i = 0; i < w->n_retired; i++)
         sg_forwarder_free(w->retired[i]);
     free(w->retired);
-    sg_commit_free(w->commit); /* the last acks */
     sg_spool_free(w->spool);
     free(w->fw);
     free(w->site_offset);
