@@ -2,7 +2,7 @@
 """A local fake of TikTok's Events API v1.3 (/open_api/v1.3/event/track/).
 
 It checks requests as strictly as the real API is documented to in
-../shared/tiktok-events-api.md: the exact path, the raw Access-Token header
+TikTok's Events API v1.3 documentation: the exact path, the raw Access-Token header
 (a "Bearer " prefix or a wrong token is 40105, none is 40104), only TikTok's
 keys at every level, event_time in Unix seconds and not in the future, 1..1000
 events (more is 40061), hashed identifiers (raw email or phone is 40062),
