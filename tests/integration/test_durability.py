@@ -153,6 +153,37 @@ class DurabilityTest(unittest.TestCase):
         self.assertEqual(self.delivered() & refused, set())
         self.assertEqual(self.proxy.stop(), 0)
 
+    def test_second_instance_on_the_same_state_dir_exits(self):
+        self.proxy = Proxy([site_config(closed_port_url())],
+                           limits={"flush_interval_ms": 20, "retry_base_ms": 60000}).start()
+        status, _, _ = self.proxy.post({"event": "Lead", "event_id": "owner-1"})
+        self.assertEqual(status, 202)
+        segs = glob.glob(os.path.join(self.proxy.state_dir, "spool", "*.seg"))
+        # Same config file, so the same state_dir and the same port.
+        with open(self.proxy.config) as f:
+            cfg = json.load(f)
+        cfg["listen"] = "127.0.0.1:%d" % self.proxy.port
+        with open(self.proxy.config, "w") as f:
+            json.dump(cfg, f)
+        second = subprocess.run([BIN, "serve", "-c", self.proxy.config], env=self.proxy.env,
+                                capture_output=True, text=True, timeout=10)
+        self.assertEqual(second.returncode, 1)
+        self.assertIn("state_dir %s is in use by another scrubgate (pid %d)"
+                      % (self.proxy.state_dir, self.proxy.proc.pid), second.stderr)
+        self.assertNotIn("listening", second.stderr)
+        self.assertNotIn("recovered", second.stderr)
+        # The owner is untouched: its segment is still there and it still takes events.
+        self.assertTrue(all(os.path.exists(s) for s in segs))
+        status, _, _ = self.proxy.post({"event": "Lead", "event_id": "owner-2"})
+        self.assertEqual(status, 202)
+        self.assertEqual(self.proxy.stop(), 0)
+        # Once the owner is gone (even by kill -9), the next one starts.
+        self.proxy.start()
+        self.proxy.kill()
+        self.proxy.start()
+        self.assertIn("2 event(s) recovered", self.proxy.stderr())
+        self.assertEqual(self.proxy.stop(), 0)
+
     def test_paused_destination_keeps_events_across_a_restart(self):
         self.proxy = Proxy([site_config(self.fake.url)], limits={"flush_interval_ms": 20},
                            env={"SG_TEST_TOKEN": "revoked-token"}).start()
