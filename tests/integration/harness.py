@@ -131,6 +131,13 @@ class Proxy:
     def stderr(self):
         return "".join(self.stderr_lines)
 
+    def wait_log(self, text, timeout=5.0):
+        """The log as soon as it contains text (the reader thread lags the process a little)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline and text not in self.stderr():
+            time.sleep(0.01)
+        return self.stderr()
+
     def request(self, method, path, body=None, headers=None):
         """One HTTP request on a fresh connection: (status, headers dict, body bytes)."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)

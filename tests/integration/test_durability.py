@@ -142,7 +142,7 @@ class DurabilityTest(unittest.TestCase):
                 break
         self.assertIn(503, statuses)
         self.assertEqual(statuses[-1], 202, "the proxy did not heal after the failed write")
-        self.assertIn("answered 503", self.proxy.stderr())
+        self.assertIn("answered 503", self.proxy.wait_log("answered 503"))
         self.proxy.kill()
         # What was answered 202 is on disk: a restart without the limit delivers all of it,
         # and nothing of what was answered 503.

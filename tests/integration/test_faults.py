@@ -127,7 +127,7 @@ class FaultInjectionTest(unittest.TestCase):
         self.assertEqual(self.wait_delivered(acked), set())
         got = self.delivered()
         self.assertEqual(refused & set(got), set(), "events answered 503 were sent")
-        self.assertIn("answered 503", self.proxy.stderr())
+        self.assertIn("answered 503", self.proxy.wait_log("answered 503"))
         self.assertNotIn("@", self.proxy.stderr())
         self.proxy.kill()
 
@@ -201,7 +201,7 @@ class FaultInjectionTest(unittest.TestCase):
         faults.arm("open EMFILE /spool/0")  # segment files only, not the directory
         self.assertEqual(self.wait_delivered(ids), set())
         self.assertEqual(len(self.proxy.wait_sync(len(ids))), len(ids))  # every outcome in
-        self.assertIn("cannot append acks", self.proxy.stderr())
+        self.assertIn("cannot append acks", self.proxy.wait_log("cannot append acks"))
         cpu_before = self.cpu_seconds()
         time.sleep(0.5)  # measuring idle CPU while the fault holds: a spinning loop shows
         self.assertLess(self.cpu_seconds() - cpu_before, 0.2)
@@ -210,7 +210,7 @@ class FaultInjectionTest(unittest.TestCase):
         deadline = time.time() + 5
         while time.time() < deadline and self.spool_bytes() == size:
             time.sleep(0.05)
-        self.assertGreater(self.spool_bytes(), size, "the waiting acks were never written" + self.proxy.stderr())
+        self.assertGreater(self.spool_bytes(), size, "the waiting acks were never written")
         self.proxy.kill()
         self.assertEqual(self.restart_recovered(), len(ids))  # only the paused copies
         self.proxy.kill()
@@ -248,7 +248,7 @@ class DeletedSegmentTest(unittest.TestCase):
                 os.unlink(seg)
             status, _, _ = proxy.post({"event": "Lead", "event_id": "d2"})
             self.assertEqual(status, 503)
-            self.assertIn("was deleted while in use", proxy.stderr())
+            self.assertIn("was deleted while in use", proxy.wait_log("was deleted while in use"))
             status, _, _ = proxy.post({"event": "Lead", "event_id": "d3"})
             self.assertEqual(status, 202)
             self.assertTrue(glob.glob(os.path.join(proxy.state_dir, "spool", "*.seg")))
