@@ -59,9 +59,10 @@ measure() {  # upstream-port prefill -> "events_per_s p99_ms"
     BENCH_SECRET=bench-secret-0123456789 BENCH_TOKEN=bench-token "$BIN" serve -c "$tmp/conf.json" \
         2> "$tmp/serve.log" &
     local pid=$!
-    for _ in $(seq 50); do grep -q "listening on" "$tmp/serve.log" && break; sleep 0.1; done
+    for _ in $(seq 300); do grep -q "listening on" "$tmp/serve.log" && break; sleep 0.1; done
     local p
     p=$(sed -n 's/.*listening on [^ ]*:\([0-9]*\) .*/\1/p' "$tmp/serve.log")
+    [ -n "$p" ] || { echo "scrubgate did not start:" >&2; cat "$tmp/serve.log" >&2; exit 1; }
     if [ "$2" -gt 0 ]; then  # the backlog: PREFILL events in batches of 1000, then in retry
         BATCH=1000 wrk -t1 -c4 -d60s -s tests/bench/post.lua "http://127.0.0.1:$p" \
             >/dev/null 2>&1 &

@@ -8,6 +8,7 @@ import resource
 import socket
 import subprocess
 import threading
+import tempfile
 import time
 import unittest
 
@@ -218,6 +219,46 @@ class DurabilityTest(unittest.TestCase):
 
 
 class ReloadTest(unittest.TestCase):
+    def test_sync_log_names_the_rule_set_that_scrubbed_the_event(self):
+        # Events scrubbed under one rule set and delivered after a reload changed it are
+        # recorded with the rule set that scrubbed them, not the one loaded at delivery.
+        fake = FakeTikTok(token=TOKEN, pixel=PIXEL).start()
+        d = tempfile.mkdtemp(prefix="sg-rules-")
+        rules = os.path.join(d, "rules.json")
+        with open(os.path.join(ROOT, "rules", "default.json")) as f:
+            doc = json.load(f)
+        with open(rules, "w") as f:
+            json.dump(doc, f)
+        proxy = Proxy([site_config(closed_port_url(), rules=rules)], workers=1,
+                      limits={"flush_interval_ms": 20, "retry_base_ms": 200,
+                              "retry_cap_ms": 400}).start()
+        try:
+            status, _, _ = proxy.post({"event": "Lead", "event_id": "bot"},
+                                      headers={"User-Agent": "curl/8.0"})
+            self.assertEqual(status, 202)
+            before = proxy.wait_sync(1)[0]["rule_set"]
+            status, _, _ = proxy.post({"event": "Lead", "event_id": "scrubbed-before"})
+            self.assertEqual(status, 202)
+            doc["description"] = "changed: a new version"
+            with open(rules, "w") as f:
+                json.dump(doc, f)
+            with open(proxy.config) as f:
+                cfg = json.load(f)
+            cfg["sites"][0]["destinations"][0]["api_base"] = fake.url
+            with open(proxy.config, "w") as f:
+                json.dump(cfg, f)
+            proxy.proc.send_signal(signal.SIGHUP)
+            proxy.wait_log("reload: 1 site(s)")
+            status, _, _ = proxy.post({"event": "Lead", "event_id": "scrubbed-after"})
+            self.assertEqual(status, 202)
+            lines = {l["event_id"]: l for l in proxy.wait_sync(3, timeout=15)}
+            self.assertEqual(lines["scrubbed-before"]["status"], "accepted")
+            self.assertEqual(lines["scrubbed-before"]["rule_set"], before)
+            self.assertNotEqual(lines["scrubbed-after"]["rule_set"], before)
+        finally:
+            proxy.stop()
+            fake.stop()
+
     def test_sighup_reloads_without_dropping_connections(self):
         fake = FakeTikTok(token=TOKEN, pixel=PIXEL).start()
         proxy = Proxy([site_config(fake.url)], limits={"flush_interval_ms": 20}, workers=1).start()
