@@ -178,15 +178,21 @@ static int fd_fault(const char *call, int fd)
         }                                                                                          \
     } while (0)
 
+/* The mode argument of open(2), present only when the flags create a file. */
+#define OPEN_MODE(flags, mode)                                                                     \
+    do {                                                                                           \
+        if ((flags) & (O_CREAT | O_TMPFILE)) {                                                     \
+            va_list ap;                                                                            \
+            va_start(ap, flags);                                                                   \
+            (mode) = (mode_t)va_arg(ap, int);                                                      \
+            va_end(ap);                                                                            \
+        }                                                                                          \
+    } while (0)
+
 int open(const char *path, int flags, ...)
 {
     mode_t mode = 0;
-    if (flags & (O_CREAT | O_TMPFILE)) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = (mode_t)va_arg(ap, int);
-        va_end(ap);
-    }
+    OPEN_MODE(flags, mode);
     FAIL_IF(fault("open", path));
     return real_open(path, flags, mode);
 }
@@ -196,12 +202,7 @@ int open64(const char *path, int flags, ...) __attribute__((alias("open")));
 int openat(int dirfd, const char *path, int flags, ...)
 {
     mode_t mode = 0;
-    if (flags & (O_CREAT | O_TMPFILE)) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = (mode_t)va_arg(ap, int);
-        va_end(ap);
-    }
+    OPEN_MODE(flags, mode);
     FAIL_IF(fault("open", path));
     return real_openat(dirfd, path, flags, mode);
 }

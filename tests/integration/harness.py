@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,19 @@ SECRET = "site-secret-0123456789abcdef"
 TOKEN = "tt-access-token-42"
 INGEST_KEY = "ingest-key-for-servers-0001"
 PIXEL = "CPIXEL123"
+
+
+def free_port():
+    """A port nothing listens on (for an admin listener, or an unreachable upstream)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def closed_port_url():
+    return "http://127.0.0.1:%d" % free_port()
 
 
 def keyed(domain, value, secret=SECRET):

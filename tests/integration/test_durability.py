@@ -5,30 +5,14 @@ import json
 import signal
 import os
 import resource
-import socket
 import subprocess
 import threading
 import tempfile
 import time
 import unittest
 
-from harness import BIN, PIXEL, ROOT, TOKEN, FakeTikTok, Proxy, site_config
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def closed_port_url():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return "http://127.0.0.1:%d" % port
+from harness import (BIN, PIXEL, ROOT, TOKEN, FakeTikTok, Proxy, closed_port_url, free_port,
+                     site_config)
 
 
 class DurabilityTest(unittest.TestCase):

@@ -13,22 +13,14 @@ import glob
 import http.client
 import json
 import os
-import socket
-import threading
+import re
+import tempfile
 import time
 import unittest
 
-from harness import PIXEL, TOKEN, FakeTikTok, Proxy, site_config
+from harness import PIXEL, TOKEN, FakeTikTok, Proxy, free_port, site_config
 
 LIB = os.environ.get("SG_FAULTFS_LIB")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Faults:
@@ -132,9 +124,7 @@ class FaultInjectionTest(unittest.TestCase):
         self.proxy.kill()
 
     def fake_dir(self):
-        import tempfile
-        d = tempfile.mkdtemp(prefix="sg-faults-")
-        return d
+        return tempfile.mkdtemp(prefix="sg-faults-")
 
     def test_segment_create_fails_emfile(self):
         self.check_point("open", "EMFILE")
@@ -224,7 +214,6 @@ class FaultInjectionTest(unittest.TestCase):
         self.proxy.env.pop("LD_PRELOAD", None)
         seen = len(self.proxy.stderr_lines)
         self.proxy.start()
-        import re
         m = re.search(r"(\d+) event\(s\) recovered", "".join(self.proxy.stderr_lines[seen:]))
         return int(m.group(1)) if m else 0
 
@@ -238,8 +227,7 @@ class FaultInjectionTest(unittest.TestCase):
 class DeletedSegmentTest(unittest.TestCase):
     def test_segment_deleted_while_running_is_noticed(self):
         fake = FakeTikTok(token=TOKEN, pixel=PIXEL).start()
-        port = "http://127.0.0.1:%d" % free_port()
-        proxy = Proxy([site_config(port)], workers=1,
+        proxy = Proxy([site_config("http://127.0.0.1:%d" % free_port())], workers=1,
                       limits={"flush_interval_ms": 20, "retry_base_ms": 60000}).start()
         try:
             status, _, _ = proxy.post({"event": "Lead", "event_id": "d1"})

@@ -73,14 +73,7 @@ static int teardown(void **state)
 
 static void append(struct sg_spool *sp, const char *id)
 {
-    struct sg_spool_entry e;
-    memset(&e, 0, sizeof(e));
-    e.site = "shop";
-    e.dest = "tiktok:P1";
-    e.event = "Lead";
-    e.event_id = (char *)id;
-    e.json = "{}";
-    e.json_len = 2;
+    struct sg_spool_entry e = sg_test_spool_entry(id);
     sg_spool_append(sp, &e);
 }
 

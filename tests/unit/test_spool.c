@@ -84,21 +84,7 @@ static char *pending_ids(void)
 
 static struct sg_spool_entry entry(const char *id)
 {
-    static char json[64];
-    snprintf(json, sizeof(json), "{\"event\":\"Lead\",\"event_id\":\"%s\"}", id);
-    struct sg_spool_entry e;
-    memset(&e, 0, sizeof(e));
-    e.site = "shop";
-    e.dest = "tiktok:P1";
-    e.event = "Lead";
-    e.event_id = (char *)id;
-    e.rules = "[\"r1\"]";
-    e.json = json;
-    e.json_len = strlen(json);
-    e.first_ts = 1763700000;
-    e.consent.evidence[0] = SG_CEV_TCF_GRANTED;
-    e.consent.gpc = true;
-    return e;
+    return sg_test_spool_entry(id);
 }
 
 static void survives_a_crash_and_honours_acks(void **state)

@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include "scrubgate/rules.h"
+#include "scrubgate/spool.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -66,4 +67,24 @@ void sg_test_site_free(struct sg_site *s)
     free(s->secret);
     free(s->id);
     free(s);
+}
+
+/* The json text lives in a static buffer: valid until the next call. */
+struct sg_spool_entry sg_test_spool_entry(const char *id)
+{
+    static char json[64];
+    snprintf(json, sizeof(json), "{\"event\":\"Lead\",\"event_id\":\"%s\"}", id);
+    struct sg_spool_entry e;
+    memset(&e, 0, sizeof(e));
+    e.site = "shop";
+    e.dest = "tiktok:P1";
+    e.event = "Lead";
+    e.event_id = (char *)id;
+    e.rules = "[\"r1\"]";
+    e.json = json;
+    e.json_len = strlen(json);
+    e.first_ts = 1763700000;
+    e.consent.evidence[0] = SG_CEV_TCF_GRANTED;
+    e.consent.gpc = true;
+    return e;
 }

@@ -25,4 +25,8 @@ char *sg_write_temp(const char *suffix, const char *text);
 struct sg_site *sg_test_site(const char *rules_path);
 void sg_test_site_free(struct sg_site *s);
 
+/* A spool data record for event id (borrowed strings; the id must outlive it). */
+struct sg_spool_entry;
+struct sg_spool_entry sg_test_spool_entry(const char *id);
+
 #endif
