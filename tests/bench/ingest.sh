@@ -18,30 +18,16 @@ SECONDS_=${SECONDS_:-10}
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 2; }
 command -v nginx >/dev/null || { echo "needs nginx (apt-get install nginx-light)" >&2; exit 2; }
 
-tmp=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; nginx -p "$tmp" -c nginx.conf -s stop 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+. tests/bench/lib.sh
 python3 tests/fake_tiktok.py --port 0 --token bench-token --pixel CBENCH > "$tmp/fake.out" &
 for _ in $(seq 50); do grep -q "fake tiktok on" "$tmp/fake.out" && break; sleep 0.1; done
 fake=$(sed -n 's/fake tiktok on //p' "$tmp/fake.out")
-nport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-sport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+nport=$(free_port) sport=$(free_port)
 [ "${SINK:-fake}" = nginx ] && fake="http://127.0.0.1:$sport"
-mkdir -p "$tmp/logs"
-cat > "$tmp/nginx.conf" <<NGINX
-worker_processes 2;
-pid $tmp/nginx.pid;
-error_log $tmp/logs/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $tmp;
+NGINX_WORKERS=2 start_nginx <<NGINX
   server { listen 127.0.0.1:$nport; location / { return 204; } }
-  server { listen 127.0.0.1:$sport;
-           location / { default_type application/json;
-                        return 200 '{"code":0,"message":"OK","request_id":"bench","data":{}}'; } }
-}
+  server { listen 127.0.0.1:$sport; $(json_reply 0 OK) }
 NGINX
-nginx -p "$tmp" -c nginx.conf
 cat > "$tmp/conf.json" <<JSON
 {"listen": "127.0.0.1:0", "state_dir": "$tmp/var",
  "limits": {"max_events_per_request": 1000, "max_body_bytes": 1048576},
@@ -50,8 +36,6 @@ cat > "$tmp/conf.json" <<JSON
                      "api_base": "$fake"}]}]}
 JSON
 load() { wrk -t1 -c"$CONNS" -d"${SECONDS_}s" -s tests/bench/post.lua "$1" | grep RESULT; }
-field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 sg_eps=() sg_p99=() ng_eps=() fwd_eps=()
 for r in $(seq "$RUNS"); do
     rm -rf "$tmp/var"

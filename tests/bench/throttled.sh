@@ -18,29 +18,12 @@ SECONDS_=${SECONDS_:-10}
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 2; }
 command -v nginx >/dev/null || { echo "needs nginx (apt-get install nginx-light)" >&2; exit 2; }
 
-tmp=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; nginx -p "$tmp" -c nginx.conf -s stop 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ok_port=$(port) throttle_port=$(port)
-mkdir -p "$tmp/logs"
-cat > "$tmp/nginx.conf" <<NGINX
-worker_processes 1;
-pid $tmp/nginx.pid;
-error_log $tmp/logs/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $tmp;
-  client_max_body_size 16m;
-  server { listen 127.0.0.1:$ok_port;
-           location / { default_type application/json;
-                        return 200 '{"code":0,"message":"OK","request_id":"bench","data":{}}'; } }
-  server { listen 127.0.0.1:$throttle_port;
-           location / { default_type application/json;
-                        return 200 '{"code":40100,"message":"Too many requests","request_id":"bench","data":{}}'; } }
-}
+. tests/bench/lib.sh
+ok_port=$(free_port) throttle_port=$(free_port)
+start_nginx <<NGINX
+  server { listen 127.0.0.1:$ok_port; $(json_reply 0 OK) }
+  server { listen 127.0.0.1:$throttle_port; $(json_reply 40100 "Too many requests") }
 NGINX
-nginx -p "$tmp" -c nginx.conf
 conf() {
     cat > "$tmp/conf.json" <<JSON
 {"listen": "127.0.0.1:0", "state_dir": "$tmp/var",
@@ -51,8 +34,6 @@ conf() {
                      "api_base": "http://127.0.0.1:$1"}]}]}
 JSON
 }
-field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 measure() {  # upstream-port prefill -> "events_per_s p99_ms"
     conf "$1"
     rm -rf "$tmp/var"
