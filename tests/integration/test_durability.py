@@ -148,7 +148,8 @@ class DurabilityTest(unittest.TestCase):
         conn = http.client.HTTPConnection(admin[0], int(admin[1]), timeout=5)
         conn.request("GET", "/healthz")
         r = conn.getresponse()
-        self.assertEqual((r.status, json.loads(r.read())["status"]), (503, "spool_broken"))
+        self.assertEqual((r.status, json.loads(r.read())),
+                         (503, {"status": "degraded", "reasons": ["spool_broken:worker0"]}))
         conn.close()
         self.assertIn("refusing new events", self.proxy.stderr())
         self.proxy.stop()
