@@ -2,11 +2,17 @@
  * admin.c - the admin listener: /healthz and bearer-protected /metrics
  * (DESIGN.md section 8). Runs on one worker's loop; reads every worker's
  * counters, which are atomics, through sg_worker_each_forwarder().
+ *
+ * Another worker may reload and free the configuration its forwarders
+ * pointed at as soon as its table lock is released, so every name read
+ * under that lock is copied. The admin's own configuration is switched on
+ * its loop (sg_admin_set_config) and read only there.
  */
 #include "scrubgate/common.h"
 #include "scrubgate/admin.h"
 #include "scrubgate/forward.h"
 #include "scrubgate/log.h"
+#include "scrubgate/spool.h"
 #include "scrubgate/worker.h"
 
 #include <event2/buffer.h>
@@ -24,7 +30,7 @@ struct sg_admin {
 
 /* One (site, destination) line of a metric family, summed over the workers. */
 struct series {
-    const char *site, *dest;
+    char *site, *dest; /* owned copies */
     uint64_t v[8];
 };
 
@@ -47,7 +53,7 @@ static void collect_cb(struct sg_forwarder *fw, void *arg)
             c->v = sg_xrealloc(c->v, c->cap * sizeof(*c->v));
         }
         s = &c->v[c->n++];
-        *s = (struct series){.site = site, .dest = dest};
+        *s = (struct series){.site = sg_xstrdup(site), .dest = sg_xstrdup(dest)};
     }
     const struct sg_forward_stats *st = sg_forwarder_stats(fw);
     uint64_t vals[] = {st->accepted, st->partial,       st->failed,
@@ -64,8 +70,6 @@ static void metrics(struct sg_admin *a, struct evbuffer *b)
                                         "retries_total",         "dead_letter_total",
                                         "auth_pauses_total",     "destination_paused"};
     struct collect c = {0};
-    /* Site and destination names are read while each worker's table is held; they stay valid
-     * afterwards because configurations outlive every worker. */
     for (int i = 0; i < a->n_workers; i++)
         sg_worker_each_forwarder(a->workers[i], collect_cb, &c);
     for (size_t m = 0; m < SG_ARRAY_SIZE(names); m++) {
@@ -76,7 +80,79 @@ static void metrics(struct sg_admin *a, struct evbuffer *b)
                                 names[m], c.v[i].site, c.v[i].dest,
                                 (unsigned long long)c.v[i].v[m]);
     }
+    for (size_t i = 0; i < c.n; i++) {
+        free(c.v[i].site);
+        free(c.v[i].dest);
+    }
     free(c.v);
+}
+
+/* Add reason to the array unless it is there already (one per destination, not per worker). */
+static void add_reason(json_t *reasons, const char *reason)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(reasons, i, v) {
+        if (!strcmp(json_string_value(v), reason))
+            return;
+    }
+    json_array_append_new(reasons, json_string(reason));
+}
+
+static void paused_cb(struct sg_forwarder *fw, void *arg)
+{
+    if (!sg_forwarder_stats(fw)->paused)
+        return;
+    char *reason = sg_xasprintf("paused:%s", sg_forwarder_dest(fw)->id);
+    add_reason(arg, reason);
+    free(reason);
+}
+
+/*
+ * 200 {"status":"ok"} only when every worker accepts events and no
+ * destination is paused by a token error (retired ones included: their
+ * events wait too); otherwise 503 {"status":"degraded","reasons":[...]}.
+ */
+static void healthz(struct sg_admin *a, struct evhttp_request *req, struct evbuffer *b)
+{
+    json_t *reasons = json_array();
+    for (int i = 0; i < a->n_workers; i++) {
+        struct sg_worker *w = a->workers[i];
+        if (sg_worker_accepting(w))
+            continue;
+        /* Name the cause when it is known; sg_worker_accepting() may have others. */
+        const char *why = sg_spool_failing(sg_worker_spool(w)) ? "spool_broken" : "not_accepting";
+        char *reason = sg_xasprintf("%s:worker%d", why, sg_worker_index(w));
+        add_reason(reasons, reason);
+        free(reason);
+    }
+    for (int i = 0; i < a->n_workers; i++)
+        sg_worker_each_forwarder(a->workers[i], paused_cb, reasons);
+    bool ok = json_array_size(reasons) == 0;
+    json_t *doc = ok ? json_pack("{s:s}", "status", "ok")
+                     : json_pack("{s:s,s:O}", "status", "degraded", "reasons", reasons);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (!text) {
+        evhttp_send_error(req, 500, NULL);
+        goto out;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+    evbuffer_add_printf(b, "%s\n", text);
+    evhttp_send_reply(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", b);
+out:
+    free(text);
+    json_decref(doc);
+    json_decref(reasons);
+}
+
+/* The admin token, if one is configured and the request carries it. */
+static bool authorized(const struct sg_admin *a, struct evhttp_request *req)
+{
+    const char *token = a->cfg->admin_token; /* NULL when a reload removed it */
+    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    return token && auth && sg_strncaseeq(auth, "Bearer ", 7) &&
+           sg_consttime_streq(auth + 7, token);
 }
 
 static void admin_cb(struct evhttp_request *req, void *arg)
@@ -92,18 +168,12 @@ static void admin_cb(struct evhttp_request *req, void *arg)
         return;
     }
     if (!strcmp(path, "/healthz")) {
-        bool ok = true;
-        for (int i = 0; i < a->n_workers; i++)
-            ok = ok && sg_worker_accepting(a->workers[i]);
-        evhttp_add_header(out, "Content-Type", "application/json");
-        evbuffer_add_printf(b, "{\"status\":\"%s\"}\n", ok ? "ok" : "spool_broken");
-        evhttp_send_reply(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", b);
+        healthz(a, req, b);
         evbuffer_free(b);
         return;
     }
-    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-    if (!auth || !sg_strncaseeq(auth, "Bearer ", 7) || !a->cfg->admin_token ||
-        !sg_consttime_streq(auth + 7, a->cfg->admin_token)) {
+    if (!authorized(a, req)) {
+        evhttp_add_header(out, "WWW-Authenticate", "Bearer realm=\"scrubgate admin\"");
         evhttp_send_reply(req, 401, "Unauthorized", NULL);
         evbuffer_free(b);
         return;
@@ -127,10 +197,9 @@ int sg_admin_new(struct event_base *base, const struct sg_config *cfg, struct sg
     *out = NULL;
     if (!cfg->admin_listen)
         return 0;
-    if (!cfg->admin_token) {
-        sg_warn("admin_listen is set but no admin token: the admin API is off");
-        return 0;
-    }
+    if (!cfg->admin_token)
+        sg_warn("admin_listen is set but no admin token: only /healthz answers; /metrics and "
+                "the other admin endpoints answer 401 until a reload configures one");
     if (sg_split_hostport(cfg->admin_listen, host, sizeof(host), &port) < 0)
         return sg_error("admin_listen: bad address");
     struct sg_admin *a = sg_xcalloc(1, sizeof(*a));

@@ -682,3 +682,13 @@ size_t sg_forwarder_drain(struct sg_forwarder *fw)
      * so shutdown does not wait for them. */
     return (fw->stats.paused ? 0 : fw->ready.count) + fw->inflight;
 }
+
+/*
+ * Events the forwarder still holds: ready, waiting to retry (a token pause
+ * included) or in flight. 0 means freeing it drops nothing and leaves no
+ * callback pointing at it (a retired forwarder of a reload is freed then).
+ */
+size_t sg_forwarder_pending(const struct sg_forwarder *fw)
+{
+    return fw->staged.count + fw->ready.count + fw->retry.n + fw->inflight;
+}

@@ -159,13 +159,79 @@ static void restore_spool(const struct sg_config *cfg, struct sg_worker **worker
                 restored, orphaned, rec->torn_segments, (unsigned long long)rec->torn_bytes);
 }
 
+/* ---- reload ---- */
+
+/*
+ * Configurations loaded by SIGHUP, oldest first; the last one runs. Each has
+ * an epoch (the one given to sg_server_run is 0 and belongs to the caller).
+ * One is freed once every worker's oldest epoch is past it: no worker, admin
+ * listener or retired forwarder reads it any more.
+ */
+struct held {
+    struct sg_config *cfg;
+    uint64_t epoch;
+};
+
+struct reloads {
+    struct held *v;
+    size_t n;
+    uint64_t epoch;     /* of the running configuration */
+    uint64_t announced; /* the newest epoch logged as applied by every worker */
+};
+
+/*
+ * Settings read once at start. A reload that changes them is told so by name
+ * and keeps the running values: they are copied into next, so that nothing
+ * reading the new configuration sees a value the process does not use.
+ */
+static void keep_restart_settings(const struct sg_config *cur, struct sg_config *next)
+{
+    char names[256] = "";
+#define CHANGED(name)                                                                              \
+    snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", names[0] ? ", " : "",  \
+             name)
+    if (strcmp(next->listen, cur->listen)) {
+        CHANGED("listen");
+        free(next->listen);
+        next->listen = sg_xstrdup(cur->listen);
+    }
+    if (next->workers != cur->workers) {
+        CHANGED("workers");
+        next->workers = cur->workers;
+    }
+    if (strcmp(next->state_dir, cur->state_dir)) {
+        CHANGED("state_dir");
+        free(next->state_dir);
+        next->state_dir = sg_xstrdup(cur->state_dir);
+    }
+    if (!next->admin_listen != !cur->admin_listen ||
+        (cur->admin_listen && strcmp(next->admin_listen, cur->admin_listen))) {
+        CHANGED("admin_listen");
+        free(next->admin_listen);
+        next->admin_listen = cur->admin_listen ? sg_xstrdup(cur->admin_listen) : NULL;
+    }
+#define LIMIT(field)                                                                               \
+    if (next->limits.field != cur->limits.field) {                                                 \
+        CHANGED("limits." #field);                                                                 \
+        next->limits.field = cur->limits.field;                                                    \
+    }
+    LIMIT(max_connections)   /* the descriptor limit */
+    LIMIT(spool_max_bytes)   /* the shared spool's cap */
+    LIMIT(spool_segment_bytes)
+    LIMIT(max_response_bytes) /* each worker's HTTP client */
+#undef LIMIT
+#undef CHANGED
+    if (names[0])
+        sg_warn("reload: changed settings that need a restart (the running values stay): %s",
+                names);
+}
+
 /*
  * SIGHUP: load and validate the configuration file again. Invalid: the
- * running configuration stays (the error says file, line and column). Valid:
- * every worker switches on its own loop. Returns the new configuration
- * (owned by the caller) or NULL.
+ * running configuration stays (the error says file, line and column).
+ * Returns the new configuration (owned by the caller) or NULL.
  */
-static struct sg_config *reload(const struct sg_config *cur, struct sg_worker **workers, int n)
+static struct sg_config *reload(const struct sg_config *cur, bool admin_running)
 {
     sg_info("SIGHUP: reloading %s", cur->path);
     struct sg_config *next = sg_config_load(cur->path);
@@ -173,13 +239,58 @@ static struct sg_config *reload(const struct sg_config *cur, struct sg_worker **
         sg_error("reload: the new configuration is invalid (above); the running one stays");
         return NULL;
     }
-    if (strcmp(next->listen, cur->listen) || next->workers != cur->workers ||
-        strcmp(next->state_dir, cur->state_dir))
-        sg_warn("reload: listen, workers and state_dir changes need a restart; the old values stay");
-    for (int i = 0; i < n; i++)
-        sg_worker_reload(workers[i], next);
-    sg_info("reload: %zu site(s) from %s", next->n_sites, next->path);
+    keep_restart_settings(cur, next);
+    if (admin_running && cur->admin_token && !next->admin_token)
+        sg_warn("reload: no admin token any more: /metrics and every admin endpoint but "
+                "/healthz answer 401 until one is configured");
+    else if (admin_running && !cur->admin_token && next->admin_token)
+        sg_info("reload: admin token configured: the admin endpoints are on");
+    else if (!admin_running && !cur->admin_token && next->admin_token)
+        sg_warn("reload: an admin token is configured but the admin listener is not running "
+                "(no admin_listen at start): it needs a restart");
     return next;
+}
+
+static int wait_signal(const sigset_t *sigs, int timeout_ms)
+{
+    int sig = 0;
+    if (timeout_ms < 0)
+        return sigwait(sigs, &sig) == 0 ? sig : 0;
+    struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+    sig = sigtimedwait(sigs, NULL, &ts);
+    return sig > 0 ? sig : 0; /* timeout or EINTR */
+}
+
+/*
+ * After a signal or a timeout: log a reload once every worker applied it,
+ * and free the configurations no worker reads any more. Returns how long the
+ * main thread may wait for the next look (-1: until a signal).
+ */
+static int reap(struct reloads *r, struct sg_worker **workers, int n)
+{
+    uint64_t applied = r->epoch, oldest = r->epoch;
+    for (int i = 0; i < n; i++) {
+        applied = SG_MIN(applied, sg_worker_applied_epoch(workers[i]));
+        oldest = SG_MIN(oldest, sg_worker_oldest_epoch(workers[i]));
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        if (i + 1 < r->n && r->v[i].epoch < oldest) {
+            sg_config_free(r->v[i].cfg);
+            continue;
+        }
+        r->v[kept++] = r->v[i];
+    }
+    r->n = kept;
+    if (applied > r->announced) {
+        r->announced = applied;
+        sg_info("reload %llu applied by every worker (%zu reloaded configuration(s) in memory)",
+                (unsigned long long)applied, r->n);
+    }
+    if (r->announced < r->epoch)
+        return 5;
+    /* Waiting for retired forwarders to empty: they are checked every second. */
+    return oldest < r->epoch ? 1000 : -1;
 }
 
 int sg_server_run(struct sg_config *cfg)
@@ -192,9 +303,9 @@ int sg_server_run(struct sg_config *cfg)
     struct sg_spool_shared *spool = NULL;
     struct sg_spool_recovered rec = {0};
     struct sg_worker **workers = NULL;
-    struct sg_config **olds = NULL; /* configurations loaded by SIGHUP: freed at exit */
-    size_t n_olds = 0;
-    int started = 0;
+    struct reloads r = {0};
+    struct sg_admin *admin = NULL;
+    int started = 0, timeout = -1;
 
     json_object_seed(0); /* seed jansson's hash once, before threads exist */
     if (evthread_use_pthreads() < 0)
@@ -235,7 +346,6 @@ int sg_server_run(struct sg_config *cfg)
             goto out;
     }
     restore_spool(cfg, workers, dead, spool, &rec);
-    struct sg_admin *admin = NULL;
     if (sg_admin_new(sg_worker_base(workers[0]), cfg, workers, cfg->workers, &admin) < 0)
         goto out;
     sg_worker_attach_admin(workers[0], admin);
@@ -246,20 +356,23 @@ int sg_server_run(struct sg_config *cfg)
             cfg->workers, cfg->n_sites);
 
     for (;;) {
-        int sig = 0;
-        if (sigwait(&sigs, &sig) != 0)
-            continue;
+        int sig = wait_signal(&sigs, timeout);
+        const struct sg_config *cur = r.n ? r.v[r.n - 1].cfg : cfg;
         if (sig == SIGHUP) {
-            struct sg_config *next = reload(cfg, workers, started);
+            struct sg_config *next = reload(cur, admin != NULL);
             if (next) {
-                olds = sg_xrealloc(olds, (n_olds + 1) * sizeof(*olds));
-                olds[n_olds++] = next;
+                r.v = sg_xrealloc(r.v, (r.n + 1) * sizeof(*r.v));
+                r.v[r.n++] = (struct held){next, ++r.epoch};
+                for (int i = 0; i < started; i++)
+                    sg_worker_reload(workers[i], next, r.epoch);
+                sg_info("reload: %zu site(s) from %s", next->n_sites, next->path);
             }
-            continue;
+        } else if (sig) {
+            sg_info("signal %d: stopping; delivering queued events (at most %d ms)", sig,
+                    cur->limits.shutdown_timeout_ms);
+            break;
         }
-        sg_info("signal %d: stopping; delivering queued events (at most %d ms)", sig,
-                cfg->limits.shutdown_timeout_ms);
-        break;
+        timeout = reap(&r, workers, started);
     }
     rc = 0;
 out:
@@ -270,9 +383,10 @@ out:
     for (int i = 0; workers && i < cfg->workers; i++)
         sg_worker_free(workers[i]);
     free(workers);
-    for (size_t i = 0; i < n_olds; i++)
-        sg_config_free(olds[i]);
-    free(olds);
+    /* The workers are gone: nothing reads a configuration any more. */
+    for (size_t i = 0; i < r.n; i++)
+        sg_config_free(r.v[i].cfg);
+    free(r.v);
     sg_spool_recovered_free(&rec);
     sg_spool_shared_free(spool);
     sg_deadletter_free(dead);

@@ -153,7 +153,7 @@ struct sg_spool {
     size_t n_close, cap_close;
     char **unlinks;
     size_t n_unlink, cap_unlink;
-    bool failing;          /* the last write or sync failed */
+    _Atomic bool failing;  /* the last write or sync failed (read by the admin thread) */
     bool acks_blocked;     /* acks of a sealed segment could not be written: retry later */
     struct segment *segs;
     size_t n_segs, cap_segs;

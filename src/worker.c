@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <event2/listener.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -39,9 +40,18 @@ struct sg_worker {
     size_t *site_offset;
     size_t n_fw;
     struct sg_forwarder **retired; /* destinations a reload removed: they finish their queue */
+    uint64_t *retired_epoch;       /* the configuration each retired forwarder still reads */
     size_t n_retired;
+    struct event *sweep_timer;     /* frees retired forwarders once they hold nothing */
+    /* Configurations are numbered by the main thread (the first is 0). epoch is w->cfg's, on
+     * the loop; applied and oldest publish it and the oldest configuration anything of this
+     * worker still reads (w->cfg, the admin's, retired forwarders') to the main thread. */
+    uint64_t epoch;
+    _Atomic uint64_t applied;
+    _Atomic uint64_t oldest;
     struct event *reload_ev;     /* SIGHUP: switch to reload_cfg on this loop */
     const struct sg_config *reload_cfg;
+    uint64_t reload_epoch;
     pthread_mutex_t reload_lock;
     struct event *stop_ev;
     struct event *drain_timer;
@@ -108,6 +118,8 @@ void sg_worker_each_forwarder(struct sg_worker *w, sg_worker_fw_fn *fn, void *ar
     pthread_mutex_lock(&w->fw_lock);
     for (size_t i = 0; i < w->n_fw; i++)
         fn(w->fw[i], arg);
+    for (size_t i = 0; i < w->n_retired; i++)
+        fn(w->retired[i], arg);
     pthread_mutex_unlock(&w->fw_lock);
 }
 
@@ -221,12 +233,92 @@ static void apply_http_limits(struct sg_worker *w, const struct sg_limits *lim)
 }
 
 /*
- * On the worker's loop: adopt the new configuration. Forwarders whose site
- * and destination ids are still configured keep their queues and are
- * pointed at the new structures; new destinations get new forwarders;
- * removed ones are retired (they deliver what they hold, take nothing new).
- * Connections are untouched. The old configuration stays alive (retired
- * forwarders and in-flight work may still read it) until the process exits.
+ * Publish which configurations this worker may still read: the one it runs
+ * and those its retired forwarders were last bound to. Both numbers only
+ * grow, so a stale read on the main thread errs on the side of keeping.
+ */
+static void publish_epochs(struct sg_worker *w)
+{
+    uint64_t oldest = w->epoch;
+    for (size_t i = 0; i < w->n_retired; i++)
+        oldest = SG_MIN(oldest, w->retired_epoch[i]);
+    atomic_store(&w->oldest, oldest);
+    atomic_store(&w->applied, w->epoch);
+}
+
+/*
+ * Free the retired forwarders that hold nothing any more (no event ready,
+ * waiting to retry or in flight: no transfer can call back into them), then
+ * publish the epochs. Runs from the loop only, never from inside a
+ * forwarder's own callback. While some remain, look again in a second.
+ */
+static void sweep_retired(struct sg_worker *w)
+{
+    size_t kept = 0;
+    pthread_mutex_lock(&w->fw_lock);
+    for (size_t i = 0; i < w->n_retired; i++) {
+        struct sg_forwarder *fw = w->retired[i];
+        if (sg_forwarder_pending(fw) == 0) {
+            sg_debug("worker %d: destination %s (site %s) removed by a reload: queue empty, "
+                     "freed",
+                     w->index, sg_forwarder_dest(fw)->id, sg_forwarder_site(fw)->id);
+            sg_forwarder_free(fw);
+            continue;
+        }
+        w->retired[kept] = fw;
+        w->retired_epoch[kept] = w->retired_epoch[i];
+        kept++;
+    }
+    w->n_retired = kept;
+    if (!kept) {
+        free(w->retired);
+        free(w->retired_epoch);
+        w->retired = NULL;
+        w->retired_epoch = NULL;
+    }
+    pthread_mutex_unlock(&w->fw_lock);
+    publish_epochs(w);
+    if (kept) {
+        struct timeval tv = {1, 0};
+        evtimer_add(w->sweep_timer, &tv);
+    }
+}
+
+static void sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    SG_UNUSED(fd);
+    SG_UNUSED(what);
+    sweep_retired(arg);
+}
+
+/* Take the first forwarder of v[0..n) for (site, dest) ids that is not taken yet. */
+static struct sg_forwarder *take(struct sg_forwarder **v, size_t n, bool *taken,
+                                 const struct sg_site *site, const struct sg_dest_conf *dest)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!taken[i] && !strcmp(sg_forwarder_site(v[i])->id, site->id) &&
+            !strcmp(sg_forwarder_dest(v[i])->id, dest->id)) {
+            taken[i] = true;
+            return v[i];
+        }
+    return NULL;
+}
+
+/*
+ * On the worker's loop: adopt configuration cfg (number epoch). A forwarder
+ * whose site and destination ids are still configured keeps its queue and is
+ * pointed at the new structures at once, so its in-flight requests read the
+ * new configuration when they complete. A destination removed earlier and
+ * configured again takes its retired forwarder back (with its queue), so no
+ * destination ever has two forwarders sending. New destinations get new
+ * forwarders; removed ones are retired: they deliver what they hold, take
+ * nothing new and keep reading the configuration they were bound to until
+ * they are empty and freed. Connections are untouched.
+ *
+ * Everything this loop reads from a configuration (w->cfg, the forwarders,
+ * the admin listener's) has switched before the epochs are published: the
+ * main thread frees a configuration only once every worker's oldest epoch
+ * is past it (docs/ARCHITECTURE.md, "Reload").
  */
 static void reload_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -235,6 +327,7 @@ static void reload_cb(evutil_socket_t fd, short what, void *arg)
     SG_UNUSED(what);
     pthread_mutex_lock(&w->reload_lock);
     const struct sg_config *cfg = w->reload_cfg;
+    uint64_t epoch = w->reload_epoch;
     w->reload_cfg = NULL;
     pthread_mutex_unlock(&w->reload_lock);
     if (!cfg)
@@ -248,48 +341,78 @@ static void reload_cb(evutil_socket_t fd, short what, void *arg)
     }
     struct sg_forwarder **fws = sg_xcalloc(n_fw ? n_fw : 1, sizeof(*fws));
     bool *kept = sg_xcalloc(w->n_fw ? w->n_fw : 1, sizeof(bool));
+    bool *adopted = sg_xcalloc(w->n_retired ? w->n_retired : 1, sizeof(bool));
     pthread_mutex_lock(&w->fw_lock);
     for (size_t s = 0; s < cfg->n_sites; s++)
         for (size_t d = 0; d < cfg->sites[s].n_dests; d++) {
             const struct sg_site *site = &cfg->sites[s];
             const struct sg_dest_conf *dest = &site->dests[d];
-            for (size_t i = 0; i < w->n_fw && !fws[offset[s] + d]; i++)
-                if (!kept[i] && !strcmp(sg_forwarder_site(w->fw[i])->id, site->id) &&
-                    !strcmp(sg_forwarder_dest(w->fw[i])->id, dest->id)) {
-                    kept[i] = true;
-                    sg_forwarder_rebind(w->fw[i], site, dest, lim);
-                    fws[offset[s] + d] = w->fw[i];
-                }
-            if (!fws[offset[s] + d]) {
+            struct sg_forwarder *fw = take(w->fw, w->n_fw, kept, site, dest);
+            if (!fw && (fw = take(w->retired, w->n_retired, adopted, site, dest)))
+                sg_info("worker %d: destination %s (site %s) configured again: it resumes with "
+                        "the %zu event(s) it still held",
+                        w->index, dest->id, site->id, sg_forwarder_pending(fw));
+            if (fw) {
+                sg_forwarder_rebind(fw, site, dest, lim);
+            } else {
                 struct sg_forwarder_deps deps = {w->base, w->client, w->log,
                                                  w->spool, w->dead, w->commit};
-                fws[offset[s] + d] = sg_forwarder_new(&deps, site, dest, lim);
+                fw = sg_forwarder_new(&deps, site, dest, lim);
+                if (!fw)
+                    sg_die("worker %d: cannot create a forwarder", w->index);
             }
+            fws[offset[s] + d] = fw;
+        }
+    /* The retired list: those not taken back, then the forwarders this reload removes, which
+     * still read the configuration the worker ran until now. */
+    size_t n_retired = 0;
+    for (size_t i = 0; i < w->n_retired; i++)
+        if (!adopted[i]) {
+            w->retired[n_retired] = w->retired[i];
+            w->retired_epoch[n_retired++] = w->retired_epoch[i];
         }
     for (size_t i = 0; i < w->n_fw; i++)
         if (!kept[i]) {
-            w->retired = sg_xrealloc(w->retired, (w->n_retired + 1) * sizeof(*w->retired));
-            w->retired[w->n_retired++] = w->fw[i];
+            w->retired = sg_xrealloc(w->retired, (n_retired + 1) * sizeof(*w->retired));
+            w->retired_epoch =
+                sg_xrealloc(w->retired_epoch, (n_retired + 1) * sizeof(*w->retired_epoch));
+            w->retired[n_retired] = w->fw[i];
+            w->retired_epoch[n_retired++] = w->epoch;
         }
+    w->n_retired = n_retired;
     free(kept);
+    free(adopted);
     free(w->fw);
     free(w->site_offset);
     w->fw = fws;
     w->n_fw = n_fw;
     w->site_offset = offset;
     w->cfg = cfg;
+    w->epoch = epoch;
     pthread_mutex_unlock(&w->fw_lock);
     apply_http_limits(w, lim);
     if (w->admin)
         sg_admin_set_config(w->admin, cfg);
+    sweep_retired(w); /* frees what is already empty and publishes the epochs */
 }
 
-void sg_worker_reload(struct sg_worker *w, const struct sg_config *cfg)
+void sg_worker_reload(struct sg_worker *w, const struct sg_config *cfg, uint64_t epoch)
 {
     pthread_mutex_lock(&w->reload_lock);
     w->reload_cfg = cfg;
+    w->reload_epoch = epoch;
     pthread_mutex_unlock(&w->reload_lock);
     event_active(w->reload_ev, EV_READ, 0);
+}
+
+uint64_t sg_worker_applied_epoch(const struct sg_worker *w)
+{
+    return atomic_load(&w->applied);
+}
+
+uint64_t sg_worker_oldest_epoch(const struct sg_worker *w)
+{
+    return atomic_load(&w->oldest);
 }
 
 /* ---- lifecycle ---- */
@@ -347,11 +470,14 @@ void sg_worker_free(struct sg_worker *w)
     for (size_t i = 0; i < w->n_retired; i++)
         sg_forwarder_free(w->retired[i]);
     free(w->retired);
+    free(w->retired_epoch);
     sg_spool_free(w->spool);
     free(w->fw);
     free(w->site_offset);
     if (w->reload_ev)
         event_free(w->reload_ev);
+    if (w->sweep_timer)
+        event_free(w->sweep_timer);
     if (w->stop_ev)
         event_free(w->stop_ev);
     if (w->drain_timer)
@@ -389,9 +515,10 @@ struct sg_worker *sg_worker_new(int index, const struct sg_config *cfg, struct s
     w->drain_timer = evtimer_new(w->base, drain_cb, w);
     w->accept_resume = evtimer_new(w->base, accept_resume_cb, w);
     w->reload_ev = event_new(w->base, -1, 0, reload_cb, w);
+    w->sweep_timer = evtimer_new(w->base, sweep_cb, w);
     w->commit = sg_commit_new(w->base, w->spool, committed_cb, w);
     if (!w->http || !w->client || !w->stop_ev || !w->drain_timer || !w->accept_resume ||
-        !w->reload_ev || !w->commit) {
+        !w->reload_ev || !w->sweep_timer || !w->commit) {
         close(fd);
         sg_error("worker %d: cannot create the loop's objects", index);
         goto fail;

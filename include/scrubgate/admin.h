@@ -1,6 +1,7 @@
 /*
- * admin.h - the admin listener (admin_listen): /healthz and, with the admin
- * bearer token, /metrics. It runs on one worker's loop and reads every
+ * admin.h - the admin listener (admin_listen): /healthz (every worker
+ * accepting, no destination paused) and, with the admin bearer token,
+ * /metrics. It runs on one worker's loop and reads every
  * worker's counters (atomics) through sg_worker_each_forwarder().
  */
 #ifndef SCRUBGATE_ADMIN_H
@@ -15,12 +16,15 @@ struct sg_worker;
 
 /*
  * Bind admin_listen on base. workers (borrowed, n of them) outlive the admin
- * listener. *out is NULL when the admin API is off (no admin_listen, or no
- * token: warned). 0, or -1 when the address cannot be bound (logged).
+ * listener. *out is NULL when there is no admin_listen. Without an admin
+ * token (at start or after a reload) only /healthz answers and every other
+ * endpoint is 401 (warned). 0, or -1 when the address cannot be bound
+ * (logged).
  */
 int sg_admin_new(struct event_base *base, const struct sg_config *cfg, struct sg_worker **workers,
                  int n, struct sg_admin **out);
-/* Switch to a reloaded configuration (borrowed), on the admin's loop. */
+/* Switch to a reloaded configuration (borrowed; read until the next switch), on the admin's
+ * loop. */
 void sg_admin_set_config(struct sg_admin *a, const struct sg_config *cfg);
 void sg_admin_free(struct sg_admin *a);
 

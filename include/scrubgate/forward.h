@@ -87,4 +87,7 @@ const struct sg_forward_stats *sg_forwarder_stats(const struct sg_forwarder *fw)
 const struct sg_site *sg_forwarder_site(const struct sg_forwarder *fw);
 const struct sg_dest_conf *sg_forwarder_dest(const struct sg_forwarder *fw);
 
+/* Events queued ready, waiting to retry (paused included) or in flight; 0 when it may be freed. */
+size_t sg_forwarder_pending(const struct sg_forwarder *fw);
+
 #endif

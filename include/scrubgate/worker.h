@@ -40,13 +40,28 @@ int sg_worker_start(struct sg_worker *w);
 /* From any thread: stop accepting, drain, end the loop. sg_worker_join() waits for it. */
 void sg_worker_stop(struct sg_worker *w);
 void sg_worker_join(struct sg_worker *w);
-/* From any thread: switch to cfg (borrowed; outlives the worker) on the worker's loop. */
-void sg_worker_reload(struct sg_worker *w, const struct sg_config *cfg);
+/*
+ * From any thread: switch to cfg (borrowed), numbered epoch, on the worker's
+ * loop. Epochs grow with each call; the configuration given to
+ * sg_worker_new() is epoch 0. A newer call before the loop ran replaces the
+ * pending one. cfg must live until sg_worker_oldest_epoch() is past epoch
+ * (or the worker is freed).
+ */
+void sg_worker_reload(struct sg_worker *w, const struct sg_config *cfg, uint64_t epoch);
+/* From any thread: the epoch of the configuration the worker has switched to. */
+uint64_t sg_worker_applied_epoch(const struct sg_worker *w);
+/*
+ * From any thread: the oldest epoch whose configuration the worker may still
+ * read (its own, or one a retired forwarder with events left is bound to).
+ * Every configuration older than this is no longer read by this worker.
+ */
+uint64_t sg_worker_oldest_epoch(const struct sg_worker *w);
 
 /* Before start: queue an event recovered from the spool (steals its strings), or return -1
  * when its site or destination is no longer configured (the entry is left as it was). */
 int sg_worker_restore(struct sg_worker *w, struct sg_spool_entry *e);
-/* Before start: the worker's spool, for recovery hand-out. Borrowed. */
+/* Before start: the worker's spool, for recovery hand-out. Borrowed. From any thread, only
+ * sg_spool_broken() may be asked of it (the admin's /healthz). */
 struct sg_spool *sg_worker_spool(struct sg_worker *w);
 /* Before start: run the admin listener on this worker's loop (freed when it stops). */
 void sg_worker_attach_admin(struct sg_worker *w, struct sg_admin *admin);

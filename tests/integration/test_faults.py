@@ -81,9 +81,9 @@ class FaultInjectionTest(unittest.TestCase):
         conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=5)
         conn.request("GET", "/healthz")
         r = conn.getresponse()
-        r.read()
+        body = json.loads(r.read())
         conn.close()
-        return r.status
+        return r.status, body
 
     def post_batch(self, tag, n=5):
         ids = ["%s-%d" % (tag, i) for i in range(n)]
@@ -106,13 +106,14 @@ class FaultInjectionTest(unittest.TestCase):
             self.assertEqual(status, 503, "a %s failure must not be answered %d" % (call, status))
             self.assertIn(b"spool unavailable", body)
             refused.update(ids)
-        self.assertEqual(self.healthz(), 503)
+        self.assertEqual(self.healthz(),
+                         (503, {"status": "degraded", "reasons": ["spool_broken:worker0"]}))
         faults.clear()
         # Heals by itself: the next request goes to a fresh segment.
         status, ids, body = self.post_batch("%s-after" % call)
         self.assertEqual(status, 202, body)
         acked.update(ids)
-        self.assertEqual(self.healthz(), 200)
+        self.assertEqual(self.healthz(), (200, {"status": "ok"}))
         self.proxy.kill()
         self.proxy.env.pop("LD_PRELOAD")
         self.proxy.start()

@@ -279,11 +279,13 @@ class ForwardingTest(unittest.TestCase):
         self.assertRegex(metrics, r'scrubgate_destination_paused\{site="shop",'
                                   r'destination="tiktok:CPIXEL123"\} 1')
         self.assertRegex(metrics, r'scrubgate_auth_pauses_total\{[^}]*\} [1-9]')
-        for path, headers, want in (("/metrics", {}, 401), ("/healthz", {}, 200)):
+        for path, headers, want in (("/metrics", {}, 401), ("/healthz", {}, 503)):
             conn.request("GET", path, headers=headers)
             r = conn.getresponse()
-            r.read()
+            body = r.read()
             self.assertEqual(r.status, want)
+        self.assertEqual(json.loads(body), {"status": "degraded",
+                                            "reasons": ["paused:tiktok:CPIXEL123"]})
         conn.close()
         # The token is fixed on TikTok's side: the next probe succeeds and everything goes.
         self.fake.token = "Bearer " + TOKEN
