@@ -18,6 +18,13 @@
 #include "scrubgate/common.h"
 #include "scrubgate/consent.h"
 
+/*
+ * The largest data record payload recovery reads back (a longer length field
+ * is taken for corruption). Config validation keeps max_body_bytes well under
+ * it, so that one event always fits in one record.
+ */
+#define SG_SPOOL_MAX_PAYLOAD (16u * 1024u * 1024u)
+
 struct sg_spool;
 
 /* Where a data record lives: its segment and its index in that segment. */
