@@ -51,6 +51,8 @@ static void finish(struct transfer *t, CURLcode code)
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &res.status);
     res.body = sg_buf_cstr(&t->resp);
     res.body_len = t->resp.len;
+    if (code == CURLE_FILESIZE_EXCEEDED) /* a Content-Length over the cap: nothing was read */
+        t->too_large = true;
     res.too_large = t->too_large;
     res.error = code == CURLE_OK ? "" : (t->errbuf[0] ? t->errbuf : curl_easy_strerror(code));
     if (t->too_large) {
@@ -223,6 +225,9 @@ int sg_http_post(struct sg_http *h, const char *url, struct curl_slist *headers,
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+    /* A declared length over the cap fails before the body (CURLE_FILESIZE_EXCEEDED);
+     * write_cb stops the rest (chunked or lying replies). */
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->max_response);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(e, CURLOPT_PRIVATE, t);

@@ -259,6 +259,7 @@ static void send_batch(CURL *curl, const struct sg_limits *lim, struct line **ba
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, sg_buf_cstr(&body));
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body.len);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)lim->max_response_bytes);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sink);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)lim->upstream_timeout_ms);
@@ -269,7 +270,7 @@ static void send_batch(CURL *curl, const struct sg_limits *lim, struct line **ba
     if (rc == CURLE_OK)
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, http_status);
     d->ops->classify(*http_status, resp.buf.data, resp.buf.len, reply);
-    if (resp.too_large) {
+    if (resp.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
         /* Whatever the reply said, it was not read: not delivered, as far as we know. */
         reply->result = SG_DEST_RETRY;
         reply->reason = "response_too_large";

@@ -21,7 +21,8 @@ struct sg_http_result {
     const char *body;     /* borrowed, valid during the callback; NUL-terminated */
     size_t body_len;
     bool too_large;       /* the reply exceeded max_response_bytes: the transfer was aborted
-                             there (curl_code CURLE_WRITE_ERROR; body holds what came before) */
+                             there (curl_code CURLE_WRITE_ERROR, or CURLE_FILESIZE_EXCEEDED when
+                             its Content-Length said so; body holds what came before) */
     const char *error;    /* borrowed error text, "" when none; starts with
                              "response_too_large: " when too_large */
 };

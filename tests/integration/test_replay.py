@@ -175,6 +175,12 @@ class ReplayInputTest(unittest.TestCase):
         self.assertTrue(first["hung_up"], first)  # the reply was cut off, not read to its end
         self.assertEqual(self.proxy.sync_log()[0]["reason"], "response_too_large")
         self.assertFalse(os.path.exists(done) and os.path.getsize(done), "marked as replayed")
+        # A declared Content-Length over the cap is refused before its body is read.
+        self.fake.script([{"huge": 10 << 20}])
+        r = self.replay()
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("(response_too_large", r.stderr)
+        self.assertFalse(os.path.exists(done) and os.path.getsize(done), "marked as replayed")
         r = self.replay()
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(self.sent_ids(), ["big1"])
