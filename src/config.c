@@ -12,6 +12,8 @@
 #include "scrubgate/jsonpos.h"
 #include "scrubgate/log.h"
 #include "scrubgate/rules.h"
+#include "scrubgate/scrub.h"
+#include "scrubgate/spool.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -193,8 +195,9 @@ static int get_bool(struct loader *L, json_t *obj, const char *key, const char *
     return 0;
 }
 
-static int get_num(struct loader *L, json_t *obj, const char *key, const char *path, long long lo,
-                   long long hi, long long *out)
+/* An integer in [lo, hi]; why, when not NULL, says where hi comes from. */
+static int get_num_why(struct loader *L, json_t *obj, const char *key, const char *path,
+                       long long lo, long long hi, const char *why, long long *out)
 {
     json_t *v = json_object_get(obj, key);
     char sub[300];
@@ -202,10 +205,16 @@ static int get_num(struct loader *L, json_t *obj, const char *key, const char *p
         return 0;
     snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", key);
     if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
-        return sg_jsondoc_error(&L->doc, sub, false, "must be an integer from %lld to %lld", lo,
-                                hi);
+        return sg_jsondoc_error(&L->doc, sub, false, "must be an integer from %lld to %lld%s%s%s",
+                                lo, hi, why ? " (" : "", why ? why : "", why ? ")" : "");
     *out = json_integer_value(v);
     return 0;
+}
+
+static int get_num(struct loader *L, json_t *obj, const char *key, const char *path, long long lo,
+                   long long hi, long long *out)
+{
+    return get_num_why(L, obj, key, path, lo, hi, NULL, out);
 }
 
 /*
@@ -507,17 +516,27 @@ static int load_limits(struct loader *L, json_t *o, struct sg_limits *l)
         return sg_jsondoc_error(&L->doc, "limits", false, "must be an object");
     if (sg_jsondoc_check_keys(&L->doc, o, "limits", keys) < 0)
         return -1;
-#define LIMIT(key, lo, hi, field, type)                                                            \
+#define LIMIT_WHY(key, lo, hi, why, field, type)                                                   \
     do {                                                                                           \
         v = (long long)l->field;                                                                   \
-        if (get_num(L, o, key, "limits", lo, hi, &v) < 0)                                          \
+        if (get_num_why(L, o, key, "limits", lo, hi, why, &v) < 0)                                 \
             return -1;                                                                             \
         l->field = (type)v;                                                                        \
     } while (0)
-    LIMIT("max_body_bytes", 1024, 64 * 1024 * 1024, max_body_bytes, size_t);
+#define LIMIT(key, lo, hi, field, type) LIMIT_WHY(key, lo, hi, NULL, field, type)
+    /*
+     * Maxima that other code must honour. A body's event becomes one spool
+     * record, and recovery reads no record over SG_SPOOL_MAX_PAYLOAD: a body
+     * up to half of it leaves room for what formatting adds (redaction
+     * markers, content_ids derived from contents, hashes) and the record's
+     * metadata. A field is scrubbed in buffers sized for SG_SCRUB_MAX_TEXT.
+     */
+    LIMIT_WHY("max_body_bytes", 1024, SG_SPOOL_MAX_PAYLOAD / 2,
+              "an event must fit in one 16 MiB spool record", max_body_bytes, size_t);
     LIMIT("max_header_bytes", 1024, 1024 * 1024, max_header_bytes, size_t);
     LIMIT("max_events_per_request", 1, 10000, max_events_per_request, size_t);
-    LIMIT("max_field_bytes", 64, 1024 * 1024, max_field_bytes, size_t);
+    LIMIT_WHY("max_field_bytes", 64, SG_SCRUB_MAX_TEXT, "the longest text the scrubber takes",
+              max_field_bytes, size_t);
     LIMIT("request_timeout_ms", 100, 600000, request_timeout_ms, int);
     LIMIT("queue_max_events", 1, 100000000, queue_max_events, size_t);
     LIMIT("flush_interval_ms", 1, 60000, flush_interval_ms, int);
@@ -534,6 +553,7 @@ static int load_limits(struct loader *L, json_t *o, struct sg_limits *l)
     LIMIT("retry_give_up_s", 1, 30 * 86400, retry_give_up_s, int);
     LIMIT("auth_probe_ms", 10, 86400000, auth_probe_ms, int);
 #undef LIMIT
+#undef LIMIT_WHY
     return 0;
 }
 

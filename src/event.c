@@ -251,10 +251,17 @@ static int read_time(struct reader *r, json_t *v, int64_t now, int64_t *out)
     int64_t t;
     if (json_is_integer(v) || json_is_real(v)) {
         double d = json_number_value(v);
-        if (!isfinite(d) || d <= 0)
-            return FAIL(r, "%s: must be a positive Unix time", "timestamp");
+        if (isnan(d) || d < 1.0)
+            return FAIL(r, "%s: must be after 1970-01-01T00:00:00Z", "timestamp");
         /* Seconds until year 5138; anything larger is milliseconds. */
-        t = d >= 1e11 ? (int64_t)(d / 1000.0) : (int64_t)d;
+        if (d >= 1e11)
+            d /= 1000.0;
+        /* Compare before converting: a double beyond int64_t's range has no
+         * defined conversion (C11 6.3.1.4), and anything past the skew
+         * allowance is refused below anyway. */
+        if (d > (double)(now + 300))
+            return FAIL(r, "%s: in the future", "timestamp");
+        t = (int64_t)d;
     } else if (json_is_string(v)) {
         if (sg_parse_rfc3339(json_string_value(v), &t) < 0)
             return FAIL(r, "%s: not an RFC 3339 date-time", "timestamp");
@@ -262,6 +269,10 @@ static int read_time(struct reader *r, json_t *v, int64_t now, int64_t *out)
         return FAIL(r, "%s: must be Unix seconds, milliseconds or an RFC 3339 string",
                     "timestamp");
     }
+    /* Unix time 0 and earlier: what a numeric time can never be, and no
+     * real event's time; refused the same way whatever the notation. */
+    if (t < 1)
+        return FAIL(r, "%s: must be after 1970-01-01T00:00:00Z", "timestamp");
     /* TikTok refuses future times: allow small clock skew and clamp it. */
     if (t > now + 300)
         return FAIL(r, "%s: in the future", "timestamp");

@@ -355,7 +355,7 @@ const struct sg_dest_conf *sg_forwarder_dest(const struct sg_forwarder *fw)
     return fw->dest;
 }
 
-void sg_forwarder_push(struct sg_forwarder *fw, const struct sg_event *ev, const char *rules)
+int sg_forwarder_push(struct sg_forwarder *fw, const struct sg_event *ev, const char *rules)
 {
     struct item it = {0};
     it.json = fw->dest->ops->format_event(ev);
@@ -372,10 +372,14 @@ void sg_forwarder_push(struct sg_forwarder *fw, const struct sg_event *ev, const
         .json = it.json,              .json_len = it.len,   .consent = it.consent,
         .first_ts = it.first_ts,
     };
-    sg_spool_append(fw->d.spool, &e);
+    if (sg_spool_append(fw->d.spool, &e) < 0) {
+        item_free(&it);
+        return -1;
+    }
     it.ref = e.ref;
     it.gen = sg_spool_gen(fw->d.spool);
     ring_push(&fw->staged, &it); /* sent only once the group commit made it durable */
+    return 0;
 }
 
 void sg_forwarder_committed(struct sg_forwarder *fw, uint64_t gen, bool ok)
@@ -492,7 +496,8 @@ static void request_done(void *arg, const struct sg_http_result *res)
     struct batch *b = arg;
     struct sg_forwarder *fw = b->fw;
     struct sg_dest_reply reply;
-    long status = res->curl_code == CURLE_OK ? res->status : 0;
+    /* An over-cap reply was cut off: classify it by its status, as too large. */
+    long status = res->curl_code == CURLE_OK || res->too_large ? res->status : 0;
 
     fw->inflight -= b->n;
     fw->requests--;
@@ -505,6 +510,10 @@ static void request_done(void *arg, const struct sg_http_result *res)
     fw->dest->ops->classify(status, res->body, res->body_len, &reply);
     if (res->curl_code == CURLE_OPERATION_TIMEDOUT)
         reply.reason = "timeout";
+    if (res->too_large && status < 300) {
+        reply.result = SG_DEST_RETRY;
+        reply.reason = "response_too_large";
+    }
     for (size_t i = 0; i < b->n; i++)
         b->items[i].attempts++;
     switch (reply.result) {

@@ -11,6 +11,7 @@
 #include "scrubgate/http_client.h"
 #include "scrubgate/log.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,7 +30,7 @@ struct transfer {
     struct curl_slist *headers;
     char *body;
     struct sg_buf resp;
-    bool truncated;
+    bool too_large;
     sg_http_done_fn *done;
     void *arg;
     char errbuf[CURL_ERROR_SIZE];
@@ -50,8 +51,18 @@ static void finish(struct transfer *t, CURLcode code)
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &res.status);
     res.body = sg_buf_cstr(&t->resp);
     res.body_len = t->resp.len;
-    res.truncated = t->truncated;
+    if (code == CURLE_FILESIZE_EXCEEDED) /* a Content-Length over the cap: nothing was read */
+        t->too_large = true;
+    res.too_large = t->too_large;
     res.error = code == CURLE_OK ? "" : (t->errbuf[0] ? t->errbuf : curl_easy_strerror(code));
+    if (t->too_large) {
+        /* curl's own text ("Failure writing output") would hide the cause. */
+        snprintf(t->errbuf, sizeof(t->errbuf),
+                 "response_too_large: the reply exceeds max_response_bytes (%zu); transfer "
+                 "aborted",
+                 t->resp.max);
+        res.error = t->errbuf;
+    }
 
     curl_multi_remove_handle(h->multi, t->easy);
     if (t->prev)
@@ -142,15 +153,19 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *arg, void *soc
     return 0;
 }
 
+/*
+ * Past the cap the transfer is aborted, not drained: returning less than n
+ * makes curl end it with CURLE_WRITE_ERROR. Reading on and discarding would
+ * let an endless (chunked) reply hold the connection and burn CPU until the
+ * upstream timeout, gigabytes later.
+ */
 static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 {
     struct transfer *t = arg;
     size_t n = size * nmemb;
     if (sg_buf_add(&t->resp, ptr, n) < 0) {
-        /* Keep what fits; the classification works on a bounded prefix. */
-        size_t room = t->resp.max - t->resp.len;
-        sg_buf_add(&t->resp, ptr, room);
-        t->truncated = true;
+        t->too_large = true;
+        return 0;
     }
     return n;
 }
@@ -210,6 +225,9 @@ int sg_http_post(struct sg_http *h, const char *url, struct curl_slist *headers,
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+    /* A declared length over the cap fails before the body (CURLE_FILESIZE_EXCEEDED);
+     * write_cb stops the rest (chunked or lying replies). */
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->max_response);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(e, CURLOPT_PRIVATE, t);

@@ -284,16 +284,24 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
         json_t *rules = sg_event_changed_rules(&ev);
         char *rules_txt = json_dumps(rules, JSON_COMPACT);
         json_decref(rules);
+        bool spooled = true;
         for (size_t d = 0; d < s->n_dests; d++) {
             struct sg_forwarder *fw = sg_worker_forwarder(w, s, d);
             if (pr == SG_PIPE_SKIP)
                 sg_forwarder_skip(fw, &ev, ev.skip_reason, rules_txt);
             else if (!sg_dest_allows_event(&s->dests[d], ev.name))
                 sg_forwarder_skip(fw, &ev, "not_in_allowlist", rules_txt);
-            else
-                sg_forwarder_push(fw, &ev, rules_txt);
+            else if (sg_forwarder_push(fw, &ev, rules_txt) < 0)
+                spooled = false;
         }
         free(rules_txt);
+        if (!spooled) {
+            /* Only reachable with limits near their maxima; the event is not accepted. */
+            json_array_append_new(errors, json_pack("{s:I,s:s}", "index", (json_int_t)i,
+                                                    "reason", "event: too large to spool"));
+            sg_event_release(&ev);
+            continue;
+        }
         json_array_append_new(ids, json_string(ev.event_id));
         accepted++;
         sg_event_release(&ev);

@@ -21,7 +21,7 @@
 #define REC_DATA 1u
 #define REC_ACK 2u
 #define REC_HEADER 16u
-#define REC_MAX_PAYLOAD (16u * 1024u * 1024u)
+#define REC_MAX_PAYLOAD SG_SPOOL_MAX_PAYLOAD
 
 /* ---- CRC-32C (Castagnoli), table-driven ---- */
 
@@ -312,9 +312,14 @@ static _Thread_local struct sg_buf tl_payload;
 
 #define PAYLOAD_VERSION 2 /* 1: no index, no rule set (still read) */
 
-void sg_spool_append(struct sg_spool *sp, struct sg_spool_entry *e)
+int sg_spool_append(struct sg_spool *sp, struct sg_spool_entry *e)
 {
     struct sg_buf *p = &tl_payload;
+    size_t strings = strlen(e->site) + strlen(e->dest) + strlen(e->event) +
+                     strlen(e->event_id) + (e->rules ? strlen(e->rules) : 2) +
+                     (e->rule_set ? strlen(e->rule_set) : 0) + e->json_len;
+    if (strings > REC_MAX_PAYLOAD - 256)
+        return -1; /* recovery would refuse the record: never buffer what cannot come back */
     if (sp->active_seq && sp->buf_data == 0 && sp->active_bytes >= sp->sh->segment_bytes)
         seal_active(sp); /* full: roll over between generations, never inside one */
     if (!sp->active_seq) {
@@ -346,6 +351,7 @@ void sg_spool_append(struct sg_spool *sp, struct sg_spool_entry *e)
     sp->buf_data++;
     sp->appended++;
     find_seg(sp, sp->active_seq)->pending++;
+    return 0;
 }
 
 void sg_spool_ack(struct sg_spool *sp, struct sg_spool_ref ref)

@@ -196,14 +196,23 @@ void sg_buf_reset(struct sg_buf *b)
         b->data[0] = '\0';
 }
 
+/*
+ * The allocation grows by doubling but never past max + 1 (the data and its
+ * NUL): the cap bounds memory, not only the length. Sizes that would wrap
+ * size_t are refused like an exceeded maximum.
+ */
 int sg_buf_add(struct sg_buf *b, const void *p, size_t n)
 {
-    if (b->max && (n > b->max || b->len > b->max - n))
+    size_t limit = b->max ? b->max : SIZE_MAX - 1;
+    if (n > limit || b->len > limit - n)
         return -1;
-    if (b->len + n + 1 > b->cap) {
+    size_t need = b->len + n + 1;
+    if (need > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1)
-            cap *= 2;
+        while (cap < need)
+            cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+        if (cap > limit + 1)
+            cap = limit + 1;
         b->data = sg_xrealloc(b->data, cap);
         b->cap = cap;
     }

@@ -12,7 +12,11 @@ Use it in-process (FakeTikTok(...).start()) or as a program:
     python3 tests/fake_tiktok.py --port 9999 --token T --pixel P
 Scripted replies (for flaky, throttling, HTML 502 and slow upstreams) are
 queued with script([...]); each entry is {"code": n} or {"http": s, "body": b}
-or {"delay": seconds, ...}.
+or {"delay": seconds, ...}. Oversized replies: {"huge": n} answers code 0
+padded to n bytes (with a Content-Length), {"endless": True} answers code 0
+followed by a chunked body that never ends; both record in the request's
+entry how many body bytes were written ("sent") and whether the client hung
+up ("hung_up", set once the write failed; "done" is set when the reply ended).
 """
 import argparse
 import http.server
@@ -241,10 +245,53 @@ class FakeTikTok:
         if scripted and "code" in scripted:
             entry["code"] = scripted["code"]
             return self._reply(h, scripted["code"], "scripted")
+        if scripted and ("huge" in scripted or "endless" in scripted):
+            entry["code"] = 0
+            return self._oversized(h, entry, scripted.get("huge"))
         with self.lock:
             self.events.extend(body["data"])
         entry["code"] = 0
         return self._reply(h, 0, "OK")
+
+    def _oversized(self, h, entry, size, limit=1 << 30):
+        """A code-0 reply of size bytes, or an endless chunked one (size None).
+
+        Writes until done or until the client hangs up; limit only stops a
+        client that never does (after 1 GiB)."""
+        head = json.dumps({"code": 0, "message": "OK", "request_id": uuid.uuid4().hex,
+                           "data": {"pad": ""}}).encode()[:-3]  # ...,"pad": "
+        tail = b'"}}'
+        block = b"x" * 65536
+        entry.update(sent=0, hung_up=False, done=False)
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        if size is None:
+            h.send_header("Transfer-Encoding", "chunked")
+        else:
+            h.send_header("Content-Length", str(size))
+        h.end_headers()
+
+        def write(data):
+            if size is None:
+                data = b"%x\r\n%s\r\n" % (len(data), data)
+            h.wfile.write(data)
+            entry["sent"] += len(data)
+
+        try:
+            write(head)
+            pad = (size - len(head) - len(tail)) if size is not None else limit
+            while pad > 0:
+                n = min(pad, len(block))
+                write(block[:n])
+                pad -= n
+            write(tail)
+            if size is None:
+                h.wfile.write(b"0\r\n\r\n")
+            h.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            entry["hung_up"] = True
+            h.close_connection = True
+        entry["done"] = True
 
     def start(self):
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -19,7 +19,10 @@ struct sg_buf {
 void sg_buf_init(struct sg_buf *b, size_t max);
 void sg_buf_release(struct sg_buf *b);
 void sg_buf_reset(struct sg_buf *b);
-/* Append n bytes; -1 if that would exceed max (the buffer is unchanged). */
+/*
+ * Append n bytes; -1 if that would exceed max (the buffer is unchanged). The
+ * allocation never exceeds max + 1 bytes.
+ */
 int sg_buf_add(struct sg_buf *b, const void *p, size_t n);
 int sg_buf_adds(struct sg_buf *b, const char *s);
 int sg_buf_addc(struct sg_buf *b, char c);

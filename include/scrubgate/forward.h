@@ -59,9 +59,9 @@ bool sg_forwarder_has_room(const struct sg_forwarder *fw, size_t n);
  * the queue and the disk hold bytes, never raw data). It is sent only after
  * sg_forwarder_committed() says its generation is durable. The caller
  * checked room and defers its reply to the group commit. rules: JSON array
- * text.
+ * text. -1 when the formatted event is too large to spool (nothing kept).
  */
-void sg_forwarder_push(struct sg_forwarder *fw, const struct sg_event *ev, const char *rules);
+int sg_forwarder_push(struct sg_forwarder *fw, const struct sg_event *ev, const char *rules);
 
 /*
  * The group commit settled the spool generations up to gen: events pushed

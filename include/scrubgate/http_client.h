@@ -16,11 +16,15 @@ struct sg_http;
 
 struct sg_http_result {
     CURLcode curl_code;   /* CURLE_OK when a reply was read */
-    long status;          /* HTTP status, 0 when none */
+    long status;          /* HTTP status of the reply's status line, 0 when none; set even
+                             when curl_code is not CURLE_OK (e.g. too_large) */
     const char *body;     /* borrowed, valid during the callback; NUL-terminated */
     size_t body_len;
-    bool truncated;       /* the reply was longer than the cap and was cut */
-    const char *error;    /* borrowed curl error text, "" when none */
+    bool too_large;       /* the reply exceeded max_response_bytes: the transfer was aborted
+                             there (curl_code CURLE_WRITE_ERROR, or CURLE_FILESIZE_EXCEEDED when
+                             its Content-Length said so; body holds what came before) */
+    const char *error;    /* borrowed error text, "" when none; starts with
+                             "response_too_large: " when too_large */
 };
 
 typedef void sg_http_done_fn(void *arg, const struct sg_http_result *res);

@@ -43,6 +43,16 @@ struct sg_scrub_spec {
     const struct sg_pattern *extra; /* borrowed, may be NULL */
 };
 
+/*
+ * The longest text (or URL) the scrubber is guaranteed to take: its scratch
+ * buffers hold four times this, since a redaction grows text (the shortest
+ * built-in hit, "::1" and a separator, becomes "[redacted]": at most x2.75).
+ * Config validation keeps max_field_bytes at or below it. Longer input, or a
+ * site pattern whose hits are shorter still, may fail with -1 (the event is
+ * then not sent), never pass unscrubbed.
+ */
+#define SG_SCRUB_MAX_TEXT (64u * 1024u)
+
 /* Compile the detectors (idempotent, thread-safe). -1 if PCRE2 fails. */
 int sg_scrub_init(void);
 /* Free this thread's match data and scratch buffers (call before a thread exits). */

@@ -27,6 +27,13 @@
 #include "scrubgate/common.h"
 #include "scrubgate/consent.h"
 
+/*
+ * The largest data record payload recovery reads back (a longer length field
+ * is taken for corruption). Config validation keeps max_body_bytes well under
+ * it, so that one event always fits in one record.
+ */
+#define SG_SPOOL_MAX_PAYLOAD (16u * 1024u * 1024u)
+
 struct sg_spool;
 
 /* Where a data record lives: its segment and its index in that segment. */
@@ -99,8 +106,9 @@ bool sg_spool_has_room(const struct sg_spool *sp, size_t bytes);
 /* True when the last write or sync failed (cleared by the next that succeeds). */
 bool sg_spool_failing(const struct sg_spool *sp);
 
-/* Buffer a data record in the current generation; fills e->ref. */
-void sg_spool_append(struct sg_spool *sp, struct sg_spool_entry *e);
+/* Buffer a data record in the current generation; fills e->ref. -1 (nothing buffered)
+ * when the record would exceed SG_SPOOL_MAX_PAYLOAD, which recovery refuses. */
+int sg_spool_append(struct sg_spool *sp, struct sg_spool_entry *e);
 /* The generation sg_spool_append() buffers into now (starts at 1). */
 uint64_t sg_spool_gen(const struct sg_spool *sp);
 /* Data records appended since the spool was created. */

@@ -102,8 +102,11 @@ static int vendor_section(struct bits *b, unsigned vendor, unsigned *max, bool *
         if (vendor >= 1 && vendor <= *max) {
             b->pos = start + vendor - 1;
             unsigned bit;
-            get_u(b, 1, &bit);
-            *has = bit;
+            /* Cannot fail (the section's bits were counted above), but a
+             * result that is only set on success is checked like any other. */
+            if (get_u(b, 1, &bit) < 0)
+                return *why = "truncated", -1;
+            *has = bit != 0;
         }
         b->pos = start + *max;
         return 0;

@@ -20,7 +20,7 @@
 
 #define SCRUB_MATCH_LIMIT 100000u
 #define SCRUB_DEPTH_LIMIT 1000u
-#define SCRATCH_MAX (256u * 1024u)
+#define SCRATCH_MAX (4u * SG_SCRUB_MAX_TEXT) /* see SG_SCRUB_MAX_TEXT */
 
 typedef bool validate_fn(const char *s, size_t len);
 

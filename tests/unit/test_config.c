@@ -115,6 +115,39 @@ static void errors_with_positions(void **state)
                  "sites[0].consent.tcf.purposes.marketing", "unknown purpose");
 }
 
+/*
+ * Limits the code cannot honour are refused at load, with the position of
+ * the value: a body whose event cannot fit in one spool record (it would be
+ * answered 202 and then be unreadable at recovery), a field longer than the
+ * scrubber can hold (its event would be skipped as "scrub_limit").
+ */
+static void limits_the_code_cannot_honour(void **state)
+{
+    char *log;
+    (void)state;
+    expect_error("{\"sites\": [" SITE_OK "],\n \"limits\": {\"max_body_bytes\": 67108864}}",
+                 ":2:31: limits.max_body_bytes",
+                 "must be an integer from 1024 to 8388608 (an event must fit in one 16 MiB "
+                 "spool record)");
+    expect_error("{\"sites\": [" SITE_OK "],\n \"limits\": {\"max_body_bytes\": 16777216}}",
+                 ":2:31: limits.max_body_bytes", "from 1024 to 8388608");
+    expect_error("{\"sites\": [" SITE_OK "],\n \"limits\": {\"max_field_bytes\": 1048576}}",
+                 ":2:32: limits.max_field_bytes",
+                 "must be an integer from 64 to 65536 (the longest text the scrubber takes)");
+    expect_error("{\"sites\": [" SITE_OK "],\n \"limits\": {\"max_field_bytes\": 65537}}",
+                 ":2:32: limits.max_field_bytes", "from 64 to 65536");
+    /* The largest values that are honoured still load. */
+    struct sg_config *cfg =
+        load("{\"sites\": [" SITE_OK "], \"limits\": {\"max_body_bytes\": 8388608, "
+             "\"max_field_bytes\": 65536}}",
+             &log);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->limits.max_body_bytes, 8388608);
+    assert_int_equal(cfg->limits.max_field_bytes, 65536);
+    free(log);
+    sg_config_free(cfg);
+}
+
 static void secret_never_in_errors(void **state)
 {
     char *log;
@@ -163,6 +196,7 @@ int main(void)
         cmocka_unit_test(valid_config_and_defaults),
         cmocka_unit_test(shipped_config_is_valid),
         cmocka_unit_test(errors_with_positions),
+        cmocka_unit_test(limits_the_code_cannot_honour),
         cmocka_unit_test(secret_never_in_errors),
         cmocka_unit_test(cidrs_and_hosts),
     };

@@ -146,6 +146,59 @@ static void query_param(void **state)
     assert_null(sg_url_query_param("https://x/#ttclid=1", "ttclid"));
 }
 
+/* The error an event with this timestamp gets, or "" when it is accepted. */
+static const char *time_verdict(const char *ts, int64_t *event_time)
+{
+    static char err[256];
+    struct sg_request_ctx ctx = {.now = 1763700000};
+    struct sg_event ev;
+    char *json = sg_xasprintf("{\"event\":\"Lead\",\"timestamp\":%s}", ts);
+    err[0] = '\0';
+    if (normalize(json, &ctx, &ev, err) == 0) {
+        *event_time = ev.event_time;
+        err[0] = '\0';
+    }
+    sg_event_release(&ev);
+    free(json);
+    return err;
+}
+
+/*
+ * Out-of-range times are a per-event error, never a cast of a double that
+ * does not fit (undefined behaviour that used to yield INT64_MIN, accepted
+ * as the event's time), and a time before 1970 is refused however it is
+ * written.
+ */
+static void timestamps_out_of_range(void **state)
+{
+    int64_t t = 0;
+    (void)state;
+    static const char *const future[] = {"1e300", "1.7976931348623157e308", "9.3e18",
+                                         "9.3e21", "9223372036854775807"};
+    for (size_t i = 0; i < SG_ARRAY_SIZE(future); i++) {
+        const char *err = time_verdict(future[i], &t);
+        if (strcmp(err, "timestamp: in the future") != 0)
+            fail_msg("timestamp %s: wanted \"in the future\", got \"%s\" (t=%lld)", future[i], err,
+                     (long long)t);
+    }
+    static const char *const early[] = {"0", "-1", "-1e300", "0.5", "\"1969-12-31T23:59:59Z\"",
+                                        "\"1970-01-01T00:00:00Z\"", "\"0001-01-01T00:00:00Z\"",
+                                        "\"1970-01-01T00:30:00+01:00\""};
+    for (size_t i = 0; i < SG_ARRAY_SIZE(early); i++) {
+        const char *err = time_verdict(early[i], &t);
+        if (strcmp(err, "timestamp: must be after 1970-01-01T00:00:00Z") != 0)
+            fail_msg("timestamp %s: wanted a refusal, got \"%s\" (t=%lld)", early[i], err,
+                     (long long)t);
+    }
+    /* The first second after the epoch, and a millisecond time, still pass. */
+    assert_string_equal(time_verdict("\"1970-01-01T00:00:01Z\"", &t), "");
+    assert_int_equal(t, 1);
+    assert_string_equal(time_verdict("1", &t), "");
+    assert_int_equal(t, 1);
+    assert_string_equal(time_verdict("1763699000999.9", &t), "");
+    assert_int_equal(t, 1763699000);
+}
+
 int main(void)
 {
     sg_limits_default(&limits);
@@ -155,6 +208,7 @@ int main(void)
         cmocka_unit_test(click_id_precedence), cmocka_unit_test(body_ip_needs_trust),
         cmocka_unit_test(errors_name_the_field_not_the_value), cmocka_unit_test(query_param),
         cmocka_unit_test(identifiers_cannot_carry_personal_data),
+        cmocka_unit_test(timestamps_out_of_range),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sg_scrub_thread_release();

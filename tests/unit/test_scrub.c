@@ -284,6 +284,35 @@ static void percent_decoding(void **state)
     sg_buf_release(&b);
 }
 
+/*
+ * What config validation promises (max_field_bytes <= SG_SCRUB_MAX_TEXT): a
+ * field that long, made of the hits that grow text the most, is scrubbed and
+ * not refused. Twice as long is more than the scratch holds and is refused
+ * (-1: the event is not sent), never passed through.
+ */
+static void longest_allowed_field_is_scrubbed(void **state)
+{
+    struct sg_scrub_spec spec = {SG_DET_ALL, NULL};
+    struct sg_buf out;
+    unsigned hits;
+    (void)state;
+    size_t n = SG_SCRUB_MAX_TEXT / 4;
+    char *in = sg_xmalloc(2 * SG_SCRUB_MAX_TEXT + 1);
+    for (size_t i = 0; i < 2 * n; i++)
+        memcpy(in + 4 * i, "::1 ", 4);
+    in[4 * n] = '\0';
+    sg_buf_init(&out, 0);
+    assert_int_equal(sg_scrub_text(&spec, in, &out, &hits), 0);
+    assert_int_equal(hits, n);
+    assert_int_equal(out.len, n * 11);
+    assert_null(strstr(out.data, "::1"));
+    in[4 * n] = ':';
+    in[8 * n] = '\0';
+    assert_int_equal(sg_scrub_text(&spec, in, &out, &hits), -1);
+    sg_buf_release(&out);
+    free(in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -302,6 +331,7 @@ int main(void)
         cmocka_unit_test(scrubbing_reaches_a_fixed_point),
         cmocka_unit_test(corpus_rates),
         cmocka_unit_test(percent_decoding),
+        cmocka_unit_test(longest_allowed_field_is_scrubbed),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sg_scrub_thread_release();
