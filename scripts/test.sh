@@ -5,7 +5,8 @@
 #   2. a clang build under AddressSanitizer + UndefinedBehaviorSanitizer plus float-cast-overflow,
 #      implicit-conversion and the rest of SG_SANITIZERS (CMakeLists.txt says which and why),
 #      also -Werror, and every ctest test again; any finding aborts the program, so fails a test,
-#   3. a short libFuzzer smoke run of every fuzz target (SG_FUZZ_SECONDS, default 30).
+#   3. the same under gcc's ASan + UBSan (the two compilers' sanitizers catch different things),
+#   4. a short libFuzzer smoke run of every fuzz target (SG_FUZZ_SECONDS, default 30).
 # Each stage prints its duration; on the 2-core development machine the whole run takes about
 # 6 minutes with the default SG_FUZZ_SECONDS (measured: 342 s from empty build directories).
 set -euo pipefail
@@ -32,6 +33,13 @@ cmake --build build-san -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-san --output-on-failure
+
+stage "gcc ASan + UBSan build (-Werror), all tests"
+cmake -S . -B build-gcc-san -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DSG_WERROR=ON \
+    -DSG_SANITIZE=ON >/dev/null
+cmake --build build-gcc-san -j "$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-gcc-san --output-on-failure
 
 stage "fuzz smoke (${fuzz_seconds} s per target)"
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DSG_FUZZ=ON -DSG_TESTS=OFF -DSG_WERROR=ON \
