@@ -61,7 +61,7 @@ uint64_t sg_worker_oldest_epoch(const struct sg_worker *w);
  * when its site or destination is no longer configured (the entry is left as it was). */
 int sg_worker_restore(struct sg_worker *w, struct sg_spool_entry *e);
 /* Before start: the worker's spool, for recovery hand-out. Borrowed. From any thread, only
- * sg_spool_broken() may be asked of it (the admin's /healthz). */
+ * sg_spool_failing() may be asked of it (the admin's /healthz). */
 struct sg_spool *sg_worker_spool(struct sg_worker *w);
 /* Before start: run the admin listener on this worker's loop (freed when it stops). */
 void sg_worker_attach_admin(struct sg_worker *w, struct sg_admin *admin);
