@@ -71,7 +71,8 @@ static const char *const hdr_names[] = {NULL, "content-length", "transfer-encodi
 /* Past this many digits a length is larger than any limit: stop multiplying. */
 #define HUGE_LENGTH 1000000000000000ULL
 
-void sg_conn_scan_init(struct sg_conn_scan *s, size_t max_header, size_t max_body) {
+void sg_conn_scan_init(struct sg_conn_scan *s, size_t max_header, size_t max_body)
+{
     memset(s, 0, sizeof(*s));
     s->max_header = max_header;
     s->max_body = max_body;
@@ -79,18 +80,21 @@ void sg_conn_scan_init(struct sg_conn_scan *s, size_t max_header, size_t max_bod
 }
 
 /* RFC 9110 tchar. */
-static bool is_tchar(unsigned char c) {
+static bool is_tchar(unsigned char c)
+{
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
         return true;
     return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
 /* A control character that may not appear inside a line (HT may). */
-static bool is_ctl(unsigned char c) {
+static bool is_ctl(unsigned char c)
+{
     return (c < 0x20 && c != '\t') || c == 0x7f;
 }
 
-static int hexval(unsigned char c) {
+static int hexval(unsigned char c)
+{
     if (c >= '0' && c <= '9')
         return c - '0';
     if (c >= 'a' && c <= 'f')
@@ -100,12 +104,14 @@ static int hexval(unsigned char c) {
     return -1;
 }
 
-static unsigned char lower(unsigned char c) {
+static unsigned char lower(unsigned char c)
+{
     return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
 }
 
 /* The methods after which libevent reads a body (evhttp_method_may_have_body). */
-static bool method_has_body(const struct sg_conn_scan *s) {
+static bool method_has_body(const struct sg_conn_scan *s)
+{
     static const char *const m[] = {"POST", "PUT", "PATCH", "GET", "DELETE", "OPTIONS", "CONNECT"};
     for (size_t i = 0; i < SG_ARRAY_SIZE(m); i++)
         if (s->method_len == strlen(m[i]) && memcmp(s->method, m[i], s->method_len) == 0)
@@ -113,7 +119,8 @@ static bool method_has_body(const struct sg_conn_scan *s) {
     return false;
 }
 
-static bool request_is_http10(const struct sg_conn_scan *s) {
+static bool request_is_http10(const struct sg_conn_scan *s)
+{
     char last[8];
     if (s->line_len < 8)
         return false;
@@ -122,13 +129,15 @@ static bool request_is_http10(const struct sg_conn_scan *s) {
     return memcmp(last, "HTTP/1.0", 8) == 0;
 }
 
-static enum sg_conn_frame bad(struct sg_conn_scan *s, const char *why) {
+static enum sg_conn_frame bad(struct sg_conn_scan *s, const char *why)
+{
     s->why = why;
     return SG_FRAME_BAD;
 }
 
 /* A header line ended: act on the framing headers. */
-static enum sg_conn_frame end_header(struct sg_conn_scan *s) {
+static enum sg_conn_frame end_header(struct sg_conn_scan *s)
+{
     if (s->flags & F_TRAILER)
         return SG_FRAME_MORE;
     switch (s->hdr) {
@@ -164,7 +173,8 @@ static enum sg_conn_frame end_header(struct sg_conn_scan *s) {
 }
 
 /* The empty line after the headers: decide how the body is framed. */
-static enum sg_conn_frame end_head(struct sg_conn_scan *s) {
+static enum sg_conn_frame end_head(struct sg_conn_scan *s)
+{
     if (s->flags & F_TRAILER)
         return SG_FRAME_DONE;
     s->head_end = s->total;
@@ -197,7 +207,8 @@ static enum sg_conn_frame end_head(struct sg_conn_scan *s) {
 }
 
 /* Collect a Transfer-Encoding or Expect value: lower case, surrounding blanks trimmed. */
-static void collect(struct sg_conn_scan *s, unsigned char c) {
+static void collect(struct sg_conn_scan *s, unsigned char c)
+{
     if (c == ' ' || c == '\t') {
         if (s->value_len)
             s->flags |= F_SPACE;
@@ -217,7 +228,8 @@ static void collect(struct sg_conn_scan *s, unsigned char c) {
 }
 
 /* One byte of a Content-Length value: blanks, digits, blanks. */
-static enum sg_conn_frame cl_byte(struct sg_conn_scan *s, unsigned char c) {
+static enum sg_conn_frame cl_byte(struct sg_conn_scan *s, unsigned char c)
+{
     if (c == ' ' || c == '\t') {
         if (s->sub == 1)
             s->sub = 2;
@@ -234,7 +246,8 @@ static enum sg_conn_frame cl_byte(struct sg_conn_scan *s, unsigned char c) {
 }
 
 /* End of a chunk size line. */
-static enum sg_conn_frame end_chunk_size(struct sg_conn_scan *s) {
+static enum sg_conn_frame end_chunk_size(struct sg_conn_scan *s)
+{
     if (s->sub == 0)
         return bad(s, "malformed chunk size");
     if (s->num == 0) {
@@ -252,7 +265,8 @@ static enum sg_conn_frame end_chunk_size(struct sg_conn_scan *s) {
 }
 
 /* One byte at a line end (LF) in the current state. */
-static enum sg_conn_frame line_end(struct sg_conn_scan *s) {
+static enum sg_conn_frame line_end(struct sg_conn_scan *s)
+{
     enum sg_conn_frame r;
     switch (s->state) {
     case ST_START:
@@ -280,7 +294,8 @@ static enum sg_conn_frame line_end(struct sg_conn_scan *s) {
 }
 
 /* One byte that is not a line end. */
-static enum sg_conn_frame byte(struct sg_conn_scan *s, unsigned char c) {
+static enum sg_conn_frame byte(struct sg_conn_scan *s, unsigned char c)
+{
     switch (s->state) {
     case ST_START:
         s->state = ST_RL;
@@ -358,13 +373,14 @@ static enum sg_conn_frame byte(struct sg_conn_scan *s, unsigned char c) {
     }
 }
 
-static bool in_head(const struct sg_conn_scan *s) {
+static bool in_head(const struct sg_conn_scan *s)
+{
     return s->state == ST_START || s->state == ST_RL || s->state == ST_HL || s->state == ST_NAME ||
            s->state == ST_VALUE;
 }
 
-enum sg_conn_frame sg_conn_scan_feed(struct sg_conn_scan *s, const char *p, size_t n,
-                                     size_t *used) {
+enum sg_conn_frame sg_conn_scan_feed(struct sg_conn_scan *s, const char *p, size_t n, size_t *used)
+{
     const unsigned char *u = (const unsigned char *)p;
     size_t i = 0;
     enum sg_conn_frame r = SG_FRAME_MORE;
@@ -422,15 +438,18 @@ struct budget {
  */
 static struct budget clients = {0, SIZE_MAX};
 
-void sg_conn_set_client_limit(size_t max) {
+void sg_conn_set_client_limit(size_t max)
+{
     atomic_store(&clients.max, max);
 }
 
-size_t sg_conn_client_limit(void) {
+size_t sg_conn_client_limit(void)
+{
     return atomic_load(&clients.max);
 }
 
-size_t sg_conn_client_count(void) {
+size_t sg_conn_client_count(void)
+{
     return atomic_load(&clients.open);
 }
 
@@ -439,7 +458,8 @@ size_t sg_conn_client_count(void) {
 #define FD_PER_WORKER 16
 #define FD_PER_UPSTREAM 4
 
-size_t sg_conn_fd_reserve(const struct sg_config *cfg) {
+size_t sg_conn_fd_reserve(const struct sg_config *cfg)
+{
     size_t dests = 0;
     for (size_t s = 0; s < cfg->n_sites; s++)
         dests += cfg->sites[s].n_dests;
@@ -485,6 +505,7 @@ struct conn {
     uint64_t req_start; /* ms: its first byte (the accept, for the first request) */
     uint64_t idle_since;
     uint64_t close_at;
+    size_t discarded;          /* input dropped after an error */
     unsigned in_flight;        /* requests handed to evhttp and not yet answered */
     bool out_pending;          /* evhttp's reply is on its way to the socket */
     bool discard;              /* input is dropped: an error reply is due or written */
@@ -516,12 +537,20 @@ struct sg_conns {
     unsigned long n_deadline, n_refused, n_evicted, n_bad;
 };
 
-#define LINGER_MS 1000 /* an error reply gets this long to leave before the close */
+/*
+ * After an error reply the connection lingers, reading and dropping what the
+ * client still sends, so that the reply is not lost to a reset: for at most
+ * LINGER_MS, and at most DISCARD_MAX bytes (a client pushing a huge body is
+ * not read to its end).
+ */
+#define LINGER_MS 1000
+#define DISCARD_MAX (1024 * 1024)
 
 static const char *const kind_name[] = {"ingest", "admin"};
 
 /* Count what was cut off, and say so at most every 10 s (never any request content). */
-static void note(struct sg_conns *cs, unsigned long *counter) {
+static void note(struct sg_conns *cs, unsigned long *counter)
+{
     uint64_t now = sg_now_mono_ms();
     (*counter)++;
     if (counter == &cs->n_refused && (!cs->last_refusal || now - cs->last_refusal >= 10000)) {
@@ -539,13 +568,15 @@ static void note(struct sg_conns *cs, unsigned long *counter) {
     cs->n_deadline = cs->n_refused = cs->n_evicted = cs->n_bad = 0;
 }
 
-static void pool_unref(struct sg_conns *cs) {
+static void pool_unref(struct sg_conns *cs)
+{
     if (--cs->refs == 0)
         free(cs);
 }
 
 /* False once evhttp has freed the connection (its callbacks are cleared). */
-static bool alive(const struct conn *c) {
+static bool alive(const struct conn *c)
+{
     bufferevent_event_cb ecb = NULL;
     if (c->closed)
         return false;
@@ -553,11 +584,13 @@ static bool alive(const struct conn *c) {
     return ecb != NULL;
 }
 
-static bool busy(const struct conn *c) {
+static bool busy(const struct conn *c)
+{
     return c->in_flight > 0 || c->out_pending;
 }
 
-static void idle_remove(struct conn *c) {
+static void idle_remove(struct conn *c)
+{
     if (c->idle_listed) {
         TAILQ_REMOVE(&c->pool->idle, c, idle_link);
         c->idle_listed = false;
@@ -565,7 +598,8 @@ static void idle_remove(struct conn *c) {
 }
 
 /* Hand the connection back to evhttp to free, as its own timeout would. */
-static void close_now(struct conn *c) {
+static void close_now(struct conn *c)
+{
     if (!alive(c))
         return;
     c->closed = true;
@@ -574,7 +608,8 @@ static void close_now(struct conn *c) {
 }
 
 /* The deadline (monotonic ms) that applies now; 0 for none while evhttp is answering. */
-static uint64_t deadline(const struct conn *c) {
+static uint64_t deadline(const struct conn *c)
+{
     const struct limits *l = &c->pool->lim;
     if (c->closing)
         return c->close_at;
@@ -587,7 +622,8 @@ static uint64_t deadline(const struct conn *c) {
     return c->req_start + l->request_ms;
 }
 
-static void arm(struct conn *c) {
+static void arm(struct conn *c)
+{
     if (c->closed)
         return;
     uint64_t due = deadline(c);
@@ -604,7 +640,8 @@ static void arm(struct conn *c) {
  * Write the pending error reply on the socket (evhttp has nothing of this
  * request and is not answering another) and close once it is sent.
  */
-static void write_error(struct conn *c) {
+static void write_error(struct conn *c)
+{
     if (c->closing || !alive(c))
         return;
     idle_remove(c);
@@ -623,7 +660,8 @@ static void write_error(struct conn *c) {
 }
 
 /* Stop reading requests; answer with reply when evhttp is done with earlier ones. */
-static void fail(struct conn *c, const struct reply *reply) {
+static void fail(struct conn *c, const struct reply *reply)
+{
     c->discard = true;
     c->error = reply;
     if (!busy(c))
@@ -631,7 +669,8 @@ static void fail(struct conn *c, const struct reply *reply) {
 }
 
 /* The request at the front of src is complete: move it to evhttp (dst). */
-static void pass_request(struct conn *c, struct evbuffer *src, struct evbuffer *dst) {
+static void pass_request(struct conn *c, struct evbuffer *src, struct evbuffer *dst)
+{
     const struct sg_conn_scan *s = &c->scan;
     evbuffer_drain(src, s->lead);
     if (s->trailer_at) {
@@ -645,7 +684,8 @@ static void pass_request(struct conn *c, struct evbuffer *src, struct evbuffer *
 }
 
 /* Scan src from where the scanner stopped until it reports something. */
-static enum sg_conn_frame scan_more(struct conn *c, struct evbuffer *src) {
+static enum sg_conn_frame scan_more(struct conn *c, struct evbuffer *src)
+{
     struct evbuffer_iovec v[16];
     struct evbuffer_ptr at;
     for (;;) {
@@ -665,11 +705,23 @@ static enum sg_conn_frame scan_more(struct conn *c, struct evbuffer *src) {
     }
 }
 
-static void new_request(struct conn *c, uint64_t start) {
+static void new_request(struct conn *c, uint64_t start)
+{
     sg_conn_scan_init(&c->scan, c->pool->lim.max_header, c->pool->lim.max_body);
     c->phase = P_HEAD;
     c->req_start = start;
     idle_remove(c);
+}
+
+/* Drop input after an error; past DISCARD_MAX, close (from the timer, not from in here). */
+static void drop(struct conn *c, struct evbuffer *src)
+{
+    c->discarded += evbuffer_get_length(src);
+    evbuffer_drain(src, evbuffer_get_length(src));
+    if (c->discarded > DISCARD_MAX && c->closing && !c->closed) {
+        c->close_at = 0;
+        event_active(c->timer, EV_TIMEOUT, 0);
+    }
 }
 
 /*
@@ -679,14 +731,15 @@ static void new_request(struct conn *c, uint64_t start) {
  */
 static enum bufferevent_filter_result input_filter(struct evbuffer *src, struct evbuffer *dst,
                                                    ev_ssize_t limit,
-                                                   enum bufferevent_flush_mode mode, void *arg) {
+                                                   enum bufferevent_flush_mode mode, void *arg)
+{
     struct conn *c = arg;
     bool moved = false;
     SG_UNUSED(limit); /* evhttp sets no read watermark */
     SG_UNUSED(mode);
 
     if (c->discard || c->refused) {
-        evbuffer_drain(src, evbuffer_get_length(src));
+        drop(c, src);
         return BEV_NEED_MORE;
     }
     while (evbuffer_get_length(src) > c->scan.total && !c->discard) {
@@ -727,7 +780,7 @@ static enum bufferevent_filter_result input_filter(struct evbuffer *src, struct 
         break;
     }
     if (c->discard)
-        evbuffer_drain(src, evbuffer_get_length(src));
+        drop(c, src);
     arm(c);
     return moved ? BEV_OK : BEV_NEED_MORE;
 }
@@ -735,7 +788,8 @@ static enum bufferevent_filter_result input_filter(struct evbuffer *src, struct 
 /* evhttp's output is only ever moved by out_added_cb. */
 static enum bufferevent_filter_result output_filter(struct evbuffer *src, struct evbuffer *dst,
                                                     ev_ssize_t limit,
-                                                    enum bufferevent_flush_mode mode, void *arg) {
+                                                    enum bufferevent_flush_mode mode, void *arg)
+{
     SG_UNUSED(src);
     SG_UNUSED(dst);
     SG_UNUSED(limit);
@@ -745,7 +799,8 @@ static enum bufferevent_filter_result output_filter(struct evbuffer *src, struct
 }
 
 /* evhttp wrote to its output: straight on to the socket (see the file comment). */
-static void out_added_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg) {
+static void out_added_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
     struct conn *c = arg;
     if (!info->n_added || !evbuffer_get_length(buf))
         return;
@@ -753,18 +808,21 @@ static void out_added_cb(struct evbuffer *buf, const struct evbuffer_cb_info *in
     evbuffer_add_buffer(bufferevent_get_output(c->sock), buf);
 }
 
-static void sock_read_cb(struct bufferevent *sock, void *arg) {
+static void sock_read_cb(struct bufferevent *sock, void *arg)
+{
     struct conn *c = arg;
     c->sock_read(sock, c->sock_arg);
 }
 
-static void sock_event_cb(struct bufferevent *sock, short what, void *arg) {
+static void sock_event_cb(struct bufferevent *sock, short what, void *arg)
+{
     struct conn *c = arg;
     c->sock_event(sock, what, c->sock_arg);
 }
 
 /* The socket sent everything it had. */
-static void sock_write_cb(struct bufferevent *sock, void *arg) {
+static void sock_write_cb(struct bufferevent *sock, void *arg)
+{
     struct conn *c = arg;
     c->sock_write(sock, c->sock_arg);
     if (evbuffer_get_length(bufferevent_get_output(sock)) || c->closed)
@@ -801,7 +859,8 @@ static void sock_write_cb(struct bufferevent *sock, void *arg) {
     arm(c);
 }
 
-static void timer_cb(evutil_socket_t fd, short what, void *arg) {
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
     struct conn *c = arg;
     SG_UNUSED(fd);
     SG_UNUSED(what);
@@ -815,9 +874,17 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg) {
         write_error(c);
         return;
     }
-    if (c->evict || c->closing) {
+    if (c->closing) {
         close_now(c);
         return;
+    }
+    if (c->evict) {
+        /* Chosen to make room; unless a request arrived since, which then goes on. */
+        c->evict = false;
+        if (c->phase == P_IDLE && !busy(c)) {
+            close_now(c);
+            return;
+        }
     }
     uint64_t due = deadline(c);
     if (!due)
@@ -837,7 +904,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg) {
         fail(c, &reply_timeout);
 }
 
-static void free_conn_cb(void *arg) {
+static void free_conn_cb(void *arg)
+{
     struct conn *c = arg;
     struct sg_conns *cs = c->pool;
     idle_remove(c);
@@ -854,7 +922,8 @@ static void free_conn_cb(void *arg) {
 }
 
 /* Over the budget: close the oldest idle keep-alive connection, or refuse this one. */
-static void over_budget(struct sg_conns *cs, struct conn *c) {
+static void over_budget(struct sg_conns *cs, struct conn *c)
+{
     struct conn *old;
     while ((old = TAILQ_FIRST(&cs->idle)) != NULL) {
         idle_remove(old);
@@ -873,7 +942,8 @@ static void over_budget(struct sg_conns *cs, struct conn *c) {
 }
 
 /* evhttp accepted a connection: give it our bufferevent (evhttp sets its descriptor). */
-static struct bufferevent *bev_cb(struct event_base *base, void *arg) {
+static struct bufferevent *bev_cb(struct event_base *base, void *arg)
+{
     struct sg_conns *cs = arg;
     struct conn *c = sg_xcalloc(1, sizeof(*c));
     struct bufferevent *sock = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
@@ -909,7 +979,8 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg) {
     return bev;
 }
 
-void sg_conns_set_limits(struct sg_conns *cs, const struct sg_limits *lim) {
+void sg_conns_set_limits(struct sg_conns *cs, const struct sg_limits *lim)
+{
     cs->lim.max_header = lim->max_header_bytes;
     cs->lim.max_body = lim->max_body_bytes;
     cs->lim.header_ms = (uint64_t)lim->header_timeout_ms;
@@ -928,7 +999,8 @@ void sg_conns_set_limits(struct sg_conns *cs, const struct sg_limits *lim) {
 }
 
 struct sg_conns *sg_conns_new(struct evhttp *http, struct evconnlistener *listener,
-                              const struct sg_limits *lim, enum sg_conn_kind kind) {
+                              const struct sg_limits *lim, enum sg_conn_kind kind)
+{
     struct sg_conns *cs = sg_xcalloc(1, sizeof(*cs));
     cs->http = http;
     cs->listener = listener;
@@ -947,15 +1019,18 @@ struct sg_conns *sg_conns_new(struct evhttp *http, struct evconnlistener *listen
     return cs;
 }
 
-void sg_conns_forget_listener(struct sg_conns *cs) {
+void sg_conns_forget_listener(struct sg_conns *cs)
+{
     cs->listener = NULL;
 }
 
-size_t sg_conns_open(const struct sg_conns *cs) {
+size_t sg_conns_open(const struct sg_conns *cs)
+{
     return cs->open;
 }
 
-void sg_conns_free(struct sg_conns *cs) {
+void sg_conns_free(struct sg_conns *cs)
+{
     if (!cs)
         return;
     cs->http = NULL;

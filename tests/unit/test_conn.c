@@ -36,7 +36,8 @@ struct verdict {
 };
 
 /* Feed text in pieces of step bytes until the request ends or the text does. */
-static struct verdict feed(const char *text, size_t len, size_t step) {
+static struct verdict feed(const char *text, size_t len, size_t step)
+{
     struct verdict v = {SG_FRAME_MORE, 0, false, {0}};
     sg_conn_scan_init(&v.s, MAX_HEADER, MAX_BODY);
     while (v.consumed < len) {
@@ -55,7 +56,8 @@ static struct verdict feed(const char *text, size_t len, size_t step) {
 }
 
 /* The verdict on text, the same whatever the pieces it arrives in. */
-static struct verdict scan(const char *text, size_t len) {
+static struct verdict scan(const char *text, size_t len)
+{
     static const size_t steps[] = {1, 2, 3, 7, 64, 100000};
     struct verdict first = feed(text, len, steps[0]);
     for (size_t i = 1; i < SG_ARRAY_SIZE(steps); i++) {
@@ -70,7 +72,8 @@ static struct verdict scan(const char *text, size_t len) {
 
 #define SCAN(lit) scan(lit, sizeof(lit) - 1)
 
-static void expect_bad(const char *text, const char *why) {
+static void expect_bad(const char *text, const char *why)
+{
     struct verdict v = scan(text, strlen(text));
     if (v.r != SG_FRAME_BAD)
         fail_msg("wanted 400 (%s), got %d for: %s", why, v.r, text);
@@ -78,7 +81,8 @@ static void expect_bad(const char *text, const char *why) {
         fail_msg("wanted \"%s\", got \"%s\" for: %s", why, v.s.why ? v.s.why : "", text);
 }
 
-static void content_length_request(void **state) {
+static void content_length_request(void **state)
+{
     (void)state;
     struct verdict v =
         SCAN("POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
@@ -103,7 +107,8 @@ static void content_length_request(void **state) {
     assert_int_equal(v.r, SG_FRAME_DONE);
 }
 
-static void pipelined_and_leading_blank_lines(void **state) {
+static void pipelined_and_leading_blank_lines(void **state)
+{
     (void)state;
     const char two[] = "POST /a HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET /b HTTP/1.1\r\n\r\n";
     struct verdict v = SCAN(two);
@@ -116,7 +121,8 @@ static void pipelined_and_leading_blank_lines(void **state) {
     assert_int_equal(v.s.lead, 3);
 }
 
-static void content_length_ambiguity_is_400(void **state) {
+static void content_length_ambiguity_is_400(void **state)
+{
     (void)state;
     expect_bad("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
                "conflicting Content-Length");
@@ -133,7 +139,8 @@ static void content_length_ambiguity_is_400(void **state) {
     expect_bad("FROB / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", "method that takes none");
 }
 
-static void transfer_encoding_ambiguity_is_400(void **state) {
+static void transfer_encoding_ambiguity_is_400(void **state)
+{
     (void)state;
     expect_bad("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
                "3\r\nabc\r\n0\r\n\r\n",
@@ -148,7 +155,8 @@ static void transfer_encoding_ambiguity_is_400(void **state) {
     expect_bad("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "HTTP/1.0");
 }
 
-static void chunked_bodies(void **state) {
+static void chunked_bodies(void **state)
+{
     (void)state;
     const char ok[] = "POST / HTTP/1.1\r\nTransfer-Encoding:  Chunked \r\n\r\n"
                       "3\r\nabc\r\nA\r\n0123456789\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT";
@@ -182,7 +190,8 @@ static void chunked_bodies(void **state) {
                "invalid header name");
 }
 
-static void bytes_that_split_parsers(void **state) {
+static void bytes_that_split_parsers(void **state)
+{
     (void)state;
     static const char nul[] = "POST / HTTP/1.1\r\nContent-Length: 5\0 7\r\n\r\nhello";
     struct verdict v = scan(nul, sizeof(nul) - 1);
@@ -195,7 +204,8 @@ static void bytes_that_split_parsers(void **state) {
     expect_bad("POST / HTTP/1.1\r\nX-A\n\n", "line break inside a header name");
 }
 
-static void limits(void **state) {
+static void limits(void **state)
+{
     (void)state;
     struct verdict v = SCAN("POST / HTTP/1.1\r\nContent-Length: 101\r\n\r\n");
     assert_int_equal(v.r, SG_FRAME_BODY_TOO_LARGE);
@@ -233,7 +243,8 @@ static void limits(void **state) {
     free(many);
 }
 
-static void expect_continue_is_seen(void **state) {
+static void expect_continue_is_seen(void **state)
+{
     (void)state;
     struct verdict v =
         SCAN("POST / HTTP/1.1\r\nExpect:  100-Continue\r\nContent-Length: 2\r\n\r\n");
@@ -251,7 +262,8 @@ static void expect_continue_is_seen(void **state) {
     "\"destinations\":[{\"type\":\"tiktok\",\"pixel_code\":\"P1\",\"access_token_env\":"           \
     "\"SGT_TOKEN\"}]}"
 
-static struct sg_config *load(const char *limits, char **log) {
+static struct sg_config *load(const char *limits, char **log)
+{
     char *text = sg_xasprintf("{\"sites\":[" SITE_OK "]%s%s}", limits ? ",\"limits\":" : "",
                               limits ? limits : "");
     char *path = sg_write_temp(".json", text);
@@ -266,7 +278,8 @@ static struct sg_config *load(const char *limits, char **log) {
     return cfg;
 }
 
-static void config_keys(void **state) {
+static void config_keys(void **state)
+{
     char *log;
     (void)state;
     struct sg_config *cfg = load(NULL, &log);
@@ -296,7 +309,8 @@ static void config_keys(void **state) {
 
 /* ---- the descriptor reserve ---- */
 
-static void reserve_follows_the_config(void **state) {
+static void reserve_follows_the_config(void **state)
+{
     (void)state;
     struct sg_site sites[2];
     struct sg_config cfg;
@@ -329,7 +343,8 @@ struct live {
     char last_body[256];
 };
 
-static void handler(struct evhttp_request *req, void *arg) {
+static void handler(struct evhttp_request *req, void *arg)
+{
     struct live *L = arg;
     struct evbuffer *in = evhttp_request_get_input_buffer(req), *out = evbuffer_new();
     size_t n = evbuffer_get_length(in);
@@ -347,7 +362,8 @@ static void handler(struct evhttp_request *req, void *arg) {
     evbuffer_free(out);
 }
 
-static void live_start(struct live *L) {
+static void live_start(struct live *L)
+{
     L->base = event_base_new();
     L->http = evhttp_new(L->base);
     assert_non_null(L->http);
@@ -361,7 +377,8 @@ static void live_start(struct live *L) {
     L->conns = sg_conns_new(L->http, evhttp_bound_socket_get_listener(b), &L->lim, SG_CONN_INGEST);
 }
 
-static int live_setup(void **state) {
+static int live_setup(void **state)
+{
     struct live *L = sg_xcalloc(1, sizeof(*L));
     sg_limits_default(&L->lim);
     L->lim.header_timeout_ms = 300;
@@ -373,7 +390,8 @@ static int live_setup(void **state) {
     return 0;
 }
 
-static int live_teardown(void **state) {
+static int live_teardown(void **state)
+{
     struct live *L = *state;
     if (L->http)
         evhttp_free(L->http);
@@ -386,7 +404,8 @@ static int live_teardown(void **state) {
     return 0;
 }
 
-static int dial(struct live *L) {
+static int dial(struct live *L)
+{
     struct sockaddr_in sa = {0};
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)L->port);
@@ -399,7 +418,8 @@ static int dial(struct live *L) {
     return fd;
 }
 
-static void say(int fd, const char *s) {
+static void say(int fd, const char *s)
+{
     assert_int_equal(send(fd, s, strlen(s), MSG_NOSIGNAL), (ssize_t)strlen(s));
 }
 
@@ -414,7 +434,8 @@ struct reply {
  * Run the loop until fd has received `want` (a substring) or EOF, or ms pass.
  * Polling with a bound: the loop and the client share this thread.
  */
-static struct reply wait_for(struct live *L, int fd, const char *want, int ms) {
+static struct reply wait_for(struct live *L, int fd, const char *want, int ms)
+{
     struct reply r = {sg_xcalloc(1, 1), 0, false, 0};
     uint64_t start = sg_now_mono_ms();
     while (sg_now_mono_ms() - start < (uint64_t)ms) {
@@ -439,8 +460,29 @@ static struct reply wait_for(struct live *L, int fd, const char *want, int ms) {
     return r;
 }
 
+/*
+ * Send p one byte every 20 ms while running the loop, until sent or the
+ * connection ends; then wait up to 2 s for the end. Everything received.
+ */
+static struct reply trickle(struct live *L, int fd, const char *p, size_t n)
+{
+    struct reply all = {sg_xcalloc(1, 1), 0, false, 0};
+    for (size_t i = 0; i <= n && !all.eof; i++) {
+        if (i < n && send(fd, p + i, 1, MSG_NOSIGNAL) != 1)
+            i = n;
+        struct reply r = wait_for(L, fd, NULL, i < n ? 20 : 2000);
+        all.data = sg_xrealloc(all.data, all.len + r.len + 1);
+        memcpy(all.data + all.len, r.data, r.len + 1);
+        all.len += r.len;
+        all.eof = r.eof;
+        free(r.data);
+    }
+    return all;
+}
+
 /* Run the loop for ms (for things that must not happen). */
-static void spin(struct live *L, int ms) {
+static void spin(struct live *L, int ms)
+{
     uint64_t start = sg_now_mono_ms();
     while (sg_now_mono_ms() - start < (uint64_t)ms) {
         event_base_loop(L->base, EVLOOP_NONBLOCK);
@@ -448,14 +490,16 @@ static void spin(struct live *L, int ms) {
     }
 }
 
-static int count(const char *hay, const char *needle) {
+static int count(const char *hay, const char *needle)
+{
     int n = 0;
     for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
         n++;
     return n;
 }
 
-static void serves_whole_requests(void **state) {
+static void serves_whole_requests(void **state)
+{
     struct live *L = *state;
     live_start(L);
     int fd = dial(L);
@@ -483,7 +527,8 @@ static void serves_whole_requests(void **state) {
     assert_int_equal(L->handled, 4);
 }
 
-static void chunked_trailer_is_dropped(void **state) {
+static void chunked_trailer_is_dropped(void **state)
+{
     struct live *L = *state;
     live_start(L);
     int fd = dial(L);
@@ -496,7 +541,8 @@ static void chunked_trailer_is_dropped(void **state) {
     close(fd);
 }
 
-static void expect_continue(void **state) {
+static void expect_continue(void **state)
+{
     struct live *L = *state;
     live_start(L);
     int fd = dial(L);
@@ -512,7 +558,8 @@ static void expect_continue(void **state) {
     close(fd);
 }
 
-static void bad_framing_is_400_and_never_reaches_evhttp(void **state) {
+static void bad_framing_is_400_and_never_reaches_evhttp(void **state)
+{
     struct live *L = *state;
     live_start(L);
     int fd = dial(L);
@@ -555,7 +602,8 @@ static void bad_framing_is_400_and_never_reaches_evhttp(void **state) {
     assert_int_equal(L->handled, 1);
 }
 
-static void deadlines_are_totals(void **state) {
+static void deadlines_are_totals(void **state)
+{
     struct live *L = *state;
     live_start(L);
 
@@ -563,18 +611,7 @@ static void deadlines_are_totals(void **state) {
     int fd = dial(L);
     uint64_t start = sg_now_mono_ms();
     const char *head = "POST /x HTTP/1.1\r\nHost: a\r\nX-Slow: abcdefghijklmnopqrstuvwxyz";
-    struct reply r = {NULL, 0, false, 0};
-    for (size_t i = 0; i < strlen(head) && !r.eof; i++) {
-        free(r.data);
-        char one[2] = {head[i], 0};
-        if (send(fd, one, 1, MSG_NOSIGNAL) != 1)
-            break;
-        r = wait_for(L, fd, NULL, 20);
-    }
-    if (!r.eof) {
-        free(r.data);
-        r = wait_for(L, fd, NULL, 2000);
-    }
+    struct reply r = trickle(L, fd, head, strlen(head));
     uint64_t took = sg_now_mono_ms() - start;
     assert_true(r.eof);
     assert_in_range(took, 280, 900);
@@ -586,21 +623,13 @@ static void deadlines_are_totals(void **state) {
     fd = dial(L);
     start = sg_now_mono_ms();
     say(fd, "POST /x HTTP/1.1\r\nContent-Length: 100\r\n\r\n");
-    r.eof = false;
-    r.data = NULL;
-    for (int i = 0; i < 100 && !r.eof; i++) {
-        free(r.data);
-        if (send(fd, "x", 1, MSG_NOSIGNAL) != 1)
-            break;
-        r = wait_for(L, fd, NULL, 20);
-    }
-    if (!r.eof) {
-        free(r.data);
-        r = wait_for(L, fd, NULL, 2000);
-    }
+    char body[100];
+    memset(body, 'x', sizeof(body));
+    r = trickle(L, fd, body, sizeof(body));
     took = sg_now_mono_ms() - start;
     assert_true(r.eof);
     assert_in_range(took, 580, 1300);
+    assert_non_null(strstr(r.data, "HTTP/1.1 408 Request Timeout"));
     free(r.data);
     close(fd);
 
@@ -627,7 +656,8 @@ static void deadlines_are_totals(void **state) {
     assert_int_equal(L->handled, 1);
 }
 
-static void budget_refuses_or_makes_room(void **state) {
+static void budget_refuses_or_makes_room(void **state)
+{
     struct live *L = *state;
     sg_conn_set_client_limit(2);
     L->lim.header_timeout_ms = 10000;
@@ -688,7 +718,8 @@ static void budget_refuses_or_makes_room(void **state) {
     assert_int_equal(sg_conns_open(L->conns), 0);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(content_length_request),
         cmocka_unit_test(pipelined_and_leading_blank_lines),
