@@ -453,9 +453,18 @@ size_t sg_conn_client_count(void)
     return atomic_load(&clients.open);
 }
 
-/* Fixed part of the reserve; per worker; per upstream slot (socket, resolver pair, cached). */
+/*
+ * The reserve (docs/OPERATIONS.md): a fixed margin; per loop its epoll and
+ * wake-up descriptors, listener, spool segments and sync thread; per server
+ * (each worker's ingest, the admin listener) the clients past its budget on
+ * their way out: one refused or evicted at a time plus up to
+ * REFUSED_LINGER_MAX refused ones lingering; per upstream request in flight
+ * its socket, the resolver's socket pair and a cached connection.
+ */
+#define REFUSED_LINGER_MAX 8
 #define FD_MARGIN 64
-#define FD_PER_WORKER 16
+#define FD_PER_LOOP 8
+#define FD_LEAVING (1 + REFUSED_LINGER_MAX)
 #define FD_PER_UPSTREAM 4
 
 size_t sg_conn_fd_reserve(const struct sg_config *cfg)
@@ -464,9 +473,9 @@ size_t sg_conn_fd_reserve(const struct sg_config *cfg)
     for (size_t s = 0; s < cfg->n_sites; s++)
         dests += cfg->sites[s].n_dests;
     size_t workers = cfg->workers > 0 ? (size_t)cfg->workers : 1;
-    return FD_MARGIN +
-           workers * (FD_PER_WORKER + dests * cfg->limits.max_inflight * FD_PER_UPSTREAM) +
-           SG_CONN_ADMIN_MAX + 1;
+    size_t upstream = dests * cfg->limits.max_inflight * FD_PER_UPSTREAM;
+    return FD_MARGIN + workers * (FD_PER_LOOP + FD_LEAVING + upstream) +
+           (SG_CONN_ADMIN_MAX + 1 + FD_LEAVING);
 }
 
 /* ---- connections ---- */
@@ -514,6 +523,8 @@ struct conn {
     bool closing;              /* the error reply is written: close once it is sent */
     bool refused;              /* over the budget: answered 503 */
     bool evict;                /* idle and chosen to make room */
+    bool pausing;              /* refused or evicted, not yet gone: accept is paused for it */
+    bool lingering;            /* refused, reply sent, reading what the client still sends */
     bool closed;               /* handed back to evhttp to free */
 };
 
@@ -532,7 +543,8 @@ struct sg_conns {
     TAILQ_HEAD(, conn) idle; /* idle keep-alive connections, oldest first */
     size_t open;
     int refs;     /* the owner's and one per connection */
-    int refusing; /* refused connections still open: accept is paused */
+    int pausing;   /* connections refused or evicted and not yet gone: accept is paused */
+    int lingering; /* refused connections lingering after their 503 */
     uint64_t last_note, last_refusal;
     unsigned long n_deadline, n_refused, n_evicted, n_bad;
 };
@@ -544,6 +556,7 @@ struct sg_conns {
  * not read to its end).
  */
 #define LINGER_MS 1000
+#define REFUSED_LINGER_MS 200
 #define DISCARD_MAX (1024 * 1024)
 
 static const char *const kind_name[] = {"ingest", "admin"};
@@ -572,6 +585,27 @@ static void pool_unref(struct sg_conns *cs)
 {
     if (--cs->refs == 0)
         free(cs);
+}
+
+/*
+ * While a connection accepted past the budget (refused, or the idle one
+ * closed for it) still holds its descriptor, accept stops: libevent's accept
+ * loop checks between connections, so a burst waits in the kernel backlog.
+ */
+static void pause_accept(struct sg_conns *cs, struct conn *c)
+{
+    c->pausing = true;
+    if (cs->pausing++ == 0 && cs->listener)
+        evconnlistener_disable(cs->listener);
+}
+
+static void resume_accept(struct sg_conns *cs, struct conn *c)
+{
+    if (!c->pausing)
+        return;
+    c->pausing = false;
+    if (--cs->pausing == 0 && cs->listener)
+        evconnlistener_enable(cs->listener);
 }
 
 /* False once evhttp has freed the connection (its callbacks are cleared). */
@@ -827,16 +861,26 @@ static void sock_write_cb(struct bufferevent *sock, void *arg)
     c->sock_write(sock, c->sock_arg);
     if (evbuffer_get_length(bufferevent_get_output(sock)) || c->closed)
         return;
-    if (c->closing && c->refused) {
-        close_now(c); /* a refused client sent little or nothing: no need to linger */
-        return;
-    }
     if (c->closing) {
         /* The reply is out: a FIN after it, so a client still sending sees it before the
-         * close; what it sends meanwhile is read and dropped until then. */
+         * close; what it sends meanwhile is read and dropped until then. A refused client
+         * lingers briefly: its listener stays paused meanwhile. */
         evutil_socket_t fd = bufferevent_getfd(sock);
         if (fd >= 0)
             shutdown(fd, SHUT_WR);
+        if (c->refused && !c->lingering) {
+            /* The 503 is out: accept again. A few refused clients linger so that theirs
+             * reaches them, not a reset; the rest, and hostile ones, are closed at once. */
+            resume_accept(c->pool, c);
+            if (c->pool->lingering >= REFUSED_LINGER_MAX) {
+                close_now(c);
+                return;
+            }
+            c->lingering = true;
+            c->pool->lingering++;
+            c->close_at = sg_now_mono_ms() + REFUSED_LINGER_MS;
+            arm(c);
+        }
         return;
     }
     if (!c->out_pending)
@@ -885,6 +929,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
             close_now(c);
             return;
         }
+        resume_accept(c->pool, c);
     }
     uint64_t due = deadline(c);
     if (!due)
@@ -915,8 +960,9 @@ static void free_conn_cb(void *arg)
         event_free(c->timer);
     atomic_fetch_sub(&cs->budget->open, 1);
     cs->open--;
-    if (c->refused && --cs->refusing == 0 && cs->listener)
-        evconnlistener_enable(cs->listener);
+    resume_accept(cs, c);
+    if (c->lingering)
+        cs->lingering--;
     free(c);
     pool_unref(cs);
 }
@@ -930,13 +976,13 @@ static void over_budget(struct sg_conns *cs, struct conn *c)
         if (!alive(old) || busy(old))
             continue;
         old->evict = true;
+        pause_accept(cs, old);
         event_active(old->timer, EV_TIMEOUT, 0);
         note(cs, &cs->n_evicted);
         return;
     }
     c->refused = true;
-    if (cs->refusing++ == 0 && cs->listener)
-        evconnlistener_disable(cs->listener); /* the rest wait in the backlog, no descriptor */
+    pause_accept(cs, c);
     event_active(c->timer, EV_TIMEOUT, 0);
     note(cs, &cs->n_refused);
 }

@@ -111,10 +111,11 @@ size_t sg_conn_client_count(void);
 /*
  * Descriptors the process needs besides client connections: a fixed margin
  * (stdio, lock file, sync log, dead letter, config and rule files, resolver),
- * per worker its loop, notification pipe, listener, spool files, sync thread
- * and curl's own descriptors, per worker and destination max_inflight
- * upstream connections with their resolver sockets, and the admin listener
- * with SG_CONN_ADMIN_MAX connections. docs/OPERATIONS.md has the formula.
+ * per worker its loop, wake-up pipes, listener, spool files and sync thread,
+ * per worker and destination max_inflight upstream connections with their
+ * resolver sockets, the admin listener with SG_CONN_ADMIN_MAX connections,
+ * and per server the few clients past its budget on their way out.
+ * docs/OPERATIONS.md has the formula.
  */
 size_t sg_conn_fd_reserve(const struct sg_config *cfg);
 

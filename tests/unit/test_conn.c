@@ -323,12 +323,13 @@ static void reserve_follows_the_config(void **state)
     sites[1].n_dests = 2;
     cfg.workers = 2;
     size_t base = sg_conn_fd_reserve(&cfg);
-    /* 3 destinations x 4 in flight x 4 descriptors, per worker */
-    assert_int_equal(base, 64 + 2 * (16 + 3 * 4 * 4) + SG_CONN_ADMIN_MAX + 1);
+    /* per worker: its loop (8), clients on their way out (9), 3 destinations x 4 in flight x 4;
+     * the admin listener, its connections and those on their way out */
+    assert_int_equal(base, 64 + 2 * (8 + 9 + 3 * 4 * 4) + SG_CONN_ADMIN_MAX + 1 + 9);
     cfg.workers = 4;
-    assert_int_equal(sg_conn_fd_reserve(&cfg) - base, 2 * (16 + 3 * 4 * 4));
+    assert_int_equal(sg_conn_fd_reserve(&cfg) - base, 2 * (8 + 9 + 3 * 4 * 4));
     cfg.limits.max_inflight = 8;
-    assert_int_equal(sg_conn_fd_reserve(&cfg), 64 + 4 * (16 + 3 * 8 * 4) + SG_CONN_ADMIN_MAX + 1);
+    assert_int_equal(sg_conn_fd_reserve(&cfg), 64 + 4 * (8 + 9 + 3 * 8 * 4) + SG_CONN_ADMIN_MAX + 1 + 9);
 }
 
 /* ---- a live server ---- */
