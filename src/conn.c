@@ -542,7 +542,7 @@ struct sg_conns {
     struct limits lim;
     TAILQ_HEAD(, conn) idle; /* idle keep-alive connections, oldest first */
     size_t open;
-    int refs;     /* the owner's and one per connection */
+    int refs;      /* the owner's and one per connection */
     int pausing;   /* connections refused or evicted and not yet gone: accept is paused */
     int lingering; /* refused connections lingering after their 503 */
     uint64_t last_note, last_refusal;
@@ -753,8 +753,8 @@ static void drop(struct conn *c, struct evbuffer *src)
     c->discarded += evbuffer_get_length(src);
     evbuffer_drain(src, evbuffer_get_length(src));
     if (c->discarded > DISCARD_MAX && c->closing && !c->closed) {
-        c->close_at = 0;
-        event_active(c->timer, EV_TIMEOUT, 0);
+        c->close_at = sg_now_mono_ms();
+        arm(c);
     }
 }
 
@@ -763,9 +763,9 @@ static void drop(struct conn *c, struct evbuffer *src)
  * evhttp's). Whole requests go through; a partial one stays in src, where
  * the scanner resumes when more arrives.
  */
-static enum bufferevent_filter_result input_filter(struct evbuffer *src, struct evbuffer *dst,
-                                                   ev_ssize_t limit,
-                                                   enum bufferevent_flush_mode mode, void *arg)
+static enum bufferevent_filter_result input_filter_cb(struct evbuffer *src, struct evbuffer *dst,
+                                                      ev_ssize_t limit,
+                                                      enum bufferevent_flush_mode mode, void *arg)
 {
     struct conn *c = arg;
     bool moved = false;
@@ -820,9 +820,9 @@ static enum bufferevent_filter_result input_filter(struct evbuffer *src, struct 
 }
 
 /* evhttp's output is only ever moved by out_added_cb. */
-static enum bufferevent_filter_result output_filter(struct evbuffer *src, struct evbuffer *dst,
-                                                    ev_ssize_t limit,
-                                                    enum bufferevent_flush_mode mode, void *arg)
+static enum bufferevent_filter_result output_filter_cb(struct evbuffer *src, struct evbuffer *dst,
+                                                       ev_ssize_t limit,
+                                                       enum bufferevent_flush_mode mode, void *arg)
 {
     SG_UNUSED(src);
     SG_UNUSED(dst);
@@ -996,7 +996,7 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg)
     struct bufferevent *bev = NULL;
     c->timer = evtimer_new(base, timer_cb, c);
     if (sock && c->timer)
-        bev = bufferevent_filter_new(sock, input_filter, output_filter, BEV_OPT_CLOSE_ON_FREE,
+        bev = bufferevent_filter_new(sock, input_filter_cb, output_filter_cb, BEV_OPT_CLOSE_ON_FREE,
                                      free_conn_cb, c);
     if (!bev) {
         /* evhttp then makes a plain bufferevent: this connection goes uncounted */

@@ -329,7 +329,8 @@ static void reserve_follows_the_config(void **state)
     cfg.workers = 4;
     assert_int_equal(sg_conn_fd_reserve(&cfg) - base, 2 * (8 + 9 + 3 * 4 * 4));
     cfg.limits.max_inflight = 8;
-    assert_int_equal(sg_conn_fd_reserve(&cfg), 64 + 4 * (8 + 9 + 3 * 8 * 4) + SG_CONN_ADMIN_MAX + 1 + 9);
+    assert_int_equal(sg_conn_fd_reserve(&cfg),
+                     64 + 4 * (8 + 9 + 3 * 8 * 4) + SG_CONN_ADMIN_MAX + 1 + 9);
 }
 
 /* ---- a live server ---- */
@@ -603,6 +604,42 @@ static void bad_framing_is_400_and_never_reaches_evhttp(void **state)
     assert_int_equal(L->handled, 1);
 }
 
+static void a_refused_body_is_not_read_to_its_end(void **state)
+{
+    struct live *L = *state;
+    live_start(L);
+    int fd = dial(L);
+    say(fd, "POST /x HTTP/1.1\r\nContent-Length: 100000000\r\n\r\n");
+    static char block[65536];
+    memset(block, 'a', sizeof(block));
+    size_t sent = 0;
+    bool closed = false;
+    struct reply all = {sg_xcalloc(1, 1), 0, false, 0};
+    uint64_t start = sg_now_mono_ms();
+    /* Push as fast as the proxy reads until sending fails: the end of the reply (a FIN) is
+     * not the close; the proxy goes on reading and dropping for a while. */
+    while (!closed && sent < 64u << 20 && sg_now_mono_ms() - start < 5000) {
+        ssize_t n = send(fd, block, sizeof(block), MSG_NOSIGNAL);
+        if (n > 0)
+            sent += (size_t)n;
+        else if (errno != EAGAIN && errno != EWOULDBLOCK)
+            closed = true; /* reset: the proxy closed */
+        struct reply r = wait_for(L, fd, NULL, 1);
+        all.data = sg_xrealloc(all.data, all.len + r.len + 1);
+        memcpy(all.data + all.len, r.data, r.len + 1);
+        all.len += r.len;
+        free(r.data);
+    }
+    /* Closed once 1 MiB was dropped after the reply, well before the 1 s linger ends. */
+    assert_true(closed);
+    assert_in_range(sg_now_mono_ms() - start, 0, 700);
+    assert_true(sent > 1u << 20);
+    assert_non_null(strstr(all.data, "HTTP/1.1 413 Payload Too Large\r\n"));
+    free(all.data);
+    close(fd);
+    assert_int_equal(L->handled, 0);
+}
+
 static void deadlines_are_totals(void **state)
 {
     struct live *L = *state;
@@ -736,6 +773,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(chunked_trailer_is_dropped, live_setup, live_teardown),
         cmocka_unit_test_setup_teardown(expect_continue, live_setup, live_teardown),
         cmocka_unit_test_setup_teardown(bad_framing_is_400_and_never_reaches_evhttp, live_setup,
+                                        live_teardown),
+        cmocka_unit_test_setup_teardown(a_refused_body_is_not_read_to_its_end, live_setup,
                                         live_teardown),
         cmocka_unit_test_setup_teardown(deadlines_are_totals, live_setup, live_teardown),
         cmocka_unit_test_setup_teardown(budget_refuses_or_makes_room, live_setup, live_teardown),
