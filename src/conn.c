@@ -514,6 +514,7 @@ struct conn {
     uint64_t req_start; /* ms: its first byte (the accept, for the first request) */
     uint64_t idle_since;
     uint64_t close_at;
+    uint64_t armed;            /* the deadline the timer is set for, 0 for none */
     size_t discarded;          /* input dropped after an error */
     unsigned in_flight;        /* requests handed to evhttp and not yet answered */
     bool out_pending;          /* evhttp's reply is on its way to the socket */
@@ -656,6 +657,12 @@ static uint64_t deadline(const struct conn *c)
     return c->req_start + l->request_ms;
 }
 
+/*
+ * Set the timer for deadline(). A timer already set for the same deadline is
+ * left alone: libevent takes an expired timer that is added again off its
+ * active list, so re-adding it on every read would let a client that sends
+ * a byte every loop turn put its deadline off for ever.
+ */
 static void arm(struct conn *c)
 {
     if (c->closed)
@@ -663,8 +670,12 @@ static void arm(struct conn *c)
     uint64_t due = deadline(c);
     if (!due) {
         event_del(c->timer);
+        c->armed = 0;
         return;
     }
+    if (due == c->armed && event_pending(c->timer, EV_TIMEOUT, NULL))
+        return;
+    c->armed = due;
     uint64_t now = sg_now_mono_ms(), left = due > now ? due - now : 0;
     struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
     evtimer_add(c->timer, &tv);
@@ -752,8 +763,9 @@ static void drop(struct conn *c, struct evbuffer *src)
 {
     c->discarded += evbuffer_get_length(src);
     evbuffer_drain(src, evbuffer_get_length(src));
-    if (c->discarded > DISCARD_MAX && c->closing && !c->closed) {
-        c->close_at = sg_now_mono_ms();
+    uint64_t now = sg_now_mono_ms();
+    if (c->discarded > DISCARD_MAX && c->closing && !c->closed && c->close_at > now) {
+        c->close_at = now;
         arm(c);
     }
 }

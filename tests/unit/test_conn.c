@@ -15,6 +15,8 @@
 #include <event2/http.h>
 #include <event2/listener.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -416,7 +418,6 @@ static int dial(struct live *L)
     assert_true(fd >= 0);
     /* The kernel completes the handshake from the backlog; the loop accepts later. */
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    fcntl(fd, F_SETFL, O_NONBLOCK);
     return fd;
 }
 
@@ -443,7 +444,7 @@ static struct reply wait_for(struct live *L, int fd, const char *want, int ms)
     while (sg_now_mono_ms() - start < (uint64_t)ms) {
         event_base_loop(L->base, EVLOOP_NONBLOCK);
         char buf[65536];
-        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
         if (n > 0) {
             r.data = sg_xrealloc(r.data, r.len + (size_t)n + 1);
             memcpy(r.data + r.len, buf, (size_t)n);
@@ -463,22 +464,85 @@ static struct reply wait_for(struct live *L, int fd, const char *want, int ms)
 }
 
 /*
- * Send p one byte every 20 ms while running the loop, until sent or the
+ * Send p one byte every `every` ms while running the loop, until sent or the
  * connection ends; then wait up to 2 s for the end. Everything received.
  */
-static struct reply trickle(struct live *L, int fd, const char *p, size_t n)
+static struct reply trickle(struct live *L, int fd, const char *p, size_t n, int every)
 {
     struct reply all = {sg_xcalloc(1, 1), 0, false, 0};
     for (size_t i = 0; i <= n && !all.eof; i++) {
         if (i < n && send(fd, p + i, 1, MSG_NOSIGNAL) != 1)
             i = n;
-        struct reply r = wait_for(L, fd, NULL, i < n ? 20 : 2000);
+        struct reply r = wait_for(L, fd, NULL, i < n ? every : 2000);
         all.data = sg_xrealloc(all.data, all.len + r.len + 1);
         memcpy(all.data + all.len, r.data, r.len + 1);
         all.len += r.len;
         all.eof = r.eof;
         free(r.data);
     }
+    return all;
+}
+
+/*
+ * A client on its own thread that sends prefix, then fill bytes `chunk` at a
+ * time every `gap_us`, until sending fails (the proxy closed) or `ms` pass:
+ * unlike trickle(), its bytes arrive in (nearly) every turn of the loop.
+ */
+struct pusher {
+    int fd;
+    const char *prefix;
+    size_t chunk;
+    unsigned gap_us;
+    uint64_t ms;
+    size_t sent;
+    atomic_bool failed;         /* sending failed: the proxy closed the connection */
+    atomic_uint_least64_t took; /* until then, or until ms passed; 0 while sending */
+    uint64_t answered;          /* ms from the start to the proxy's first byte, 0 for none */
+    pthread_t thread;
+};
+
+static void *push_main(void *arg)
+{
+    struct pusher *p = arg;
+    static char fill[65536];
+    memset(fill, 'a', sizeof(fill));
+    uint64_t start = sg_now_mono_ms();
+    if (send(p->fd, p->prefix, strlen(p->prefix), MSG_NOSIGNAL) < 0)
+        p->failed = true;
+    while (!p->failed && sg_now_mono_ms() - start < p->ms) {
+        ssize_t n = send(p->fd, fill, SG_MIN(p->chunk, sizeof(fill)), MSG_NOSIGNAL);
+        if (n <= 0)
+            p->failed = true;
+        else
+            p->sent += (size_t)n;
+        if (p->gap_us)
+            usleep(p->gap_us);
+    }
+    p->took = sg_now_mono_ms() - start;
+    return NULL;
+}
+
+/* Run the loop while p pushes, until it is done; everything received. */
+static struct reply push(struct live *L, struct pusher *p)
+{
+    struct reply all = {sg_xcalloc(1, 1), 0, false, 0};
+    struct timeval tv = {1, 0};
+    setsockopt(p->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)); /* the loop must run meanwhile */
+    uint64_t start = sg_now_mono_ms();
+    assert_int_equal(pthread_create(&p->thread, NULL, push_main, p), 0);
+    for (;;) {
+        struct reply r = wait_for(L, p->fd, NULL, 5);
+        if (r.len && !p->answered)
+            p->answered = sg_now_mono_ms() - start;
+        all.data = sg_xrealloc(all.data, all.len + r.len + 1);
+        memcpy(all.data + all.len, r.data, r.len + 1);
+        all.len += r.len;
+        all.eof = all.eof || r.eof;
+        free(r.data);
+        if (p->took) /* the thread is done */
+            break;
+    }
+    pthread_join(p->thread, NULL);
     return all;
 }
 
@@ -609,33 +673,18 @@ static void a_refused_body_is_not_read_to_its_end(void **state)
     struct live *L = *state;
     live_start(L);
     int fd = dial(L);
-    say(fd, "POST /x HTTP/1.1\r\nContent-Length: 100000000\r\n\r\n");
-    static char block[65536];
-    memset(block, 'a', sizeof(block));
-    size_t sent = 0;
-    bool closed = false;
-    struct reply all = {sg_xcalloc(1, 1), 0, false, 0};
-    uint64_t start = sg_now_mono_ms();
-    /* Push as fast as the proxy reads until sending fails: the end of the reply (a FIN) is
-     * not the close; the proxy goes on reading and dropping for a while. */
-    while (!closed && sent < 64u << 20 && sg_now_mono_ms() - start < 5000) {
-        ssize_t n = send(fd, block, sizeof(block), MSG_NOSIGNAL);
-        if (n > 0)
-            sent += (size_t)n;
-        else if (errno != EAGAIN && errno != EWOULDBLOCK)
-            closed = true; /* reset: the proxy closed */
-        struct reply r = wait_for(L, fd, NULL, 1);
-        all.data = sg_xrealloc(all.data, all.len + r.len + 1);
-        memcpy(all.data + all.len, r.data, r.len + 1);
-        all.len += r.len;
-        free(r.data);
-    }
-    /* Closed once 1 MiB was dropped after the reply, well before the 1 s linger ends. */
-    assert_true(closed);
-    assert_in_range(sg_now_mono_ms() - start, 0, 700);
-    assert_true(sent > 1u << 20);
-    assert_non_null(strstr(all.data, "HTTP/1.1 413 Payload Too Large\r\n"));
-    free(all.data);
+    /* Pushed as fast as the proxy reads: closed once 1 MiB was dropped after the 413, well
+     * before the 1 s linger ends. */
+    struct pusher p = {.fd = fd,
+                       .prefix = "POST /x HTTP/1.1\r\nContent-Length: 100000000\r\n\r\n",
+                       .chunk = 65536,
+                       .ms = 5000};
+    struct reply r = push(L, &p);
+    assert_true(p.failed);
+    assert_in_range(p.took, 0, 700);
+    assert_true(p.sent > 1u << 20);
+    assert_non_null(strstr(r.data, "HTTP/1.1 413 Payload Too Large\r\n"));
+    free(r.data);
     close(fd);
     assert_int_equal(L->handled, 0);
 }
@@ -643,16 +692,29 @@ static void a_refused_body_is_not_read_to_its_end(void **state)
 static void deadlines_are_totals(void **state)
 {
     struct live *L = *state;
+    L->lim.max_header_bytes = 1 << 20;
     live_start(L);
 
     /* Headers trickled: cut at header_timeout_ms (300) however often bytes come. */
     int fd = dial(L);
     uint64_t start = sg_now_mono_ms();
     const char *head = "POST /x HTTP/1.1\r\nHost: a\r\nX-Slow: abcdefghijklmnopqrstuvwxyz";
-    struct reply r = trickle(L, fd, head, strlen(head));
+    struct reply r = trickle(L, fd, head, strlen(head), 20);
     uint64_t took = sg_now_mono_ms() - start;
     assert_true(r.eof);
     assert_in_range(took, 280, 900);
+    assert_non_null(strstr(r.data, "HTTP/1.1 408 Request Timeout"));
+    free(r.data);
+    close(fd);
+
+    /* Bytes in every turn of the loop do not put the deadline off either (a timer added
+     * again once due is taken off libevent's active list). */
+    fd = dial(L);
+    struct pusher fast = {
+        .fd = fd, .prefix = "GET /x HTTP/1.1\r\nX-Fast: ", .chunk = 1, .gap_us = 20, .ms = 3000};
+    r = push(L, &fast);
+    assert_true(fast.failed);
+    assert_in_range(fast.answered, 280, 600);
     assert_non_null(strstr(r.data, "HTTP/1.1 408 Request Timeout"));
     free(r.data);
     close(fd);
@@ -663,7 +725,7 @@ static void deadlines_are_totals(void **state)
     say(fd, "POST /x HTTP/1.1\r\nContent-Length: 100\r\n\r\n");
     char body[100];
     memset(body, 'x', sizeof(body));
-    r = trickle(L, fd, body, sizeof(body));
+    r = trickle(L, fd, body, sizeof(body), 20);
     took = sg_now_mono_ms() - start;
     assert_true(r.eof);
     assert_in_range(took, 580, 1300);
