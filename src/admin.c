@@ -10,6 +10,7 @@
  */
 #include "scrubgate/common.h"
 #include "scrubgate/admin.h"
+#include "scrubgate/conn.h"
 #include "scrubgate/forward.h"
 #include "scrubgate/log.h"
 #include "scrubgate/spool.h"
@@ -23,6 +24,7 @@
 
 struct sg_admin {
     struct evhttp *http;
+    struct sg_conns *conns;      /* owned: the same limits as ingest, its own budget */
     const struct sg_config *cfg; /* borrowed */
     struct sg_worker **workers;  /* borrowed */
     int n_workers;
@@ -207,12 +209,15 @@ int sg_admin_new(struct event_base *base, const struct sg_config *cfg, struct sg
     a->workers = workers;
     a->n_workers = n;
     a->http = evhttp_new(base);
-    if (!a->http || evhttp_bind_socket(a->http, host, (ev_uint16_t)port) < 0) {
+    struct evhttp_bound_socket *bound =
+        a->http ? evhttp_bind_socket_with_handle(a->http, host, (ev_uint16_t)port) : NULL;
+    if (!bound) {
         sg_admin_free(a);
         return sg_error("admin_listen %s: cannot bind", cfg->admin_listen);
     }
     evhttp_set_gencb(a->http, admin_cb, a);
-    evhttp_set_timeout(a->http, 10);
+    a->conns = sg_conns_new(a->http, evhttp_bound_socket_get_listener(bound), &cfg->limits,
+                            SG_CONN_ADMIN);
     sg_info("admin API on %s", cfg->admin_listen);
     *out = a;
     return 0;
@@ -221,6 +226,7 @@ int sg_admin_new(struct event_base *base, const struct sg_config *cfg, struct sg
 void sg_admin_set_config(struct sg_admin *a, const struct sg_config *cfg)
 {
     a->cfg = cfg;
+    sg_conns_set_limits(a->conns, &cfg->limits);
 }
 
 void sg_admin_free(struct sg_admin *a)
@@ -229,5 +235,6 @@ void sg_admin_free(struct sg_admin *a)
         return;
     if (a->http)
         evhttp_free(a->http);
+    sg_conns_free(a->conns);
     free(a);
 }

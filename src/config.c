@@ -34,6 +34,8 @@ void sg_limits_default(struct sg_limits *l)
     l->max_events_per_request = 100;
     l->max_field_bytes = 4096;
     l->request_timeout_ms = 10000;
+    l->header_timeout_ms = 5000;
+    l->keepalive_timeout_ms = 30000;
     l->queue_max_events = 100000;
     l->flush_interval_ms = 250;
     l->batch_max_events = 1000;
@@ -508,7 +510,8 @@ static int load_limits(struct loader *L, json_t *o, struct sg_limits *l)
         "request_timeout_ms", "queue_max_events", "flush_interval_ms",      "batch_max_events",
         "upstream_timeout_ms", "max_inflight",    "max_response_bytes",     "shutdown_timeout_ms",
         "max_connections",     "spool_segment_bytes", "spool_max_bytes", "retry_base_ms",
-        "retry_cap_ms",        "retry_give_up_s",     "auth_probe_ms",   NULL};
+        "retry_cap_ms",        "retry_give_up_s",     "auth_probe_ms",   "header_timeout_ms",
+        "keepalive_timeout_ms", NULL};
     long long v;
     if (!o)
         return 0;
@@ -538,6 +541,8 @@ static int load_limits(struct loader *L, json_t *o, struct sg_limits *l)
     LIMIT_WHY("max_field_bytes", 64, SG_SCRUB_MAX_TEXT, "the longest text the scrubber takes",
               max_field_bytes, size_t);
     LIMIT("request_timeout_ms", 100, 600000, request_timeout_ms, int);
+    LIMIT("header_timeout_ms", 100, 600000, header_timeout_ms, int);
+    LIMIT("keepalive_timeout_ms", 100, 3600000, keepalive_timeout_ms, int);
     LIMIT("queue_max_events", 1, 100000000, queue_max_events, size_t);
     LIMIT("flush_interval_ms", 1, 60000, flush_interval_ms, int);
     LIMIT("batch_max_events", 1, 1000, batch_max_events, size_t);

@@ -9,6 +9,7 @@
  */
 #include "scrubgate/common.h"
 #include "scrubgate/admin.h"
+#include "scrubgate/conn.h"
 #include "scrubgate/deadletter.h"
 #include "scrubgate/log.h"
 #include "scrubgate/server.h"
@@ -98,26 +99,33 @@ static int listen_socket(const char *host, int *port)
 }
 
 /*
- * The connection limit is the process's file descriptor limit: every client
- * connection is one descriptor, and a reserve covers upstream connections,
- * listeners and files. Lowering the soft limit is always allowed.
+ * Descriptors: max_connections for clients, which conn.c counts (all workers
+ * together) and never lets past it, plus a reserve that clients therefore
+ * never take: files, loops, the sync threads' descriptors, upstream
+ * connections and the admin listener (sg_conn_fd_reserve(), computed from
+ * workers, destinations and max_inflight). The soft limit becomes their sum,
+ * up to the hard limit; when the hard limit is lower, clients get what the
+ * reserve leaves.
  */
-#define FD_RESERVE 64
-
-static void apply_connection_limit(const struct sg_limits *lim)
+static void apply_connection_limit(const struct sg_config *cfg)
 {
+    size_t reserve = sg_conn_fd_reserve(cfg), clients = cfg->limits.max_connections;
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-        return;
-    rlim_t want = (rlim_t)(lim->max_connections + FD_RESERVE);
-    if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max) {
-        sg_warn("max_connections %zu is above the hard descriptor limit; using %llu",
-                lim->max_connections, (unsigned long long)(rl.rlim_max - FD_RESERVE));
-        want = rl.rlim_max;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rlim_t want = (rlim_t)(clients + reserve);
+        if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max) {
+            want = rl.rlim_max;
+            clients = rl.rlim_max > reserve + 16 ? (size_t)rl.rlim_max - reserve : 16;
+            sg_warn("max_connections %zu plus %zu reserved descriptors exceed the hard "
+                    "descriptor limit %llu: serving at most %zu clients",
+                    cfg->limits.max_connections, reserve, (unsigned long long)rl.rlim_max,
+                    clients);
+        }
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            sg_warn("cannot set the descriptor limit: %s", strerror(errno));
     }
-    rl.rlim_cur = want;
-    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-        sg_warn("cannot set the descriptor limit: %s", strerror(errno));
+    sg_conn_set_client_limit(clients);
 }
 
 /*
@@ -316,7 +324,7 @@ int sg_server_run(struct sg_config *cfg)
     lock_fd = sg_server_lock_state_dir(cfg->state_dir);
     if (lock_fd < 0)
         return 1;
-    apply_connection_limit(&cfg->limits);
+    apply_connection_limit(cfg);
     log = sg_synclog_open(cfg->state_dir);
     dead = log ? sg_deadletter_open(cfg->state_dir) : NULL;
     char *spool_dir = sg_xasprintf("%s/spool", cfg->state_dir);

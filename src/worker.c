@@ -5,6 +5,7 @@
 #include "scrubgate/common.h"
 #include "scrubgate/admin.h"
 #include "scrubgate/commit.h"
+#include "scrubgate/conn.h"
 #include "scrubgate/forward.h"
 #include "scrubgate/http_client.h"
 #include "scrubgate/ingest.h"
@@ -32,6 +33,7 @@ struct sg_worker {
     struct sg_admin *admin;      /* owned, when this worker runs the admin listener */
     struct event_base *base;
     struct evhttp *http;
+    struct sg_conns *conns;      /* owned: deadlines, framing, the connection budget */
     struct sg_http *client;
     /* The forwarder table: per site, fw[site_offset[s] + d]. Swapped by a reload under
      * fw_lock, which the admin listener takes to read it from another thread. */
@@ -174,6 +176,7 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
     if (w->bound) {
         /* Close the listening socket: new clients are refused rather than left waiting. */
         evhttp_del_accept_socket(w->http, w->bound);
+        sg_conns_forget_listener(w->conns);
         w->bound = NULL;
         w->listener = NULL;
     }
@@ -226,10 +229,7 @@ static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
 
 static void apply_http_limits(struct sg_worker *w, const struct sg_limits *lim)
 {
-    evhttp_set_max_body_size(w->http, (ev_ssize_t)lim->max_body_bytes);
-    evhttp_set_max_headers_size(w->http, (ev_ssize_t)lim->max_header_bytes);
-    struct timeval tv = {lim->request_timeout_ms / 1000, (lim->request_timeout_ms % 1000) * 1000};
-    evhttp_set_timeout_tv(w->http, &tv);
+    sg_conns_set_limits(w->conns, lim); /* also evhttp's own body, header and time limits */
 }
 
 /*
@@ -460,6 +460,7 @@ void sg_worker_free(struct sg_worker *w)
     sg_admin_free(w->admin);
     if (w->http)
         evhttp_free(w->http);
+    sg_conns_free(w->conns);
     /* The client first: aborted transfers hand their events back before the forwarders go. */
     sg_http_free(w->client);
     /* Then the background work (dead-letter writes end on their forwarders) and the last
@@ -523,7 +524,6 @@ struct sg_worker *sg_worker_new(int index, const struct sg_config *cfg, struct s
         sg_error("worker %d: cannot create the loop's objects", index);
         goto fail;
     }
-    apply_http_limits(w, lim);
     evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
@@ -537,6 +537,7 @@ struct sg_worker *sg_worker_new(int index, const struct sg_config *cfg, struct s
     }
     w->listener = evhttp_bound_socket_get_listener(w->bound);
     evconnlistener_set_error_cb(w->listener, accept_error_cb);
+    w->conns = sg_conns_new(w->http, w->listener, lim, SG_CONN_INGEST);
 
     w->site_offset = sg_xcalloc(cfg->n_sites ? cfg->n_sites : 1, sizeof(size_t));
     for (size_t s = 0; s < cfg->n_sites; s++) {

@@ -22,7 +22,9 @@ struct sg_limits {
     size_t max_header_bytes;       /* 8192 */
     size_t max_events_per_request; /* 100 */
     size_t max_field_bytes;        /* 4096: any one string in an event */
-    int request_timeout_ms;        /* 10000: reading one request */
+    int request_timeout_ms;        /* 10000: one whole request, from its first byte */
+    int header_timeout_ms;         /* 5000: its headers, from its first byte (or the accept) */
+    int keepalive_timeout_ms;      /* 30000: an idle keep-alive connection is closed */
     size_t queue_max_events;       /* 100000 per worker and destination */
     int flush_interval_ms;         /* 250 */
     size_t batch_max_events;       /* 1000 (TikTok's maximum) */
