@@ -41,6 +41,9 @@ struct sg_commit {
     size_t n_pending, cap_pending;
     struct event *commit_ev;      /* a write round, soon */
     struct event *retry_ev;       /* a write round after a pause (acks that could not be written) */
+    struct event *probe_ev;       /* while the spool is failing: probe the disk each second */
+    bool probing;
+    bool probe_ok;
     bool commit_armed;
     bool syncing;                 /* a spool job is queued or running */
     struct sg_spool_job sync;     /* that job */
@@ -67,9 +70,18 @@ static void send_body(struct evhttp_request *req, int code, const char *reason, 
         evbuffer_free(buf);
 }
 
+static void arm_probe(struct sg_commit *c)
+{
+    struct timeval tv = {1, 0};
+    if (!c->probing)
+        evtimer_add(c->probe_ev, &tv);
+}
+
 /* Generations up to gen are settled: answer their requests and tell the owner. */
 static void settle(struct sg_commit *c, uint64_t gen, bool ok)
 {
+    if (!ok)
+        arm_probe(c); /* /healthz must not wait for a request to find the disk healthy again */
     for (size_t i = 0; i < c->n_pending;) {
         struct pending *p = &c->pending[i];
         if (p->gen > gen) {
@@ -174,6 +186,41 @@ static void sync_done(void *arg)
     }
 }
 
+/*
+ * While the spool is failing and no request comes to try it, a probe on the
+ * background thread checks the disk each second, so /healthz recovers by
+ * itself: a load balancer that stops sending requests to a degraded
+ * instance would otherwise never see it healthy again.
+ */
+static void probe_run(void *arg)
+{
+    struct sg_commit *c = arg;
+    c->probe_ok = sg_spool_probe(c->spool) == 0;
+}
+
+static void probe_done(void *arg)
+{
+    struct sg_commit *c = arg;
+    c->probing = false;
+    if (!sg_spool_failing(c->spool))
+        return;
+    if (c->probe_ok)
+        sg_spool_set_healthy(c->spool);
+    else
+        arm_probe(c);
+}
+
+static void probe_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_commit *c = arg;
+    SG_UNUSED(fd);
+    SG_UNUSED(what);
+    if (!sg_spool_failing(c->spool))
+        return;
+    c->probing = true;
+    sg_commit_background(c, probe_run, probe_done, c);
+}
+
 static void retry_cb(evutil_socket_t fd, short what, void *arg)
 {
     SG_UNUSED(fd);
@@ -209,6 +256,11 @@ static void conn_close_cb(struct evhttp_connection *conn, void *arg)
     for (size_t i = 0; i < c->n_pending; i++)
         if (c->pending[i].conn == conn)
             c->pending[i].req = NULL;
+}
+
+size_t sg_commit_waiting(const struct sg_commit *c)
+{
+    return c->n_pending + (c->syncing ? 1 : 0);
 }
 
 void sg_commit_kick(struct sg_commit *c)
@@ -247,7 +299,8 @@ struct sg_commit *sg_commit_new(struct event_base *base, struct sg_spool *spool,
     c->commit_ev = event_new(base, -1, 0, commit_cb, c);
     c->finished_ev = event_new(base, -1, 0, finished_cb, c);
     c->retry_ev = evtimer_new(base, retry_cb, c);
-    if (!c->commit_ev || !c->finished_ev || !c->retry_ev ||
+    c->probe_ev = evtimer_new(base, probe_cb, c);
+    if (!c->commit_ev || !c->finished_ev || !c->retry_ev || !c->probe_ev ||
         pthread_create(&c->thread, NULL, thread_main, c) != 0) {
         sg_error("cannot start a background thread");
         sg_commit_free(c);
@@ -281,6 +334,8 @@ void sg_commit_free(struct sg_commit *c)
         event_free(c->finished_ev);
     if (c->retry_ev)
         event_free(c->retry_ev);
+    if (c->probe_ev)
+        event_free(c->probe_ev);
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->cond);
     free(c);

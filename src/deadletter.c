@@ -84,10 +84,8 @@ int sg_deadletter_write(struct sg_deadletter *dl, const struct sg_dead_event *ev
     }
     int rc = 0;
     pthread_mutex_lock(&dl->lock);
-    if (sg_write_all(dl->fd, b.data, b.len) < 0)
+    if (sg_append_lines(dl->fd, dl->path, b.data, b.len, true) < 0)
         rc = sg_error("dead letter: write failed: %s", strerror(errno));
-    if (rc == 0 && fdatasync(dl->fd) < 0)
-        rc = sg_error("dead letter: fdatasync failed: %s", strerror(errno));
     pthread_mutex_unlock(&dl->lock);
     sg_buf_release(&b);
     return rc;

@@ -176,7 +176,9 @@ static void finish(struct sg_forwarder *fw, struct item *it, const char *status,
 
 /* A dead-letter write on the worker's background thread (no disk wait on the loop). */
 struct dead_job {
-    struct sg_forwarder *fw;
+    struct sg_forwarder *fw;   /* touched on the loop only (a reload may rebind it meanwhile) */
+    struct sg_deadletter *dead;
+    char *site, *dest;         /* owned copies: the configuration may be freed meanwhile */
     struct item *items; /* owned */
     size_t n;
     char reason[64];
@@ -188,13 +190,12 @@ struct dead_job {
 static void dead_run(void *arg)
 {
     struct dead_job *j = arg;
-    struct sg_forwarder *fw = j->fw;
     struct sg_dead_event *evs = sg_xcalloc(j->n, sizeof(*evs));
     for (size_t i = 0; i < j->n; i++)
-        evs[i] = (struct sg_dead_event){fw->site->id, fw->dest->id, j->items[i].event,
+        evs[i] = (struct sg_dead_event){j->site, j->dest, j->items[i].event,
                                         j->items[i].event_id, j->items[i].json, j->items[i].len,
                                         j->items[i].attempts, j->items[i].first_ts};
-    j->kept = sg_deadletter_write(fw->d.dead, evs, j->n, j->reason, j->code, j->request_id) == 0;
+    j->kept = sg_deadletter_write(j->dead, evs, j->n, j->reason, j->code, j->request_id) == 0;
     free(evs);
 }
 
@@ -203,20 +204,25 @@ static void dead_done(void *arg)
     struct dead_job *j = arg;
     struct sg_forwarder *fw = j->fw;
     for (size_t i = 0; i < j->n; i++) {
-        fw->stats.failed++;
         if (j->kept) {
+            fw->stats.failed++;
             fw->stats.dead_lettered++;
             finish(fw, &j->items[i], "failed", j->reason, j->http_status, j->code, j->request_id);
         } else {
-            /* The dead letter did not take it: keep it in the spool for the next start. */
-            record(fw, &j->items[i], "failed", j->reason, j->http_status, j->code,
-                   j->request_id);
+            /* The dead letter did not take it: the event stays in the spool and gets its
+             * one outcome after the next start. */
             item_free(&j->items[i]);
         }
     }
+    if (!j->kept)
+        sg_warn("destination %s (site %s): %zu event(s) could not be dead-lettered; they stay "
+                "in the spool until the next start",
+                j->dest, j->site, j->n);
     fw->inflight -= j->n;
     if (j->kept)
         sg_commit_kick(fw->d.commit);
+    free(j->site);
+    free(j->dest);
     free(j->items);
     free(j);
 }
@@ -228,6 +234,9 @@ static void dead_letter(struct sg_forwarder *fw, struct item *items, size_t n, c
 {
     struct dead_job *j = sg_xcalloc(1, sizeof(*j));
     j->fw = fw;
+    j->dead = fw->d.dead;
+    j->site = sg_xstrdup(fw->site->id);
+    j->dest = sg_xstrdup(fw->dest->id);
     j->items = sg_xcalloc(n, sizeof(*items));
     memcpy(j->items, items, n * sizeof(*items));
     j->n = n;
@@ -689,7 +698,7 @@ size_t sg_forwarder_drain(struct sg_forwarder *fw)
     flush(fw);
     /* A destination paused by a token error cannot send: its events wait in the spool,
      * so shutdown does not wait for them. */
-    return (fw->stats.paused ? 0 : fw->ready.count) + fw->inflight;
+    return (fw->stats.paused ? 0 : fw->ready.count) + fw->staged.count + fw->inflight;
 }
 
 /*

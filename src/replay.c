@@ -197,19 +197,10 @@ static int load_replayed(const char *path, json_t *done, bool *torn)
  */
 static int append_marks(int fd, const char *path, struct sg_buf *marks)
 {
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        fprintf(stderr, "replay: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    if (sg_write_all(fd, marks->data, marks->len) == 0 && fdatasync(fd) == 0)
+    if (sg_append_lines(fd, path, marks->data, marks->len, true) == 0)
         return 0;
-    int err = errno;
     fprintf(stderr, "replay: %s: write failed: %s; the batch's events are not marked replayed\n",
-            path, strerror(err));
-    if (ftruncate(fd, st.st_size) < 0)
-        fprintf(stderr, "replay: %s: cannot cut back a partial write: %s\n", path,
-                strerror(errno));
+            path, strerror(errno));
     return -1;
 }
 

@@ -792,19 +792,29 @@ static void read_segment(const char *path, uint64_t seq, const unsigned char *bu
     }
 }
 
-/* Can we create, write, sync and delete a file in dir? */
+/* Can we create, write, sync and delete a file in dir? 0, or -1 with errno. */
 static int probe_dir(const char *dir)
 {
     char *path = sg_xasprintf("%s/.probe", dir);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     int rc = fd >= 0 && sg_write_all(fd, "x", 1) == 0 && fdatasync(fd) == 0 ? 0 : -1;
-    if (rc < 0)
-        sg_error("spool %s: not writable: %s", dir, strerror(errno));
+    int err = errno;
     if (fd >= 0)
         close(fd);
     unlink(path);
     free(path);
+    errno = err;
     return rc;
+}
+
+int sg_spool_probe(const struct sg_spool *sp)
+{
+    return probe_dir(sp->sh->dir);
+}
+
+void sg_spool_set_healthy(struct sg_spool *sp)
+{
+    sp->failing = false;
 }
 
 int sg_spool_recover(const char *dir, struct sg_spool_recovered *out)
@@ -885,8 +895,8 @@ int sg_spool_recover(const char *dir, struct sg_spool_recovered *out)
         }
     free(c.acks);
     free(seqs);
-    if (rc == 0)
-        rc = probe_dir(dir);
+    if (rc == 0 && probe_dir(dir) < 0)
+        rc = sg_error("spool %s: not writable: %s", dir, strerror(errno));
     if (rc < 0)
         sg_spool_recovered_free(out);
     return rc;

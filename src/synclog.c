@@ -167,7 +167,7 @@ int sg_synclog_write(struct sg_synclog *log, const struct sg_sync_record *r)
     sg_synclog_format(r, sg_now_unix(), b);
     int rc = 0;
     pthread_mutex_lock(&log->lock);
-    if (sg_write_all(log->fd, b->data, b->len) < 0) {
+    if (sg_append_lines(log->fd, "sync log", b->data, b->len, false) < 0) {
         if (log->write_errors++ % 1000 == 0)
             sg_error("sync log: write failed: %s", strerror(errno));
         rc = -1;

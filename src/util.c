@@ -138,6 +138,21 @@ int sg_write_all(int fd, const void *p, size_t n)
     return 0;
 }
 
+int sg_append_lines(int fd, const char *what, const void *p, size_t n, bool sync)
+{
+    off_t end = lseek(fd, 0, SEEK_END);
+    if (end < 0)
+        return -1;
+    if (sg_write_all(fd, p, n) == 0 && (!sync || fdatasync(fd) == 0))
+        return 0;
+    int err = errno;
+    if (ftruncate(fd, end) < 0)
+        sg_error("%s: cannot cut back a partial write: %s; one line may be damaged", what,
+                 strerror(errno));
+    errno = err;
+    return -1;
+}
+
 char *sg_read_file(const char *path, size_t *len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -148,6 +148,7 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
         pending += sg_forwarder_drain(w->fw[i]);
     for (size_t i = 0; i < w->n_retired; i++)
         pending += sg_forwarder_drain(w->retired[i]);
+    pending += sg_commit_waiting(w->commit);
     if (pending == 0 || sg_now_mono_ms() >= w->drain_deadline) {
         if (pending)
             sg_warn("worker %d: shutdown deadline passed with %zu event(s) undelivered",

@@ -37,6 +37,9 @@ void sg_commit_free(struct sg_commit *c);
  * that goes away first loses only its reply, not its events.
  */
 void sg_commit_defer(struct sg_commit *c, struct evhttp_request *req, char *body);
+/* Replies waiting for their generation to be durable, plus one while a sync runs:
+ * shutdown waits for them, so no client that will get a 202 is cut off. */
+size_t sg_commit_waiting(const struct sg_commit *c);
 /* Acks (or records) were buffered outside a request: write them soon. */
 void sg_commit_kick(struct sg_commit *c);
 

@@ -39,6 +39,14 @@ bool sg_strncaseeq(const char *a, const char *b, size_t n);
 
 /* write() all of p, retrying on EINTR and short writes. 0, or -1 with errno set. */
 int sg_write_all(int fd, const void *p, size_t n);
+/*
+ * Append whole lines to a log file (fd opened O_APPEND, writers serialized
+ * by the caller), then fdatasync it when sync is set: all or nothing. On a
+ * failed or short write (a full disk) the file is cut back to where it was,
+ * so no partial line is left to swallow the next one. 0, or -1 with errno
+ * set (of the write or sync; a failed cut-back is logged).
+ */
+int sg_append_lines(int fd, const char *what, const void *p, size_t n, bool sync);
 /* A whole file into memory (owned, NUL-terminated; *len without the NUL). NULL with errno. */
 char *sg_read_file(const char *path, size_t *len);
 

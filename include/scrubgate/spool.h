@@ -105,6 +105,11 @@ void sg_spool_adopt(struct sg_spool *sp, uint64_t seg, size_t pending, uint64_t 
 bool sg_spool_has_room(const struct sg_spool *sp, size_t bytes);
 /* True when the last write or sync failed (cleared by the next that succeeds). */
 bool sg_spool_failing(const struct sg_spool *sp);
+/* From any thread: can a file be created, written, synced and deleted in the spool's
+ * directory? 0, or -1 with errno. Logs nothing (it runs while faults persist). */
+int sg_spool_probe(const struct sg_spool *sp);
+/* A probe succeeded: stop reporting the spool as failing (a later write may say otherwise). */
+void sg_spool_set_healthy(struct sg_spool *sp);
 
 /* Buffer a data record in the current generation; fills e->ref. -1 (nothing buffered)
  * when the record would exceed SG_SPOOL_MAX_PAYLOAD, which recovery refuses. */

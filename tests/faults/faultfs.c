@@ -5,7 +5,8 @@
  * SG_FAULTS names a control file; each line is one rule:
  *     CALL ERRNO PATH-SUBSTRING [COUNT]
  * CALL is open, write, read, fdatasync, fsync, dup, rename, ftruncate or
- * unlink; ERRNO a name (EMFILE, ENOSPC, EIO, EACCES, EROFS, EFBIG); a call
+ * unlink; ERRNO a name (EMFILE, ENOSPC, EIO, EACCES, EROFS, EFBIG), or
+ * DELAYms to make the call wait that many milliseconds and then succeed; a call
  * fails when the path it works on (for descriptor calls, the file the
  * descriptor refers to) contains PATH-SUBSTRING; COUNT, when given, is how
  * many calls fail before the rule goes quiet. The file is read again
@@ -117,7 +118,7 @@ static void reload(void)
         int n = sscanf(line, "%15s %31s %199s %ld", r.call, err, r.path, &count);
         if (n < 3)
             continue;
-        r.err = errno_by_name(err);
+        r.err = strncmp(err, "DELAY", 5) == 0 ? -atoi(err + 5) : errno_by_name(err);
         r.count = n == 4 ? count : -1;
         rules[n_rules++] = r;
     }
@@ -169,10 +170,13 @@ static int fd_fault(const char *call, int fd)
     return any ? fault(call, fd_path(fd, buf, sizeof(buf))) : 0;
 }
 
+/* A rule's verdict: fail with its errno, or (DELAY) wait and go on. */
 #define FAIL_IF(e)                                                                                 \
     do {                                                                                           \
         int e_ = (e);                                                                              \
-        if (e_) {                                                                                  \
+        if (e_ < 0) {                                                                              \
+            usleep((useconds_t)(-e_) * 1000u);                                                     \
+        } else if (e_) {                                                                           \
             errno = e_;                                                                            \
             return -1;                                                                             \
         }                                                                                          \

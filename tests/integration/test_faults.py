@@ -14,7 +14,9 @@ import http.client
 import json
 import os
 import re
+import signal
 import tempfile
+import threading
 import time
 import unittest
 
@@ -139,6 +141,63 @@ class FaultInjectionTest(unittest.TestCase):
     def test_directory_fsync_fails_eio(self):
         # The directory is synced only when a segment is created (each one here: 4 KiB).
         self.check_point("fsync", "EIO", "/var/spool")
+
+    def test_health_recovers_without_traffic_after_a_one_shot_fault(self):
+        # A load balancer that stops sending requests to an instance whose /healthz says
+        # 503 must still see it come back: the disk is probed while no request tries it.
+        faults = Faults(self.fake_dir())
+        self.start(faults)
+        faults.arm("fdatasync EIO /spool/ 1")
+        status, _, _ = self.post_batch("oneshot")
+        self.assertEqual(status, 503)
+        self.assertEqual(self.healthz()[0], 503)
+        deadline = time.time() + 10
+        while time.time() < deadline and self.healthz()[0] != 200:
+            time.sleep(0.1)
+        self.assertEqual(self.healthz(), (200, {"status": "ok"}))
+        self.proxy.kill()
+
+    def test_sigterm_waits_for_replies_whose_sync_is_running(self):
+        # Requests whose events are written but not yet synced get their 202 before the
+        # process exits: a reset would make clients retry events that are already durable.
+        faults = Faults(self.fake_dir())
+        self.start(faults, limits={"shutdown_timeout_ms": 5000})
+        conns, results = [], []
+        for i in range(5):  # connected and accepted before anything else happens
+            conn = http.client.HTTPConnection("127.0.0.1", self.proxy.port, timeout=10)
+            conn.request("POST", "/v1/events?site=shop", body=json.dumps(
+                {"event": "Lead", "event_id": "warm%d" % i}),
+                headers={"Content-Type": "application/json"})
+            self.assertEqual(conn.getresponse().read() and 202, 202)
+            conns.append(conn)
+        faults.arm("fdatasync DELAY800 /spool/")
+        size = self.spool_bytes()
+
+        def post(i):
+            try:
+                conns[i].request("POST", "/v1/events?site=shop", body=json.dumps(
+                    {"event": "Lead", "event_id": "term%d" % i}),
+                    headers={"Content-Type": "application/json"})
+                r = conns[i].getresponse()
+                r.read()
+                results.append(r.status)
+            except OSError as e:
+                results.append(repr(e))
+
+        threads = [threading.Thread(target=post, args=(i,)) for i in range(5)]
+        for t in threads:
+            t.start()
+        deadline = time.time() + 5
+        while time.time() < deadline and self.spool_bytes() == size:
+            time.sleep(0.01)  # written: the first sync (800 ms) is running now
+        self.proxy.proc.send_signal(signal.SIGTERM)
+        for t in threads:
+            t.join(10)
+        self.assertEqual(self.proxy.proc.wait(10), 0)
+        # Every client has an answer: 202 once durable, or 503 if read after SIGTERM.
+        self.assertEqual(len(results), 5)
+        self.assertTrue(set(results) <= {202, 503}, results)
+        self.assertIn(202, results)
 
     def test_unreadable_segment_stops_start_and_deletes_nothing(self):
         self.fake.delay = 0

@@ -5,7 +5,12 @@
 #include "scrubgate/consent.h"
 #include "scrubgate/synclog.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 static void check_same(const struct sg_sync_record *r)
 {
@@ -40,8 +45,44 @@ static void lines_match_the_json_form(void **state)
     check_same(&empty);
 }
 
+/*
+ * A full disk in the middle of a line (here: the file size limit, EFBIG)
+ * leaves no fragment behind: the file is cut back, so the next line is
+ * whole. The sync log, the dead letter and replay's marks all append this
+ * way.
+ */
+static void failed_append_leaves_no_partial_line(void **state)
+{
+    (void)state;
+    char *path = sg_write_temp(".jsonl", "{\"first\":1}\n");
+    int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    assert_true(fd >= 0);
+    struct rlimit old, small = {.rlim_cur = 64, .rlim_max = RLIM_INFINITY};
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small.rlim_max = old.rlim_max;
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    char big[200];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\n';
+    sg_capture_begin();
+    int rc = sg_append_lines(fd, path, big, sizeof(big), true);
+    free(sg_capture_end());
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    assert_int_equal(rc, -1);
+    assert_int_equal(sg_append_lines(fd, path, "{\"next\":2}\n", 11, true), 0);
+    close(fd);
+    size_t len;
+    char *text = sg_read_file(path, &len);
+    assert_string_equal(text, "{\"first\":1}\n{\"next\":2}\n");
+    free(text);
+    unlink(path);
+    free(path);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(lines_match_the_json_form)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(lines_match_the_json_form),
+                                       cmocka_unit_test(failed_append_leaves_no_partial_line)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
