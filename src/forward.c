@@ -710,3 +710,21 @@ size_t sg_forwarder_pending(const struct sg_forwarder *fw)
 {
     return fw->staged.count + fw->ready.count + fw->retry.n + fw->inflight;
 }
+
+void sg_forwarder_abandon(struct sg_forwarder *fw, const char *reason)
+{
+    size_t n = fw->ready.count + fw->retry.n;
+    if (!n)
+        return;
+    struct item *items = sg_xcalloc(n, sizeof(*items));
+    size_t k = 0;
+    while (fw->ready.count)
+        items[k++] = ring_pop(&fw->ready);
+    while (fw->retry.n)
+        items[k++] = heap_pop(&fw->retry);
+    sg_warn("destination %s (site %s) was removed by a reload: %zu event(s) it still held go to "
+            "the dead letter (%s)",
+            fw->dest->id, fw->site->id, n, reason);
+    dead_letter(fw, items, n, reason, 0, -1, NULL);
+    free(items);
+}

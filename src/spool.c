@@ -155,6 +155,8 @@ struct sg_spool {
     size_t n_unlink, cap_unlink;
     _Atomic bool failing;  /* the last write or sync failed (read by the admin thread) */
     bool acks_blocked;     /* acks of a sealed segment could not be written: retry later */
+    uint64_t log_at;       /* when the last write error was logged (monotonic ms) */
+    size_t log_quiet;      /* write errors not logged since (a full disk fails every request) */
     struct segment *segs;
     size_t n_segs, cap_segs;
 };
@@ -166,6 +168,39 @@ struct sg_spool {
             (v) = sg_xrealloc((v), (cap) * sizeof(*(v)));                                          \
         }                                                                                          \
     } while (0)
+
+/*
+ * Log write errors once per 10 s per worker while they repeat: a full disk
+ * fails every request, and the log must not fill what is left of it. The
+ * first error of a run is always logged; the count of the others follows.
+ */
+#define LOG_EVERY_MS 10000
+
+static bool may_log(struct sg_spool *sp)
+{
+    uint64_t now = sg_now_mono_ms();
+    if (sp->log_at && now - sp->log_at < LOG_EVERY_MS) {
+        sp->log_quiet++;
+        return false;
+    }
+    if (sp->log_quiet)
+        sg_error("spool: %zu more write error(s) in the last %d s (not logged one by one)",
+                 sp->log_quiet, LOG_EVERY_MS / 1000);
+    sp->log_at = now;
+    sp->log_quiet = 0;
+    return true;
+}
+
+/* A write or sync succeeded: the next error is news again. */
+static void healed(struct sg_spool *sp)
+{
+    if (!sp->failing)
+        return;
+    sg_info("spool: writes succeed again%s", sp->log_quiet ? " (after repeated errors)" : "");
+    sp->failing = false;
+    sp->log_at = 0;
+    sp->log_quiet = 0;
+}
 
 static char *seg_path(const char *dir, uint64_t seq)
 {
@@ -424,7 +459,9 @@ static void write_sealed_acks(struct sg_spool *sp, struct sg_spool_job *job)
             s->bytes += b.len;
             atomic_fetch_add(&sp->sh->total_bytes, b.len);
         } else if (fd >= 0 || errno != ENOENT) {
-            sg_warn("spool: cannot append acks to %s: %s; will retry", path, strerror(errno));
+            if (may_log(sp))
+                sg_warn("spool: cannot append acks to %s: %s; will retry", path,
+                        strerror(errno));
             memmove(sp->acks + keep, sp->acks + i, (j - i) * sizeof(*sp->acks));
             keep += j - i;
             sp->acks_blocked = true;
@@ -454,7 +491,7 @@ static void take_back(struct sg_spool *sp, uint64_t seq, int fd, uint64_t len)
 {
     char *path = seg_path(sp->sh->dir, seq);
     int rc = fd >= 0 ? ftruncate(fd, (off_t)len) : truncate(path, (off_t)len);
-    if (rc < 0 && errno != ENOENT)
+    if (rc < 0 && errno != ENOENT) /* always logged: it is what a restart may re-send */
         sg_error("spool: cannot take the records of failed requests back out of %s: %s; they "
                  "may be sent after a restart (their clients were answered 503)",
                  path, strerror(errno));
@@ -496,7 +533,7 @@ enum sg_spool_write_result sg_spool_write(struct sg_spool *sp, struct sg_spool_j
         if (sp->fd < 0) {
             char *path = seg_path(sp->sh->dir, sp->active_seq);
             sp->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640);
-            if (sp->fd < 0)
+            if (sp->fd < 0 && may_log(sp))
                 sg_error("spool: cannot create %s: %s; its requests are answered 503", path,
                          strerror(errno));
             free(path);
@@ -524,8 +561,10 @@ enum sg_spool_write_result sg_spool_write(struct sg_spool *sp, struct sg_spool_j
                 move_chores(sp, job);
                 return SG_SPOOL_WRITTEN;
             }
-            sg_error("spool: write to segment %llu failed: %s; its requests are answered 503",
-                     (unsigned long long)sp->active_seq, strerror(errno));
+            if (may_log(sp))
+                sg_error("spool: write to segment %llu failed: %s; its requests are answered "
+                         "503",
+                         (unsigned long long)sp->active_seq, strerror(errno));
             take_back(sp, sp->active_seq, sp->fd, job->start_bytes);
         }
         /* Creating or writing failed: this generation is refused; the next starts afresh
@@ -569,13 +608,15 @@ uint64_t sg_spool_job_done(struct sg_spool *sp, struct sg_spool_job *job)
     if (job->fd < 0)
         return 0;
     if (!job->err && !job->vanished) {
-        sp->failing = false;
+        healed(sp);
         free(job->acks);
         job->acks = NULL;
         return 0;
     }
     char *path = seg_path(sp->sh->dir, job->seq);
-    if (job->vanished)
+    if (!may_log(sp))
+        ;
+    else if (job->vanished)
         sg_error("spool: %s was deleted while in use: events it held are no longer on disk "
                  "(they stay queued in memory); new events go to a new segment",
                  path);
@@ -814,7 +855,7 @@ int sg_spool_probe(const struct sg_spool *sp)
 
 void sg_spool_set_healthy(struct sg_spool *sp)
 {
-    sp->failing = false;
+    healed(sp);
 }
 
 int sg_spool_recover(const char *dir, struct sg_spool_recovered *out)

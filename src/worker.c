@@ -23,6 +23,12 @@
 #include <string.h>
 #include <unistd.h>
 
+/* What a retired forwarder still reads, and since when it has been retired. */
+struct retired_info {
+    uint64_t epoch; /* the configuration it was last bound to */
+    uint64_t since; /* monotonic ms */
+};
+
 struct sg_worker {
     int index;
     const struct sg_config *cfg; /* borrowed, read-only */
@@ -42,7 +48,7 @@ struct sg_worker {
     size_t *site_offset;
     size_t n_fw;
     struct sg_forwarder **retired; /* destinations a reload removed: they finish their queue */
-    uint64_t *retired_epoch;       /* the configuration each retired forwarder still reads */
+    struct retired_info *retired_info; /* per retired forwarder: its epoch, since when */
     size_t n_retired;
     struct event *sweep_timer;     /* frees retired forwarders once they hold nothing */
     /* Configurations are numbered by the main thread (the first is 0). epoch is w->cfg's, on
@@ -242,7 +248,7 @@ static void publish_epochs(struct sg_worker *w)
 {
     uint64_t oldest = w->epoch;
     for (size_t i = 0; i < w->n_retired; i++)
-        oldest = SG_MIN(oldest, w->retired_epoch[i]);
+        oldest = SG_MIN(oldest, w->retired_info[i].epoch);
     atomic_store(&w->oldest, oldest);
     atomic_store(&w->applied, w->epoch);
 }
@@ -256,9 +262,12 @@ static void publish_epochs(struct sg_worker *w)
 static void sweep_retired(struct sg_worker *w)
 {
     size_t kept = 0;
+    uint64_t now = sg_now_mono_ms(), grace = (uint64_t)w->cfg->limits.shutdown_timeout_ms;
     pthread_mutex_lock(&w->fw_lock);
     for (size_t i = 0; i < w->n_retired; i++) {
         struct sg_forwarder *fw = w->retired[i];
+        if (sg_forwarder_pending(fw) && now - w->retired_info[i].since >= grace)
+            sg_forwarder_abandon(fw, "destination_removed"); /* as a restart would */
         if (sg_forwarder_pending(fw) == 0) {
             sg_debug("worker %d: destination %s (site %s) removed by a reload: queue empty, "
                      "freed",
@@ -267,15 +276,15 @@ static void sweep_retired(struct sg_worker *w)
             continue;
         }
         w->retired[kept] = fw;
-        w->retired_epoch[kept] = w->retired_epoch[i];
+        w->retired_info[kept] = w->retired_info[i];
         kept++;
     }
     w->n_retired = kept;
     if (!kept) {
         free(w->retired);
-        free(w->retired_epoch);
+        free(w->retired_info);
         w->retired = NULL;
-        w->retired_epoch = NULL;
+        w->retired_info = NULL;
     }
     pthread_mutex_unlock(&w->fw_lock);
     publish_epochs(w);
@@ -370,15 +379,15 @@ static void reload_cb(evutil_socket_t fd, short what, void *arg)
     for (size_t i = 0; i < w->n_retired; i++)
         if (!adopted[i]) {
             w->retired[n_retired] = w->retired[i];
-            w->retired_epoch[n_retired++] = w->retired_epoch[i];
+            w->retired_info[n_retired++] = w->retired_info[i];
         }
     for (size_t i = 0; i < w->n_fw; i++)
         if (!kept[i]) {
             w->retired = sg_xrealloc(w->retired, (n_retired + 1) * sizeof(*w->retired));
-            w->retired_epoch =
-                sg_xrealloc(w->retired_epoch, (n_retired + 1) * sizeof(*w->retired_epoch));
+            w->retired_info =
+                sg_xrealloc(w->retired_info, (n_retired + 1) * sizeof(*w->retired_info));
             w->retired[n_retired] = w->fw[i];
-            w->retired_epoch[n_retired++] = w->epoch;
+            w->retired_info[n_retired++] = (struct retired_info){w->epoch, sg_now_mono_ms()};
         }
     w->n_retired = n_retired;
     free(kept);
@@ -472,7 +481,7 @@ void sg_worker_free(struct sg_worker *w)
     for (size_t i = 0; i < w->n_retired; i++)
         sg_forwarder_free(w->retired[i]);
     free(w->retired);
-    free(w->retired_epoch);
+    free(w->retired_info);
     sg_spool_free(w->spool);
     free(w->fw);
     free(w->site_offset);

@@ -90,4 +90,12 @@ const struct sg_dest_conf *sg_forwarder_dest(const struct sg_forwarder *fw);
 /* Events queued ready, waiting to retry (paused included) or in flight; 0 when it may be freed. */
 size_t sg_forwarder_pending(const struct sg_forwarder *fw);
 
+/*
+ * A destination removed by a reload that still holds events after its
+ * grace period: send what is ready or waiting to retry to the dead letter
+ * with reason (what a restart does with events of a removed destination),
+ * so the forwarder can be freed. In-flight requests finish on their own.
+ */
+void sg_forwarder_abandon(struct sg_forwarder *fw, const char *reason);
+
 #endif

@@ -123,6 +123,9 @@ class FaultInjectionTest(unittest.TestCase):
         got = self.delivered()
         self.assertEqual(refused & set(got), set(), "events answered 503 were sent")
         self.assertIn("answered 503", self.proxy.wait_log("answered 503"))
+        # Logged once, not once per refused request (a full disk fails every one of them).
+        self.assertEqual(self.proxy.stderr().count("answered 503"), 1, self.proxy.stderr())
+        self.assertIn("writes succeed again", self.proxy.stderr())
         self.assertNotIn("@", self.proxy.stderr())
         self.proxy.kill()
 

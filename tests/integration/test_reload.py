@@ -332,7 +332,8 @@ class AdoptTest(ReloadCase):
         shop = site_config(self.fake.url)
         shop["destinations"] = [dest(self.fake.url), b]
         self.start(sites=[shop], workers=1,
-                   limits={"flush_interval_ms": 20, "auth_probe_ms": 200})
+                   limits={"flush_interval_ms": 20, "auth_probe_ms": 200,
+                           "shutdown_timeout_ms": 30000})  # the grace of a removed destination
         full = self.reloader.config()
         self.post_ok(["q1", "q2", "q3"])
         self.assertEqual(self.fake_b.wait_requests(1)[0]["code"], 40105)
@@ -377,6 +378,36 @@ class AdoptTest(ReloadCase):
         self.assertEqual(sorted(e["event_id"] for e in self.fake_b.wait_events(2)), ["w1", "w2"])
         # Once it is empty (freed within a second) its configuration is freed too: only the
         # running one stays in memory.
+        deadline = time.time() + 5
+        held = None
+        while time.time() < deadline and held != 1:
+            time.sleep(0.3)
+            line = self.reloader.reload()
+            held = int(re.search(r"\((\d+) reloaded configuration", line).group(1))
+        self.assertEqual(held, 1, self.proxy.stderr())
+
+
+    def test_removed_destination_still_holding_events_is_dead_lettered_after_its_grace(self):
+        # A removed destination that cannot deliver (paused by a token error) must not pin
+        # its configuration, and every later one, in memory for as long as it is stuck: after
+        # shutdown_timeout_ms its events go to the dead letter, as a restart would do.
+        b = dest(self.fake_b.url, PIXEL_B, access_token_env="SG_BAD_TOKEN")
+        shop = site_config(self.fake.url)
+        shop["destinations"] = [dest(self.fake.url), b]
+        self.start(sites=[shop], workers=1, env={"SG_BAD_TOKEN": "revoked"},
+                   limits={"flush_interval_ms": 20, "shutdown_timeout_ms": 500})
+        self.post_ok(["g1", "g2"])
+        self.assertEqual(self.fake_b.wait_requests(1)[0]["code"], 40105)
+        removed = self.reloader.config()
+        del removed["sites"][0]["destinations"][1]
+        self.reloader.reload(removed)
+        lines = [l for l in self.proxy.wait_sync(4) if l["destination"] == "tiktok:" + PIXEL_B]
+        self.assertEqual(sorted((l["event_id"], l["status"], l["reason"]) for l in lines),
+                         [("g1", "failed", "destination_removed"),
+                          ("g2", "failed", "destination_removed")])
+        with open(os.path.join(self.proxy.state_dir, "dead-letter", "dead-letter.jsonl")) as f:
+            dead = [json.loads(l) for l in f]
+        self.assertEqual(sorted(d["event_id"] for d in dead), ["g1", "g2"])
         deadline = time.time() + 5
         held = None
         while time.time() < deadline and held != 1:
