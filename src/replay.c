@@ -304,7 +304,7 @@ int sg_replay_run(const struct sg_config *cfg, const struct sg_replay_opts *opts
     struct sg_synclog *log = NULL;
     struct sg_buf marks;
     CURL *curl = NULL;
-    int donefd = -1, status = 1, rc;
+    int donefd = -1, lockfd = -1, status = 1, rc;
     bool torn = false, log_failed = false, write_failed = false, complete, too_long;
 
     sg_buf_init(&rd.line, SG_REPLAY_MAX_LINE);
@@ -316,6 +316,14 @@ int sg_replay_run(const struct sg_config *cfg, const struct sg_replay_opts *opts
         status = err == ENOENT ? 0 : 1;
         goto out;
     }
+    /* One replay at a time: two would both send what neither has marked yet. */
+    char *lock_path = sg_xasprintf("%s/dead-letter/replay.lock", cfg->state_dir);
+    char *what = sg_xasprintf("replay of %s/dead-letter", cfg->state_dir);
+    lockfd = sg_lock_pidfile(lock_path, what);
+    free(what);
+    free(lock_path);
+    if (lockfd < 0)
+        goto out;
     /* Where the marks go must be readable and writable before anything is sent. */
     if (load_replayed(done_path, done, &torn) < 0)
         goto out;
@@ -469,6 +477,8 @@ out:
         curl_easy_cleanup(curl);
     if (donefd >= 0)
         close(donefd);
+    if (lockfd >= 0)
+        close(lockfd);
     sg_synclog_free(log);
     for (size_t i = 0; i < n; i++)
         sg_replay_line_release(&lines[i].l);

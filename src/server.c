@@ -26,7 +26,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -37,31 +36,10 @@ int sg_server_lock_state_dir(const char *state_dir)
     if (mkdir(state_dir, 0750) < 0 && errno != EEXIST)
         return sg_error("state_dir %s: cannot create: %s", state_dir, strerror(errno));
     char *path = sg_xasprintf("%s/scrubgate.lock", state_dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-    if (fd < 0) {
-        sg_error("state_dir %s: cannot open %s: %s", state_dir, path, strerror(errno));
-        free(path);
-        return -1;
-    }
+    char *what = sg_xasprintf("state_dir %s", state_dir);
+    int fd = sg_lock_pidfile(path, what);
+    free(what);
     free(path);
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        int err = errno;
-        char pid[32] = "";
-        ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
-        pid[n > 0 ? n : 0] = '\0';
-        pid[strcspn(pid, "\n")] = '\0';
-        close(fd);
-        if (err == EWOULDBLOCK)
-            return sg_error("state_dir %s is in use by another scrubgate (pid %s); one process "
-                            "owns a state_dir",
-                            state_dir, pid[0] ? pid : "unknown");
-        return sg_error("state_dir %s: cannot lock: %s", state_dir, strerror(err));
-    }
-    char pid[32];
-    int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) != len)
-        sg_warn("state_dir %s: cannot record our pid in the lock file: %s", state_dir,
-                strerror(errno));
     return fd;
 }
 
@@ -134,7 +112,8 @@ static void apply_connection_limit(const struct sg_config *cfg)
  * a destination no longer configured go to the dead letter.
  */
 static void restore_spool(const struct sg_config *cfg, struct sg_worker **workers,
-                          struct sg_deadletter *dead, struct sg_spool_shared *spool,
+                          struct sg_synclog *log, struct sg_deadletter *dead,
+                          struct sg_spool_shared *spool,
                           struct sg_spool_recovered *rec)
 {
     int n = cfg->workers;
@@ -155,8 +134,17 @@ static void restore_spool(const struct sg_config *cfg, struct sg_worker **worker
         }
         struct sg_dead_event de = {e->site, e->dest, e->event, e->event_id, e->json,
                                    e->json_len, e->attempts, e->first_ts};
-        if (sg_deadletter_write(dead, &de, 1, "destination_removed", -1, NULL) == 0)
+        if (sg_deadletter_write(dead, &de, 1, "destination_removed", -1, NULL) == 0) {
+            /* Its one outcome, like any other dead-lettered event's. */
+            struct sg_sync_record r = {
+                .site = e->site, .destination = e->dest, .event = e->event,
+                .event_id = e->event_id, .status = "failed", .reason = "destination_removed",
+                .code = -1, .attempts = (int)e->attempts, .rules = e->rules,
+                .rule_set_version = e->rule_set, .consent = &e->consent,
+            };
+            sg_synclog_write(log, &r);
             sg_spool_ack(sg_worker_spool(w), e->ref);
+        }
         orphaned++;
     }
     for (int i = 0; i < n; i++)
@@ -353,7 +341,7 @@ int sg_server_run(struct sg_config *cfg)
         if (!workers[i])
             goto out;
     }
-    restore_spool(cfg, workers, dead, spool, &rec);
+    restore_spool(cfg, workers, log, dead, spool, &rec);
     if (sg_admin_new(sg_worker_base(workers[0]), cfg, workers, cfg->workers, &admin) < 0)
         goto out;
     sg_worker_attach_admin(workers[0], admin);

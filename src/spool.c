@@ -135,6 +135,7 @@ struct segment {
     uint64_t bytes;  /* bytes on disk */
     bool sealed;     /* no more appends: deletable once pending is 0 */
     bool has_file;
+    bool gone;       /* its file was deleted under us (noticed when acks were appended) */
 };
 
 struct sg_spool {
@@ -441,7 +442,7 @@ static void write_sealed_acks(struct sg_spool *sp, struct sg_spool_job *job)
         for (j = i; j < sp->n_acks && sp->acks[j].seg == seq; j++)
             ;
         struct segment *s = find_seg(sp, seq);
-        if (!s)
+        if (!s || s->gone)
             continue; /* deleted meanwhile: nothing to ack */
         if (seq == sp->active_seq) {
             for (size_t k = i; k < j; k++) {
@@ -458,7 +459,12 @@ static void write_sealed_acks(struct sg_spool *sp, struct sg_spool_job *job)
         if (fd >= 0 && sg_write_all(fd, b.data, b.len) == 0) {
             s->bytes += b.len;
             atomic_fetch_add(&sp->sh->total_bytes, b.len);
-        } else if (fd >= 0 || errno != ENOENT) {
+        } else if (fd < 0 && errno == ENOENT) {
+            s->gone = true;
+            sg_error("spool: %s was deleted while in use: its %zu event(s) not yet delivered "
+                     "stay queued in memory but are no longer on disk",
+                     path, s->pending);
+        } else {
             if (may_log(sp))
                 sg_warn("spool: cannot append acks to %s: %s; will retry", path,
                         strerror(errno));
@@ -747,9 +753,12 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static uint64_t ack_key(uint64_t seg, uint32_t idx)
+static int cmp_ack(const void *a, const void *b)
 {
-    return seg << 24 ^ idx; /* segments fit well below 2^40, indexes below 2^24 */
+    const struct sg_spool_ref *x = a, *y = b;
+    if (x->seg != y->seg)
+        return x->seg < y->seg ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
 /* A whole, valid record at pos: its payload length, or -1. */
@@ -782,7 +791,7 @@ static size_t resync(const unsigned char *buf, size_t len, size_t pos)
 }
 
 struct collect {
-    uint64_t *acks;
+    struct sg_spool_ref *acks;
     size_t n_acks, cap_acks, cap_entries;
 };
 
@@ -806,7 +815,7 @@ static void read_segment(const char *path, uint64_t seq, const unsigned char *bu
         pos += REC_HEADER + (size_t)plen;
         if (type == REC_ACK && plen == 12) {
             GROW(c->acks, c->n_acks, c->cap_acks);
-            c->acks[c->n_acks++] = ack_key(get64(payload), get32(payload + 8));
+            c->acks[c->n_acks++] = (struct sg_spool_ref){get64(payload), get32(payload + 8)};
         } else if (type == REC_DATA) {
             struct sg_spool_entry e;
             uint32_t idx = count;
@@ -871,9 +880,12 @@ int sg_spool_recover(const char *dir, struct sg_spool_recovered *out)
     size_t n = 0, cap = 0;
     struct dirent *de;
     while ((de = readdir(d))) {
+        /* Only the names the spool writes: 20 digits and ".seg" (a copy under another
+         * name would be read twice). */
         char *end;
         unsigned long long seq = strtoull(de->d_name, &end, 10);
-        if (end == de->d_name || strcmp(end, ".seg") != 0)
+        if (strlen(de->d_name) != 24 || end != de->d_name + 20 || strcmp(end, ".seg") != 0 ||
+            de->d_name[0] < '0' || de->d_name[0] > '9')
             continue;
         GROW(seqs, n, cap);
         seqs[n++] = seq;
@@ -909,12 +921,12 @@ int sg_spool_recover(const char *dir, struct sg_spool_recovered *out)
         free(path);
     }
     if (rc == 0 && c.n_acks)
-        qsort(c.acks, c.n_acks, sizeof(*c.acks), cmp_u64);
+        qsort(c.acks, c.n_acks, sizeof(*c.acks), cmp_ack);
     /* Keep what was not acked; count it per segment. */
     size_t kept = 0;
     for (size_t i = 0; rc == 0 && i < out->n; i++) {
-        uint64_t key = ack_key(out->entries[i].ref.seg, out->entries[i].ref.idx);
-        if (c.n_acks && bsearch(&key, c.acks, c.n_acks, sizeof(*c.acks), cmp_u64)) {
+        if (c.n_acks &&
+            bsearch(&out->entries[i].ref, c.acks, c.n_acks, sizeof(*c.acks), cmp_ack)) {
             sg_spool_entry_release(&out->entries[i]);
             continue;
         }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -151,6 +152,30 @@ int sg_append_lines(int fd, const char *what, const void *p, size_t n, bool sync
                  strerror(errno));
     errno = err;
     return -1;
+}
+
+int sg_lock_pidfile(const char *path, const char *what)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return sg_error("%s: cannot open %s: %s", what, path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int err = errno;
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(fd);
+        if (err == EWOULDBLOCK)
+            return sg_error("%s is in use by another scrubgate (pid %s)", what,
+                            pid[0] ? pid : "unknown");
+        return sg_error("%s: cannot lock %s: %s", what, path, strerror(err));
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) != len)
+        sg_warn("%s: cannot record our pid in %s: %s", what, path, strerror(errno));
+    return fd;
 }
 
 char *sg_read_file(const char *path, size_t *len)

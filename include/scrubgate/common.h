@@ -47,6 +47,13 @@ int sg_write_all(int fd, const void *p, size_t n);
  * set (of the write or sync; a failed cut-back is logged).
  */
 int sg_append_lines(int fd, const char *what, const void *p, size_t n, bool sync);
+/*
+ * Take an exclusive advisory lock (flock) on path, created if missing, and
+ * write our pid in it. Returns the descriptor (the lock lives as long as it
+ * is open, and dies with the process), or -1 with a message saying that
+ * what "is in use by another scrubgate (pid N)".
+ */
+int sg_lock_pidfile(const char *path, const char *what);
 /* A whole file into memory (owned, NUL-terminated; *len without the NUL). NULL with errno. */
 char *sg_read_file(const char *path, size_t *len);
 

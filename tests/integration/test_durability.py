@@ -138,6 +138,30 @@ class DurabilityTest(unittest.TestCase):
         self.assertEqual(self.delivered() & refused, set())
         self.assertEqual(self.proxy.stop(), 0)
 
+    def test_events_of_a_removed_destination_are_dead_lettered_at_start_with_an_outcome(self):
+        self.proxy = Proxy([site_config(closed_port_url())],
+                           limits={"flush_interval_ms": 20, "retry_base_ms": 60000}).start()
+        status, _, _ = self.proxy.post([{"event": "Lead", "event_id": "orphan%d" % i}
+                                        for i in range(3)])
+        self.assertEqual(status, 202)
+        self.proxy.kill()
+        with open(self.proxy.config) as f:
+            cfg = json.load(f)
+        cfg["sites"][0]["destinations"][0]["pixel_code"] = "CANOTHER1"  # another destination
+        cfg["sites"][0]["destinations"][0]["api_base"] = self.fake.url
+        with open(self.proxy.config, "w") as f:
+            json.dump(cfg, f)
+        self.proxy.start()
+        lines = self.proxy.sync_log()
+        self.assertEqual(sorted((l["event_id"], l["status"], l["reason"], l["destination"])
+                                for l in lines),
+                         [("orphan%d" % i, "failed", "destination_removed", "tiktok:" + PIXEL)
+                          for i in range(3)])
+        with open(os.path.join(self.proxy.state_dir, "dead-letter", "dead-letter.jsonl")) as f:
+            self.assertEqual(sorted(json.loads(l)["event_id"] for l in f),
+                             ["orphan0", "orphan1", "orphan2"])
+        self.assertEqual(self.proxy.stop(), 0)
+
     def test_second_instance_on_the_same_state_dir_exits(self):
         self.proxy = Proxy([site_config(closed_port_url())],
                            limits={"flush_interval_ms": 20, "retry_base_ms": 60000}).start()

@@ -268,6 +268,24 @@ class FaultInjectionTest(unittest.TestCase):
         self.assertEqual(self.restart_recovered(), len(ids))  # only the paused copies
         self.proxy.kill()
 
+    def test_sealed_segment_deleted_while_running_is_noticed(self):
+        # Deleting a sealed segment (e.g. an operator "cleaning up") takes events answered 202
+        # off the disk: say so, loudly, the first time an ack cannot be appended to it.
+        site = site_config(self.fake.url)
+        paused = dict(site["destinations"][0], pixel_code="CPAUSED99",
+                      access_token_env="SG_BAD_TOKEN")
+        site["destinations"].append(paused)  # pins every segment: its events stay pending
+        self.fake.delay = 0.3
+        self.start(limits={"batch_max_events": 5}, sites=[site])
+        for i in range(4):
+            status, _, _ = self.post_batch("sealed%d" % i, n=5)
+            self.assertEqual(status, 202)
+        segs = sorted(glob.glob(os.path.join(self.proxy.state_dir, "spool", "*.seg")))
+        self.assertGreater(len(segs), 1)
+        os.unlink(segs[0])  # sealed: the active one is the last
+        self.assertIn("was deleted while in use", self.proxy.wait_log("was deleted while in use"))
+        self.proxy.kill()
+
     def spool_bytes(self):
         return sum(os.path.getsize(p)
                    for p in glob.glob(os.path.join(self.proxy.state_dir, "spool", "*.seg")))

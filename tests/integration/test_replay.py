@@ -8,6 +8,7 @@ destination that is now a dry run is refused: its events are neither sent nor
 marked as replayed. A failed write to replayed.jsonl is exit 1 and marks
 nothing.
 """
+import fcntl
 import json
 import os
 import resource
@@ -133,6 +134,22 @@ class ReplayInputTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("2 delivered", r.stdout)
         self.assertEqual(self.sent_ids(), ["d1", "d2"])
+
+    def test_one_replay_at_a_time(self):
+        # Two replays at once would both send what neither has marked yet.
+        self.state([dead_line("c1"), dead_line("c2")])
+        lock = os.path.join(self.proxy.state_dir, "dead-letter", "replay.lock")
+        with open(lock, "w") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)  # another replay is running
+            held.write("4242\n")
+            held.flush()
+            r = self.replay()
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertIn("is in use by another scrubgate (pid 4242)", r.stderr)
+            self.assertEqual(self.fake.requests, [])
+        r = self.replay()  # the other one is done
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(self.sent_ids(), ["c1", "c2"])
 
     def test_failed_write_to_replayed_is_exit_1_and_marks_nothing(self):
         done = self.state([dead_line("w1")])

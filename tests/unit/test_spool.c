@@ -219,6 +219,31 @@ static void acks_survive_deletion_of_later_segments(void **state)
     sg_spool_shared_free(sh);
 }
 
+/* An ack names exactly one record: no ack can alias a record of another segment. */
+static void acks_match_segment_and_index_exactly(void **state)
+{
+    (void)state;
+    struct sg_spool_shared *sh;
+    struct sg_spool *sp = open_spool_seg(&sh, 64);
+    struct sg_spool_entry a = entry("x-a");
+    sg_spool_append(sp, &a);
+    assert_int_equal(sg_spool_commit(sp), 0);
+    struct sg_spool_entry b = entry("x-b");
+    sg_spool_append(sp, &b); /* the next segment */
+    assert_int_equal(sg_spool_commit(sp), 0);
+    assert_true(b.ref.seg == a.ref.seg + 1 && b.ref.idx == 0);
+    /* An ack in b's segment whose index, packed with b's number, would read as a's record
+     * (seg << 24 ^ idx): it must ack nothing of a. */
+    struct sg_spool_ref alias = {b.ref.seg, (uint32_t)((b.ref.seg ^ a.ref.seg) << 24)};
+    sg_spool_ack(sp, alias);
+    assert_int_equal(sg_spool_commit(sp), 0);
+    char *ids = pending_ids();
+    assert_string_equal(ids, "x-a,x-b");
+    free(ids);
+    sg_spool_free(sp);
+    sg_spool_shared_free(sh);
+}
+
 /* A segment that cannot be read stops recovery, and nothing is deleted. */
 static void unreadable_segment_stops_recovery(void **state)
 {
@@ -311,6 +336,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(torn_tail_keeps_what_came_before, setup, teardown),
         cmocka_unit_test_setup_teardown(corrupt_record_loses_only_itself, setup, teardown),
         cmocka_unit_test_setup_teardown(acks_survive_deletion_of_later_segments, setup, teardown),
+        cmocka_unit_test_setup_teardown(acks_match_segment_and_index_exactly, setup, teardown),
         cmocka_unit_test_setup_teardown(unreadable_segment_stops_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(failed_write_discards_its_generation_and_heals, setup,
                                         teardown),
