@@ -93,17 +93,6 @@ static bool is_ctl(unsigned char c)
     return (c < 0x20 && c != '\t') || c == 0x7f;
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static unsigned char lower(unsigned char c)
 {
     return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
@@ -357,7 +346,7 @@ static enum sg_conn_frame byte(struct sg_conn_scan *s, unsigned char c)
             collect(s, c);
         return SG_FRAME_MORE;
     case ST_CH_SIZE: {
-        int v = hexval(c);
+        int v = sg_hexval(c);
         if (v < 0)
             return bad(s, c == ';' ? "chunk extensions are not accepted" : "malformed chunk size");
         s->num = s->num * 16 + (uint64_t)v;

@@ -121,6 +121,17 @@ bool sg_consttime_streq(const char *a, const char *b)
     return CRYPTO_memcmp(a, b, la) == 0;
 }
 
+int sg_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 int sg_write_all(int fd, const void *p, size_t n)
 {
     const char *c = p;

@@ -33,6 +33,8 @@ void sg_free_secret(char *s);
 int64_t sg_now_unix(void);
 uint64_t sg_now_mono_ms(void);
 
+/* The value of a hexadecimal digit, or -1. */
+int sg_hexval(int c);
 /* Case-insensitive ASCII comparisons that do not depend on the locale. */
 bool sg_strcaseeq(const char *a, const char *b);
 bool sg_strncaseeq(const char *a, const char *b, size_t n);

@@ -398,24 +398,15 @@ int sg_scrub_detect(const struct sg_scrub_spec *spec, const char *s, size_t len)
     return detect_any(spec, s, len);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int sg_percent_decode(const char *s, size_t len, bool plus, struct sg_buf *out)
 {
     sg_buf_reset(out);
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
-        if (c == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+        int hi = i + 2 < len ? sg_hexval((unsigned char)s[i + 1]) : -1;
+        int lo = i + 2 < len ? sg_hexval((unsigned char)s[i + 2]) : -1;
+        if (c == '%' && hi >= 0 && lo >= 0) {
+            c = (char)(hi * 16 + lo);
             i += 2;
         } else if (plus && c == '+') {
             c = ' ';

@@ -11,7 +11,7 @@ import threading
 import time
 import unittest
 
-from harness import FakeTikTok, Proxy, TOKEN, PIXEL, site_config
+from harness import FakeTikTok, Proxy, TOKEN, PIXEL, site_config, free_port
 
 EVENT = b'{"event":"Lead"}'
 ADMIN_TOKEN = "admin-token-for-conn-tests"
@@ -86,14 +86,6 @@ def trickle(sock, data, every, stop):
         except OSError:
             return
         stop.wait(every)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def rss_kb(pid):

@@ -11,25 +11,16 @@ import os
 import re
 import resource
 import signal
-import socket
 import sys
 import tempfile
 import threading
 import time
 import unittest
 
-from harness import PIXEL, TOKEN, FakeTikTok, Proxy, site_config
+from harness import PIXEL, TOKEN, FakeTikTok, Proxy, site_config, free_port
 
 ADMIN_TOKEN = "admin-token-for-tests-1"
 PIXEL_B = "CPIXELB456"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def dest(fake_url, pixel=PIXEL, **over):
@@ -160,6 +151,17 @@ class ReloadCase(unittest.TestCase):
             time.sleep(0.02)
             got = self.admin.health()
         return got
+
+    def configs_held_settles_at(self, want, timeout=5.0):
+        """Reload (with the file as it is) until the proxy holds want configurations in
+        memory, or the deadline passes; how many it holds then."""
+        deadline = time.time() + timeout
+        held = None
+        while time.time() < deadline and held != want:
+            time.sleep(0.3)
+            line = self.reloader.reload()
+            held = int(re.search(r"\((\d+) reloaded configuration", line).group(1))
+        return held
 
     def alive(self):
         self.assertIsNone(self.proxy.proc.poll(), self.proxy.stderr()[-4000:])
@@ -378,13 +380,7 @@ class AdoptTest(ReloadCase):
         self.assertEqual(sorted(e["event_id"] for e in self.fake_b.wait_events(2)), ["w1", "w2"])
         # Once it is empty (freed within a second) its configuration is freed too: only the
         # running one stays in memory.
-        deadline = time.time() + 5
-        held = None
-        while time.time() < deadline and held != 1:
-            time.sleep(0.3)
-            line = self.reloader.reload()
-            held = int(re.search(r"\((\d+) reloaded configuration", line).group(1))
-        self.assertEqual(held, 1, self.proxy.stderr())
+        self.assertEqual(self.configs_held_settles_at(1), 1, self.proxy.stderr())
 
 
     def test_removed_destination_still_holding_events_is_dead_lettered_after_its_grace(self):
@@ -408,13 +404,7 @@ class AdoptTest(ReloadCase):
         with open(os.path.join(self.proxy.state_dir, "dead-letter", "dead-letter.jsonl")) as f:
             dead = [json.loads(l) for l in f]
         self.assertEqual(sorted(d["event_id"] for d in dead), ["g1", "g2"])
-        deadline = time.time() + 5
-        held = None
-        while time.time() < deadline and held != 1:
-            time.sleep(0.3)
-            line = self.reloader.reload()
-            held = int(re.search(r"\((\d+) reloaded configuration", line).group(1))
-        self.assertEqual(held, 1, self.proxy.stderr())
+        self.assertEqual(self.configs_held_settles_at(1), 1, self.proxy.stderr())
 
 
 class HealthzTest(ReloadCase):
