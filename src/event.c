@@ -114,8 +114,11 @@ int sg_parse_rfc3339(const char *s, int64_t *out)
         digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &m) || s[16] != ':' ||
         digits(s + 17, 2, &sec))
         return -1;
-    if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
-        return -1;
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
+    if (M < 1 || M > 12 || D < 1 || h > 23 || m > 59 || sec > 60 ||
+        D > mdays[M - 1] + (M == 2 && leap ? 1 : 0))
+        return -1; /* 2024-02-30 is no date, not 1 March */
     const char *p = s + 19;
     if (*p == '.') {
         p++;

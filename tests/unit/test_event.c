@@ -30,6 +30,10 @@ static void rfc3339(void **state)
     assert_int_equal(sg_parse_rfc3339("1970-01-01T00:00:00Z", &t), 0);
     assert_int_equal(t, 0);
     assert_int_equal(sg_parse_rfc3339("2025-11-21", &t), -1);
+    assert_int_equal(sg_parse_rfc3339("2024-02-30T00:00:00Z", &t), -1); /* no such day */
+    assert_int_equal(sg_parse_rfc3339("2023-02-29T00:00:00Z", &t), -1);
+    assert_int_equal(sg_parse_rfc3339("2024-02-29T00:00:00Z", &t), 0); /* leap year */
+    assert_int_equal(sg_parse_rfc3339("2025-04-31T00:00:00Z", &t), -1);
     assert_int_equal(sg_parse_rfc3339("2025-13-21T00:00:00Z", &t), -1);
     assert_int_equal(sg_parse_rfc3339("2025-11-21T00:00:00", &t), -1);
     assert_int_equal(sg_parse_rfc3339("2025-11-21T00:00:00Zjunk", &t), -1);
