@@ -507,6 +507,8 @@ struct conn {
     size_t discarded;          /* input dropped after an error */
     unsigned in_flight;        /* requests handed to evhttp and not yet answered */
     bool out_pending;          /* evhttp's reply is on its way to the socket */
+    bool eof_held;             /* the client half-closed while a reply was due: told to
+                                * evhttp once the replies are out */
     bool discard;              /* input is dropped: an error reply is due or written */
     const struct reply *error; /* the reply to write when evhttp is not answering */
     struct reply bad;          /* a 400's: the scanner's reason (static text) */
@@ -778,6 +780,11 @@ static enum bufferevent_filter_result input_filter_cb(struct evbuffer *src, stru
         return BEV_NEED_MORE;
     }
     while (evbuffer_get_length(src) > c->scan.total && !c->discard) {
+        /* One request at a time: a pipelined one waits in the socket's input (whose read
+         * watermark then stops reading) until the reply before it is out, so a client
+         * that never reads its replies cannot make evhttp buffer without end. */
+        if (c->in_flight)
+            break;
         if (c->phase == P_IDLE)
             new_request(c, sg_now_mono_ms());
         switch (scan_more(c, src)) {
@@ -852,7 +859,24 @@ static void sock_read_cb(struct bufferevent *sock, void *arg)
 static void sock_event_cb(struct bufferevent *sock, short what, void *arg)
 {
     struct conn *c = arg;
+    if ((what & BEV_EVENT_EOF) && busy(c)) {
+        /* A half-close (HTTP allows it): the replies due still go out, then evhttp hears
+         * of the end. Told now, it would free the connection with them unsent. */
+        c->eof_held = true;
+        return;
+    }
     c->sock_event(sock, what, c->sock_arg);
+}
+
+/* A reply is out: hand evhttp the next pipelined request, or the client's end. */
+static void next_request(struct conn *c)
+{
+    if (evbuffer_get_length(bufferevent_get_input(c->sock)))
+        c->sock_read(c->sock, c->sock_arg); /* the filter's own read: runs input_filter_cb */
+    if (alive(c) && c->eof_held && !busy(c)) {
+        c->eof_held = false;
+        c->sock_event(c->sock, BEV_EVENT_EOF | BEV_EVENT_READING, c->sock_arg);
+    }
 }
 
 /* The socket sent everything it had. */
@@ -890,6 +914,9 @@ static void sock_write_cb(struct bufferevent *sock, void *arg)
     if (c->in_flight)
         c->in_flight--;
     bufferevent_trigger(c->bev, EV_WRITE, 0); /* evhttp: the reply is sent */
+    if (!alive(c))
+        return;
+    next_request(c);
     if (!alive(c))
         return;
     if (c->discard && !busy(c)) {
@@ -1015,6 +1042,10 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg)
     cs->refs++;
     cs->open++;
     bufferevent_getcb(sock, &c->sock_read, &c->sock_write, &c->sock_event, &c->sock_arg);
+    /* At most one request (and framing overhead) is held in the socket's input: past it,
+     * reading stops until evhttp took the request before (see input_filter_cb). */
+    bufferevent_setwatermark(sock, EV_READ, 0,
+                             2 * (cs->lim.max_header + cs->lim.max_body) + 65536);
     bufferevent_setcb(sock, sock_read_cb, sock_write_cb, sock_event_cb, c);
     c->out_cb = evbuffer_add_cb(bufferevent_get_output(bev), out_added_cb, c);
     new_request(c, sg_now_mono_ms());

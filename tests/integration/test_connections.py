@@ -246,6 +246,35 @@ class DeadlineAndFramingTest(unittest.TestCase):
         self.assertEqual(json.loads(b1)["event_ids"], ["pipe-1"])
         self.assertEqual(json.loads(b2)["event_ids"], ["pipe-2"])
 
+    def test_a_client_that_never_reads_cannot_grow_memory(self):
+        # Pipelined requests wait in the socket (reading stops) while the reply before
+        # them is not out: a client that sends and never reads gets nowhere.
+        sock = self.connect()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(0.2)
+        burst = b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n" * 2000
+        before = rss_kb(self.proxy.proc.pid)
+        sent, deadline = 0, time.monotonic() + 3
+        while time.monotonic() < deadline:  # bounded: sends block once the buffers are full
+            try:
+                sent += sock.send(burst)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+        grown = rss_kb(self.proxy.proc.pid) - before
+        self.assertGreater(sent, len(burst))  # the client did push a lot
+        self.assertLess(grown, 16 * 1024, "RSS grew by %d kB for %d bytes sent" % (grown, sent))
+
+    def test_a_half_closed_client_gets_its_reply(self):
+        sock = self.connect()
+        body = b'{"event":"Lead","event_id":"half-1"}'
+        sock.sendall(post_head(len(body)) + body)
+        sock.shutdown(socket.SHUT_WR)  # HTTP allows it: done sending, still reading
+        status, _, reply = read_response(sock)
+        self.assertEqual(status, 202)
+        self.assertEqual(json.loads(reply)["event_ids"], ["half-1"])
+
     def test_body_over_the_limit_is_413_without_reading_it(self):
         sock = self.connect()
         sock.sendall(post_head(100 * 1024 * 1024))
