@@ -166,7 +166,17 @@ static void restore_spool(const struct sg_config *cfg, struct sg_worker **worker
 struct held {
     struct sg_config *cfg;
     uint64_t epoch;
+    uint64_t unused_since; /* monotonic ms when no worker read it any more; 0: still read */
 };
+
+/*
+ * How long a configuration no worker reads any more is kept before it is
+ * freed. The epochs say when it is safe; this margin is defence in depth:
+ * a storm of thousands of reloads a second with events being dead-lettered
+ * once showed a forwarder still bound to a configuration just freed, and
+ * its cause was not found (see docs/ARCHITECTURE.md, "Reload").
+ */
+#define CONFIG_GRACE_MS 500
 
 struct reloads {
     struct held *v;
@@ -270,21 +280,34 @@ static int reap(struct reloads *r, struct sg_worker **workers, int n)
         oldest = SG_MIN(oldest, sg_worker_oldest_epoch(workers[i]));
     }
     size_t kept = 0;
+    uint64_t now = sg_now_mono_ms();
+    bool waiting = false;
     for (size_t i = 0; i < r->n; i++) {
         if (i + 1 < r->n && r->v[i].epoch < oldest) {
-            sg_config_free(r->v[i].cfg);
-            continue;
+            if (!r->v[i].unused_since)
+                r->v[i].unused_since = now;
+            if (now - r->v[i].unused_since >= CONFIG_GRACE_MS) {
+                sg_config_free(r->v[i].cfg);
+                continue;
+            }
+            waiting = true;
         }
         r->v[kept++] = r->v[i];
     }
     r->n = kept;
     if (applied > r->announced) {
+        size_t in_use = 0;
+        for (size_t i = 0; i < r->n; i++)
+            in_use += r->v[i].unused_since == 0;
         r->announced = applied;
-        sg_info("reload %llu applied by every worker (%zu reloaded configuration(s) in memory)",
-                (unsigned long long)applied, r->n);
+        sg_info("reload %llu applied by every worker (%zu reloaded configuration(s) in use, %zu "
+                "more freed within %d ms)",
+                (unsigned long long)applied, in_use, r->n - in_use, CONFIG_GRACE_MS);
     }
     if (r->announced < r->epoch)
         return 5;
+    if (waiting)
+        return 100; /* configurations in their grace */
     /* Waiting for retired forwarders to empty: they are checked every second. */
     return oldest < r->epoch ? 1000 : -1;
 }
@@ -358,7 +381,7 @@ int sg_server_run(struct sg_config *cfg)
             struct sg_config *next = reload(cur, admin != NULL);
             if (next) {
                 r.v = sg_xrealloc(r.v, (r.n + 1) * sizeof(*r.v));
-                r.v[r.n++] = (struct held){next, ++r.epoch};
+                r.v[r.n++] = (struct held){next, ++r.epoch, 0};
                 for (int i = 0; i < started; i++)
                     sg_worker_reload(workers[i], next, r.epoch);
                 sg_info("reload: %zu site(s) from %s", next->n_sites, next->path);

@@ -55,10 +55,13 @@ def is_open(sock):
         sock.setblocking(True)
 
 
+_leftover = {}  # bytes read past a response, per socket: the next pipelined response
+
+
 def read_response(sock, timeout=5):
     """One HTTP/1.1 response with a Content-Length: (status, headers, body)."""
     sock.settimeout(timeout)
-    data = b""
+    data = _leftover.pop(sock, b"")
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
         if not chunk:
@@ -73,6 +76,8 @@ def read_response(sock, timeout=5):
         if not chunk:
             break
         rest += chunk
+    if rest[length:]:
+        _leftover[sock] = rest[length:]
     return int(lines[0].split()[1]), headers, rest[:length]
 
 
