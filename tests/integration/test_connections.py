@@ -268,8 +268,12 @@ class DeadlineAndFramingTest(unittest.TestCase):
             except OSError:
                 break
         grown = rss_kb(self.proxy.proc.pid) - before
-        self.assertGreater(sent, len(burst))  # the client did push a lot
-        self.assertLess(grown, 16 * 1024, "RSS grew by %d kB for %d bytes sent" % (grown, sent))
+        self.assertGreater(sent, len(burst))  # the client did push
+        # Back-pressure: the proxy stops reading, so the client cannot push much more than
+        # the socket buffers hold (unbounded, it pushed 185 MB in these 3 s).
+        self.assertLess(sent, 32 << 20, "the proxy kept reading: %d bytes taken" % sent)
+        if os.environ.get("SG_SANITIZED") != "1":  # ASan's quarantine grows RSS by design
+            self.assertLess(grown, 16 * 1024, "RSS grew by %d kB for %d bytes" % (grown, sent))
 
     def test_a_half_closed_client_gets_its_reply(self):
         sock = self.connect()
