@@ -43,6 +43,15 @@ def closed_port_url():
     return "http://127.0.0.1:%d" % free_port()
 
 
+def rss_kb(pid):
+    """A process's resident memory, from /proc."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
 def keyed(domain, value, secret=SECRET):
     """What the proxy's HMAC-SHA256 yields: key = site secret, message = domain NUL value."""
     return hmac.new(secret.encode(), domain.encode() + b"\0" + value.encode(),

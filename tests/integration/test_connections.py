@@ -11,7 +11,7 @@ import threading
 import time
 import unittest
 
-from harness import FakeTikTok, Proxy, TOKEN, PIXEL, site_config, free_port
+from harness import FakeTikTok, Proxy, TOKEN, PIXEL, site_config, free_port, rss_kb
 
 EVENT = b'{"event":"Lead"}'
 ADMIN_TOKEN = "admin-token-for-conn-tests"
@@ -91,14 +91,6 @@ def trickle(sock, data, every, stop):
         except OSError:
             return
         stop.wait(every)
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 class DeadlineAndFramingTest(unittest.TestCase):

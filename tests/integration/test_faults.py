@@ -145,6 +145,53 @@ class FaultInjectionTest(unittest.TestCase):
         # The directory is synced only when a segment is created (each one here: 4 KiB).
         self.check_point("fsync", "EIO", "/var/spool")
 
+    def test_write_fails_and_taking_it_back_fails_too(self):
+        # A short write whose records cannot be cut back out of the file: the clients got
+        # 503 and the log says those records may come back after a restart (a duplicate of
+        # what the client retries, never a loss); everything answered 202 is still delivered.
+        faults = Faults(self.fake_dir())
+        self.start(faults)
+        status, before, _ = self.post_batch("tb-before")
+        self.assertEqual(status, 202)
+        faults.arm("write ENOSPC /spool/", "ftruncate EIO /spool/")
+        status, _, _ = self.post_batch("tb-during")
+        self.assertEqual(status, 503)
+        self.assertIn("cannot take the records of failed requests back",
+                      self.proxy.wait_log("cannot take the records"))
+        faults.clear()
+        status, after, _ = self.post_batch("tb-after")
+        self.assertEqual(status, 202)
+        self.proxy.kill()
+        self.proxy.env.pop("LD_PRELOAD")
+        self.proxy.start()
+        self.assertEqual(self.wait_delivered(set(before) | set(after)), set())
+        self.proxy.kill()
+
+    def test_dead_letter_write_failure_keeps_the_event_in_the_spool(self):
+        # TikTok refuses the event (40002): it goes to the dead letter. While that write
+        # fails, the event keeps its record in the spool (no outcome yet); after a restart
+        # it is dead-lettered for real, with one failed line in the sync log.
+        faults = Faults(self.fake_dir())
+        self.start(faults)
+        faults.arm("write ENOSPC dead-letter")
+        self.fake.script([{"code": 40002}])
+        status, ids, _ = self.post_batch("dl", n=1)
+        self.assertEqual(status, 202)
+        self.assertIn("could not be dead-lettered",
+                      self.proxy.wait_log("could not be dead-lettered"))
+        self.assertEqual(self.proxy.sync_log(), [])
+        dead = os.path.join(self.proxy.state_dir, "dead-letter", "dead-letter.jsonl")
+        self.assertEqual(os.path.getsize(dead), 0)  # cut back, no fragment
+        self.proxy.kill()
+        faults.clear()
+        self.fake.script([{"code": 40002}])
+        self.proxy.start()
+        lines = self.proxy.wait_sync(1)
+        self.assertEqual([(l["event_id"], l["status"]) for l in lines], [(ids[0], "failed")])
+        with open(dead) as f:
+            self.assertEqual([json.loads(l)["event_id"] for l in f], ids)
+        self.proxy.kill()
+
     def test_health_recovers_without_traffic_after_a_one_shot_fault(self):
         # A load balancer that stops sending requests to an instance whose /healthz says
         # 503 must still see it come back: the disk is probed while no request tries it.

@@ -17,7 +17,7 @@ import threading
 import time
 import unittest
 
-from harness import PIXEL, TOKEN, FakeTikTok, Proxy, site_config, free_port
+from harness import PIXEL, TOKEN, FakeTikTok, Proxy, site_config, free_port, rss_kb
 
 ADMIN_TOKEN = "admin-token-for-tests-1"
 PIXEL_B = "CPIXELB456"
@@ -89,14 +89,6 @@ class Admin:
     def health(self):
         status, body = self.get("/healthz")
         return status, json.loads(body)
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def sanitized(pid):
