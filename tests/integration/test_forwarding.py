@@ -327,8 +327,10 @@ class ForwardingTest(unittest.TestCase):
         self.assertNotIn("jane", json.dumps(dead))  # scrubbed events only
 
     def test_retries_give_up_into_the_dead_letter(self):
+        # Give-up is measured in whole seconds from the acceptance: 2 s leaves room for a
+        # second attempt even when the event was accepted just before a second's end.
         self.start(limits={"flush_interval_ms": 20, "retry_base_ms": 100, "retry_cap_ms": 300,
-                           "retry_give_up_s": 1})
+                           "retry_give_up_s": 2})
         self.fake.script([{"http": 503, "body": ""}] * 50)
         self.proxy.post([event(event_id="gone")])
         line = self.proxy.wait_sync(1, timeout=10)[0]
