@@ -325,7 +325,7 @@ int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_
     if (ev->event_id && strlen(ev->event_id) > 128)
         return FAIL(&r, "%s: longer than 128 bytes", "event_id");
     /* Identifiers leave as they are, so they must not be able to carry personal data. */
-    static const struct sg_scrub_spec all = {SG_DET_ALL, NULL};
+    static const struct sg_scrub_spec all = {SG_DET_ALL, NULL, NULL};
     if (ev->event_id && sg_scrub_detect(&all, ev->event_id, strlen(ev->event_id)) != 0)
         return FAIL(&r, "%s: looks like personal data (an email, phone or card number)",
                     "event_id");

@@ -21,6 +21,7 @@ struct sg_rule_env {
     const unsigned char *secret; /* borrowed; the site's HMAC key */
     size_t secret_len;
     json_t *event_map; /* borrowed; object name -> name, or NULL */
+    const char *phone_region; /* borrowed; the site's phone_region, or NULL */
 };
 
 /* Load and compile a rule set; logs file:line:column and returns NULL on error. */

@@ -41,6 +41,7 @@ void sg_pattern_free(struct sg_pattern *p);
 struct sg_scrub_spec {
     unsigned detectors;           /* bitmask of enum sg_detector */
     const struct sg_pattern *extra; /* borrowed, may be NULL */
+    const char *phone_region;       /* the site's phone_region, or NULL (see phone.h) */
 };
 
 /*

@@ -656,7 +656,7 @@ static int hash_field(const struct rule *r, struct sg_event *ev, int f,
     return 0;
 }
 
-static int redact_json(const struct rule *r, json_t *v, unsigned *hits)
+static int redact_json(const struct rule *r, const char *region, json_t *v, unsigned *hits)
 {
     const char *key;
     json_t *item;
@@ -664,7 +664,7 @@ static int redact_json(const struct rule *r, json_t *v, unsigned *hits)
     unsigned h;
 
     if (json_is_string(v)) {
-        struct sg_scrub_spec spec = {r->detectors, r->pattern};
+        struct sg_scrub_spec spec = {r->detectors, r->pattern, region};
         if (sg_scrub_text(&spec, json_string_value(v), &tl_out, &h) < 0)
             return -1;
         if (h) {
@@ -672,28 +672,30 @@ static int redact_json(const struct rule *r, json_t *v, unsigned *hits)
             *hits += h;
         }
     } else if (json_is_object(v)) {
-        json_object_foreach(v, key, item) if (redact_json(r, item, hits) < 0) return -1;
+        json_object_foreach(v, key, item) if (redact_json(r, region, item, hits) < 0) return -1;
     } else if (json_is_array(v)) {
-        json_array_foreach(v, i, item) if (redact_json(r, item, hits) < 0) return -1;
+        json_array_foreach(v, i, item) if (redact_json(r, region, item, hits) < 0) return -1;
     }
     return 0;
 }
 
-static int redact_field(const struct rule *r, struct sg_event *ev, int f)
+static int redact_field(const struct rule *r, struct sg_event *ev, int f,
+                        const struct sg_rule_env *env)
 {
+    const char *region = env->phone_region;
     unsigned hits = 0;
     int rc;
 
     if (f == SG_F_PROPERTIES) {
-        rc = redact_json(r, ev->props, &hits);
+        rc = redact_json(r, region, ev->props, &hits);
     } else if (f == SG_F_PAGE_URL || f == SG_F_PAGE_REFERRER) {
-        struct sg_url_policy pol = {{r->detectors, r->pattern}, r->sensitive_params,
+        struct sg_url_policy pol = {{r->detectors, r->pattern, region}, r->sensitive_params,
                                     (const char *const *)r->params, r->n_params};
         rc = sg_scrub_url(&pol, ev->val[f], &tl_out, &hits);
         if (rc == 0 && hits)
             sg_event_set(ev, (enum sg_field)f, sg_xstrndup(tl_out.data, tl_out.len));
     } else {
-        struct sg_scrub_spec spec = {r->detectors, r->pattern};
+        struct sg_scrub_spec spec = {r->detectors, r->pattern, region};
         rc = sg_scrub_text(&spec, ev->val[f], &tl_out, &hits);
         if (rc == 0 && hits)
             sg_event_set(ev, (enum sg_field)f, sg_xstrndup(tl_out.data, tl_out.len));
@@ -824,7 +826,7 @@ int sg_ruleset_apply(const struct sg_ruleset *rs, struct sg_event *ev,
                 break;
             case ACT_REDACT:
                 if (field_present(ev, f) && f != SG_F_LIMITED_DATA_USE &&
-                    redact_field(r, ev, f) < 0)
+                    redact_field(r, ev, f, env) < 0)
                     return -1;
                 break;
             default:

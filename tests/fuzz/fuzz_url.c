@@ -18,8 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct sg_buf out, again;
     unsigned hits;
     char *s = sg_xstrndup((const char *)data, size);
-    struct sg_url_policy pol = {{SG_DET_ALL, NULL}, true, strip, 1};
-    struct sg_scrub_spec all = {SG_DET_ALL, NULL};
+    struct sg_url_policy pol = {{SG_DET_ALL, NULL, NULL}, true, strip, 1};
+    struct sg_scrub_spec all = {SG_DET_ALL, NULL, NULL};
 
     sg_buf_init(&out, 1 << 20);
     sg_buf_init(&again, 1 << 20);

@@ -13,7 +13,7 @@
 static char *text(unsigned dets, const char *in, unsigned *hits)
 {
     struct sg_buf out;
-    struct sg_scrub_spec spec = {dets, NULL};
+    struct sg_scrub_spec spec = {dets, NULL, NULL};
     sg_buf_init(&out, 65536);
     assert_int_equal(sg_scrub_text(&spec, in, &out, hits), 0);
     return sg_buf_detach(&out, NULL);
@@ -122,7 +122,7 @@ static void site_pattern(void **state)
     assert_non_null(strstr(err, "offset"));
     struct sg_pattern *p = sg_pattern_new("\\bCUST-\\d{6}\\b", err, sizeof(err));
     assert_non_null(p);
-    struct sg_scrub_spec spec = {0, p};
+    struct sg_scrub_spec spec = {0, p, NULL};
     sg_buf_init(&out, 4096);
     assert_int_equal(sg_scrub_text(&spec, "loyalty CUST-123456 ok", &out, &hits), 0);
     assert_string_equal(out.data, "loyalty [redacted] ok");
@@ -158,7 +158,7 @@ static void expect_url(const struct sg_url_policy *pol, const char *in, const ch
 }
 
 static const char *const strip_ttclid[] = {"ttclid"};
-static const struct sg_url_policy default_urls = {{SG_DET_ALL, NULL}, true, NULL, 0};
+static const struct sg_url_policy default_urls = {{SG_DET_ALL, NULL, NULL}, true, NULL, 0};
 
 static void url_scrubbing(void **state)
 {
@@ -180,7 +180,7 @@ static void url_scrubbing(void **state)
     /* Found by fuzz_ingest: an email in a parameter name, and in a "scheme" that is not one. */
     expect_url(p, "https://x.example/?jane@doe.comutm_source=tt&a=1", "https://x.example/?a=1");
     expect_url(p, "hjane@doe.comttps://x.example/p", "redacted//x.example/p");
-    struct sg_url_policy s = {{0, NULL}, false, strip_ttclid, 1};
+    struct sg_url_policy s = {{0, NULL, NULL}, false, strip_ttclid, 1};
     expect_url(&s, "https://x.example/?ttclid=E.C.P.a&a=1", "https://x.example/?a=1");
     expect_url(&s, "https://x.example/?TTCLID=E.C.P.a", "https://x.example/");
 }
@@ -292,7 +292,7 @@ static void percent_decoding(void **state)
  */
 static void longest_allowed_field_is_scrubbed(void **state)
 {
-    struct sg_scrub_spec spec = {SG_DET_ALL, NULL};
+    struct sg_scrub_spec spec = {SG_DET_ALL, NULL, NULL};
     struct sg_buf out;
     unsigned hits;
     (void)state;

@@ -1,0 +1,133 @@
+/*
+ * phone.cc - the C interface (phone.h) to libphonenumber.
+ *
+ * The one C++ file of the project: everything C++ (strings, exceptions, the
+ * library's singleton) stays behind extern "C" functions that take and
+ * return plain bytes. An exception never crosses into C: it becomes -1.
+ */
+#include "scrubgate/phone.h"
+
+#include <phonenumbers/logger.h>
+#include <phonenumbers/phonenumber.pb.h>
+#include <phonenumbers/phonenumberutil.h>
+
+#include <cstring>
+#include <mutex>
+#include <string>
+
+using i18n::phonenumbers::PhoneNumber;
+using i18n::phonenumbers::PhoneNumberUtil;
+
+namespace {
+
+std::once_flag init_flag;
+const PhoneNumberUtil *util;
+/*
+ * Regions tried for a national-format candidate in text when the site set no
+ * phone_region. Not every region: with all 245, most grouped digit runs (dates,
+ * postcodes, order numbers) are valid somewhere, and a candidate would cost
+ * milliseconds. These are the regions whose visitors most often reach TikTok
+ * advertisers' sites, plus the NANP (US covers its +1 shapes).
+ */
+const char *const detect_regions[] = {"US", "GB", "DE", "FR", "IN", "BR", "IT", "ES", "NL", "BE",
+                                      "AT", "CH", "PL", "SE", "TR", "AU", "MX", "JP", "IL", "IE",
+                                      "PT", "ID", "PH", "VN", "TH", "MY", "SA", "AE", "EG", "NG"};
+
+void init()
+{
+    PhoneNumberUtil *u = PhoneNumberUtil::GetInstance();
+    /* The library may log what it parses: nothing of a number is ever logged. */
+    u->SetLogger(new i18n::phonenumbers::NullLogger());
+    util = u;
+}
+
+const PhoneNumberUtil &lib()
+{
+    std::call_once(init_flag, init);
+    return *util;
+}
+
+/* The input as a string, "00" turned into "+" (the international prefix most of the world dials). */
+bool prepare(const char *in, size_t len, std::string *out)
+{
+    while (len > 0 && (*in == ' ' || *in == '\t')) {
+        in++;
+        len--;
+    }
+    if (len == 0 || len > SG_PHONE_MAX_INPUT)
+        return false;
+    if (len > 2 && in[0] == '0' && in[1] == '0' && in[2] >= '1' && in[2] <= '9')
+        out->assign("+").append(in + 2, len - 2);
+    else
+        out->assign(in, len);
+    return true;
+}
+
+bool international(const std::string &s)
+{
+    return s[0] == '+';
+}
+
+bool valid_for(const PhoneNumberUtil &u, const std::string &s, const std::string &region,
+               PhoneNumber *num)
+{
+    return u.Parse(s, region, num) == PhoneNumberUtil::NO_PARSING_ERROR &&
+           (region == "ZZ" ? u.IsValidNumber(*num) : u.IsValidNumberForRegion(*num, region));
+}
+
+} // namespace
+
+extern "C" bool sg_phone_region_known(const char *region)
+{
+    try {
+        const PhoneNumberUtil &u = lib();
+        return region && std::strlen(region) == 2 && region[0] >= 'A' && region[0] <= 'Z' &&
+               region[1] >= 'A' && region[1] <= 'Z' && u.GetCountryCodeForRegion(region) != 0;
+    } catch (...) {
+        return false;
+    }
+}
+
+extern "C" int sg_phone_e164(const char *in, size_t len, const char *region, char *out, size_t cap)
+{
+    try {
+        const PhoneNumberUtil &u = lib();
+        std::string s, e164;
+        PhoneNumber num;
+        if (!prepare(in, len, &s))
+            return -1;
+        if (!international(s) && !region)
+            return -1; /* never guessed */
+        if (u.Parse(s, international(s) ? "ZZ" : region, &num) != PhoneNumberUtil::NO_PARSING_ERROR ||
+            !u.IsValidNumber(num))
+            return -1;
+        u.Format(num, PhoneNumberUtil::E164, &e164);
+        if (e164.size() + 1 > cap)
+            return -1;
+        std::memcpy(out, e164.c_str(), e164.size() + 1);
+        return 0;
+    } catch (...) {
+        return -1;
+    }
+}
+
+extern "C" int sg_phone_text_candidate(const char *s, size_t len, const char *region)
+{
+    try {
+        const PhoneNumberUtil &u = lib();
+        std::string in;
+        PhoneNumber num;
+        if (!prepare(s, len, &in))
+            return 0;
+        if (international(in))
+            return valid_for(u, in, "ZZ", &num) ? 1 : 0;
+        if (region)
+            return valid_for(u, in, region, &num) ? 1 : 0;
+        for (const char *r : detect_regions)
+            if (valid_for(u, in, r, &num))
+                return 1;
+        return 0;
+    } catch (...) {
+        return -1;
+    }
+}
