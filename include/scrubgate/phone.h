@@ -38,8 +38,9 @@ int sg_phone_e164(const char *in, size_t len, const char *region, char *out, siz
 /*
  * Is this candidate from free text (digits in groups, an optional "+"/"00"
  * prefix, parentheses) a phone number? With a country code: valid for that
- * country. Without: valid for region, or, when region is NULL, for one of a
- * fixed list of common regions (phone.cc says which and why). 1 yes, 0 no, -1 on an internal failure (the caller
+ * country. Without: valid for region (when not NULL) or for one of a fixed
+ * list of common regions (phone.cc says which and why): removing a number is
+ * the safe direction, so detection tries more than normalization does. 1 yes, 0 no, -1 on an internal failure (the caller
  * removes the candidate: a detector that cannot decide does not leak).
  */
 int sg_phone_text_candidate(const char *s, size_t len, const char *region);

@@ -23,7 +23,7 @@ namespace {
 std::once_flag init_flag;
 const PhoneNumberUtil *util;
 /*
- * Regions tried for a national-format candidate in text when the site set no
+ * Regions tried for a national-format candidate in text, after the site's
  * phone_region. Not every region: with all 245, most grouped digit runs (dates,
  * postcodes, order numbers) are valid somewhere, and a candidate would cost
  * milliseconds. These are the regions whose visitors most often reach TikTok
@@ -121,8 +121,8 @@ extern "C" int sg_phone_text_candidate(const char *s, size_t len, const char *re
             return 0;
         if (international(in))
             return valid_for(u, in, "ZZ", &num) ? 1 : 0;
-        if (region)
-            return valid_for(u, in, region, &num) ? 1 : 0;
+        if (region && valid_for(u, in, region, &num))
+            return 1;
         for (const char *r : detect_regions)
             if (valid_for(u, in, r, &num))
                 return 1;

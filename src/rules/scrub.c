@@ -10,59 +10,87 @@
 #include "scrubgate/buf.h"
 #include "scrubgate/log.h"
 #include "scrubgate/scrub.h"
+#include "scrubgate/phone.h"
 
 #include <pcre2.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SCRUB_MATCH_LIMIT 100000u
 #define SCRUB_DEPTH_LIMIT 1000u
 #define SCRATCH_MAX (4u * SG_SCRUB_MAX_TEXT) /* see SG_SCRUB_MAX_TEXT */
+/*
+ * Phone candidates that reach libphonenumber in one field (each costs tens of
+ * microseconds, up to a few hundred when no region decides it). Past this the
+ * remaining candidates of the field are removed without asking: the time per
+ * field stays bounded, and a detector that cannot decide does not leak.
+ */
+#define PHONE_CHECKS_MAX 24u
 
-typedef bool validate_fn(const char *s, size_t len);
+/*
+ * A validator looks at a pattern's hit [*a, *b) in s[0, len): 1 to keep it
+ * (it may narrow the span, e.g. to the card inside a longer run of digit
+ * groups), 0 to reject it, -1 on an internal failure.
+ */
+typedef int validate_fn(const char *s, size_t len, size_t *a, size_t *b,
+                        const struct sg_scrub_spec *spec);
 
-static bool luhn_ok(const char *s, size_t len);
-static bool iban_ok(const char *s, size_t len);
-static bool ipv6_ok(const char *s, size_t len);
+static validate_fn phone_ok, card_ok, iban_ok, ssn_ok, ip_ok;
+
+/* Any code point outside ASCII (patterns are compiled in UTF mode). */
+#define NONASCII "\\x{80}-\\x{10ffff}"
 
 static const struct {
     const char *name;
     const char *pattern;
     validate_fn *validate; /* NULL: the pattern alone decides */
 } builtin[SG_DET__COUNT] = {
-    /* email: local@domain.tld */
-    [SG_DET_EMAIL] = {"email", "[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}",
+    /* email: local@domain.tld, internationalized (UTF-8 local parts and domains, punycode) */
+    [SG_DET_EMAIL] = {"email",
+                      ("[A-Za-z0-9._%+" NONASCII "-]+@[A-Za-z0-9" NONASCII "-]+"
+                       "(?:\\.[A-Za-z0-9" NONASCII "-]+)*\\.(?:[A-Za-z]{2,}|xn--[A-Za-z0-9-]+|[" NONASCII
+                       "]{2,})"),
                       NULL},
-    /* phone: E.164 (+ and 8-15 digits) or a grouped national number such as
-     * (213) 373-4253, 213-373-4253, +44 20 7946 0958. Bare digit runs are not
-     * phones: they are far more often order numbers and SKUs. */
+    /*
+     * phone: a pre-filter for whole runs of digit groups - an optional "+"/"00",
+     * groups of digits or "(digits)" joined by one separator - that never starts
+     * inside a longer run; libphonenumber decides (phone_ok).
+     */
     [SG_DET_PHONE] = {"phone",
-                      ("(?<![\\w+])(?:\\+\\d{8,15}|(?:\\+\\d{1,3}[\\s.-]?)?"
-                       "(?:\\(\\d{2,4}\\)[\\s.-]?|\\d{2,4}[\\s.-])\\d{3,4}[\\s.-]\\d{3,4})(?![\\w])"),
-                      NULL},
-    /* card: an issuer digit 2-6, then 15-16 digits in a bare run (13-14 digit runs are far
-     * more often EANs and product ids), or 13-19 digits grouped by spaces or dashes; Luhn */
+                      ("(?<![\\w+%])(?<!%[0-9A-Fa-f])(?<!\\d[ ./-])(?<![A-Za-z][-/.])(?<!\\d\\))"
+                       "(?:\\+ ?|\\b00)?(?:\\(\\d++(?:[ -]\\d++)?\\)|\\d++)"
+                       "(?:[ ./-]?(?:\\(\\d++(?:[ -]\\d++)?\\)|\\d++))*+(?![\\w])"),
+                      phone_ok},
+    /* card: a run of digit groups (or a bare run) with at least 13 digits; card_ok finds
+     * the Luhn-valid card number in it at group boundaries (a trailing CVV, a leading
+     * label number) */
     [SG_DET_CARD] = {"card",
-                     ("(?<![\\d-])(?:[2-6]\\d{14,15}|[2-6]\\d{3}(?:[ -]\\d{3,6}){2,4})"
-                      "(?![\\d]|-\\d)"),
-                     luhn_ok},
-    /* IBAN: country, check digits, 11-30 alphanumerics, optionally in groups of 4; mod-97 */
-    [SG_DET_IBAN] = {"iban", "(?<![A-Za-z0-9])[A-Z]{2}\\d{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])",
+                     ("(?<![\\w.%])(?<!%[0-9A-Fa-f])(?<!\\d[ -])(?=(?:\\d[ -]?){13})\\d++(?:[ -]\\d++){0,11}+"
+                      "(?!\\d)"),
+                     card_ok},
+    /* IBAN: country, check digits, then alphanumerics, in any case, optionally grouped by
+     * spaces or dashes; iban_ok cuts it to the country's registered length and checks mod-97 */
+    [SG_DET_IBAN] = {"iban", "(?<![A-Za-z0-9])[A-Za-z]{2}\\d{2}(?:[ -]?[A-Za-z0-9]){11,32}",
                      iban_ok},
-    /* US SSN, grouped: never area 000, 666 or 9xx, group 00 or serial 0000 */
+    /* US SSN and ITIN: grouped by "-", "." or " " (ssn_ok checks the number ranges), or
+     * nine bare digits right after a label that names one */
     [SG_DET_SSN] = {"ssn",
-                    "(?<![\\d-])(?!000|666|9\\d\\d)\\d{3}([- ])(?!00)\\d{2}\\1(?!0000)\\d{4}(?![\\d-])",
-                    NULL},
-    /* IPv4 dotted quads and IPv6 literals (the latter confirmed by inet_pton) */
+                    ("(?<![\\w.%-])(?<!%[0-9A-Fa-f])(?<!\\d )\\d{3}([-. ])\\d{2}\\1\\d{4}(?![\\d]|[-.]\\d)"
+                     "|(?i:\\b(?:ssn|itin|social security(?: number)?|tax id)\\b)[\\s:#=.-]{0,4}"
+                     "(?:no\\.?\\s?)?\\K\\d{9}(?!\\d)"),
+                    ssn_ok},
+    /* IPv4 dotted quads (a sentence's final dot is not part of one) and IPv6 literals
+     * (the latter confirmed by inet_pton) */
     [SG_DET_IP] = {"ip",
-                   ("(?<![\\w.])(?:(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.){3}"
-                    "(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(?![\\w.])"
+                   ("(?<![\\w.%])(?<!%[0-9A-Fa-f])(?<![A-Za-z]/)(?:(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.){3}"
+                    "(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(?!\\w|\\.\\d)"
                     "|(?<![\\w:])(?=[0-9A-Fa-f:.]*::|(?:[0-9A-Fa-f]{1,4}:){7})"
                     "[0-9A-Fa-f:.]{3,45}(?![\\w:])"),
-                   ipv6_ok},
+                   ip_ok},
     /* JWTs (three base64url parts, the first two JSON objects) and bearer credentials */
     [SG_DET_TOKEN] = {"token",
                       ("eyJ[A-Za-z0-9_-]{5,}\\.eyJ[A-Za-z0-9_-]{5,}\\.[A-Za-z0-9_-]{10,}"
@@ -70,11 +98,17 @@ static const struct {
                       NULL},
 };
 
-/* Crawlers, monitors and headless browsers, by user agent token. */
+/*
+ * Crawlers, monitors, headless browsers and HTTP libraries, matched on whole
+ * user-agent tokens: "Googlebot/2.1" and "AdsBot-Google" are bots, the Cubot
+ * phone ("CUBOT P80") and words that merely contain "bot" are not.
+ */
 static const char bot_pattern[] =
-    "(?i)bot\\b|bot/|crawl|spider|slurp|headless|phantomjs|lighthouse|pingdom|uptime|"
-    "monitor|curl/|wget/|python-requests|go-http-client|java/|okhttp|facebookexternalhit|"
-    "bingpreview|preview/";
+    "(?i)(?<![a-z0-9])(?:(?!cubot)[a-z0-9_]*bots?|[a-z0-9_]*(?:spider|crawler)|crawl|slurp|"
+    "headless(?:chrome)?|phantomjs|lighthouse|pingdom|uptimerobot|uptime|statuscake|"
+    "monitor(?:ing)?|facebookexternalhit|bingpreview|ia_archiver|scrapy|curl|wget|"
+    "python-requests|python-urllib|python-httpx|aiohttp|go-http-client|java|okhttp|axios|"
+    "node-fetch|libwww-perl|apache-httpclient|preview)(?![a-z])";
 
 struct sg_pattern {
     pcre2_code *code;
@@ -87,7 +121,7 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_rc = -1;
 
 static _Thread_local pcre2_match_data *tl_md;
-static _Thread_local struct sg_buf tl_scratch[3];
+static _Thread_local struct sg_buf tl_scratch[5]; /* 0-1 text passes, 2-4 decoding */
 static _Thread_local bool tl_ready;
 
 const char *sg_detector_name(enum sg_detector d)
@@ -107,7 +141,7 @@ static pcre2_code *compile(const char *re, char *err, size_t errlen)
 {
     int errcode;
     PCRE2_SIZE erroff;
-    pcre2_code *c = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &errcode,
+    pcre2_code *c = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &errcode,
                                   &erroff, NULL);
     if (!c) {
         PCRE2_UCHAR msg[160];
@@ -194,82 +228,373 @@ void sg_scrub_thread_release(void)
     tl_ready = false;
 }
 
-static bool luhn_ok(const char *s, size_t len)
+static bool is_digit(char c)
 {
-    int sum = 0, n = 0;
-    for (size_t i = len; i-- > 0;) {
-        if (s[i] < '0' || s[i] > '9')
-            continue;
-        int d = s[i] - '0';
-        if (n++ % 2 == 1) {
-            d *= 2;
-            if (d > 9)
-                d -= 9;
-        }
-        sum += d;
-    }
-    return n >= 13 && n <= 19 && sum % 10 == 0;
+    return c >= '0' && c <= '9';
 }
 
-/* ISO 13616: move the first four characters to the end, letters to 10..35, mod 97 == 1. */
-static bool iban_ok(const char *s, size_t len)
+static bool is_alnum(char c)
+{
+    return is_digit(c) || ((c | 32) >= 'a' && (c | 32) <= 'z');
+}
+
+/* The digits of s[a, b) into d (at most cap - 1 of them, NUL-terminated); their count. */
+static size_t digits_of(const char *s, size_t a, size_t b, char *d, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = a; i < b; i++)
+        if (is_digit(s[i])) {
+            if (n + 1 >= cap)
+                return cap; /* too many: no caller accepts that many */
+            d[n++] = s[i];
+        }
+    d[n] = '\0';
+    return n;
+}
+
+static bool luhn(const char *d, size_t n)
+{
+    int sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = d[n - 1 - i] - '0';
+        if (i % 2 == 1 && (v *= 2) > 9)
+            v -= 9;
+        sum += v;
+    }
+    return sum % 10 == 0;
+}
+
+/*
+ * A payment card number: 13-19 digits, an issuer digit 2-6 (1 for UATP's 15),
+ * Luhn. A bare run (no separators) is held to the networks' lengths: 13 digits
+ * only for Visa (4), 14 for Diners (30[0-5], 36, 38, 39), 15 for Amex (34, 37)
+ * and UATP, 16-19 for any; and a bare 13 or 14 digits that is a valid EAN-13 /
+ * GTIN-14 barcode (content ids are) is taken for the barcode.
+ */
+/* GS1's check digit (EAN-13, GTIN-14): weights 3 and 1 from the right. */
+static bool gtin_ok(const char *d, size_t n)
+{
+    int sum = 0;
+    for (size_t i = 0; i + 1 < n; i++)
+        sum += (d[n - 2 - i] - '0') * (i % 2 == 0 ? 3 : 1);
+    return (10 - sum % 10) % 10 == d[n - 1] - '0';
+}
+
+static bool card_number(const char *d, size_t n, bool bare)
+{
+    bool uatp = n == 15 && d[0] == '1'; /* UATP airline cards */
+    if (n < 13 || n > 19 || ((d[0] < '2' || d[0] > '6') && !uatp) || !luhn(d, n))
+        return false;
+    if (!bare)
+        return true;
+    if (n == 13 || n == 14) /* Visa's old 13 digits, Diners' 14; never a valid barcode */
+        return !gtin_ok(d, n) &&
+               (n == 13 ? d[0] == '4'
+                        : (d[0] == '3' && (d[1] == '6' || d[1] == '8' || d[1] == '9' ||
+                                           (d[1] == '0' && d[2] <= '5'))));
+    if (n == 15)
+        return uatp || (d[0] == '3' && (d[1] == '4' || d[1] == '7'));
+    return true;
+}
+
+#define CARD_GROUPS_MAX 12
+
+/*
+ * The hit is a run of digit groups. The card may be all of it, or the run
+ * with trailing groups (a CVV, an expiry) or up to two leading ones (a label's
+ * number) left out: try the longest spans first, at group boundaries only.
+ */
+static int card_ok(const char *s, size_t len, size_t *a, size_t *b,
+                   const struct sg_scrub_spec *spec)
+{
+    size_t gs[CARD_GROUPS_MAX], ge[CARD_GROUPS_MAX], g = 0;
+    char d[24];
+    (void)len;
+    (void)spec;
+    for (size_t i = *a; i < *b && g < CARD_GROUPS_MAX;) {
+        gs[g] = i;
+        while (i < *b && is_digit(s[i]))
+            i++;
+        ge[g++] = i;
+        i++; /* the separator */
+    }
+    for (size_t lead = 0; lead < g && lead <= 2; lead++) {
+        for (size_t tail = g; tail > lead; tail--) {
+            size_t n = digits_of(s, gs[lead], ge[tail - 1], d, sizeof(d));
+            if (n < 13)
+                break;
+            if (card_number(d, n, tail - lead == 1)) {
+                *a = gs[lead];
+                *b = ge[tail - 1];
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Registered IBAN lengths by country (ISO 13616 registry, as published by SWIFT). */
+static const struct {
+    char cc[3];
+    unsigned char len;
+} iban_lengths[] = {
+    {"AD", 24}, {"AE", 23}, {"AL", 28}, {"AO", 25}, {"AT", 20}, {"AX", 18}, {"AZ", 28},
+    {"BA", 20}, {"BE", 16}, {"BF", 28}, {"BG", 22}, {"BH", 22}, {"BI", 27}, {"BJ", 28},
+    {"BL", 27}, {"BR", 29}, {"BY", 28}, {"CF", 27}, {"CG", 27}, {"CH", 21}, {"CI", 28},
+    {"CM", 27}, {"CR", 22}, {"CV", 25}, {"CY", 28}, {"CZ", 24}, {"DE", 22}, {"DJ", 27},
+    {"DK", 18}, {"DO", 28}, {"DZ", 26}, {"EE", 20}, {"EG", 29}, {"ES", 24}, {"FI", 18},
+    {"FK", 18}, {"FO", 18}, {"FR", 27}, {"GA", 27}, {"GB", 22}, {"GE", 22}, {"GF", 27},
+    {"GI", 23}, {"GL", 18}, {"GP", 27}, {"GQ", 27}, {"GR", 27}, {"GT", 28}, {"GW", 25},
+    {"HN", 28}, {"HR", 21}, {"HU", 28}, {"IE", 22}, {"IL", 23}, {"IQ", 23}, {"IR", 26},
+    {"IS", 26}, {"IT", 27}, {"JO", 30}, {"KM", 27}, {"KW", 30}, {"KZ", 20}, {"LB", 28},
+    {"LC", 32}, {"LI", 21}, {"LT", 20}, {"LU", 20}, {"LV", 21}, {"LY", 25}, {"MA", 28},
+    {"MC", 27}, {"MD", 24}, {"ME", 22}, {"MF", 27}, {"MG", 27}, {"MK", 19}, {"ML", 28},
+    {"MN", 20}, {"MQ", 27}, {"MR", 27}, {"MT", 31}, {"MU", 30}, {"MZ", 25}, {"NC", 27},
+    {"NE", 28}, {"NI", 28}, {"NL", 18}, {"NO", 15}, {"OM", 23}, {"PF", 27}, {"PK", 24},
+    {"PL", 28}, {"PM", 27}, {"PS", 29}, {"PT", 25}, {"QA", 29}, {"RE", 27}, {"RO", 24},
+    {"RS", 22}, {"RU", 33}, {"SA", 24}, {"SC", 31}, {"SD", 18}, {"SE", 24}, {"SI", 19},
+    {"SK", 24}, {"SM", 27}, {"SN", 28}, {"SO", 23}, {"ST", 25}, {"SV", 28}, {"TD", 27},
+    {"TF", 27}, {"TG", 28}, {"TL", 23}, {"TN", 24}, {"TR", 26}, {"UA", 29}, {"VA", 22},
+    {"VG", 24}, {"WF", 27}, {"XK", 20}, {"YE", 30}, {"YT", 27},
+};
+
+static unsigned iban_length(char c0, char c1)
+{
+    size_t lo = 0, hi = SG_ARRAY_SIZE(iban_lengths);
+    char cc[2] = {(char)(c0 & ~32), (char)(c1 & ~32)};
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int cmp = memcmp(cc, iban_lengths[mid].cc, 2);
+        if (cmp == 0)
+            return iban_lengths[mid].len;
+        if (cmp < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return 0;
+}
+
+/*
+ * ISO 13616: the country's registered length, then mod 97 == 1 over the
+ * characters rotated by four (letters as 10..35). The span is cut to that
+ * length, so a BIC or a word after the IBAN does not hide it; characters that
+ * continue it without a separator make it something else.
+ */
+static int iban_ok(const char *s, size_t len, size_t *a, size_t *b,
+                   const struct sg_scrub_spec *spec)
 {
     char c[40];
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++)
-        if (s[i] != ' ') {
-            if (n == sizeof(c))
-                return false;
-            c[n++] = s[i];
-        }
-    if (n < 15 || n > 34)
-        return false;
+    size_t n = 0, i = *a;
+    (void)spec;
+    unsigned want = iban_length(s[*a], s[*a + 1]);
+    if (want == 0)
+        return 0;
+    for (; i < *b && n < want; i++)
+        if (s[i] != ' ' && s[i] != '-')
+            c[n++] = (char)((s[i] >= 'a' && s[i] <= 'z') ? s[i] - 32 : s[i]);
+    if (n < want || (i < len && is_alnum(s[i])))
+        return 0;
     unsigned rem = 0;
     for (size_t k = 0; k < n; k++) {
         char ch = c[(k + 4) % n];
-        if (ch >= '0' && ch <= '9')
+        if (is_digit(ch))
             rem = (rem * 10 + (unsigned)(ch - '0')) % 97;
-        else if (ch >= 'A' && ch <= 'Z')
-            rem = (rem * 100 + (unsigned)(ch - 'A' + 10)) % 97;
         else
-            return false;
+            rem = (rem * 100 + (unsigned)(ch - 'A' + 10)) % 97;
     }
-    return rem == 1;
+    if (rem != 1)
+        return 0;
+    *b = i;
+    return 1;
 }
 
-static bool ipv6_ok(const char *s, size_t len)
+/*
+ * US SSN: area not 000, 666 or 9xx, group not 00, serial not 0000. ITIN: area
+ * 9xx with group 50-65, 70-88, 90-92 or 94-99.
+ */
+static int ssn_ok(const char *s, size_t len, size_t *a, size_t *b,
+                  const struct sg_scrub_spec *spec)
+{
+    char d[16];
+    (void)len;
+    (void)spec;
+    if (digits_of(s, *a, *b, d, sizeof(d)) != 9)
+        return 0;
+    int area = (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0');
+    int group = (d[3] - '0') * 10 + (d[4] - '0');
+    int serial = atoi(d + 5);
+    if (area >= 900)
+        return (group >= 50 && group <= 65) || (group >= 70 && group <= 88) ||
+               (group >= 90 && group <= 92) || group >= 94;
+    return area != 0 && area != 666 && group != 0 && serial != 0;
+}
+
+/* Is one of the words within 24 bytes before s[a], as a word of its own? */
+static bool word_before(const char *s, size_t a, const char *const *words, size_t n_words)
+{
+    size_t from = a > 24 ? a - 24 : 0;
+    for (size_t i = from; i < a; i++) {
+        if (i > 0 && is_alnum(s[i - 1]))
+            continue; /* a word starts here or not at all */
+        for (size_t k = 0; k < n_words; k++) {
+            size_t n = strlen(words[k]);
+            if (i + n <= a && sg_strncaseeq(s + i, words[k], n) &&
+                (i + n == a || !((s[i + n] | 32) >= 'a' && (s[i + n] | 32) <= 'z')))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Words that, just before a bare run of digits, say it is a phone number. */
+static const char *const phone_words[] = {
+    "phone", "tel", "mobile", "cell", "call", "whatsapp", "fax", "sms", "handy",
+    "telefon", "telefono", "numero", "contact", "tlf", "mob",
+};
+
+/* Words that say the digits after them name a thing, not a person: product and part
+ * numbers, versions, references (a phone or IP shape after them is not one). */
+static const char *const thing_words[] = {
+    "sku", "part", "model", "item", "art", "order", "invoice", "batch", "lot", "build",
+    "isbn", "issn", "ean", "gtin", "upc", "version", "firmware", "serial", "po", "tracking",
+    "catalogue", "catalog", "release",
+};
+
+static int ip_ok(const char *s, size_t len, size_t *a, size_t *b,
+                   const struct sg_scrub_spec *spec)
 {
     char buf[INET6_ADDRSTRLEN + 1];
     unsigned char addr[16];
-    if (memchr(s, ':', len) == NULL)
-        return true; /* the IPv4 alternative: the pattern already checked each octet */
-    if (len >= sizeof(buf))
+    size_t n = *b - *a;
+    (void)len;
+    (void)spec;
+    if (memchr(s + *a, ':', n) == NULL) /* IPv4: the pattern checked each octet */
+        return !word_before(s, *a, thing_words, SG_ARRAY_SIZE(thing_words));
+    while (n > 0 && s[*a + n - 1] == '.') /* a sentence's final dot */
+        n--;
+    if (n >= sizeof(buf))
+        return 0;
+    memcpy(buf, s + *a, n);
+    buf[n] = '\0';
+    if (inet_pton(AF_INET6, buf, addr) != 1)
+        return 0;
+    *b = *a + n;
+    return 1;
+}
+
+static _Thread_local unsigned tl_phone_checks; /* libphonenumber calls in this field */
+
+/*
+ * Digit groups shaped like a date at the start of a run, the same "-", "/" or
+ * "." between them: 2026-11-26, 26.11.2026, 11/26/2026 (a time or a suffix
+ * may follow a four-digit year), 11/26/26 alone. Phone numbers are grouped
+ * by spaces far more often, or by mixed separators.
+ */
+static bool date_shaped(const char *s, const size_t *gst, const size_t *glen, size_t g)
+{
+    if (g < 3)
         return false;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    return inet_pton(AF_INET6, buf, addr) == 1;
+    char sep = s[gst[0] + glen[0]];
+    if ((sep != '-' && sep != '/' && sep != '.') || s[gst[1] + glen[1]] != sep)
+        return false;
+    int v[3];
+    for (int k = 0; k < 3; k++) {
+        v[k] = 0;
+        for (size_t i = 0; i < glen[k] && i < 4; i++)
+            v[k] = v[k] * 10 + (s[gst[k] + i] - '0');
+    }
+    if (glen[0] == 4 && glen[1] <= 2 && glen[2] <= 2) /* year, month, day */
+        return v[0] >= 1900 && v[0] <= 2099 && v[1] >= 1 && v[1] <= 12 && v[2] >= 1 && v[2] <= 31;
+    if (glen[0] <= 2 && glen[1] <= 2 && (glen[2] == 4 || (glen[2] == 2 && g == 3)))
+        return v[0] >= 1 && v[1] >= 1 && ((v[0] <= 31 && v[1] <= 12) || (v[0] <= 12 && v[1] <= 31)) &&
+               (glen[2] == 2 || (v[2] >= 1900 && v[2] <= 2099));
+    return false;
+}
+
+/*
+ * The phone pre-filter's run: 7 to 15 digits (a "+"/"00" run, or grouped,
+ * or bare after a label such as "tel:"), not a date, a version or a part
+ * number; then libphonenumber with the site's region and the common ones.
+ * Over the field's budget, or when the library fails, the run is removed.
+ */
+static int phone_ok(const char *s, size_t len, size_t *a, size_t *b,
+                    const struct sg_scrub_spec *spec)
+{
+    size_t gst[16], glen[16], g = 0, digits = 0, slashes = 0;
+    bool intl = s[*a] == '+' || (s[*a] == '0' && *a + 1 < *b && s[*a + 1] == '0');
+    bool parens = false, dots = false;
+    (void)len;
+    for (size_t i = *a; i < *b;) {
+        if (!is_digit(s[i])) {
+            parens |= s[i] == '(';
+            dots |= s[i] == '.';
+            slashes += s[i] == '/';
+            i++;
+            continue;
+        }
+        size_t st = i;
+        while (i < *b && is_digit(s[i]))
+            i++;
+        if (g < SG_ARRAY_SIZE(glen)) {
+            gst[g] = st;
+            glen[g++] = i - st;
+        }
+        digits += i - st;
+    }
+    if (intl && s[*a] == '0')
+        digits -= 2;
+    if (digits < 7 || digits > 15)
+        return 0;
+    if (!intl) {
+        if (g == 1 && !word_before(s, *a, phone_words, SG_ARRAY_SIZE(phone_words)))
+            return 0; /* a bare run: an order number far more often than a phone */
+        if (g > 1 && (glen[g - 1] == 1 || slashes > 1 || (dots && digits < 9) ||
+                      (!parens && date_shaped(s, gst, glen, g))))
+            return 0; /* 1.0.2026.1, 12/345/6789, 16.30.176, 2026-11-22 14 */
+        if (word_before(s, *a, thing_words, SG_ARRAY_SIZE(thing_words)))
+            return 0;
+    }
+    if (++tl_phone_checks > PHONE_CHECKS_MAX)
+        return 1;
+    int rc = sg_phone_text_candidate(s + *a, *b - *a, spec ? spec->phone_region : NULL);
+    return rc != 0;
+}
+
+/* Past continuation bytes: the next UTF-8 character boundary at or after i. */
+static size_t char_boundary(const char *s, size_t len, size_t i)
+{
+    while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80)
+        i++;
+    return i;
 }
 
 /*
  * The next hit of code (validated by fn) in s[from..len). 1 with
  * [*start,*end), 0 for none, -1 when PCRE2 gave up (limit) or failed.
  */
-static int next_match(const pcre2_code *code, validate_fn *fn, const char *s, size_t len,
-                      size_t from, size_t *start, size_t *end)
+static int next_match(const pcre2_code *code, validate_fn *fn, const struct sg_scrub_spec *spec,
+                      const char *s, size_t len, size_t from, size_t *start, size_t *end)
 {
     while (from <= len) {
-        int rc = pcre2_match(code, (PCRE2_SPTR)s, len, from, PCRE2_NO_UTF_CHECK, tl_md, mctx);
+        int rc = pcre2_match(code, (PCRE2_SPTR)s, len, from, 0, tl_md, mctx);
         if (rc == PCRE2_ERROR_NOMATCH)
             return 0;
         if (rc < 0)
             return -1;
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(tl_md);
-        if (fn && !fn(s + ov[0], ov[1] - ov[0])) {
-            from = ov[0] + 1;
-            continue;
+        size_t a = ov[0], b = ov[1];
+        if (fn) {
+            int ok = fn(s, len, &a, &b, spec);
+            if (ok < 0)
+                return -1;
+            if (ok == 0) {
+                from = char_boundary(s, len, ov[0] + 1);
+                continue;
+            }
         }
-        *start = ov[0];
-        *end = ov[1];
+        *start = a;
+        *end = b;
         return 1;
     }
     return 0;
@@ -302,8 +627,8 @@ static bool matcher(const struct sg_scrub_spec *spec, int i, const pcre2_code **
     return true;
 }
 
-/* Does s hold a hit of the spec? 1, 0 or -1. */
-static int detect_any(const struct sg_scrub_spec *spec, const char *s, size_t len)
+/* Does s hold a hit of the spec, as written? 1, 0 or -1. */
+static int detect_raw(const struct sg_scrub_spec *spec, const char *s, size_t len)
 {
     size_t a, b;
     const pcre2_code *code;
@@ -311,8 +636,118 @@ static int detect_any(const struct sg_scrub_spec *spec, const char *s, size_t le
     for (int i = 0; i <= SG_DET__COUNT; i++) {
         if (!matcher(spec, i, &code, &fn))
             continue;
-        int rc = next_match(code, fn, s, len, 0, &a, &b);
+        int rc = next_match(code, fn, spec, s, len, 0, &a, &b);
         if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static bool has_escape(const char *s, size_t len)
+{
+    for (const char *p = s; (p = memchr(p, '%', len - (size_t)(p - s))) != NULL; p++)
+        if ((size_t)(p - s) + 2 < len && sg_hexval((unsigned char)p[1]) >= 0 &&
+            sg_hexval((unsigned char)p[2]) >= 0)
+            return true;
+    return false;
+}
+
+static int b64val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+' || c == '-')
+        return 62;
+    if (c == '/' || c == '_')
+        return 63;
+    return -1;
+}
+
+#define B64_MIN 8 /* shorter runs of letters and digits are words, not encodings */
+
+/*
+ * Decode base64 or base64url (padding optional) into out when the result is
+ * text: printable ASCII, tabs and newlines, or UTF-8 bytes. 1 when it is, 0
+ * when s is not an encoding of text, -1 on overflow.
+ */
+static int b64_text(const char *s, size_t len, struct sg_buf *out)
+{
+    while (len > 0 && s[len - 1] == '=')
+        len--;
+    if (len < B64_MIN || len % 4 == 1)
+        return 0;
+    sg_buf_reset(out);
+    unsigned acc = 0, bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64val((unsigned char)s[i]);
+        if (v < 0)
+            return 0;
+        acc = (acc << 6) | (unsigned)v;
+        if ((bits += 6) >= 8) {
+            bits -= 8;
+            unsigned char c = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+            if (c < 0x20 ? !(c == '\t' || c == '\n' || c == '\r') : c == 0x7F)
+                return 0;
+            if (sg_buf_addc(out, (char)c) < 0)
+                return -1;
+        }
+    }
+    sg_buf_cstr(out);
+    return 1;
+}
+
+/*
+ * Does the value hold a hit once decoded? Values hide data behind encodings:
+ * percent-encoding, applied twice (%2540 is "@"), and base64 / base64url
+ * (?u=amFuZUBleGFtcGxlLmNvbQ is an email). The value is percent-decoded to a
+ * fixed point (each round is scanned), then it and each base64-shaped run in
+ * it that decodes to text are scanned. Uses scratch 2-4. 1, 0 or -1. With
+ * decoded_only, the value as written is not scanned (the caller did, in its
+ * context: the words around a number decide what it is).
+ */
+#define DECODE_ROUNDS 4
+
+static int detect_decoded(const struct sg_scrub_spec *spec, const char *s, size_t len, bool plus,
+                          bool decoded_only)
+{
+    struct sg_buf *dec = &tl_scratch[2], *alt = &tl_scratch[3], *b64 = &tl_scratch[4];
+    int rc;
+    if (sg_percent_decode(s, len, plus, dec) < 0)
+        return -1;
+    bool same = dec->len == len && memcmp(dec->data, s, len) == 0;
+    if (!(same && decoded_only) && (rc = detect_raw(spec, dec->data, dec->len)) != 0)
+        return rc;
+    for (int round = 1; round < DECODE_ROUNDS && has_escape(dec->data, dec->len); round++) {
+        if (sg_percent_decode(dec->data, dec->len, false, alt) < 0)
+            return -1;
+        struct sg_buf *t = dec;
+        dec = alt;
+        alt = t;
+        if ((rc = detect_raw(spec, dec->data, dec->len)) != 0)
+            return rc;
+    }
+    /* base64: '+' is part of the alphabet, so read it from the value as sent */
+    if (plus && memchr(s, '+', len)) {
+        if (sg_percent_decode(s, len, false, alt) < 0)
+            return -1;
+        dec = alt;
+    }
+    for (size_t i = 0; i < dec->len;) {
+        while (i < dec->len && b64val((unsigned char)dec->data[i]) < 0)
+            i++;
+        size_t st = i;
+        while (i < dec->len && (b64val((unsigned char)dec->data[i]) >= 0 || dec->data[i] == '='))
+            i++;
+        if (i - st < B64_MIN)
+            continue;
+        if ((rc = b64_text(dec->data + st, i - st, b64)) < 0)
+            return -1;
+        if (rc == 1 && (rc = detect_raw(spec, b64->data, b64->len)) != 0)
             return rc;
     }
     return 0;
@@ -323,7 +758,7 @@ int sg_scrub_is_bot(const char *user_agent)
     size_t a, b;
     if (!user_agent || thread_ready() < 0)
         return user_agent ? -1 : 0;
-    return next_match(bot_code, NULL, user_agent, strlen(user_agent), 0, &a, &b);
+    return next_match(bot_code, NULL, NULL, user_agent, strlen(user_agent), 0, &a, &b);
 }
 
 /* One pass of every matcher of spec over cur; the result ends in *cur. */
@@ -339,13 +774,13 @@ static int scrub_pass(const struct sg_scrub_spec *spec, struct sg_buf **cur, str
         int rc;
         bool changed = false;
         sg_buf_reset(*next);
-        while ((rc = next_match(code, fn, (*cur)->data, (*cur)->len, pos, &a, &b)) == 1) {
+        while ((rc = next_match(code, fn, spec, (*cur)->data, (*cur)->len, pos, &a, &b)) == 1) {
             if (sg_buf_add(*next, (*cur)->data + pos, a - pos) < 0 ||
                 sg_buf_adds(*next, "[redacted]") < 0)
                 return -1;
             (*hits)++;
             changed = true;
-            pos = b > a ? b : b + 1;
+            pos = b > a ? b : char_boundary((*cur)->data, (*cur)->len, b + 1);
             if (pos > (*cur)->len)
                 break;
         }
@@ -362,6 +797,67 @@ static int scrub_pass(const struct sg_scrub_spec *spec, struct sg_buf **cur, str
     return 0;
 }
 
+/* Characters that end a word of free text for the decoding pass. */
+static bool word_break(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '"' || c == '\'' || c == '<' ||
+           c == '>' || c == '(' || c == ')' || c == '[' || c == ']' || c == '{' || c == '}' ||
+           c == ',' || c == ';';
+}
+
+/* Might the word hide data behind an encoding? (cheap: most words are not) */
+static bool word_encoded(const char *w, size_t n)
+{
+    if (has_escape(w, n))
+        return true;
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++)
+        if (b64val((unsigned char)w[i]) >= 0) {
+            if (++run >= B64_MIN)
+                return true;
+        } else {
+            run = 0;
+        }
+    return false;
+}
+
+/* Words of cur whose decoded form holds a hit become "[redacted]". */
+static int scrub_encoded_words(const struct sg_scrub_spec *spec, struct sg_buf **cur,
+                               struct sg_buf **next, unsigned *hits)
+{
+    const char *s = (*cur)->data;
+    size_t len = (*cur)->len, done = 0;
+    bool changed = false;
+    sg_buf_reset(*next);
+    for (size_t i = 0; i < len;) {
+        while (i < len && word_break(s[i]))
+            i++;
+        size_t st = i;
+        while (i < len && !word_break(s[i]))
+            i++;
+        if (i == st || !word_encoded(s + st, i - st))
+            continue;
+        int rc = detect_decoded(spec, s + st, i - st, false, true);
+        if (rc < 0)
+            return -1;
+        if (rc == 0)
+            continue;
+        if (sg_buf_add(*next, s + done, st - done) < 0 || sg_buf_adds(*next, "[redacted]") < 0)
+            return -1;
+        done = i;
+        changed = true;
+        (*hits)++;
+    }
+    if (!changed)
+        return 0;
+    if (sg_buf_add(*next, s + done, len - done) < 0)
+        return -1;
+    struct sg_buf *t = *cur;
+    *cur = *next;
+    *next = t;
+    return 0;
+}
+
 /*
  * A redaction changes its neighbourhood (digits next to a removed card
  * number can now read as a phone number), so passes repeat until one finds
@@ -369,11 +865,20 @@ static int scrub_pass(const struct sg_scrub_spec *spec, struct sg_buf **cur, str
  */
 #define SCRUB_MAX_PASSES 4
 
+/* Start of a public call: this field's budget of phone checks. */
+static int field_start(void)
+{
+    if (thread_ready() < 0)
+        return -1;
+    tl_phone_checks = 0;
+    return 0;
+}
+
 int sg_scrub_text(const struct sg_scrub_spec *spec, const char *in, struct sg_buf *out,
                   unsigned *hits)
 {
     *hits = 0;
-    if (thread_ready() < 0)
+    if (field_start() < 0)
         return -1;
     struct sg_buf *cur = &tl_scratch[0], *next = &tl_scratch[1];
     sg_buf_reset(cur);
@@ -387,15 +892,20 @@ int sg_scrub_text(const struct sg_scrub_spec *spec, const char *in, struct sg_bu
         if (!found)
             break;
     }
+    if (scrub_encoded_words(spec, &cur, &next, hits) < 0)
+        return -1;
     sg_buf_reset(out);
     return sg_buf_add(out, cur->data, cur->len);
 }
 
 int sg_scrub_detect(const struct sg_scrub_spec *spec, const char *s, size_t len)
 {
-    if (thread_ready() < 0)
+    if (field_start() < 0)
         return -1;
-    return detect_any(spec, s, len);
+    int rc = detect_raw(spec, s, len);
+    if (rc == 0 && word_encoded(s, len))
+        rc = detect_decoded(spec, s, len, false, true);
+    return rc;
 }
 
 int sg_percent_decode(const char *s, size_t len, bool plus, struct sg_buf *out)
@@ -425,23 +935,47 @@ int sg_percent_decode(const char *s, size_t len, bool plus, struct sg_buf *out)
  * "user_email", "customer[phone]", "firstName" and "access_token".
  */
 static const char *const sensitive_words[] = {
-    "email", "mail", "phone", "tel", "mobile", "msisdn", "name", "address", "addr", "street",
-    "password", "passwd", "pwd", "pass", "token", "secret", "auth", "ssn", "dob", "birthdate",
-    "birthday", "zip", "postcode", "postal", "iban", "card", "cc", "cvv", "session", "sid",
+    "email",    "mail",     "phone",     "tel",       "mobile",    "msisdn",   "name",
+    "address",  "addr",     "street",    "password",  "passwd",    "pwd",      "pass",
+    "token",    "secret",   "auth",      "ssn",       "dob",       "birthdate", "birthday",
+    "zip",      "postcode", "postal",    "iban",      "card",      "cc",       "cvv",
+    "session",  "sid",      "sessionid", "sessid",    "jsessionid", "phpsessid", "apikey",
+    "credential", "credentials", "otp",  "signature",
 };
+
+/*
+ * Whole names (letters and digits only, lower-cased) that are secrets by
+ * themselves: an OAuth authorization code, API keys, signatures.
+ */
+static const char *const sensitive_names[] = {
+    "code",   "authcode",  "authorizationcode", "key", "apikey", "accesskey", "secretkey",
+    "privatekey", "clientsecret", "sig",      "pin",  "xapikey", "accesskeyid",
+};
+
+static bool name_char(char c)
+{
+    return is_alnum(c);
+}
 
 bool sg_scrub_param_name_sensitive(const char *name, size_t len)
 {
+    char compact[64];
+    size_t cn = 0;
+    for (size_t i = 0; i < len && cn < sizeof(compact) - 1; i++)
+        if (name_char(name[i]))
+            compact[cn++] = (char)(name[i] | ((name[i] >= 'A' && name[i] <= 'Z') ? 32 : 0));
+    compact[cn] = '\0';
+    for (size_t w = 0; w < SG_ARRAY_SIZE(sensitive_names); w++)
+        if (strcmp(compact, sensitive_names[w]) == 0)
+            return true;
     size_t i = 0;
     while (i < len) {
-        while (i < len && !((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
-                            (name[i] >= '0' && name[i] <= '9')))
+        while (i < len && !name_char(name[i]))
             i++;
         size_t start = i;
         char tok[64];
         size_t n = 0;
-        while (i < len && ((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
-                           (name[i] >= '0' && name[i] <= '9'))) {
+        while (i < len && name_char(name[i])) {
             if (n < sizeof(tok) - 1)
                 tok[n++] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
             i++;
@@ -469,32 +1003,66 @@ static bool name_stripped(const struct sg_url_policy *pol, const char *name, siz
     return false;
 }
 
-/* Query-like text (a=b&c=d): 1 when any pair must go, 0 when none, -1 on error. */
-static int query_pair_verdict(const struct sg_url_policy *pol, const char *p, size_t len,
-                              struct sg_buf *dec)
+/* A name=value pair (query, fragment or ;matrix parameter): 1 when it must go, 0 when not, -1. */
+static int pair_verdict(const struct sg_url_policy *pol, const char *p, size_t len)
 {
+    struct sg_buf *dec = &tl_scratch[2], *alt = &tl_scratch[3];
     const char *eq = memchr(p, '=', len);
     size_t nlen = eq ? (size_t)(eq - p) : len;
     if (sg_percent_decode(p, nlen, true, dec) < 0)
         return -1;
-    if ((pol->sensitive_params && sg_scrub_param_name_sensitive(dec->data, dec->len)) ||
-        name_stripped(pol, dec->data, dec->len))
-        return 1;
-    int rc = detect_any(&pol->spec, dec->data, dec->len); /* names carry data too */
+    for (int round = 0;; round++) { /* a name encoded twice is still its name */
+        if ((pol->sensitive_params && sg_scrub_param_name_sensitive(dec->data, dec->len)) ||
+            name_stripped(pol, dec->data, dec->len))
+            return 1;
+        if (round + 1 == DECODE_ROUNDS || !has_escape(dec->data, dec->len))
+            break;
+        if (sg_percent_decode(dec->data, dec->len, false, alt) < 0)
+            return -1;
+        struct sg_buf *t = dec;
+        dec = alt;
+        alt = t;
+    }
+    int rc = detect_decoded(&pol->spec, p, nlen, true, false); /* names carry data too */
     if (rc != 0 || !eq)
         return rc;
-    if (sg_percent_decode(eq + 1, len - nlen - 1, true, dec) < 0)
-        return -1;
-    return detect_any(&pol->spec, dec->data, dec->len);
+    return detect_decoded(&pol->spec, eq + 1, len - nlen - 1, true, false);
+}
+
+/* Copy pairs of p[0, len) separated by sep that pass, each after lead; count the rest in hits. */
+static int keep_pairs(const struct sg_url_policy *pol, const char *p, size_t len, char sep,
+                      char lead, char first_lead, struct sg_buf *out, unsigned *hits)
+{
+    const char *end = p + len;
+    bool first = true;
+    while (p <= end) {
+        const char *cut = memchr(p, sep, (size_t)(end - p));
+        if (!cut)
+            cut = end;
+        if (cut > p) {
+            int rc = pair_verdict(pol, p, (size_t)(cut - p));
+            if (rc < 0)
+                return -1;
+            if (rc) {
+                (*hits)++;
+            } else {
+                if (sg_buf_addc(out, first ? first_lead : lead) < 0 ||
+                    sg_buf_add(out, p, (size_t)(cut - p)) < 0)
+                    return -1;
+                first = false;
+            }
+        }
+        p = cut + 1;
+    }
+    return 0;
 }
 
 int sg_scrub_url(const struct sg_url_policy *pol, const char *url, struct sg_buf *out,
                  unsigned *hits)
 {
     *hits = 0;
-    if (thread_ready() < 0)
+    if (field_start() < 0)
         return -1;
-    struct sg_buf *dec = &tl_scratch[2];
     size_t len = strlen(url);
     const char *frag = memchr(url, '#', len);
     size_t before_frag = frag ? (size_t)(frag - url) : len;
@@ -530,7 +1098,7 @@ int sg_scrub_url(const struct sg_url_policy *pol, const char *url, struct sg_buf
             return -1;
         pos = auth_end;
     }
-    /* Path segments. */
+    /* Path segments; a segment's ;parameters (;jsessionid=...) are pairs like the query's. */
     while (pos < path_end) {
         size_t seg_end = pos;
         if (url[seg_end] == '/') {
@@ -543,57 +1111,35 @@ int sg_scrub_url(const struct sg_url_policy *pol, const char *url, struct sg_buf
             seg_end++;
         if (seg_end == pos)
             continue;
-        if (sg_percent_decode(url + pos, seg_end - pos, false, dec) < 0)
-            return -1;
-        int rc = detect_any(&pol->spec, dec->data, dec->len);
+        const char *semi = memchr(url + pos, ';', seg_end - pos);
+        size_t main_end = semi ? (size_t)(semi - url) : seg_end;
+        int rc = detect_decoded(&pol->spec, url + pos, main_end - pos, false, false);
         if (rc < 0)
             return -1;
         if (rc) {
             (*hits)++;
             if (sg_buf_adds(out, "redacted") < 0)
                 return -1;
-        } else if (sg_buf_add(out, url + pos, seg_end - pos) < 0) {
+        } else if (sg_buf_add(out, url + pos, main_end - pos) < 0) {
             return -1;
         }
+        if (semi && keep_pairs(pol, semi + 1, seg_end - main_end - 1, ';', ';', ';', out, hits) < 0)
+            return -1;
         pos = seg_end;
     }
     /* Query: keep the pairs that pass, in order, with their original encoding. */
-    if (query) {
-        const char *p = query + 1, *end = url + before_frag;
-        bool first = true;
-        while (p <= end) {
-            const char *amp = memchr(p, '&', (size_t)(end - p));
-            if (!amp)
-                amp = end;
-            if (amp > p) {
-                int rc = query_pair_verdict(pol, p, (size_t)(amp - p), dec);
-                if (rc < 0)
-                    return -1;
-                if (rc) {
-                    (*hits)++;
-                } else {
-                    if (sg_buf_addc(out, first ? '?' : '&') < 0 ||
-                        sg_buf_add(out, p, (size_t)(amp - p)) < 0)
-                        return -1;
-                    first = false;
-                }
-            }
-            p = amp + 1;
-        }
-    }
+    if (query && keep_pairs(pol, query + 1, before_frag - path_end - 1, '&', '&', '?', out, hits) < 0)
+        return -1;
     /* Fragment: kept whole or dropped whole (it may carry OAuth tokens as pairs). */
     if (frag) {
         const char *f = frag + 1, *end = url + len;
-        int verdict = 0;
-        if (sg_percent_decode(f, (size_t)(end - f), false, dec) < 0)
-            return -1;
-        verdict = detect_any(&pol->spec, dec->data, dec->len);
+        int verdict = detect_decoded(&pol->spec, f, (size_t)(end - f), false, false);
         for (const char *p = f; verdict == 0 && p < end;) {
             const char *amp = memchr(p, '&', (size_t)(end - p));
             if (!amp)
                 amp = end;
             if (memchr(p, '=', (size_t)(amp - p)))
-                verdict = query_pair_verdict(pol, p, (size_t)(amp - p), dec);
+                verdict = pair_verdict(pol, p, (size_t)(amp - p));
             p = amp + 1;
         }
         if (verdict < 0)
