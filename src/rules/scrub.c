@@ -741,7 +741,9 @@ static int detect_decoded(const struct sg_scrub_spec *spec, const char *s, size_
         while (i < dec->len && b64val((unsigned char)dec->data[i]) < 0)
             i++;
         size_t st = i;
-        while (i < dec->len && (b64val((unsigned char)dec->data[i]) >= 0 || dec->data[i] == '='))
+        while (i < dec->len && b64val((unsigned char)dec->data[i]) >= 0)
+            i++;
+        while (i < dec->len && dec->data[i] == '=') /* padding ends a run */
             i++;
         if (i - st < B64_MIN)
             continue;

@@ -132,6 +132,30 @@ static void identifiers_cannot_carry_personal_data(void **state)
     assert_int_equal(normalize("{\"event\":\"Lead\",\"event_id\":\"order-jane@doe.com\"}", &ctx, &ev, err), -1);
     assert_non_null(strstr(err, "event_id: looks like personal data"));
     sg_event_release(&ev);
+    /* Names with personal data in them are refused, and the reason does not repeat them. */
+    static const char *const names[] = {"14155559931", "415 555 9931", "4111111111111111",
+                                        "198.51.100.77", "Lead 078-05-1120",
+                                        "DE89370400440532013000", "Lead 07911 123456"};
+    for (size_t i = 0; i < SG_ARRAY_SIZE(names); i++) {
+        char json[128];
+        snprintf(json, sizeof(json), "{\"event\":\"%s\"}", names[i]);
+        assert_int_equal(normalize(json, &ctx, &ev, err), -1);
+        assert_non_null(strstr(err, "event: looks like personal data"));
+        assert_null(strstr(err, names[i]));
+        sg_event_release(&ev);
+    }
+    static const char *const fine[] = {"Purchase", "AddToCart", "Checkout Step 2",
+                                       "Promo 2026 Q4", "view_item_list", "Lead v1.2.3"};
+    for (size_t i = 0; i < SG_ARRAY_SIZE(fine); i++) {
+        char json[128];
+        snprintf(json, sizeof(json), "{\"event\":\"%s\"}", fine[i]);
+        assert_int_equal(normalize(json, &ctx, &ev, err), 0);
+        sg_event_release(&ev);
+    }
+    /* a card after a separator in an event id */
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"event_id\":\"order-4111111111111111\"}", &ctx, &ev, err), -1);
+    assert_non_null(strstr(err, "event_id: looks like personal data"));
+    sg_event_release(&ev);
     /* Token-shaped values that are not tokens are dropped, not forwarded. */
     assert_int_equal(normalize("{\"event\":\"Lead\",\"ttclid\":\"E.C.P.ok_1-2\",\"locale\":\"en US <x>\"}", &ctx, &ev, err), 0);
     assert_string_equal(ev.val[SG_F_USER_TTCLID], "E.C.P.ok_1-2");

@@ -207,6 +207,116 @@ static void bots(void **state)
     assert_int_equal(sg_scrub_is_bot("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"), 0);
 }
 
+/* Real phone and crawler user agents: tokens decide, not substrings. */
+static void bots_by_token(void **state)
+{
+    static const char *const phones[] = {
+        "Mozilla/5.0 (Linux; Android 12; CUBOT P80) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/120.0.6099.144 Mobile Safari/537.36",
+        "Mozilla/5.0 (Linux; Android 10; Cubot_X30) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/96.0.4664.104 Mobile Safari/537.36",
+        "Mozilla/5.0 (Linux; Android 13; KingKong Power) AppleWebKit/537.36 Chrome/118.0 Mobile",
+        "Mozilla/5.0 (Linux; Android 11; Robotics Lab Tablet) AppleWebKit/537.36 Chrome/110.0",
+        "Mozilla/5.0 (Linux; U; Android 9; Botswana-ROM; SM-J730F) AppleWebKit/537.36",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+    };
+    static const char *const crawlers[] = {
+        "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+        "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.2; "
+        "+https://openai.com/gptbot)",
+        "AdsBot-Google (+http://www.google.com/adsbot.html)",
+        "Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)",
+        "Mozilla/5.0 (compatible; Baiduspider/2.0; +http://www.baidu.com/search/spider.html)",
+        "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+        "Mozilla/5.0 (Linux; Android 11; moto g power (2022)) AppleWebKit/537.36 (KHTML, like "
+        "Gecko) Chrome/120.0.0.0 Mobile Safari/537.36 Chrome-Lighthouse",
+        "python-requests/2.31.0",
+        "Go-http-client/2.0",
+        "Mozilla/5.0 (compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)",
+        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+    };
+    (void)state;
+    for (size_t i = 0; i < SG_ARRAY_SIZE(phones); i++)
+        if (sg_scrub_is_bot(phones[i]) != 0)
+            fail_msg("a phone taken for a bot: %s", phones[i]);
+    for (size_t i = 0; i < SG_ARRAY_SIZE(crawlers); i++)
+        if (sg_scrub_is_bot(crawlers[i]) != 1)
+            fail_msg("a crawler taken for a person: %s", crawlers[i]);
+}
+
+/*
+ * The misses and false positives an outside measurement found, one by one:
+ * each must now be caught, or left alone.
+ */
+static void outside_findings(void **state)
+{
+    (void)state;
+    static const char *const phones[] = {
+        "+44 7911 123456", "06 12 34 56 78", "+49 151 23456789", "+91 98765 43210",
+        "+55 11 98765-4321", "(11) 98765-4321", "+90 532 123 45 67", "0044 7911 123456",
+    };
+    for (size_t i = 0; i < SG_ARRAY_SIZE(phones); i++) {
+        char in[64], want[64];
+        snprintf(in, sizeof(in), "call %s now", phones[i]);
+        snprintf(want, sizeof(want), "call [redacted] now");
+        expect_text(SG_DET_ALL, in, want, 1);
+    }
+    /* ordinary strings: no three groups cut out of a longer run */
+    expect_text(SG_DET_ALL, "AL47 212A 1009 0000 0002 3569 8741", "AL47 212A 1009 0000 0002 3569 8741", 0);
+    expect_text(SG_DET_ALL, "4012-8888-8888-1882", "4012-8888-8888-1882", 0);
+    expect_text(SG_DET_ALL, "Tracking 9400 1000 0000 0000 0000 00", "Tracking 9400 1000 0000 0000 0000 00", 0);
+    /* a checksum that fails on a too-long candidate: a shorter one is tried */
+    expect_text(SG_DET_ALL, "IBAN: DE89370400440532013000 BIC: COBADEFFXXX",
+                "IBAN: [redacted] BIC: COBADEFFXXX", 1);
+    expect_text(SG_DET_ALL, "card 4111 1111 1111 1111 123", "card [redacted] 123", 1);
+    expect_text(SG_DET_ALL, "card 4111111111111111 cvv 123", "card [redacted] cvv 123", 1);
+    /* boundaries */
+    expect_text(SG_DET_ALL, "from 203.0.113.7.", "from [redacted].", 1);
+    expect_text(SG_DET_ALL, "from 2001:db8::1.", "from [redacted].", 1);
+    expect_text(SG_DET_ALL, "order-4111111111111111", "order-[redacted]", 1);
+    expect_text(SG_DET_ALL, "ssn 078.05.1120", "ssn [redacted]", 1);
+    expect_text(SG_DET_ALL, "SSN: 078051120", "SSN: [redacted]", 1);
+    expect_text(SG_DET_ALL, "itin 912-70-1234", "itin [redacted]", 1);
+    expect_text(SG_DET_ALL, "de89 3704 0044 0532 0130 00", "[redacted]", 1);
+    expect_text(SG_DET_ALL, "DE89-3704-0044-0532-0130-00", "[redacted]", 1);
+    expect_text(SG_DET_ALL, "mail info@bäckerei-müller.de", "mail [redacted]", 1);
+    /* encodings */
+    expect_text(SG_DET_ALL, "mail jane%40example.com now", "mail [redacted] now", 1);
+    expect_text(SG_DET_ALL, "u=amFuZUBleGFtcGxlLmNvbQ", "[redacted]", 1);
+    expect_url(&default_urls, "https://x.example/?u=amFuZUBleGFtcGxlLmNvbQ&a=1", "https://x.example/?a=1");
+    expect_url(&default_urls, "https://x.example/?u=amFuZUBleGFtcGxlLmNvbQ==&a=1", "https://x.example/?a=1");
+    expect_url(&default_urls, "https://x.example/?r=jane%2540example.com&a=1", "https://x.example/?a=1");
+    expect_url(&default_urls, "https://x.example/?r=jane%252540example.com&a=1", "https://x.example/?a=1");
+    expect_url(&default_urls, "https://x.example/a%252540b.io/x", "https://x.example/redacted/x");
+    /* secrets by name */
+    expect_url(&default_urls, "https://x.example/cb?code=4/0AfJohXk&state=af0ifjsldkj",
+               "https://x.example/cb?state=af0ifjsldkj");
+    expect_url(&default_urls, "https://x.example/cart;jsessionid=0AB1C2D3E4F5?a=1",
+               "https://x.example/cart?a=1");
+    expect_url(&default_urls, "https://x.example/p;v=2;jsessionid=0AB1C2/q", "https://x.example/p;v=2/q");
+    expect_url(&default_urls, "https://x.example/?PHPSESSID=9f8e7d6c&api_key=sk_live_123&x-api-key=1&a=1",
+               "https://x.example/?a=1");
+    /* ordinary URLs survive the decoding */
+    expect_url(&default_urls, "https://x.example/p?discount_code=SUMMER10&variant=44012345678901",
+               "https://x.example/p?discount_code=SUMMER10&variant=44012345678901");
+}
+
+/*
+ * Bytes that are not UTF-8 (percent-decoded URL parts, raw headers) are
+ * matched safely (PCRE2_MATCH_INVALID_UTF): the valid parts are still
+ * scrubbed, nothing crashes.
+ */
+static void invalid_utf8(void **state)
+{
+    (void)state;
+    expect_text(SG_DET_ALL, "\xff\xfe jane@example.com \xc3", "\xff\xfe [redacted] \xc3", 1);
+    expect_text(SG_DET_ALL, "\xe2\x82 call +44 7911 123456 \xf0\x9f", "\xe2\x82 call [redacted] \xf0\x9f", 1);
+    expect_text(SG_DET_ALL, "\xc3\xa4\xc3jane@example.com", "\xc3\xa4\xc3[redacted]", 1);
+    expect_url(&default_urls, "https://x.example/?q=%FF%FEjane%40example.com&a=1", "https://x.example/?a=1");
+    assert_int_equal(sg_scrub_is_bot("\xff\xfeGooglebot/2.1 \xc3"), 1);
+}
+
 static void scrubbing_reaches_a_fixed_point(void **state)
 {
     (void)state;
@@ -328,6 +438,9 @@ int main(void)
         cmocka_unit_test(url_scrubbing),
         cmocka_unit_test(sensitive_names),
         cmocka_unit_test(bots),
+        cmocka_unit_test(bots_by_token),
+        cmocka_unit_test(outside_findings),
+        cmocka_unit_test(invalid_utf8),
         cmocka_unit_test(scrubbing_reaches_a_fixed_point),
         cmocka_unit_test(corpus_rates),
         cmocka_unit_test(percent_decoding),
