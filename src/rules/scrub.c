@@ -865,7 +865,7 @@ static int scrub_encoded_words(const struct sg_scrub_spec *spec, struct sg_buf *
  * number can now read as a phone number), so passes repeat until one finds
  * nothing. Text that still changes after a few passes is refused.
  */
-#define SCRUB_MAX_PASSES 4
+#define SCRUB_MAX_PASSES 6
 
 /* Start of a public call: this field's budget of phone checks. */
 static int field_start(void)
@@ -886,16 +886,18 @@ int sg_scrub_text(const struct sg_scrub_spec *spec, const char *in, struct sg_bu
     sg_buf_reset(cur);
     if (sg_buf_adds(cur, in) < 0)
         return -1;
+    /* Detectors until a pass finds nothing; then encoded words; after a word is removed,
+     * the detectors again (it may have been what made a number look like a part number). */
     for (int pass = 0;; pass++) {
         unsigned found = 0;
         if (pass == SCRUB_MAX_PASSES || scrub_pass(spec, &cur, &next, &found) < 0)
+            return -1;
+        if (!found && scrub_encoded_words(spec, &cur, &next, &found) < 0)
             return -1;
         *hits += found;
         if (!found)
             break;
     }
-    if (scrub_encoded_words(spec, &cur, &next, hits) < 0)
-        return -1;
     sg_buf_reset(out);
     return sg_buf_add(out, cur->data, cur->len);
 }
