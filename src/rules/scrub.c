@@ -88,7 +88,7 @@ static const struct {
     [SG_DET_IP] = {"ip",
                    ("(?<![\\w.%])(?<!%[0-9A-Fa-f])(?<![A-Za-z]/)(?:(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.){3}"
                     "(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(?!\\w|\\.\\d)"
-                    "|(?<![\\w:])(?=[0-9A-Fa-f:.]*::|(?:[0-9A-Fa-f]{1,4}:){7})"
+                    "|(?<![\\w:])(?=[0-9A-Fa-f:.]{0,43}::|(?:[0-9A-Fa-f]{1,4}:){7})"
                     "[0-9A-Fa-f:.]{3,45}(?![\\w:])"),
                    ip_ok},
     /* JWTs (three base64url parts, the first two JSON objects) and bearer credentials */
@@ -608,13 +608,40 @@ static int next_match(const pcre2_code *code, validate_fn *fn, const struct sg_s
 static const int run_order[SG_DET__COUNT] = {SG_DET_TOKEN, SG_DET_EMAIL, SG_DET_IBAN, SG_DET_CARD,
                                              SG_DET_SSN,   SG_DET_IP,    SG_DET_PHONE};
 
-/* Matchers of a spec, in run order; i == SG_DET__COUNT is the site pattern. */
-static bool matcher(const struct sg_scrub_spec *spec, int i, const pcre2_code **code,
-                    validate_fn **fn)
+/*
+ * The built-in detectors that could match s at all, from one pass over its
+ * bytes: every hit of the email pattern has an '@', of the number patterns
+ * a digit, of IPv6 a ':', of the token pattern "eyJ" or "bearer". Most
+ * strings of an event (names, categories, campaign tags) have none of these,
+ * and no pattern runs on them.
+ */
+static unsigned possible_detectors(const char *s, size_t len)
+{
+    unsigned m = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (is_digit(c))
+            m |= 1u << SG_DET_PHONE | 1u << SG_DET_CARD | 1u << SG_DET_IBAN | 1u << SG_DET_SSN |
+                 1u << SG_DET_IP;
+        else if (c == '@')
+            m |= 1u << SG_DET_EMAIL;
+        else if (c == ':')
+            m |= 1u << SG_DET_IP;
+        else if ((c == 'e' && i + 2 < len && s[i + 1] == 'y' && s[i + 2] == 'J') ||
+                 ((c | 32) == 'b' && i + 6 <= len && sg_strncaseeq(s + i, "bearer", 6)))
+            m |= 1u << SG_DET_TOKEN;
+    }
+    return m;
+}
+
+/* Matchers of a spec, in run order, among those possible; i == SG_DET__COUNT is the site
+ * pattern (always possible). */
+static bool matcher(const struct sg_scrub_spec *spec, unsigned possible, int i,
+                    const pcre2_code **code, validate_fn **fn)
 {
     if (i < SG_DET__COUNT) {
         int d = run_order[i];
-        if (!(spec->detectors & (1u << d)))
+        if (!(spec->detectors & possible & (1u << d)))
             return false;
         *code = codes[d];
         *fn = builtin[d].validate;
@@ -633,8 +660,9 @@ static int detect_raw(const struct sg_scrub_spec *spec, const char *s, size_t le
     size_t a, b;
     const pcre2_code *code;
     validate_fn *fn;
+    unsigned possible = possible_detectors(s, len);
     for (int i = 0; i <= SG_DET__COUNT; i++) {
-        if (!matcher(spec, i, &code, &fn))
+        if (!matcher(spec, possible, i, &code, &fn))
             continue;
         int rc = next_match(code, fn, spec, s, len, 0, &a, &b);
         if (rc != 0)
@@ -769,8 +797,11 @@ static int scrub_pass(const struct sg_scrub_spec *spec, struct sg_buf **cur, str
 {
     const pcre2_code *code;
     validate_fn *fn;
+    /* once per pass: a redaction only takes characters away ("[redacted]" adds none that
+     * make a detector possible) */
+    unsigned possible = possible_detectors((*cur)->data, (*cur)->len);
     for (int i = 0; i <= SG_DET__COUNT; i++) {
-        if (!matcher(spec, i, &code, &fn))
+        if (!matcher(spec, possible, i, &code, &fn))
             continue;
         size_t pos = 0, a, b;
         int rc;
@@ -938,61 +969,63 @@ int sg_percent_decode(const char *s, size_t len, bool plus, struct sg_buf *out)
  * Matching on tokens keeps "hotel" and "utm_content" while catching
  * "user_email", "customer[phone]", "firstName" and "access_token".
  */
-static const char *const sensitive_words[] = {
-    "email",    "mail",     "phone",     "tel",       "mobile",    "msisdn",   "name",
-    "address",  "addr",     "street",    "password",  "passwd",    "pwd",      "pass",
-    "token",    "secret",   "auth",      "ssn",       "dob",       "birthdate", "birthday",
-    "zip",      "postcode", "postal",    "iban",      "card",      "cc",       "cvv",
-    "session",  "sid",      "sessionid", "sessid",    "jsessionid", "phpsessid", "apikey",
-    "credential", "credentials", "otp",  "signature",
+struct word {
+    const char *s;
+    size_t len;
+};
+#define W(x) {x, sizeof(x) - 1}
+
+static const struct word sensitive_words[] = {
+    W("email"),    W("mail"),      W("phone"),      W("tel"),       W("mobile"),
+    W("msisdn"),   W("name"),      W("address"),    W("addr"),      W("street"),
+    W("password"), W("passwd"),    W("pwd"),        W("pass"),      W("token"),
+    W("secret"),   W("auth"),      W("ssn"),        W("dob"),       W("birthdate"),
+    W("birthday"), W("zip"),       W("postcode"),   W("postal"),    W("iban"),
+    W("card"),     W("cc"),        W("cvv"),        W("session"),   W("sid"),
+    W("sessionid"), W("sessid"),   W("jsessionid"), W("phpsessid"), W("apikey"),
+    W("credential"), W("credentials"), W("otp"),    W("signature"),
 };
 
 /*
  * Whole names (letters and digits only, lower-cased) that are secrets by
  * themselves: an OAuth authorization code, API keys, signatures.
  */
-static const char *const sensitive_names[] = {
-    "code",   "authcode",  "authorizationcode", "key", "apikey", "accesskey", "secretkey",
-    "privatekey", "clientsecret", "sig",      "pin",  "xapikey", "accesskeyid",
+static const struct word sensitive_names[] = {
+    W("code"),   W("authcode"),  W("authorizationcode"), W("key"),        W("apikey"),
+    W("xapikey"), W("accesskey"), W("accesskeyid"),      W("secretkey"),  W("privatekey"),
+    W("clientsecret"), W("sig"), W("pin"),
 };
 
-static bool name_char(char c)
+static bool word_is(const struct word *w, const char *s, size_t n)
 {
-    return is_alnum(c);
+    return w->len == n && memcmp(w->s, s, n) == 0;
 }
 
 bool sg_scrub_param_name_sensitive(const char *name, size_t len)
 {
-    char compact[64];
+    char lower[64];
     size_t cn = 0;
-    for (size_t i = 0; i < len && cn < sizeof(compact) - 1; i++)
-        if (name_char(name[i]))
-            compact[cn++] = (char)(name[i] | ((name[i] >= 'A' && name[i] <= 'Z') ? 32 : 0));
-    compact[cn] = '\0';
+    for (size_t i = 0; i < len && cn < sizeof(lower); i++)
+        if (is_alnum(name[i]))
+            lower[cn++] = (char)(name[i] | ((name[i] >= 'A' && name[i] <= 'Z') ? 32 : 0));
     for (size_t w = 0; w < SG_ARRAY_SIZE(sensitive_names); w++)
-        if (strcmp(compact, sensitive_names[w]) == 0)
+        if (word_is(&sensitive_names[w], lower, cn))
             return true;
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && !name_char(name[i]))
+    for (size_t i = 0; i < len;) {
+        while (i < len && !is_alnum(name[i]))
             i++;
-        size_t start = i;
         char tok[64];
         size_t n = 0;
-        while (i < len && name_char(name[i])) {
-            if (n < sizeof(tok) - 1)
-                tok[n++] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+        while (i < len && is_alnum(name[i])) {
+            if (n < sizeof(tok))
+                tok[n++] = (char)(name[i] | ((name[i] >= 'A' && name[i] <= 'Z') ? 32 : 0));
             i++;
         }
-        tok[n] = '\0';
-        if (i == start)
-            break;
-        for (size_t w = 0; w < SG_ARRAY_SIZE(sensitive_words); w++) {
-            size_t wl = strlen(sensitive_words[w]);
+        for (size_t w = 0; n > 0 && w < SG_ARRAY_SIZE(sensitive_words); w++) {
+            const struct word *sw = &sensitive_words[w];
             /* Short words only as whole tokens ("tel" must not catch "hotel"). */
-            if (strcmp(tok, sensitive_words[w]) == 0)
-                return true;
-            if (wl >= 4 && n > wl && strcmp(tok + n - wl, sensitive_words[w]) == 0)
+            if (word_is(sw, tok, n) ||
+                (sw->len >= 4 && n > sw->len && memcmp(tok + n - sw->len, sw->s, sw->len) == 0))
                 return true;
         }
     }
