@@ -119,6 +119,18 @@ class ConsentSignalsTest(unittest.TestCase):
         self.assert_click_ids(out, True)
         self.assertEqual(line["consent"]["ad_storage"], "default:granted")
 
+    def test_bad_bytes_and_enormous_strings_deny(self):
+        # Invalid UTF-8 in the cookie, and strings near and over the decoder's 8,192 cap (the
+        # event one far over it): each is malformed, decided at once, and denies.
+        for headers, consent in ((
+                {"Cookie": "euconsent-v2=\xff\xfe" + REJECT_ALL}, "granted"),
+                ({"Cookie": "euconsent-v2=C" + "_" * 7000}, "granted"),
+                (None, {"tcf": "C" + "_" * 60000})):
+            out, line = self.send(consent=consent, site="open", headers=headers)
+            self.assertEqual(set(out["user"]), {"ip"})
+            self.assertEqual(line["consent"]["tcf"], "malformed")
+            self.assertEqual(line["consent"]["ad_user_data"], "tcf:invalid")
+
     def test_a_malformed_event_string_does_not_hide_the_cookie(self):
         grant = tcf.encode(vendor_consents={VENDOR}, purposes={1, 3, 4, 7, 8})
         # Malformed in the event, a refusal in the cookie: denied, by both.
