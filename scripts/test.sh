@@ -7,8 +7,12 @@
 #      also -Werror, and every ctest test again; any finding aborts the program, so fails a test,
 #   3. the same under gcc's ASan + UBSan (the two compilers' sanitizers catch different things),
 #   4. a short libFuzzer smoke run of every fuzz target (SG_FUZZ_SECONDS, default 30).
+# Stages 1-3 include the TCF differential test (diff.tcf_iab: npm ci of IAB's reference library
+# into each build tree, then 4,000 generated strings; about 10 s a stage), which needs node and
+# npm (packages.txt) and the npm registry.
 # Each stage prints its duration; on the 2-core development machine the whole run takes about
-# 6 minutes with the default SG_FUZZ_SECONDS (measured: 342 s from empty build directories).
+# 6 minutes with the default SG_FUZZ_SECONDS (measured: 342 s from empty build directories,
+# before the differential test was added).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh

@@ -123,9 +123,46 @@ static const char *treatment(const struct sg_event *ev, json_t *out, int f)
     return t;
 }
 
+/*
+ * The probe's consent per column: everything granted, everything denied,
+ * granted with Sec-GPC, and everything granted but one of the two purposes a
+ * click id needs (so the matrix shows that ttclid and ttp need both).
+ */
+static const struct {
+    const char *key, *title, *consent;
+    bool gpc;
+} matrix_states[] = {
+    {"granted", "consent granted", "\"granted\"", false},
+    {"denied", "consent denied", "\"denied\"", false},
+    {"gpc", "GPC", "\"granted\"", true},
+    {"ad_storage_denied", "no ad_storage",
+     "{\"ad_storage\":\"denied\",\"ad_user_data\":\"granted\","
+     "\"ad_personalization\":\"granted\",\"analytics_storage\":\"granted\"}",
+     false},
+    {"ad_user_data_denied", "no ad_user_data",
+     "{\"ad_storage\":\"granted\",\"ad_user_data\":\"denied\","
+     "\"ad_personalization\":\"granted\",\"analytics_storage\":\"granted\"}",
+     false},
+};
+
+/* The matrix's row for a click id inside the page URLs: kept, removed, or no URL left. */
+#define TTCLID_IN_URLS "page.*.ttclid"
+
+static const char *ttclid_in_urls(json_t *out)
+{
+    json_t *page = json_object_get(out, "page");
+    const char *u[2] = {json_string_value(json_object_get(page, "url")),
+                        json_string_value(json_object_get(page, "referrer"))};
+    if (!u[0] && !u[1])
+        return "dropped";
+    for (int i = 0; i < 2; i++)
+        if (u[i] && (strstr(u[i], "?ttclid=") || strstr(u[i], "&ttclid=")))
+            return "kept";
+    return "removed";
+}
+
 static json_t *site_matrix(const struct sg_config *cfg, const struct sg_site *site)
 {
-    static const char *const states[] = {"granted", "denied", "gpc"};
     /* Every field present, with values that the built-in detectors catch. */
     static const char *const probe =
         "{\"event\":\"Purchase\",\"event_id\":\"probe\",\"timestamp\":1700000000,"
@@ -133,12 +170,15 @@ static json_t *site_matrix(const struct sg_config *cfg, const struct sg_site *si
         "\"first_name\":\"Probe\",\"last_name\":\"Probe\",\"zip_code\":\"12345\","
         "\"ttp\":\"probe-ttp\"},\"ttclid\":\"probe-click\",\"locale\":\"en_US\","
         "\"page\":{\"url\":\"https://example.com/p?email=probe%40example.com&ttclid=x\","
-        "\"referrer\":\"https://example.com/?phone=2025550100\"},"
+        "\"referrer\":\"https://example.com/?phone=2025550100&ttclid=x\"},"
         "\"properties\":{\"value\":1,\"currency\":\"USD\",\"description\":\"probe@example.com\"}}";
     json_t *m = json_object();
-    for (int f = 0; f < SG_F__COUNT; f++)
+    for (int f = 0; f < SG_F__COUNT; f++) {
         json_object_set_new(m, sg_field_name((enum sg_field)f), json_object());
-    for (size_t s = 0; s < SG_ARRAY_SIZE(states); s++) {
+        if (f == SG_F_PAGE_REFERRER)
+            json_object_set_new(m, TTCLID_IN_URLS, json_object());
+    }
+    for (size_t s = 0; s < SG_ARRAY_SIZE(matrix_states); s++) {
         struct sg_request_ctx ctx;
         struct sg_event ev;
         char err[256];
@@ -146,16 +186,20 @@ static json_t *site_matrix(const struct sg_config *cfg, const struct sg_site *si
         memset(&ctx, 0, sizeof(ctx));
         strcpy(ctx.ip, "192.0.2.1");
         ctx.user_agent = "Mozilla/5.0 (probe)";
-        ctx.gpc = s == 2;
+        ctx.gpc = matrix_states[s].gpc;
         ctx.now = 1700000000;
         memset(ctx.session_id, 'a', 32);
-        json_object_set_new(in, "consent", json_string(s == 1 ? "denied" : "granted"));
+        json_object_set_new(in, "consent",
+                            json_loads(matrix_states[s].consent, JSON_DECODE_ANY, NULL));
         sg_event_init(&ev);
         enum sg_pipe_result pr = sg_pipeline_run(site, &cfg->limits, in, &ctx, &ev, err, sizeof(err));
         json_t *out = pr == SG_PIPE_OK ? sg_tiktok_event_json(&ev) : json_object();
         for (int f = 0; f < SG_F__COUNT; f++)
-            json_object_set_new(json_object_get(m, sg_field_name((enum sg_field)f)), states[s],
+            json_object_set_new(json_object_get(m, sg_field_name((enum sg_field)f)),
+                                matrix_states[s].key,
                                 json_string(pr == SG_PIPE_OK ? treatment(&ev, out, f) : "event_skipped"));
+        json_object_set_new(json_object_get(m, TTCLID_IN_URLS), matrix_states[s].key,
+                            json_string(pr == SG_PIPE_OK ? ttclid_in_urls(out) : "event_skipped"));
         json_decref(out);
         json_decref(in);
         sg_event_release(&ev);
@@ -208,15 +252,18 @@ static int cmd_check(const struct args *a)
             json_array_foreach(json_object_get(site, "destinations"), j, d)
                 printf("  destination %s%s\n", json_string_value(json_object_get(d, "id")),
                        json_is_true(json_object_get(d, "dry_run")) ? " (dry run)" : "");
-            printf("  %-18s %-20s %-20s %-20s\n", "outbound field", "consent granted",
-                   "consent denied", "GPC");
+            size_t last = SG_ARRAY_SIZE(matrix_states) - 1;
+            printf("  %-18s", "outbound field");
+            for (size_t k = 0; k <= last; k++)
+                printf(k < last ? " %-20s" : " %s\n", matrix_states[k].title);
             const char *field;
             json_t *row;
-            json_object_foreach(json_object_get(site, "matrix"), field, row)
-                printf("  %-18s %-20s %-20s %-20s\n", field,
-                       json_string_value(json_object_get(row, "granted")),
-                       json_string_value(json_object_get(row, "denied")),
-                       json_string_value(json_object_get(row, "gpc")));
+            json_object_foreach(json_object_get(site, "matrix"), field, row) {
+                printf("  %-18s", field);
+                for (size_t k = 0; k <= last; k++)
+                    printf(k < last ? " %-20s" : " %s\n",
+                           json_string_value(json_object_get(row, matrix_states[k].key)));
+            }
         }
     }
     json_decref(report);

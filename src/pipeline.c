@@ -149,8 +149,8 @@ enum sg_pipe_result sg_pipeline_run(const struct sg_site *site, const struct sg_
     const char *reason = NULL;
     if (sg_event_from_json(ev, in, ctx, limits, err, errlen) < 0)
         return SG_PIPE_INVALID;
-    struct sg_consent_signals sig = {ev->consent_field, ctx->gpc, ctx->cookie_tcf,
-                                     ctx->cookie_usp};
+    struct sg_consent_signals sig = {ev->consent_field, ctx->gpc, json_object_get(in, "gpc"),
+                                     ctx->cookie_tcf, ctx->cookie_usp};
     if (sg_consent_resolve(&site->consent, &sig, &ev->consent, &reason) < 0) {
         snprintf(err, errlen, "%s", reason);
         return SG_PIPE_INVALID;

@@ -4,7 +4,8 @@
  * Four purposes (Consent Mode names), each granted, denied or unset, plus
  * GPC, and for each purpose the signal that decided it. Resolution fails
  * closed: a purpose no signal decided takes the site default (denied unless
- * configured), and when signals conflict the most restrictive wins.
+ * configured), when signals conflict the most restrictive wins, and a TC
+ * string that is present but malformed or unusable denies what it maps.
  */
 #ifndef SCRUBGATE_CONSENT_H
 #define SCRUBGATE_CONSENT_H
@@ -49,15 +50,26 @@ enum sg_consent_evidence {
     SG_CEV_USP_OPT_OUT,
     SG_CEV_DEFAULT_GRANTED,
     SG_CEV_DEFAULT_DENIED,
+    /* Appended, never inserted: spooled events store these numbers. */
+    SG_CEV_TCF_INVALID,  /* a TC string was present but malformed: mapped purposes denied */
+    SG_CEV_TCF_UNUSABLE, /* present, valid, but unusable (policy version < 4, not
+                          * service-specific, or no vendor id configured): mapped purposes denied */
+    SG_CEV_GCS_INVALID,  /* a malformed gcs value: ad_storage and analytics_storage denied */
+    SG_CEV_USP_INVALID,  /* a malformed US Privacy string: read as an opt-out */
 };
 
-/* What became of a TC string, if one was sent. */
+/*
+ * What became of the TC strings sent (the event's and the euconsent-v2
+ * cookie's; with two, the worse outcome: malformed, then unusable, then
+ * no_vendor_configured, then applied). A string present that cannot be
+ * applied denies every purpose the site's TCF mapping covers.
+ */
 enum sg_tcf_outcome {
     SG_TCF_ABSENT = 0,
     SG_TCF_APPLIED,          /* decoded and used */
-    SG_TCF_MALFORMED,        /* decides nothing */
-    SG_TCF_UNUSABLE,         /* valid but too old or not service-specific: decides nothing */
-    SG_TCF_NO_VENDOR,        /* the site configured no vendor id: decides nothing */
+    SG_TCF_MALFORMED,        /* mapped purposes denied (tcf:invalid) */
+    SG_TCF_UNUSABLE,         /* valid but too old or not service-specific: denied (tcf:unusable) */
+    SG_TCF_NO_VENDOR,        /* the site configured no vendor id: denied (tcf:unusable) */
 };
 
 struct sg_consent {
@@ -84,14 +96,17 @@ void sg_consent_policy_default_tcf(struct sg_consent_policy *p);
 struct sg_consent_signals {
     json_t *event_consent;  /* borrowed; the event's "consent" value or NULL */
     bool gpc_header;        /* Sec-GPC: 1 */
+    json_t *event_gpc;      /* borrowed; the event's "gpc" value or NULL (true restricts) */
     const char *tcf_cookie; /* borrowed; euconsent-v2 cookie or NULL */
     const char *usp_cookie; /* borrowed; usprivacy cookie or NULL */
 };
 
 /*
- * Resolve signals under policy into out. Returns 0, or -1 with *reason (a
- * static string) when the event's consent field is malformed: the caller
- * rejects that event rather than guessing.
+ * Resolve signals under policy into out: every signal present is evaluated,
+ * and a purpose is granted only when none of them denies it; a purpose no
+ * signal decided takes the site default. Returns 0, or -1 with *reason (a
+ * static string) when the event's consent or gpc field is malformed: the
+ * caller rejects that event rather than guessing.
  */
 int sg_consent_resolve(const struct sg_consent_policy *policy,
                        const struct sg_consent_signals *signals, struct sg_consent *out,

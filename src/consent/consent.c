@@ -2,11 +2,15 @@
  * consent.c - every consent signal of one event -> one canonical state.
  *
  * Signals: the event's consent field (a string, a Consent Mode object, and
- * inside it "tcf", "gcs" and "usp"), the Sec-GPC header, the euconsent-v2
- * and usprivacy cookies. Each decides some purposes; when two disagree the
- * denial wins; purposes nothing decided take the site default. Untrusted
- * strings (TC, gcs, US Privacy) that are malformed decide nothing, so any
- * doubt ends at the site default. The raw strings are never kept.
+ * inside it "tcf", "gcs" and "usp"), the event's "gpc" field, the Sec-GPC
+ * header, the euconsent-v2 and usprivacy cookies. Every signal present is
+ * evaluated; a purpose is granted only when no signal denies it (the most
+ * restrictive wins, whatever the order), and purposes no signal decided take
+ * the site default. A TC string that is present but malformed or unusable
+ * denies every purpose the site's TCF mapping covers: it never falls through
+ * to a granting default. Likewise a garbled gcs value denies the two purposes
+ * it covers, and a garbled US Privacy string counts as an opt-out. An empty
+ * string is no string. The raw strings are never kept.
  */
 #include "scrubgate/common.h"
 #include "scrubgate/consent.h"
@@ -53,11 +57,25 @@ const char *sg_consent_source_name(enum sg_consent_source s)
 const char *sg_consent_evidence_name(enum sg_consent_evidence e)
 {
     static const char *const names[] = {
-        "none",          "event:granted",          "event:denied",
-        "gpc",           "tcf:granted",            "tcf:purpose_consent=no",
-        "tcf:vendor_consent=no", "tcf:publisher_restriction", "gcs:granted",
-        "gcs:denied",    "usp:opt_out",            "default:granted",
-        "default:denied"};
+        [SG_CEV_NONE] = "none",
+        [SG_CEV_EVENT_GRANTED] = "event:granted",
+        [SG_CEV_EVENT_DENIED] = "event:denied",
+        [SG_CEV_GPC] = "gpc",
+        [SG_CEV_TCF_GRANTED] = "tcf:granted",
+        [SG_CEV_TCF_NO_PURPOSE_CONSENT] = "tcf:purpose_consent=no",
+        [SG_CEV_TCF_NO_VENDOR_CONSENT] = "tcf:vendor_consent=no",
+        [SG_CEV_TCF_RESTRICTED] = "tcf:publisher_restriction",
+        [SG_CEV_GCS_GRANTED] = "gcs:granted",
+        [SG_CEV_GCS_DENIED] = "gcs:denied",
+        [SG_CEV_USP_OPT_OUT] = "usp:opt_out",
+        [SG_CEV_DEFAULT_GRANTED] = "default:granted",
+        [SG_CEV_DEFAULT_DENIED] = "default:denied",
+        [SG_CEV_TCF_INVALID] = "tcf:invalid",
+        [SG_CEV_TCF_UNUSABLE] = "tcf:unusable",
+        [SG_CEV_GCS_INVALID] = "gcs:invalid",
+        [SG_CEV_USP_INVALID] = "usp:invalid",
+    };
+    _Static_assert(SG_ARRAY_SIZE(names) == SG_CEV_USP_INVALID + 1, "a name for every token");
     return (unsigned)e < SG_ARRAY_SIZE(names) ? names[e] : "none";
 }
 
@@ -100,23 +118,51 @@ static void deny_ads(struct sg_consent *c, enum sg_consent_source src, enum sg_c
     decide(c, SG_PURPOSE_AD_PERSONALIZATION, SG_CONSENT_DENIED, src, ev);
 }
 
-static void apply_tcf(struct sg_consent *c, const struct sg_consent_policy *pol, const char *s)
+/* Deny every purpose the site's TCF mapping covers: a TC string that cannot decide. */
+static void deny_tcf_mapped(struct sg_consent *c, const struct sg_consent_policy *pol,
+                            enum sg_consent_evidence ev)
+{
+    for (int p = 0; p < SG_PURPOSE__COUNT; p++)
+        if (pol->tcf_purposes[p])
+            decide(c, p, SG_CONSENT_DENIED, SG_CSRC_TCF, ev);
+}
+
+/* Of two TC strings' outcomes, the one to report: the one that could not decide. */
+static int outcome_rank(unsigned o)
+{
+    static const int rank[] = {[SG_TCF_ABSENT] = 0, [SG_TCF_APPLIED] = 1, [SG_TCF_NO_VENDOR] = 2,
+                               [SG_TCF_UNUSABLE] = 3, [SG_TCF_MALFORMED] = 4};
+    return o < SG_ARRAY_SIZE(rank) ? rank[o] : 0;
+}
+
+static void set_outcome(struct sg_consent *c, enum sg_tcf_outcome o)
+{
+    if (outcome_rank(o) > outcome_rank(c->tcf))
+        c->tcf = (unsigned char)o;
+}
+
+static void apply_tcf(struct sg_consent *c, const struct sg_consent_policy *pol, const char *s,
+                      size_t len)
 {
     struct sg_tcf tc;
     const char *why;
     if (pol->tcf_vendor_id <= 0) {
-        c->tcf = SG_TCF_NO_VENDOR;
+        /* No vendor to read the string for: it cannot decide, so it denies. */
+        set_outcome(c, SG_TCF_NO_VENDOR);
+        deny_tcf_mapped(c, pol, SG_CEV_TCF_UNUSABLE);
         return;
     }
-    if (sg_tcf_decode(s, strlen(s), (unsigned)pol->tcf_vendor_id, &tc, &why) < 0) {
-        c->tcf = SG_TCF_MALFORMED;
+    if (sg_tcf_decode(s, len, (unsigned)pol->tcf_vendor_id, &tc, &why) < 0) {
+        set_outcome(c, SG_TCF_MALFORMED);
+        deny_tcf_mapped(c, pol, SG_CEV_TCF_INVALID);
         return;
     }
     if (sg_tcf_unusable(&tc)) {
-        c->tcf = SG_TCF_UNUSABLE;
+        set_outcome(c, SG_TCF_UNUSABLE);
+        deny_tcf_mapped(c, pol, SG_CEV_TCF_UNUSABLE);
         return;
     }
-    c->tcf = SG_TCF_APPLIED;
+    set_outcome(c, SG_TCF_APPLIED);
     uint32_t blocked = tc.restricted[SG_TCF_NOT_ALLOWED] | tc.restricted[SG_TCF_REQUIRE_LI];
     for (int p = 0; p < SG_PURPOSE__COUNT; p++) {
         uint32_t need = pol->tcf_purposes[p];
@@ -133,13 +179,19 @@ static void apply_tcf(struct sg_consent *c, const struct sg_consent_policy *pol,
     }
 }
 
-/* Google Consent Mode "gcs": G1 + ad_storage + analytics_storage, each 1, 0 or -. */
-static void apply_gcs(struct sg_consent *c, const char *s)
+/*
+ * Google Consent Mode "gcs": G1 + ad_storage + analytics_storage, each 1, 0 or
+ * -. A malformed value cannot say what was chosen: it denies both purposes.
+ */
+static void apply_gcs(struct sg_consent *c, const char *s, size_t len)
 {
     static const int purposes[2] = {SG_PURPOSE_AD_STORAGE, SG_PURPOSE_ANALYTICS_STORAGE};
-    if (strlen(s) != 4 || s[0] != 'G' || s[1] != '1' || !strchr("01-", s[2]) ||
-        !strchr("01-", s[3]))
-        return; /* malformed: decides nothing */
+    if (len != 4 || s[0] != 'G' || s[1] != '1' || !memchr("01-", s[2], 3) ||
+        !memchr("01-", s[3], 3)) {
+        for (int i = 0; i < 2; i++)
+            decide(c, purposes[i], SG_CONSENT_DENIED, SG_CSRC_GCS, SG_CEV_GCS_INVALID);
+        return;
+    }
     for (int i = 0; i < 2; i++) {
         if (s[2 + i] == '1')
             decide(c, purposes[i], SG_CONSENT_GRANTED, SG_CSRC_GCS, SG_CEV_GCS_GRANTED);
@@ -148,12 +200,19 @@ static void apply_gcs(struct sg_consent *c, const char *s)
     }
 }
 
-/* IAB US Privacy string: version 1, notice, opt-out of sale, LSPA; each Y, N or -. */
-static void apply_usp(struct sg_consent *c, const char *s)
+/*
+ * IAB US Privacy string: version 1, notice, opt-out of sale, LSPA; each Y, N
+ * or -. A US Privacy string can only opt out; a malformed one may hide an
+ * opt-out, so it is read as one.
+ */
+static void apply_usp(struct sg_consent *c, const char *s, size_t len)
 {
-    if (strlen(s) != 4 || s[0] != '1' || !strchr("YN-", s[1]) || !strchr("YN-", s[2]) ||
-        !strchr("YN-", s[3]))
+    if (len != 4 || s[0] != '1' || !memchr("YN-", s[1], 3) || !memchr("YN-", s[2], 3) ||
+        !memchr("YN-", s[3], 3)) {
+        c->sale_opt_out = true;
+        deny_ads(c, SG_CSRC_USP, SG_CEV_USP_INVALID);
         return;
+    }
     if (s[2] == 'Y') {
         c->sale_opt_out = true;
         deny_ads(c, SG_CSRC_USP, SG_CEV_USP_OPT_OUT);
@@ -162,7 +221,7 @@ static void apply_usp(struct sg_consent *c, const char *s)
 
 static const char *const bad_form = "consent: must be \"granted\", \"denied\" or an object";
 
-static int apply_event(struct sg_consent *c, json_t *v, const char **tcf, const char **reason)
+static int apply_event(struct sg_consent *c, json_t *v, json_t **tcf, const char **reason)
 {
     if (json_is_string(v)) {
         int s = sg_consent_state_from_name(json_string_value(v));
@@ -182,12 +241,15 @@ static int apply_event(struct sg_consent *c, json_t *v, const char **tcf, const 
         if (!strcmp(key, "tcf") || !strcmp(key, "gcs") || !strcmp(key, "usp")) {
             if (!str)
                 return *reason = "consent: tcf, gcs and usp must be strings", -1;
+            if (json_string_length(val) == 0)
+                continue; /* an empty string is no string: nothing to read */
+            /* With their JSON length: a string with a NUL inside is malformed, not cut. */
             if (!strcmp(key, "tcf"))
-                *tcf = json_string_value(val); /* the event's TC string beats the cookie */
+                *tcf = val; /* applied with the cookie's, after the rest */
             else if (!strcmp(key, "gcs"))
-                apply_gcs(c, json_string_value(val));
+                apply_gcs(c, json_string_value(val), json_string_length(val));
             else
-                apply_usp(c, json_string_value(val));
+                apply_usp(c, json_string_value(val), json_string_length(val));
             continue;
         }
         int p = sg_purpose_from_name(key);
@@ -208,23 +270,29 @@ int sg_consent_resolve(const struct sg_consent_policy *policy,
                        const struct sg_consent_signals *signals, struct sg_consent *out,
                        const char **reason)
 {
-    const char *tcf = NULL;
+    json_t *tcf = NULL;
+    json_t *g = signals->event_gpc;
     memset(out, 0, sizeof(*out));
+    if (g && !json_is_null(g) && !json_is_boolean(g))
+        return *reason = "gpc: must be true or false", -1;
     /* The strongest opt-outs first, so that their evidence is the one recorded. */
-    if (signals->gpc_header && policy->honor_gpc) {
+    if ((signals->gpc_header || json_is_true(g)) && policy->honor_gpc) {
         out->gpc = true;
         out->sale_opt_out = true;
         deny_ads(out, SG_CSRC_GPC, SG_CEV_GPC);
     }
-    if (signals->usp_cookie)
-        apply_usp(out, signals->usp_cookie);
+    /* Cookies: an empty value is no string, as in the event. */
+    if (signals->usp_cookie && *signals->usp_cookie)
+        apply_usp(out, signals->usp_cookie, strlen(signals->usp_cookie));
     if (signals->event_consent && !json_is_null(signals->event_consent) &&
         apply_event(out, signals->event_consent, &tcf, reason) < 0)
         return -1;
-    if (!tcf)
-        tcf = signals->tcf_cookie;
+    /* Both TC strings, when both are there: a malformed one in the event must not hide a
+     * refusal in the cookie, nor the other way round. */
     if (tcf)
-        apply_tcf(out, policy, tcf);
+        apply_tcf(out, policy, json_string_value(tcf), json_string_length(tcf));
+    if (signals->tcf_cookie && *signals->tcf_cookie)
+        apply_tcf(out, policy, signals->tcf_cookie, strlen(signals->tcf_cookie));
     for (int p = 0; p < SG_PURPOSE__COUNT; p++)
         if (out->state[p] == SG_CONSENT_UNSET) {
             bool granted = policy->default_state == SG_CONSENT_GRANTED;

@@ -11,6 +11,12 @@
  * MaxVendorId 16, IsRangeEncoding 1, a bitfield or NumEntries 12 and ranges)
  * and publisher restrictions (NumPubRestrictions 12, each PurposeId 6,
  * RestrictionType 2 and a range section).
+ *
+ * The string is read as a bit string, 6 bits per base64url character, as
+ * IAB's reference decoder reads it: a string whose last field ends inside a
+ * character (its bit length not a multiple of 8) is valid. What the decoder
+ * accepts is checked against that library on thousands of generated strings
+ * (tests/tcf-diff).
  */
 #include "scrubgate/common.h"
 #include "scrubgate/tcf.h"
@@ -58,7 +64,11 @@ static int b64val(unsigned char c)
     return -1;
 }
 
-/* Decode base64url (no padding needed) into out; returns the byte count or -1. */
+/*
+ * Decode base64url (no padding needed) into out as a bit string: every
+ * character is 6 bits, the last byte holds any bits left over, left-aligned.
+ * Returns the number of bits, or -1 on a character outside the alphabet.
+ */
 static long b64decode(const char *s, size_t len, unsigned char *out, size_t cap)
 {
     size_t n = 0;
@@ -66,6 +76,8 @@ static long b64decode(const char *s, size_t len, unsigned char *out, size_t cap)
     int have = 0;
     while (len && s[len - 1] == '=')
         len--;
+    if ((len * 6 + 7) / 8 > cap)
+        return -1;
     for (size_t i = 0; i < len; i++) {
         int v = b64val((unsigned char)s[i]);
         if (v < 0)
@@ -74,13 +86,35 @@ static long b64decode(const char *s, size_t len, unsigned char *out, size_t cap)
         have += 6;
         if (have >= 8) {
             have -= 8;
-            if (n == cap)
-                return -1;
             out[n++] = (unsigned char)(acc >> have);
             acc &= (1u << have) - 1;
         }
     }
-    return (long)n;
+    if (have)
+        out[n] = (unsigned char)(acc << (8 - have));
+    return (long)(len * 6);
+}
+
+/*
+ * The segments after the core one are skipped, not decoded, but each must
+ * still be there and be base64url: IAB's decoder refuses an empty or garbled
+ * segment, and so does this one.
+ */
+static bool segments_ok(const char *s, size_t len)
+{
+    size_t seg = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '.') {
+            if (seg == 0)
+                return false;
+            seg = 0;
+        } else if (b64val((unsigned char)s[i]) < 0 && s[i] != '=') {
+            return false;
+        } else {
+            seg++;
+        }
+    }
+    return seg > 0;
 }
 
 /*
@@ -144,7 +178,9 @@ int sg_tcf_decode(const char *s, size_t len, unsigned vendor_id, struct sg_tcf *
     long n = b64decode(s, core_len, buf, sizeof(buf));
     if (n <= 0)
         return *why = "bad base64", -1;
-    struct bits b = {buf, (size_t)n * 8, 0};
+    if (dot && !segments_ok(dot + 1, len - core_len - 1))
+        return *why = "bad segment", -1;
+    struct bits b = {buf, (size_t)n, 0};
 
     if (get_u(&b, 6, &out->version) < 0 || get(&b, 36, &skip) < 0 || get(&b, 36, &skip) < 0 ||
         get_u(&b, 12, &out->cmp_id) < 0 || get_u(&b, 12, &dummy) < 0 ||
@@ -179,7 +215,9 @@ int sg_tcf_decode(const char *s, size_t len, unsigned vendor_id, struct sg_tcf *
         unsigned purpose, type, entries;
         if (get_u(&b, 6, &purpose) < 0 || get_u(&b, 2, &type) < 0 || get_u(&b, 12, &entries) < 0)
             return *why = "truncated", -1;
-        if (purpose == 0 || purpose > 24 || type > SG_TCF_REQUIRE_LI)
+        /* PurposeId is 6 bits: IAB's decoder takes 1 to 63. Purposes past 24 have no
+         * consent bit, so no mapping can name them: read, and not recorded. */
+        if (purpose == 0 || type > SG_TCF_REQUIRE_LI)
             return *why = "bad publisher restriction", -1;
         for (unsigned e = 0; e < entries; e++) {
             unsigned ranged, lo, hi;
@@ -190,7 +228,7 @@ int sg_tcf_decode(const char *s, size_t len, unsigned vendor_id, struct sg_tcf *
                 return *why = "truncated", -1;
             if (lo == 0 || hi < lo)
                 return *why = "range overflow", -1;
-            if (vendor_id >= lo && vendor_id <= hi)
+            if (vendor_id >= lo && vendor_id <= hi && purpose <= 24)
                 out->restricted[type] |= 1u << (purpose - 1);
         }
     }

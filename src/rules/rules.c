@@ -41,6 +41,8 @@ enum set_source { SET_SESSION = 0, SET_VALUE, SET_HEADER };
 
 struct cond {
     unsigned char consent[SG_PURPOSE__COUNT]; /* 0 = any, else the required state */
+    unsigned char consent_any[SG_PURPOSE__COUNT]; /* at least one named purpose in its state */
+    bool has_consent_any;
     int gpc;                                  /* -1 any, 0 no, 1 yes */
     int sale_opt_out;                         /* -1 any, 0 no, 1 yes: GPC or US Privacy */
     int bot;                                  /* -1 any, 0 no, 1 yes: the user agent is a bot */
@@ -168,11 +170,41 @@ static int load_fields(const struct sg_jsondoc *doc, json_t *v, const char *path
     return 0;
 }
 
+/*
+ * when.consent and when.consent_any: an object of purpose: "granted" |
+ * "denied". consent_any must name a purpose: empty, it could never hold.
+ */
+static int load_consent_cond(const struct sg_jsondoc *doc, json_t *v, const char *path,
+                             const char *key, unsigned char *states)
+{
+    char sub[300];
+    const char *k;
+    json_t *s;
+    snprintf(sub, sizeof(sub), "%s.%s", path, key);
+    if (!json_is_object(v))
+        return sg_jsondoc_error(doc, sub, false, "must be an object of purpose: state");
+    if (json_object_size(v) == 0 && strcmp(key, "consent_any") == 0)
+        return sg_jsondoc_error(doc, sub, false, "must name at least one purpose");
+    json_object_foreach(v, k, s) {
+        int p = sg_purpose_from_name(k);
+        snprintf(sub, sizeof(sub), "%s.%s.%s", path, key, k);
+        if (p < 0)
+            return sg_jsondoc_error(doc, sub, true,
+                                    "unknown purpose (ad_storage, ad_user_data, "
+                                    "ad_personalization, analytics_storage)");
+        int st = json_is_string(s) ? sg_consent_state_from_name(json_string_value(s)) : -1;
+        if (st < 0)
+            return sg_jsondoc_error(doc, sub, false, "must be \"granted\" or \"denied\"");
+        states[p] = (unsigned char)st;
+    }
+    return 0;
+}
+
 static int load_cond(const struct sg_jsondoc *doc, json_t *w, const char *path, struct cond *c)
 {
-    static const char *const keys[] = {"consent",    "gpc",     "sale_opt_out", "bot",
-                                       "events",     "not_events", "present",  "absent",
-                                       NULL};
+    static const char *const keys[] = {"consent", "consent_any", "gpc",     "sale_opt_out",
+                                       "bot",     "events",      "not_events", "present",
+                                       "absent",  NULL};
     char sub[300];
     json_t *v;
 
@@ -185,24 +217,13 @@ static int load_cond(const struct sg_jsondoc *doc, json_t *w, const char *path, 
         return sg_jsondoc_error(doc, path, false, "must be an object");
     if (sg_jsondoc_check_keys(doc, w, path, keys) < 0)
         return -1;
-    if ((v = json_object_get(w, "consent"))) {
-        const char *k;
-        json_t *s;
-        snprintf(sub, sizeof(sub), "%s.consent", path);
-        if (!json_is_object(v))
-            return sg_jsondoc_error(doc, sub, false, "must be an object of purpose: state");
-        json_object_foreach(v, k, s) {
-            int p = sg_purpose_from_name(k);
-            snprintf(sub, sizeof(sub), "%s.consent.%s", path, k);
-            if (p < 0)
-                return sg_jsondoc_error(doc, sub, true,
-                                        "unknown purpose (ad_storage, ad_user_data, "
-                                        "ad_personalization, analytics_storage)");
-            int st = json_is_string(s) ? sg_consent_state_from_name(json_string_value(s)) : -1;
-            if (st < 0)
-                return sg_jsondoc_error(doc, sub, false, "must be \"granted\" or \"denied\"");
-            c->consent[p] = (unsigned char)st;
-        }
+    if ((v = json_object_get(w, "consent")) && load_consent_cond(doc, v, path, "consent",
+                                                                 c->consent) < 0)
+        return -1;
+    if ((v = json_object_get(w, "consent_any"))) {
+        if (load_consent_cond(doc, v, path, "consent_any", c->consent_any) < 0)
+            return -1;
+        c->has_consent_any = true;
     }
     if ((v = json_object_get(w, "gpc"))) {
         snprintf(sub, sizeof(sub), "%s.gpc", path);
@@ -579,6 +600,13 @@ static bool cond_match(const struct cond *c, const struct sg_event *ev)
     for (int p = 0; p < SG_PURPOSE__COUNT; p++)
         if (c->consent[p] && c->consent[p] != ev->consent.state[p])
             return false;
+    if (c->has_consent_any) {
+        bool any = false;
+        for (int p = 0; p < SG_PURPOSE__COUNT && !any; p++)
+            any = c->consent_any[p] && c->consent_any[p] == ev->consent.state[p];
+        if (!any)
+            return false;
+    }
     if (c->gpc >= 0 && (bool)c->gpc != ev->consent.gpc)
         return false;
     if (c->sale_opt_out >= 0 && (bool)c->sale_opt_out != ev->consent.sale_opt_out)

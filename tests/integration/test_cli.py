@@ -44,16 +44,23 @@ class CliTest(unittest.TestCase):
     def test_check_shipped_config_prints_the_policy_matrix(self):
         r = run("check", "-c", "conf/scrubgate.json")
         self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"outbound field +consent granted +consent denied +GPC +"
+                                   r"no ad_storage +no ad_user_data\n")
         rows = {l.split()[0]: l.split()[1:] for l in r.stdout.splitlines()
                 if l.startswith("  user.") or l.startswith("  page.") or
                 l.startswith("  limited_data_use")}
-        self.assertEqual(rows["user.email"], ["dropped"] * 3)
-        self.assertEqual(rows["user.ip"], ["keyed_hash"] * 3)
-        self.assertEqual(rows["user.external_id"], ["keyed_hash(session)", "dropped", "dropped"])
-        self.assertEqual(rows["user.user_agent"], ["raw", "dropped", "dropped"])
-        self.assertEqual(rows["user.ttclid"], ["raw", "dropped", "dropped"])
-        self.assertEqual(rows["page.url"], ["scrubbed"] * 3)
-        self.assertEqual(rows["limited_data_use"], ["false", "false", "true"])
+        # Columns: granted, denied, GPC, all but ad_storage, all but ad_user_data.
+        self.assertEqual(rows["user.email"], ["dropped"] * 5)
+        self.assertEqual(rows["user.ip"], ["keyed_hash"] * 5)
+        self.assertEqual(rows["user.external_id"], ["keyed_hash(session)", "dropped", "dropped",
+                                                    "keyed_hash(session)", "dropped"])
+        self.assertEqual(rows["user.user_agent"], ["raw", "dropped", "dropped", "raw", "dropped"])
+        # A click id needs both ad_storage and ad_user_data, in the URLs too.
+        self.assertEqual(rows["user.ttclid"], ["raw"] + ["dropped"] * 4)
+        self.assertEqual(rows["user.ttp"], ["raw"] + ["dropped"] * 4)
+        self.assertEqual(rows["page.*.ttclid"], ["kept"] + ["removed"] * 4)
+        self.assertEqual(rows["page.url"], ["scrubbed"] * 5)
+        self.assertEqual(rows["limited_data_use"], ["false", "false", "true", "false", "false"])
 
     def test_check_json_is_deterministic(self):
         a = run("check", "-c", "conf/scrubgate.json", "--json")
@@ -62,7 +69,8 @@ class CliTest(unittest.TestCase):
         self.assertEqual(a.stdout, b.stdout)
         doc = json.loads(a.stdout)
         self.assertEqual(doc["sites"][0]["matrix"]["user.phone"],
-                         {"granted": "dropped", "denied": "dropped", "gpc": "dropped"})
+                         {"granted": "dropped", "denied": "dropped", "gpc": "dropped",
+                          "ad_storage_denied": "dropped", "ad_user_data_denied": "dropped"})
 
     def matrix_for(self, rules):
         with open(os.path.join(ROOT, "conf", "scrubgate.json")) as f:
@@ -73,20 +81,30 @@ class CliTest(unittest.TestCase):
         return json.loads(r.stdout)["sites"][0]["matrix"]
 
     def test_matrix_of_each_shipped_rule_set(self):
+        states = ("granted", "denied", "gpc", "ad_storage_denied", "ad_user_data_denied")
         m = self.matrix_for("rules/strict.json")
-        for state in ("granted", "denied", "gpc"):
+        for state in states:
             self.assertEqual(m["user.external_id"][state], "dropped")
             self.assertEqual(m["user.user_agent"][state], "dropped")
             self.assertEqual(m["user.ip"][state], "truncated+keyed_hash")
             self.assertEqual(m["user.email"][state], "dropped")
         self.assertEqual(m["user.ttclid"]["granted"], "raw")
         m = self.matrix_for("rules/advanced-matching.json")
-        self.assertEqual(m["user.email"], {"granted": "sha256", "denied": "dropped", "gpc": "dropped"})
-        self.assertEqual(m["user.phone"], {"granted": "sha256", "denied": "dropped", "gpc": "dropped"})
+        self.assertEqual(m["user.email"], {"granted": "sha256", "denied": "dropped", "gpc": "dropped",
+                                           "ad_storage_denied": "sha256",
+                                           "ad_user_data_denied": "dropped"})
+        self.assertEqual(m["user.phone"]["ad_user_data_denied"], "dropped")
         self.assertEqual(m["user.first_name"]["granted"], "dropped")
         m = self.matrix_for("rules/default.json")
         self.assertEqual(m["user.email"]["granted"], "dropped")
         self.assertEqual(m["user.ip"]["denied"], "keyed_hash")
+        # Every shipped rule set: click ids only with both purposes granted.
+        for rules in ("rules/default.json", "rules/strict.json", "rules/advanced-matching.json"):
+            m = self.matrix_for(rules)
+            for field, yes, no in (("user.ttclid", "raw", "dropped"), ("user.ttp", "raw", "dropped"),
+                                   ("page.*.ttclid", "kept", "removed")):
+                self.assertEqual(m[field], dict({s: no for s in states}, granted=yes),
+                                 (rules, field))
 
     def test_check_reports_file_line_column(self):
         cfg = write(self.tmp, "bad.json", '{\n  "sites": [],\n  "lisen": "127.0.0.1:1"\n}\n')

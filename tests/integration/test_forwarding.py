@@ -152,9 +152,18 @@ class ForwardingTest(unittest.TestCase):
         self.start()
         out, _, _ = self.send_one(event(consent={"ad_storage": "granted",
                                                  "ad_user_data": "denied"}))
-        self.assertEqual(out["user"]["ttclid"], "E.C.P.click1")
+        # A click id needs ad_user_data as well as ad_storage: storage alone sends none.
+        self.assertNotIn("ttclid", out["user"])
+        self.assertNotIn("ttp", out["user"])
+        self.assertNotIn("ttclid", out["page"]["url"])
         self.assertNotIn("external_id", out["user"])
         self.assertNotIn("user_agent", out["user"])
+        self.fake.events.clear()
+        out, _, _ = self.send_one(event(event_id="order_2", consent={"ad_storage": "granted",
+                                                                     "ad_user_data": "granted"}))
+        self.assertEqual(out["user"]["ttclid"], "E.C.P.click1")
+        self.assertEqual(out["user"]["ttp"], "ttp-cookie-value")
+        self.assertIn("external_id", out["user"])
 
     def test_default_granted_site(self):
         self.start(consent={"default": "granted"})

@@ -49,7 +49,7 @@ static void fix_range_count(struct w *w, size_t count_at, unsigned count)
         w->bits[count_at + i] = (unsigned char)((count >> (11 - i)) & 1u);
 }
 
-char *tcf_encode(const struct tcf_spec *s)
+static char *encode(const struct tcf_spec *s, bool byte_pad)
 {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     struct w *w = calloc(1, sizeof(*w));
@@ -105,8 +105,8 @@ char *tcf_encode(const struct tcf_spec *s)
         if (is_range)
             put(w, s->restr[i].hi, 16);
     }
-    /* Pad to whole bytes (as CMPs do), then to whole base64 characters. */
-    while (w->n % 8)
+    /* Pad to whole bytes (as most CMPs do), then to whole base64 characters. */
+    while (byte_pad && w->n % 8)
         w->bits[w->n++] = 0;
     while (w->n % 6)
         w->bits[w->n++] = 0;
@@ -121,4 +121,14 @@ char *tcf_encode(const struct tcf_spec *s)
     out[k] = '\0';
     free(w);
     return out;
+}
+
+char *tcf_encode(const struct tcf_spec *s)
+{
+    return encode(s, true);
+}
+
+char *tcf_encode_6bit(const struct tcf_spec *s)
+{
+    return encode(s, false);
 }

@@ -26,7 +26,10 @@ struct tcf_spec {
     size_t n_restr;
 };
 
-/* The base64url string (owned: free()). */
+/* The base64url string (owned: free()), padded to whole bytes as most CMPs do. */
 char *tcf_encode(const struct tcf_spec *s);
+/* The same without the byte padding: the last field may end inside a base64 character, so
+ * the bit length need not be a multiple of 8 (IAB's decoder reads such strings). */
+char *tcf_encode_6bit(const struct tcf_spec *s);
 
 #endif

@@ -317,6 +317,100 @@ static void require_identifiers(void **state)
                       "rules[0].min", "number of fields");
 }
 
+static void consent_any_condition(void **state)
+{
+    struct run r;
+    (void)state;
+    const char *rs = RULESET(
+        "{\"id\":\"strip\",\"why\":\"w\",\"action\":\"redact\",\"field\":\"page.url\","
+        "\"params\":[\"ttclid\"],\"when\":{\"consent_any\":{\"ad_storage\":\"denied\","
+        "\"ad_user_data\":\"denied\"}}},"
+        "{\"id\":\"url\",\"why\":\"w\",\"action\":\"allow\",\"field\":\"page.url\"}");
+    static const struct {
+        const char *consent;
+        bool stripped;
+    } cases[] = {
+        {"\"granted\"", false},
+        {"\"denied\"", true},
+        {"{\"ad_storage\":\"granted\",\"ad_user_data\":\"denied\"}", true},
+        {"{\"ad_storage\":\"denied\",\"ad_user_data\":\"granted\"}", true},
+        {"{\"ad_storage\":\"granted\",\"ad_user_data\":\"granted\"}", false},
+    };
+    for (size_t i = 0; i < SG_ARRAY_SIZE(cases); i++) {
+        char ev[512];
+        snprintf(ev, sizeof(ev),
+                 "{\"event\":\"Lead\",\"consent\":%s,"
+                 "\"page\":{\"url\":\"https://a.example/p?ttclid=E.C.P.x&x=1\"}}",
+                 cases[i].consent);
+        run(&r, rs, ev, false);
+        assert_int_equal(r.pr, SG_PIPE_OK);
+        bool has = strstr(r.ev.val[SG_F_PAGE_URL], "ttclid") != NULL;
+        if (has == cases[i].stripped)
+            fail_msg("consent %s: ttclid %s", cases[i].consent, has ? "kept" : "stripped");
+        run_free(&r);
+    }
+    expect_load_error(RULESET("{\"id\":\"a\",\"why\":\"w\",\"action\":\"allow\",\"field\":\"user.ip\","
+                              "\"when\":{\"consent_any\":{}}}"),
+                      "rules[0].when.consent_any", "at least one purpose");
+    expect_load_error(RULESET("{\"id\":\"a\",\"why\":\"w\",\"action\":\"allow\",\"field\":\"user.ip\","
+                              "\"when\":{\"consent_any\":{\"ad_storage\":\"no\"}}}"),
+                      "rules[0].when.consent_any.ad_storage", "granted");
+    expect_load_error(RULESET("{\"id\":\"a\",\"why\":\"w\",\"action\":\"allow\",\"field\":\"user.ip\","
+                              "\"when\":{\"consent_any\":{\"storage\":\"denied\"}}}"),
+                      "rules[0].when.consent_any.storage", "unknown purpose");
+}
+
+/* Every shipped rule set: a click id (user.ttclid, user.ttp, ttclid in the page URLs) leaves
+ * only with ad_storage and ad_user_data both granted, never with one of them alone. */
+static void shipped_rule_sets_need_both_purposes_for_click_ids(void **state)
+{
+    (void)state;
+    static const char *const sets[] = {"rules/default.json", "rules/strict.json",
+                                       "rules/advanced-matching.json"};
+    static const struct {
+        const char *consent;
+        bool leaves;
+    } cases[] = {
+        {"\"granted\"", true},
+        {"\"denied\"", false},
+        {"{\"ad_storage\":\"granted\",\"ad_user_data\":\"denied\",\"ad_personalization\":"
+         "\"granted\",\"analytics_storage\":\"granted\"}",
+         false},
+        {"{\"ad_storage\":\"denied\",\"ad_user_data\":\"granted\",\"ad_personalization\":"
+         "\"granted\",\"analytics_storage\":\"granted\"}",
+         false},
+        {"{\"ad_storage\":\"granted\",\"ad_user_data\":\"granted\"}", true},
+    };
+    for (size_t i = 0; i < SG_ARRAY_SIZE(sets); i++) {
+        size_t len;
+        char *text = sg_read_file(sets[i], &len);
+        assert_non_null(text);
+        for (size_t k = 0; k < SG_ARRAY_SIZE(cases); k++) {
+            struct run r;
+            char ev[1024];
+            snprintf(ev, sizeof(ev),
+                     "{\"event\":\"Purchase\",\"consent\":%s,\"ttclid\":\"E.C.P.c\","
+                     "\"user\":{\"ttp\":\"ttp-1\"},\"page\":{\"url\":"
+                     "\"https://a.example/p?ttclid=E.C.P.c&x=1\",\"referrer\":"
+                     "\"https://b.example/?ttclid=E.C.P.c\"}}",
+                     cases[k].consent);
+            run(&r, text, ev, false);
+            assert_int_equal(r.pr, SG_PIPE_OK);
+            bool ttclid = (r.ev.allowed & SG_FIELD_BIT(SG_F_USER_TTCLID)) &&
+                          r.ev.val[SG_F_USER_TTCLID];
+            bool ttp = (r.ev.allowed & SG_FIELD_BIT(SG_F_USER_TTP)) && r.ev.val[SG_F_USER_TTP];
+            bool url = strstr(r.ev.val[SG_F_PAGE_URL], "ttclid") != NULL;
+            bool ref = strstr(r.ev.val[SG_F_PAGE_REFERRER], "ttclid") != NULL;
+            if (ttclid != cases[k].leaves || ttp != cases[k].leaves || url != cases[k].leaves ||
+                ref != cases[k].leaves)
+                fail_msg("%s, consent %s: ttclid %d ttp %d url %d referrer %d", sets[i],
+                         cases[k].consent, ttclid, ttp, url, ref);
+            run_free(&r);
+        }
+        free(text);
+    }
+}
+
 static void shipped_default_loads(void **state)
 {
     (void)state;
@@ -345,6 +439,8 @@ int main(void)
         cmocka_unit_test(pathological_pattern_skips_the_event),
         cmocka_unit_test(drop_bots_and_allowlist),
         cmocka_unit_test(require_identifiers),
+        cmocka_unit_test(consent_any_condition),
+        cmocka_unit_test(shipped_rule_sets_need_both_purposes_for_click_ids),
         cmocka_unit_test(shipped_default_loads),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,9 @@
 /*
  * The TC string decoder: IAB's published example strings (as decoded by
  * independent implementations), strings built by tcf_encode.c in every
- * encoding, and malformed input, which must be refused and never crash.
+ * encoding, with and without byte padding, and malformed input, which must
+ * be refused and never crash. tests/tcf-diff compares the decoder with IAB's
+ * own library on thousands of generated strings.
  */
 #include "testutil.h"
 
@@ -126,6 +128,85 @@ static void publisher_restrictions(void **state)
     free(s);
 }
 
+/* The reject-all string of issue 9: 45 characters, 270 bits, its last field ends 6 bits into
+ * a byte. IAB's decoder reads it; so must this one. */
+#define REJECT_ALL "CQlH_MAQlH_MAAKABAENCbFgAAAAAAAAAAYgAAAAIAAAA"
+
+static void six_bit_aligned_strings_decode(void **state)
+{
+    (void)state;
+    assert_int_equal(strlen(REJECT_ALL) * 6 % 8, 6);
+    struct sg_tcf tc = decode(REJECT_ALL, 1234);
+    assert_int_equal(tc.version, 2);
+    assert_int_equal(tc.policy_version, 5);
+    assert_true(tc.service_specific);
+    assert_int_equal(tc.cmp_id, 10);
+    assert_int_equal(tc.vendor_list_version, 155);
+    assert_int_equal(tc.purpose_consent, 0);
+    assert_int_equal(tc.purpose_li, 0);
+    assert_int_equal(tc.max_vendor_consent, 0);
+    assert_int_equal(tc.max_vendor_li, 8); /* a bitfield of 8 vendors, none set */
+    assert_false(tc.vendor_consent);
+    assert_false(tc.vendor_li);
+    assert_null(sg_tcf_unusable(&tc));
+    /* One character less cuts the last field: refused, as IAB's decoder refuses it. */
+    struct sg_tcf bad;
+    const char *why = NULL;
+    assert_int_equal(sg_tcf_decode(REJECT_ALL, strlen(REJECT_ALL) - 1, 1234, &bad, &why), -1);
+    assert_string_equal(why, "truncated");
+
+    /* Strings built without byte padding, for every remainder of the bit length: the same
+     * answers as the padded strings. */
+    static const unsigned vendors[] = {3, 4, 5, 77, 1234};
+    unsigned remainders = 0;
+    for (unsigned max = 1234; max < 1234 + 8; max++) {
+        for (int range = 0; range <= 1; range++) {
+            struct tcf_spec spec = {2, 4, true, P(1) | P(7), P(2), max, vendors, 5, range,
+                                    vendors, 2, {{7, 1, 1, 2}}, 1};
+            char *six = tcf_encode_6bit(&spec), *eight = tcf_encode(&spec);
+            remainders |= 1u << (strlen(six) * 6 % 8);
+            for (unsigned v = 1; v <= max + 1; v += (v < 10 ? 1 : 97)) {
+                struct sg_tcf a = decode(six, v), b = decode(eight, v);
+                assert_memory_equal(&a, &b, sizeof(a));
+            }
+            struct sg_tcf a = decode(six, 1234);
+            assert_true(a.vendor_consent);
+            assert_int_equal(a.purpose_consent, P(1) | P(7));
+            free(six);
+            free(eight);
+        }
+    }
+    assert_int_equal(remainders, (1u << 0) | (1u << 2) | (1u << 4) | (1u << 6));
+}
+
+static void later_segments_and_restriction_purposes(void **state)
+{
+    (void)state;
+    char buf[256];
+    /* Segments after the core are skipped, but must be non-empty base64url. */
+    snprintf(buf, sizeof(buf), "%s.IAAA.YAAAAAAAAAA", REJECT_ALL);
+    decode(buf, 1);
+    static const char *const bad[] = {".", ".IAAA.", "..IAAA", ".!!", ".IA A"};
+    for (size_t i = 0; i < SG_ARRAY_SIZE(bad); i++) {
+        struct sg_tcf tc;
+        const char *why = NULL;
+        snprintf(buf, sizeof(buf), "%s%s", REJECT_ALL, bad[i]);
+        if (sg_tcf_decode(buf, strlen(buf), 1, &tc, &why) == 0)
+            fail_msg("accepted \"%s\"", buf);
+        assert_string_equal(why, "bad segment");
+    }
+    /* PurposeId is 6 bits: a restriction on purpose 25 to 63 is valid (IAB reads it) and no
+     * consent bit exists for it, so it restricts nothing that a mapping can name. */
+    static const unsigned v[] = {1234};
+    struct tcf_spec spec = {2, 4, true, P(1), 0, 1234, v, 1, false, NULL, 0,
+                            {{63, 0, 1, 2000}, {25, 2, 1234, 1234}, {24, 0, 1234, 1234}}, 3};
+    char *s = tcf_encode(&spec);
+    struct sg_tcf tc = decode(s, 1234);
+    assert_int_equal(tc.restricted[SG_TCF_NOT_ALLOWED], P(24));
+    assert_int_equal(tc.restricted[SG_TCF_REQUIRE_LI], 0);
+    free(s);
+}
+
 static void expect_malformed(const char *s, size_t len, const char *want)
 {
     struct sg_tcf tc;
@@ -160,7 +241,40 @@ static void malformed_strings(void **state)
     char *s = tcf_encode(&bad);
     expect_malformed(s, strlen(s), "range overflow");
     free(s);
+    /* A restriction on purpose 0, or of type 3: IAB's decoder refuses both. */
+    struct tcf_spec r0 = {2, 4, true, P(1), 0, 1234, vendors, 1, false, NULL, 0,
+                          {{0, 0, 1, 2}}, 1};
+    s = tcf_encode(&r0);
+    expect_malformed(s, strlen(s), "bad publisher restriction");
+    free(s);
+    struct tcf_spec r3 = {2, 4, true, P(1), 0, 1234, vendors, 1, false, NULL, 0,
+                          {{1, 3, 1, 2}}, 1};
+    s = tcf_encode(&r3);
+    expect_malformed(s, strlen(s), "bad publisher restriction");
+    free(s);
+    /* Bytes that are not base64url, invalid UTF-8 among them, anywhere in the core. */
+    expect_malformed("CQlH_MAQlH_MAAKABAENCbFgAAAAAAAAAAYgAAAAIA\xff\xfe" "A", 45, "bad base64");
+    expect_malformed("CQlH_MAQlH_MAAKABAENCbFgAAAAA\xc3\xa9" "AAAAYgAAAAIAAAA", 46, "bad base64");
     free(good);
+}
+
+/* Every input up to the cap is decoded in one pass: a cap-sized string of valid characters
+ * is refused (as truncated or overflowing) quickly, and so is one far over the cap. */
+static void enormous_inputs_are_bounded(void **state)
+{
+    (void)state;
+    size_t big = 4u << 20;
+    char *s = malloc(big + 1);
+    memset(s, '_', big); /* all ones: the largest counts and ranges */
+    s[big] = '\0';
+    s[0] = 'C';
+    struct sg_tcf tc;
+    const char *why = NULL;
+    for (size_t len = SG_TCF_MAX_CHARS - 3; len <= SG_TCF_MAX_CHARS; len++)
+        assert_int_equal(sg_tcf_decode(s, len, 1234, &tc, &why), -1);
+    assert_int_equal(sg_tcf_decode(s, big, 1234, &tc, &why), -1);
+    assert_string_equal(why, "over-long");
+    free(s);
 }
 
 int main(void)
@@ -170,7 +284,10 @@ int main(void)
         cmocka_unit_test(published_range_string),
         cmocka_unit_test(encoded_strings_round_trip),
         cmocka_unit_test(publisher_restrictions),
+        cmocka_unit_test(six_bit_aligned_strings_decode),
+        cmocka_unit_test(later_segments_and_restriction_purposes),
         cmocka_unit_test(malformed_strings),
+        cmocka_unit_test(enormous_inputs_are_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
