@@ -183,8 +183,8 @@ char *sg_url_query_param(const char *url, const char *name)
 #define LOCALE_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
 
 /*
- * Seven digits or more in a row, spaces, dots, dashes and parentheses between
- * them ignored: in an event name that is a phone number, an account or a card
+ * Seven digits or more in a row, spaces, dots, dashes, underscores, colons
+ * and parentheses between them ignored: in an event name that is a phone number, an account or a card
  * far more likely than a name (14155559931, 415 555 9931).
  */
 static bool long_digit_run(const char *s)
@@ -194,7 +194,7 @@ static bool long_digit_run(const char *s)
         if (*s >= '0' && *s <= '9') {
             if (++run >= 7)
                 return true;
-        } else if (!strchr(" .-()", *s)) {
+        } else if (!strchr(" .-()_:", *s)) {
             run = 0;
         }
     }
@@ -340,7 +340,7 @@ int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_
         return FAIL(&r, "%s: only letters, digits, space and _ . : - are allowed", "event");
     /* The name leaves, and is logged and written to the sync log: no personal data in it. */
     static const struct sg_scrub_spec all = {SG_DET_ALL, NULL, NULL};
-    if (long_digit_run(ev->name) || sg_scrub_detect(&all, ev->name, strlen(ev->name)) != 0)
+    if (long_digit_run(ev->name) || sg_scrub_detect_identifier(&all, ev->name, strlen(ev->name)) != 0)
         return FAIL(&r, "%s: looks like personal data (a phone, card or IP address, an "
                         "email, an IBAN or a national id)",
                     "event");
@@ -350,7 +350,7 @@ int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_
     if (ev->event_id && strlen(ev->event_id) > 128)
         return FAIL(&r, "%s: longer than 128 bytes", "event_id");
     /* Identifiers leave as they are, so they must not be able to carry personal data. */
-    if (ev->event_id && sg_scrub_detect(&all, ev->event_id, strlen(ev->event_id)) != 0)
+    if (ev->event_id && sg_scrub_detect_identifier(&all, ev->event_id, strlen(ev->event_id)) != 0)
         return FAIL(&r, "%s: looks like personal data (an email, phone or card number)",
                     "event_id");
     if (!ev->event_id) {

@@ -76,8 +76,15 @@ struct sg_url_policy {
 int sg_scrub_text(const struct sg_scrub_spec *spec, const char *in, struct sg_buf *out,
                   unsigned *hits);
 
-/* 1 when s holds a hit, 0 when none, -1 on a PCRE2 limit. */
+/* 1 when s holds a hit (as written or decoded), 0 when none, -1 on a PCRE2 limit. */
 int sg_scrub_detect(const struct sg_scrub_spec *spec, const char *s, size_t len);
+
+/*
+ * The same for an identifier that leaves as it is (an event name, an event
+ * id): "_" and ":" also count as spaces and letters glued to digits are set
+ * apart ("Lead_415_555_2671", "ord4111111111111111").
+ */
+int sg_scrub_detect_identifier(const struct sg_scrub_spec *spec, const char *s, size_t len);
 
 /*
  * Scrub a URL: query parameters whose decoded name or value holds a hit, or

@@ -43,6 +43,9 @@ static validate_fn phone_ok, card_ok, iban_ok, ssn_ok, ip_ok;
 
 /* Any code point outside ASCII (patterns are compiled in UTF mode). */
 #define NONASCII "\\x{80}-\\x{10ffff}"
+/* A phone number's group, and what may join two. */
+#define PHONE_ITEM "(?:\\(\\d++(?:[ -]\\d++)?\\)|\\d++)"
+#define PHONE_SEP "(?:[./-]| - | {1,3})"
 
 static const struct {
     const char *name;
@@ -51,49 +54,54 @@ static const struct {
 } builtin[SG_DET__COUNT] = {
     /* email: local@domain.tld, internationalized (UTF-8 local parts and domains, punycode) */
     [SG_DET_EMAIL] = {"email",
-                      ("[A-Za-z0-9._%+" NONASCII "-]+@[A-Za-z0-9" NONASCII "-]+"
+                      ("[A-Za-z0-9._%+'!#$&*=?^`{|}~" NONASCII "-]+@[A-Za-z0-9" NONASCII "-]+"
                        "(?:\\.[A-Za-z0-9" NONASCII "-]+)*\\.(?:[A-Za-z]{2,}|xn--[A-Za-z0-9-]+|[" NONASCII
                        "]{2,})"),
                       NULL},
     /*
      * phone: a pre-filter for whole runs of digit groups - an optional "+"/"00",
-     * groups of digits or "(digits)" joined by one separator - that never starts
-     * inside a longer run; libphonenumber decides (phone_ok).
+     * groups of digits or "(digits)" joined by a separator (one of " ./-", up to
+     * three spaces, " - ") - that never starts inside a longer run and has at
+     * most 16 groups (a run that goes on is no candidate: linear time whatever
+     * the input); libphonenumber decides (phone_ok).
      */
     [SG_DET_PHONE] = {"phone",
-                      ("(?<![\\w+%])(?<!%[0-9A-Fa-f])(?<!\\d[ ./-])(?<![A-Za-z][-/.])(?<!\\d\\))"
-                       "(?:\\+ ?|\\b00)?(?:\\(\\d++(?:[ -]\\d++)?\\)|\\d++)"
-                       "(?:[ ./-]?(?:\\(\\d++(?:[ -]\\d++)?\\)|\\d++))*+(?![\\w])"),
+                      ("(?<![\\w+%])(?<!%[0-9A-Fa-f])(?<!\\d[ ./-])(?<!\\d {2})(?<!\\d {3})(?<!\\d - )"
+                       "(?<![A-Za-z][-.])(?<!\\d\\))"
+                       "(?:\\+ ?|\\b00)?" PHONE_ITEM "(?:" PHONE_SEP "?" PHONE_ITEM "){0,15}+"
+                       "(?!" PHONE_SEP "?(?:\\(\\d|\\d))(?![\\w])(?![-.][A-Za-z0-9])"),
                       phone_ok},
-    /* card: a run of digit groups (or a bare run) with at least 13 digits; card_ok finds
-     * the Luhn-valid card number in it at group boundaries (a trailing CVV, a leading
-     * label number) */
+    /* card: a run of at most 12 digit groups (joined by " ", "-", "." or "_"; or a bare
+     * run) with at least 13 digits; card_ok checks it, or it without a trailing CVV */
     [SG_DET_CARD] = {"card",
-                     ("(?<![\\w.%])(?<!%[0-9A-Fa-f])(?<!\\d[ -])(?=(?:\\d[ -]?){13})\\d++(?:[ -]\\d++){0,11}+"
-                      "(?!\\d)"),
+                     ("(?<![\\w.%])(?<!%[0-9A-Fa-f])(?<!\\d[ ._-])(?=(?:\\d[ ._-]?){13})\\d++"
+                      "(?:[ ._-]\\d++){0,11}+(?![ ._-]?\\d)"),
                      card_ok},
     /* IBAN: country, check digits, then alphanumerics, in any case, optionally grouped by
-     * spaces or dashes; iban_ok cuts it to the country's registered length and checks mod-97 */
-    [SG_DET_IBAN] = {"iban", "(?<![A-Za-z0-9])[A-Za-z]{2}\\d{2}(?:[ -]?[A-Za-z0-9]){11,32}",
+     * spaces, dashes or dots; iban_ok cuts it to the country's registered length and checks
+     * mod-97 */
+    [SG_DET_IBAN] = {"iban",
+                     "(?:(?<![A-Za-z0-9])|(?<=(?i:iban)))[A-Za-z]{2}[ -]?\\d{2}(?:[ .-]?[A-Za-z0-9]){11,32}",
                      iban_ok},
     /* US SSN and ITIN: grouped by "-", "." or " " (ssn_ok checks the number ranges), or
      * nine bare digits right after a label that names one */
     [SG_DET_SSN] = {"ssn",
-                    ("(?<![\\w.%-])(?<!%[0-9A-Fa-f])(?<!\\d )\\d{3}([-. ])\\d{2}\\1\\d{4}(?![\\d]|[-.]\\d)"
+                    ("(?<![\\w.%/-])(?<!%[0-9A-Fa-f])(?<!\\d )\\d{3}([-. /])\\d{2}\\1\\d{4}(?![\\d]|[-./]\\d)"
                      "|(?i:\\b(?:ssn|itin|social security(?: number)?|tax id)\\b)[\\s:#=.-]{0,4}"
-                     "(?:no\\.?\\s?)?\\K\\d{9}(?!\\d)"),
+                     "(?i:(?:no\\.?|number|is|#)\\s?)?\\K\\d{9}(?!\\d)"),
                     ssn_ok},
     /* IPv4 dotted quads (a sentence's final dot is not part of one) and IPv6 literals
      * (the latter confirmed by inet_pton) */
     [SG_DET_IP] = {"ip",
-                   ("(?<![\\w.%])(?<!%[0-9A-Fa-f])(?<![A-Za-z]/)(?:(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.){3}"
+                   ("(?<![\\w.%])(?<!%[0-9A-Fa-f])(?<!\\w/)(?:(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.){3}"
                     "(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(?!\\w|\\.\\d)"
                     "|(?<![\\w:])(?=[0-9A-Fa-f:.]{0,43}::|(?:[0-9A-Fa-f]{1,4}:){7})"
                     "[0-9A-Fa-f:.]{3,45}(?![\\w:])"),
                    ip_ok},
-    /* JWTs (three base64url parts, the first two JSON objects) and bearer credentials */
+    /* JWTs (base64url parts, the first two JSON objects; the signature may be absent, as
+     * in unsigned tokens) and bearer credentials */
     [SG_DET_TOKEN] = {"token",
-                      ("eyJ[A-Za-z0-9_-]{5,}\\.eyJ[A-Za-z0-9_-]{5,}\\.[A-Za-z0-9_-]{10,}"
+                      ("eyJ[A-Za-z0-9_-]{5,}\\.eyJ[A-Za-z0-9_-]{5,}(?:\\.[A-Za-z0-9_-]*)?"
                        "|(?i:bearer)\\s+[A-Za-z0-9._~+/-]{16,}=*"),
                       NULL},
 };
@@ -106,9 +114,13 @@ static const struct {
 static const char bot_pattern[] =
     "(?i)(?<![a-z0-9])(?:(?!cubot)[a-z0-9_]*bots?|[a-z0-9_]*(?:spider|crawler)|crawl|slurp|"
     "headless(?:chrome)?|phantomjs|lighthouse|pingdom|uptimerobot|uptime|statuscake|"
-    "monitor(?:ing)?|facebookexternalhit|bingpreview|ia_archiver|scrapy|curl|wget|"
-    "python-requests|python-urllib|python-httpx|aiohttp|go-http-client|java|okhttp|axios|"
-    "node-fetch|libwww-perl|apache-httpclient|preview)(?![a-z])";
+    "monitor(?:ing)?|facebookexternalhit|facebookcatalog|meta-externalagent|bingpreview|"
+    "ia_archiver|scrapy|curl|wget|python-requests|python-urllib|python-httpx|aiohttp|"
+    "go-http-client|java(?=/\\d)|okhttp|axios|node-fetch|libwww-perl|apache-httpclient|guzzlehttp|"
+    "postmanruntime|playwright|selenium|webdriver|puppeteer|datadog|"
+    "google-inspectiontool|googleother|mediapartners-google|apis-google|feedfetcher-google|"
+    "google-read-aloud|google-extended|chatgpt-user|claude-user|perplexity-user|preview)"
+    "(?![a-z])";
 
 struct sg_pattern {
     pcre2_code *code;
@@ -121,7 +133,8 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_rc = -1;
 
 static _Thread_local pcre2_match_data *tl_md;
-static _Thread_local struct sg_buf tl_scratch[5]; /* 0-1 text passes, 2-4 decoding */
+/* 0-1 text passes, 2-6 decoded forms, 7 the folded text's passes */
+static _Thread_local struct sg_buf tl_scratch[8];
 static _Thread_local bool tl_ready;
 
 const char *sg_detector_name(enum sg_detector d)
@@ -297,12 +310,35 @@ static bool card_number(const char *d, size_t n, bool bare)
     return true;
 }
 
+/*
+ * Is s[at] inside an IBAN-shaped string, "XX00 ABCD 1234 ...", that the IBAN
+ * detector did not take (a wrong check digit, an unknown country)? Its digit
+ * groups are then not a card or a phone number either.
+ */
+static bool iban_shaped_before(const char *s, size_t at)
+{
+    size_t i = at;
+    for (int groups = 0; groups < 8 && i >= 2 && s[i - 1] == ' ' && is_alnum(s[i - 2]); groups++) {
+        size_t end = i - 1, st = end;
+        while (st > 0 && is_alnum(s[st - 1]) && end - st < 5)
+            st--;
+        if (end - st > 4 || (st > 0 && is_alnum(s[st - 1])))
+            return false;
+        if (end - st == 4 && !is_digit(s[st]) && !is_digit(s[st + 1]) && is_digit(s[st + 2]) &&
+            is_digit(s[st + 3]))
+            return true; /* reached "XX00" */
+        i = st;
+    }
+    return false;
+}
+
 #define CARD_GROUPS_MAX 12
 
 /*
- * The hit is a run of digit groups. The card may be all of it, or the run
- * with trailing groups (a CVV, an expiry) or up to two leading ones (a label's
- * number) left out: try the longest spans first, at group boundaries only.
+ * The hit is a run of digit groups: the card is all of it, or all of it but
+ * a trailing group of 1-4 digits (a CVV, an expiry's month). Nothing else is
+ * cut out: a longer run (a tracking number) holds a Luhn-valid 16 digits one
+ * time in ten at any group boundary.
  */
 static int card_ok(const char *s, size_t len, size_t *a, size_t *b,
                    const struct sg_scrub_spec *spec)
@@ -318,19 +354,21 @@ static int card_ok(const char *s, size_t len, size_t *a, size_t *b,
         ge[g++] = i;
         i++; /* the separator */
     }
-    for (size_t lead = 0; lead < g && lead <= 2; lead++) {
-        for (size_t tail = g; tail > lead; tail--) {
-            size_t n = digits_of(s, gs[lead], ge[tail - 1], d, sizeof(d));
-            if (n < 13)
-                break;
-            if (card_number(d, n, tail - lead == 1)) {
-                *a = gs[lead];
-                *b = ge[tail - 1];
-                return 1;
-            }
-        }
-    }
-    return 0;
+    if (iban_shaped_before(s, *a))
+        return 0;
+    if (g > 1 && ge[0] - gs[0] != 4)
+        return 0; /* printed cards start with a group of four (215-7764031-…: an order id) */
+    size_t n = digits_of(s, *a, *b, d, sizeof(d));
+    if (card_number(d, n, g == 1))
+        return 1;
+    size_t last = ge[g - 1] - gs[g - 1];
+    if (g < 3 || last > 4)
+        return 0;
+    n = digits_of(s, *a, ge[g - 2], d, sizeof(d));
+    if (!card_number(d, n, false))
+        return 0;
+    *b = ge[g - 2];
+    return 1;
 }
 
 /* Registered IBAN lengths by country (ISO 13616 registry, as published by SWIFT). */
@@ -391,7 +429,7 @@ static int iban_ok(const char *s, size_t len, size_t *a, size_t *b,
     if (want == 0)
         return 0;
     for (; i < *b && n < want; i++)
-        if (s[i] != ' ' && s[i] != '-')
+        if (s[i] != ' ' && s[i] != '-' && s[i] != '.')
             c[n++] = (char)((s[i] >= 'a' && s[i] <= 'z') ? s[i] - 32 : s[i]);
     if (n < want || (i < len && is_alnum(s[i])))
         return 0;
@@ -450,16 +488,56 @@ static bool word_before(const char *s, size_t a, const char *const *words, size_
 /* Words that, just before a bare run of digits, say it is a phone number. */
 static const char *const phone_words[] = {
     "phone", "tel", "mobile", "cell", "call", "whatsapp", "fax", "sms", "handy",
-    "telefon", "telefono", "numero", "contact", "tlf", "mob",
+    "telefon", "telefono", "numero", "contact", "tlf", "mob", "wa",
 };
 
-/* Words that say the digits after them name a thing, not a person: product and part
- * numbers, versions, references (a phone or IP shape after them is not one). */
+/* Words that say the digits right after them name a thing, not a person: product and
+ * part numbers, versions, references, sizes (a phone or IPv4 shape after one is not one). */
 static const char *const thing_words[] = {
     "sku", "part", "model", "item", "art", "order", "invoice", "batch", "lot", "build",
     "isbn", "issn", "ean", "gtin", "upc", "version", "firmware", "serial", "po", "tracking",
-    "catalogue", "catalog", "release",
+    "catalogue", "catalog", "release", "size", "sizes", "chrome", "firefox", "safari",
+    "edge", "android", "ios", "windows", "v", "rv",
 };
+
+/* Words that may stand between such a word and its number ("Part no. 0451-103-359"). */
+static const char *const number_words[] = {"no", "nr", "number", "num", "id"};
+
+static bool is_word(const char *s, size_t st, size_t end, const char *const *words,
+                    size_t n_words)
+{
+    for (size_t k = 0; k < n_words; k++)
+        if (strlen(words[k]) == end - st && sg_strncaseeq(s + st, words[k], end - st))
+            return true;
+    return false;
+}
+
+/* The word that ends just before s[at], separators (" :#.=-/") skipped: [*st, *end). */
+static bool word_ending_at(const char *s, size_t at, size_t *st, size_t *end)
+{
+    size_t i = at, skipped = 0;
+    while (i > 0 && skipped < 4 && strchr(" \t:#.=+-/", s[i - 1]) && s[i - 1] != '\0') {
+        i--;
+        skipped++;
+    }
+    *end = i;
+    while (i > 0 && ((s[i - 1] | 32) >= 'a' && (s[i - 1] | 32) <= 'z'))
+        i--;
+    *st = i;
+    return *end > *st && (i == 0 || !is_alnum(s[i - 1]));
+}
+
+/* Is the run at s[a] the number of a thing: a thing word right before it? */
+static bool thing_number(const char *s, size_t a)
+{
+    size_t st, end;
+    if (!word_ending_at(s, a, &st, &end))
+        return false;
+    if (is_word(s, st, end, number_words, SG_ARRAY_SIZE(number_words)) &&
+        !word_ending_at(s, st, &st, &end))
+        return false;
+    return is_word(s, st, end, thing_words, SG_ARRAY_SIZE(thing_words));
+}
 
 static int ip_ok(const char *s, size_t len, size_t *a, size_t *b,
                    const struct sg_scrub_spec *spec)
@@ -470,7 +548,7 @@ static int ip_ok(const char *s, size_t len, size_t *a, size_t *b,
     (void)len;
     (void)spec;
     if (memchr(s + *a, ':', n) == NULL) /* IPv4: the pattern checked each octet */
-        return !word_before(s, *a, thing_words, SG_ARRAY_SIZE(thing_words));
+        return !thing_number(s, *a);
     while (n > 0 && s[*a + n - 1] == '.') /* a sentence's final dot */
         n--;
     if (n >= sizeof(buf))
@@ -513,19 +591,19 @@ static bool date_shaped(const char *s, const size_t *gst, const size_t *glen, si
 }
 
 /*
- * The phone pre-filter's run: 7 to 15 digits (a "+"/"00" run, or grouped,
- * or bare after a label such as "tel:"), not a date, a version or a part
- * number; then libphonenumber with the site's region and the common ones.
- * Over the field's budget, or when the library fails, the run is removed.
+ * Is the run s[a, b) a phone number? "+" and 8 to 15 digits is one, valid
+ * or mistyped. Else 7 to 15 digits (a "00" run, or grouped, or bare after a
+ * label such as "tel:"), not a date, a version or a thing's number, that
+ * libphonenumber finds valid for its country, the site's region or a common
+ * one. Over the field's budget, or when the library fails, it is taken for
+ * one.
  */
-static int phone_ok(const char *s, size_t len, size_t *a, size_t *b,
-                    const struct sg_scrub_spec *spec)
+static bool phone_run(const char *s, size_t a, size_t b, const struct sg_scrub_spec *spec)
 {
     size_t gst[16], glen[16], g = 0, digits = 0, slashes = 0;
-    bool intl = s[*a] == '+' || (s[*a] == '0' && *a + 1 < *b && s[*a + 1] == '0');
+    bool intl = s[a] == '+' || (s[a] == '0' && a + 1 < b && s[a + 1] == '0');
     bool parens = false, dots = false;
-    (void)len;
-    for (size_t i = *a; i < *b;) {
+    for (size_t i = a; i < b;) {
         if (!is_digit(s[i])) {
             parens |= s[i] == '(';
             dots |= s[i] == '.';
@@ -534,7 +612,7 @@ static int phone_ok(const char *s, size_t len, size_t *a, size_t *b,
             continue;
         }
         size_t st = i;
-        while (i < *b && is_digit(s[i]))
+        while (i < b && is_digit(s[i]))
             i++;
         if (g < SG_ARRAY_SIZE(glen)) {
             gst[g] = st;
@@ -542,23 +620,66 @@ static int phone_ok(const char *s, size_t len, size_t *a, size_t *b,
         }
         digits += i - st;
     }
-    if (intl && s[*a] == '0')
+    if (intl && s[a] == '0')
         digits -= 2;
     if (digits < 7 || digits > 15)
-        return 0;
+        return false;
+    /* "+" and 8-15 digits: a phone number, valid or mistyped; but not an ISBN-13 (978/979)
+     * whose space a query string wrote as "+" */
+    bool isbn13 = digits == 13 && glen[0] >= 3 && !strncmp(s + gst[0], "97", 2) &&
+                  (s[gst[0] + 2] == '8' || s[gst[0] + 2] == '9');
+    if (s[a] == '+' && digits >= 8 && !isbn13)
+        return true;
     if (!intl) {
-        if (g == 1 && !word_before(s, *a, phone_words, SG_ARRAY_SIZE(phone_words)))
-            return 0; /* a bare run: an order number far more often than a phone */
-        if (g > 1 && (glen[g - 1] == 1 || slashes > 1 || (dots && digits < 9) ||
+        if (g == 1 && !word_before(s, a, phone_words, SG_ARRAY_SIZE(phone_words)))
+            return false; /* a bare run: an order number far more often than a phone */
+        bool short_group = false, long_group = false;
+        for (size_t k = 0; k < g; k++) {
+            short_group |= glen[k] == 1;
+            long_group |= glen[k] >= 5;
+        }
+        /* 1.0.2026.1, 120.0.6099.199, 12/345/6789, 16.30.176, 2026-11-22 14 */
+        if (g > 1 && (glen[g - 1] == 1 || slashes > 1 ||
+                      (dots && (digits < 9 || short_group || long_group)) ||
                       (!parens && date_shaped(s, gst, glen, g))))
-            return 0; /* 1.0.2026.1, 12/345/6789, 16.30.176, 2026-11-22 14 */
-        if (word_before(s, *a, thing_words, SG_ARRAY_SIZE(thing_words)))
-            return 0;
+            return false;
+        if (thing_number(s, a) || iban_shaped_before(s, a))
+            return false;
+        if (g == 3 && glen[0] == 3 && glen[1] == 2 && glen[2] == 4 && s[gst[1] - 1] == '-' &&
+            s[gst[2] - 1] == '-')
+            return false; /* 078-05-1120: the SSN detector's shape, not a phone's */
     }
     if (++tl_phone_checks > PHONE_CHECKS_MAX)
-        return 1;
-    int rc = sg_phone_text_candidate(s + *a, *b - *a, spec ? spec->phone_region : NULL);
-    return rc != 0;
+        return true;
+    return sg_phone_text_candidate(s + a, b - a, spec ? spec->phone_region : NULL) != 0;
+}
+
+/*
+ * The pre-filter's run, or it without one or two short trailing groups that a
+ * space or a slash set apart ("call 415-555-2671 3 times", "+44 20 7930 4832
+ * 24/7"). Nothing longer is cut out of a run.
+ */
+static int phone_ok(const char *s, size_t len, size_t *a, size_t *b,
+                    const struct sg_scrub_spec *spec)
+{
+    size_t end = *b;
+    (void)len;
+    for (int dropped = 0;; dropped++) {
+        if (phone_run(s, *a, end, spec)) {
+            *b = end;
+            return 1;
+        }
+        size_t i = end;
+        while (i > *a && is_digit(s[i - 1]))
+            i--;
+        if (dropped == 2 || end - i > 2 || i <= *a + 1 || (s[i - 1] != ' ' && s[i - 1] != '/'))
+            return 0;
+        end = i - 1;
+        while (end > *a && s[end - 1] == ' ')
+            end--;
+        if (end == *a || !is_digit(s[end - 1]))
+            return 0;
+    }
 }
 
 /* Past continuation bytes: the next UTF-8 character boundary at or after i. */
@@ -706,11 +827,14 @@ static int b64_text(const char *s, size_t len, struct sg_buf *out)
 {
     while (len > 0 && s[len - 1] == '=')
         len--;
-    if (len < B64_MIN || len % 4 == 1)
+    if (len < B64_MIN)
         return 0;
     sg_buf_reset(out);
     unsigned acc = 0, bits = 0;
+    size_t pos = 0; /* of the decoded byte */
     for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\n' || s[i] == '\r') /* MIME wraps lines */
+            continue;
         int v = b64val((unsigned char)s[i]);
         if (v < 0)
             return 0;
@@ -719,68 +843,289 @@ static int b64_text(const char *s, size_t len, struct sg_buf *out)
             bits -= 8;
             unsigned char c = (unsigned char)(acc >> bits);
             acc &= (1u << bits) - 1;
+            if (c == 0 && pos++ % 2 == 1)
+                continue; /* UTF-16LE text: the high byte of each ASCII character */
+            if (c == 0)
+                return 0;
             if (c < 0x20 ? !(c == '\t' || c == '\n' || c == '\r') : c == 0x7F)
                 return 0;
             if (sg_buf_addc(out, (char)c) < 0)
                 return -1;
+            pos++;
         }
     }
     sg_buf_cstr(out);
-    return 1;
+    return out->len >= B64_MIN * 3 / 4 ? 1 : 0;
+}
+
+/* Append code point cp as UTF-8. */
+static int add_utf8(struct sg_buf *out, unsigned cp)
+{
+    char u[4];
+    size_t n;
+    if (cp < 0x80) {
+        u[0] = (char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xC0 | cp >> 6);
+        u[1] = (char)(0x80 | (cp & 0x3F));
+        n = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (char)(0xE0 | cp >> 12);
+        u[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+        u[2] = (char)(0x80 | (cp & 0x3F));
+        n = 3;
+    } else {
+        u[0] = (char)(0xF0 | (cp >> 18 & 0x07));
+        u[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+        u[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+        u[3] = (char)(0x80 | (cp & 0x3F));
+        n = 4;
+    }
+    return sg_buf_add(out, u, n);
+}
+
+/* n hex (base 16) or decimal digits of s as a number; -1 if any is not one. */
+static long digits_value(const char *s, size_t n, int base)
+{
+    long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        int d = base == 16 ? sg_hexval((unsigned char)s[i]) : (is_digit(s[i]) ? s[i] - '0' : -1);
+        if (d < 0)
+            return -1;
+        v = v * base + d;
+    }
+    return v;
+}
+
+/*
+ * Character escapes other than percent-encoding, as pages and JavaScript
+ * write them: HTML's &#64; &#x40; &commat; &period; &plus; &amp; &nbsp;,
+ * JSON's and JavaScript's \u0040 and \x40, and %u0040. True when s had one
+ * (out holds s with them replaced).
+ */
+static bool unescape(const char *s, size_t len, struct sg_buf *out)
+{
+    static const struct {
+        const char *name;
+        unsigned cp;
+    } named[] = {{"&commat;", '@'}, {"&period;", '.'}, {"&plus;", '+'}, {"&amp;", '&'},
+                 {"&nbsp;", ' '},   {"&hyphen;", '-'}, {"&dash;", '-'}, {"&lpar;", '('},
+                 {"&rpar;", ')'}};
+    bool changed = false;
+    sg_buf_reset(out);
+    for (size_t i = 0; i < len;) {
+        long cp = -1;
+        size_t n = 0;
+        if (s[i] == '&' && i + 3 < len && s[i + 1] == '#') {
+            bool hex = (s[i + 2] | 32) == 'x';
+            size_t st = i + 2 + hex, e = st;
+            while (e < len && e - st < 7 && s[e] != ';')
+                e++;
+            if (e < len && s[e] == ';' && e > st)
+                cp = digits_value(s + st, e - st, hex ? 16 : 10), n = e + 1 - i;
+        } else if (s[i] == '&') {
+            for (size_t k = 0; k < SG_ARRAY_SIZE(named); k++) {
+                size_t nl = strlen(named[k].name);
+                if (i + nl <= len && sg_strncaseeq(s + i, named[k].name, nl)) {
+                    cp = named[k].cp, n = nl;
+                    break;
+                }
+            }
+        } else if ((s[i] == '\\' || s[i] == '%') && i + 5 < len + 0 && (s[i + 1] | 32) == 'u') {
+            cp = digits_value(s + i + 2, 4, 16), n = 6;
+        } else if (s[i] == '\\' && i + 3 < len && s[i + 1] == 'x') {
+            cp = digits_value(s + i + 2, 2, 16), n = 4;
+        }
+        if (cp > 0 && cp <= 0x10FFFF) {
+            if (add_utf8(out, (unsigned)cp) < 0)
+                return false;
+            changed = true;
+            i += n;
+        } else {
+            if (sg_buf_addc(out, s[i]) < 0)
+                return false;
+            i++;
+        }
+    }
+    sg_buf_cstr(out);
+    return changed;
+}
+
+/*
+ * Characters that stand for ASCII ones in what people type: other spaces
+ * (no-break, thin, ideographic), dashes and the minus sign, invisible ones
+ * (zero-width, soft hyphen, BOM: removed), full-width forms (０-９, ＠, Ａ-Ｚ:
+ * Japanese and Chinese input methods write these) and other scripts' decimal
+ * digits (Arabic-Indic, Devanagari). For identifiers also "_" and ":" as
+ * spaces, and a space between a letter and a digit ("ord4111…"). True when
+ * out differs from s.
+ */
+static bool fold(const char *s, size_t len, bool identifier, struct sg_buf *out)
+{
+    bool changed = false;
+    sg_buf_reset(out);
+    for (size_t i = 0; i < len;) {
+        const unsigned char *u = (const unsigned char *)s + i;
+        size_t left = len - i;
+        int c = -1;     /* the ASCII character it stands for; -2: nothing */
+        size_t n = 1;
+        if (left >= 2 && u[0] == 0xC2 && (u[1] == 0xA0 || u[1] == 0xAD))
+            c = u[1] == 0xA0 ? ' ' : -2, n = 2;
+        else if (left >= 2 && ((u[0] == 0xD9 && u[1] >= 0xA0 && u[1] <= 0xA9) ||
+                               (u[0] == 0xDB && u[1] >= 0xB0 && u[1] <= 0xB9)))
+            c = '0' + (u[1] & 0x0F), n = 2;
+        else if (left >= 3 && u[0] == 0xE0 && u[1] == 0xA5 && u[2] >= 0xA6 && u[2] <= 0xAF)
+            c = '0' + u[2] - 0xA6, n = 3;
+        else if (left >= 3 && u[0] == 0xE2 && u[1] == 0x80 && u[2] <= 0xAF)
+            c = (u[2] <= 0x8A || u[2] == 0xAF) ? ' ' : (u[2] <= 0x8F ? -2 : (u[2] <= 0x95 ? '-' : -1)),
+            n = 3;
+        else if (left >= 3 && u[0] == 0xE2 && u[1] == 0x81 && (u[2] == 0xA0 || u[2] == 0x9F))
+            c = u[2] == 0xA0 ? -2 : ' ', n = 3;
+        else if (left >= 3 && u[0] == 0xE2 && u[1] == 0x88 && u[2] == 0x92)
+            c = '-', n = 3;
+        else if (left >= 3 && u[0] == 0xE3 && u[1] == 0x80 && u[2] == 0x80)
+            c = ' ', n = 3;
+        else if (left >= 3 && u[0] == 0xEF && u[1] == 0xBB && u[2] == 0xBF)
+            c = -2, n = 3;
+        else if (left >= 3 && u[0] == 0xEF && u[1] == 0xBC && u[2] >= 0x81)
+            c = 0x21 + (u[2] - 0x81), n = 3; /* U+FF01..FF3F */
+        else if (left >= 3 && u[0] == 0xEF && u[1] == 0xBD && u[2] >= 0x80 && u[2] <= 0x9E)
+            c = 0x60 + (u[2] - 0x80), n = 3; /* U+FF40..FF5E */
+        else if (identifier && (u[0] == '_' || u[0] == ':'))
+            c = ' ';
+        if (c == -1) {
+            if (identifier && i > 0 && is_alnum(s[i]) && is_alnum(s[i - 1]) &&
+                is_digit(s[i]) != is_digit(s[i - 1])) {
+                if (sg_buf_addc(out, ' ') < 0)
+                    return false;
+                changed = true;
+            }
+            if (sg_buf_addc(out, s[i]) < 0)
+                return false;
+            i++;
+            continue;
+        }
+        if (c >= 0 && sg_buf_addc(out, (char)c) < 0)
+            return false;
+        changed = true;
+        i += n;
+    }
+    sg_buf_cstr(out);
+    return changed;
+}
+
+/* Does s hold a hit as written (unless !self), folded, or unescaped? Uses scratch 5. */
+static int detect_forms(const struct sg_scrub_spec *spec, const char *s, size_t len, bool self)
+{
+    struct sg_buf *f = &tl_scratch[5];
+    int rc;
+    if (self && (rc = detect_raw(spec, s, len)) != 0)
+        return rc;
+    if (fold(s, len, false, f) && (rc = detect_raw(spec, f->data, f->len)) != 0)
+        return rc;
+    if (unescape(s, len, f) && (rc = detect_raw(spec, f->data, f->len)) != 0)
+        return rc;
+    return 0;
+}
+
+static int detect_b64(const struct sg_scrub_spec *spec, const char *s, size_t len, int depth);
+
+/* One base64 candidate: *text when it decodes to text; 1 when that holds a hit. */
+static int b64_piece(const struct sg_scrub_spec *spec, const char *p, size_t n, int depth,
+                     bool *text)
+{
+    struct sg_buf *b64 = &tl_scratch[depth ? 6 : 4];
+    int rc;
+    *text = false;
+    if (n < B64_MIN)
+        return 0;
+    if ((rc = b64_text(p, n, b64)) <= 0)
+        return rc;
+    *text = true;
+    if ((rc = detect_forms(spec, b64->data, b64->len, true)) != 0)
+        return rc;
+    return depth == 0 ? detect_b64(spec, b64->data, b64->len, 1) : 0;
+}
+
+/*
+ * Base64 runs of s that decode to text with a hit. A run that is no encoding
+ * of text is tried in its pieces between '-' and '_' (base64url shares them
+ * with names: "user-amFuZUBleGFtcGxlLmNvbQ"); depth 1 looks once more inside
+ * what a run decodes to. Uses scratch 4 (depth 0), 5 and 6.
+ */
+static int detect_b64(const struct sg_scrub_spec *spec, const char *s, size_t len, int depth)
+{
+    bool text;
+    int rc;
+    for (size_t i = 0; i < len;) {
+        while (i < len && b64val((unsigned char)s[i]) < 0)
+            i++;
+        size_t st = i;
+        while (i < len && (b64val((unsigned char)s[i]) >= 0 ||
+                           ((s[i] == '\n' || s[i] == '\r') && i + 1 < len &&
+                            (b64val((unsigned char)s[i + 1]) >= 0 || s[i + 1] == '\n'))))
+            i++;
+        while (i < len && s[i] == '=') /* padding ends a run */
+            i++;
+        if ((rc = b64_piece(spec, s + st, i - st, depth, &text)) != 0)
+            return rc;
+        if (text || i - st < B64_MIN)
+            continue;
+        for (size_t p = st; p < i;) {
+            size_t q = p;
+            while (q < i && s[q] != '-' && s[q] != '_')
+                q++;
+            if (q - p < i - st && (rc = b64_piece(spec, s + p, q - p, depth, &text)) != 0)
+                return rc;
+            p = q + 1;
+        }
+    }
+    return 0;
 }
 
 /*
  * Does the value hold a hit once decoded? Values hide data behind encodings:
- * percent-encoding, applied twice (%2540 is "@"), and base64 / base64url
- * (?u=amFuZUBleGFtcGxlLmNvbQ is an email). The value is percent-decoded to a
- * fixed point (each round is scanned), then it and each base64-shaped run in
- * it that decodes to text are scanned. Uses scratch 2-4. 1, 0 or -1. With
- * decoded_only, the value as written is not scanned (the caller did, in its
- * context: the words around a number decide what it is).
+ * percent-encoding, applied twice (%2540 is "@"), a '+' left raw in a query
+ * (read both as a space and as a plus), HTML and JavaScript escapes, look-
+ * alike characters (full-width digits, no-break spaces), and base64 /
+ * base64url (?u=amFuZUBleGFtcGxlLmNvbQ is an email). The value is percent-
+ * decoded to a fixed point (each round is scanned, folded and unescaped),
+ * then each base64-shaped run in it that decodes to text is scanned. Uses
+ * scratch 2-6. 1, 0 or -1. With decoded_only, the value as written is not
+ * scanned (the caller did, in its context: the words around a number decide
+ * what it is).
  */
 #define DECODE_ROUNDS 4
 
 static int detect_decoded(const struct sg_scrub_spec *spec, const char *s, size_t len, bool plus,
                           bool decoded_only)
 {
-    struct sg_buf *dec = &tl_scratch[2], *alt = &tl_scratch[3], *b64 = &tl_scratch[4];
+    struct sg_buf *dec = &tl_scratch[2], *alt = &tl_scratch[3];
     int rc;
     if (sg_percent_decode(s, len, plus, dec) < 0)
         return -1;
     bool same = dec->len == len && memcmp(dec->data, s, len) == 0;
-    if (!(same && decoded_only) && (rc = detect_raw(spec, dec->data, dec->len)) != 0)
+    if ((rc = detect_forms(spec, dec->data, dec->len, !(same && decoded_only))) != 0)
         return rc;
+    if (plus && memchr(s, '+', len)) { /* a '+' the page did not encode: "?p=+4479..." */
+        if (sg_percent_decode(s, len, false, alt) < 0)
+            return -1;
+        if ((rc = detect_forms(spec, alt->data, alt->len, true)) != 0)
+            return rc;
+        if ((rc = detect_b64(spec, alt->data, alt->len, 0)) != 0) /* '+' is base64's too */
+            return rc;
+    }
     for (int round = 1; round < DECODE_ROUNDS && has_escape(dec->data, dec->len); round++) {
         if (sg_percent_decode(dec->data, dec->len, false, alt) < 0)
             return -1;
         struct sg_buf *t = dec;
         dec = alt;
         alt = t;
-        if ((rc = detect_raw(spec, dec->data, dec->len)) != 0)
+        if ((rc = detect_forms(spec, dec->data, dec->len, true)) != 0)
             return rc;
     }
-    /* base64: '+' is part of the alphabet, so read it from the value as sent */
-    if (plus && memchr(s, '+', len)) {
-        if (sg_percent_decode(s, len, false, alt) < 0)
-            return -1;
-        dec = alt;
-    }
-    for (size_t i = 0; i < dec->len;) {
-        while (i < dec->len && b64val((unsigned char)dec->data[i]) < 0)
-            i++;
-        size_t st = i;
-        while (i < dec->len && b64val((unsigned char)dec->data[i]) >= 0)
-            i++;
-        while (i < dec->len && dec->data[i] == '=') /* padding ends a run */
-            i++;
-        if (i - st < B64_MIN)
-            continue;
-        if ((rc = b64_text(dec->data + st, i - st, b64)) < 0)
-            return -1;
-        if (rc == 1 && (rc = detect_raw(spec, b64->data, b64->len)) != 0)
-            return rc;
-    }
-    return 0;
+    return detect_b64(spec, dec->data, dec->len, 0);
 }
 
 int sg_scrub_is_bot(const char *user_agent)
@@ -835,7 +1180,7 @@ static bool word_break(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '"' || c == '\'' || c == '<' ||
            c == '>' || c == '(' || c == ')' || c == '[' || c == ']' || c == '{' || c == '}' ||
-           c == ',' || c == ';';
+           c == ',';
 }
 
 /* Might the word hide data behind an encoding? (cheap: most words are not) */
@@ -843,6 +1188,11 @@ static bool word_encoded(const char *w, size_t n)
 {
     if (has_escape(w, n))
         return true;
+    for (size_t i = 0; i + 1 < n; i++)
+        if ((w[i] == '&' && (w[i + 1] == '#' || (w[i + 1] | 32) == 'c' || (w[i + 1] | 32) == 'p')) ||
+            ((w[i] == '\\' || w[i] == '%') && (w[i + 1] | 32) == 'u') ||
+            (w[i] == '\\' && w[i + 1] == 'x'))
+            return true;
     size_t run = 0;
     for (size_t i = 0; i < n; i++)
         if (b64val((unsigned char)w[i]) >= 0) {
@@ -892,6 +1242,31 @@ static int scrub_encoded_words(const struct sg_scrub_spec *spec, struct sg_buf *
 }
 
 /*
+ * Text with look-alike characters (full-width digits, no-break spaces,
+ * zero-width characters, other dashes): the passes run on its folded copy,
+ * and when they find something the folded, scrubbed text replaces it (text
+ * that held personal data is changed anyway); otherwise it stays as written.
+ * Uses scratch 7.
+ */
+static int scrub_folded(const struct sg_scrub_spec *spec, struct sg_buf **cur,
+                        struct sg_buf **next, unsigned *hits)
+{
+    struct sg_buf *f = *next, *spare = &tl_scratch[7];
+    unsigned found = 0;
+    if (!fold((*cur)->data, (*cur)->len, false, f))
+        return 0;
+    if (scrub_pass(spec, &f, &spare, &found) < 0)
+        return -1;
+    if (!found)
+        return 0;
+    sg_buf_reset(*cur);
+    if (sg_buf_add(*cur, f->data, f->len) < 0)
+        return -1;
+    *hits += found;
+    return 0;
+}
+
+/*
  * A redaction changes its neighbourhood (digits next to a removed card
  * number can now read as a phone number), so passes repeat until one finds
  * nothing. Text that still changes after a few passes is refused.
@@ -917,13 +1292,16 @@ int sg_scrub_text(const struct sg_scrub_spec *spec, const char *in, struct sg_bu
     sg_buf_reset(cur);
     if (sg_buf_adds(cur, in) < 0)
         return -1;
-    /* Detectors until a pass finds nothing; then encoded words; after a word is removed,
-     * the detectors again (it may have been what made a number look like a part number). */
+    /* Detectors until a pass finds nothing; then encoded words, then look-alike
+     * characters; after either removes something, the detectors again (a removed word
+     * may have been what made a number look like a part number). */
     for (int pass = 0;; pass++) {
         unsigned found = 0;
         if (pass == SCRUB_MAX_PASSES || scrub_pass(spec, &cur, &next, &found) < 0)
             return -1;
         if (!found && scrub_encoded_words(spec, &cur, &next, &found) < 0)
+            return -1;
+        if (!found && scrub_folded(spec, &cur, &next, &found) < 0)
             return -1;
         *hits += found;
         if (!found)
@@ -938,9 +1316,18 @@ int sg_scrub_detect(const struct sg_scrub_spec *spec, const char *s, size_t len)
     if (field_start() < 0)
         return -1;
     int rc = detect_raw(spec, s, len);
-    if (rc == 0 && word_encoded(s, len))
+    if (rc == 0)
         rc = detect_decoded(spec, s, len, false, true);
     return rc;
+}
+
+int sg_scrub_detect_identifier(const struct sg_scrub_spec *spec, const char *s, size_t len)
+{
+    int rc = sg_scrub_detect(spec, s, len);
+    if (rc != 0)
+        return rc;
+    struct sg_buf *f = &tl_scratch[7];
+    return fold(s, len, true, f) ? detect_raw(spec, f->data, f->len) : 0;
 }
 
 int sg_percent_decode(const char *s, size_t len, bool plus, struct sg_buf *out)
@@ -993,7 +1380,8 @@ static const struct word sensitive_words[] = {
 static const struct word sensitive_names[] = {
     W("code"),   W("authcode"),  W("authorizationcode"), W("key"),        W("apikey"),
     W("xapikey"), W("accesskey"), W("accesskeyid"),      W("secretkey"),  W("privatekey"),
-    W("clientsecret"), W("sig"), W("pin"),
+    W("clientsecret"), W("sig"), W("pin"), W("birthdate"), W("dateofbirth"),
+    W("geburtsdatum"), W("authuser"), W("samlresponse"), W("samlrequest"),
 };
 
 static bool word_is(const struct word *w, const char *s, size_t n)
