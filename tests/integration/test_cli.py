@@ -110,6 +110,30 @@ class CliTest(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("rules.json:3:34: rules[0].method", r.stderr)
 
+    def test_check_phone_region(self):
+        with open(os.path.join(ROOT, "conf", "scrubgate.json")) as f:
+            cfg = json.load(f)
+        cfg["sites"][0]["phone_region"] = "US"
+        r = run("check", "-c", write(self.tmp, "c.json", json.dumps(cfg)), "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["sites"][0]["phone_region"], "US")
+        r = run("check", "-c", "conf/scrubgate.json", "--json")
+        self.assertIsNone(json.loads(r.stdout)["sites"][0]["phone_region"])
+        # An unknown region is a config error with its position, for check and serve alike.
+        text = json.dumps(cfg, indent=2).replace('"phone_region": "US"', '"phone_region": "XY"')
+        path = write(self.tmp, "bad.json", text)
+        line = [i for i, l in enumerate(text.splitlines(), 1) if '"phone_region"' in l][0]
+        for cmd in ("check", "serve"):
+            r = run(cmd, "-c", path)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn('bad.json:%d:23: sites[0].phone_region: "XY" is not a region' % line,
+                          r.stderr)
+        path = write(self.tmp, "lower.json", text.replace('"XY"', '"gb"'))
+        r = run("check", "-c", path)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn('lower.json:%d:23: sites[0].phone_region: a region code is upper case: "GB"'
+                      % line, r.stderr)
+
     def test_serve_refuses_invalid_config(self):
         cfg = write(self.tmp, "bad.json", '{"sites": [{"id": 1}]}')
         r = run("serve", "-c", cfg)
