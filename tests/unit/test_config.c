@@ -175,6 +175,7 @@ static void phone_region(void **state)
     sg_config_free(cfg);
     expect_error(SITE_REGION("\"XX\""), ":2:18: sites[0].phone_region",
                  "\"XX\" is not a region libphonenumber knows");
+    expect_error(SITE_REGION("\"UK\""), ":2:18: sites[0].phone_region", "\"UK\" is not a region");
     expect_error(SITE_REGION("\"USA\""), ":2:18: sites[0].phone_region", "not a region");
     expect_error(SITE_REGION("\"\""), ":2:18: sites[0].phone_region", "not a region");
     expect_error(SITE_REGION("\"ZZ\""), ":2:18: sites[0].phone_region", "not a region");
