@@ -1,4 +1,5 @@
 """The command line: check, explain, version, and serve with the shipped config."""
+import hashlib
 import json
 import os
 import re
@@ -133,6 +134,26 @@ class CliTest(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn('lower.json:%d:23: sites[0].phone_region: a region code is upper case: "GB"'
                       % line, r.stderr)
+
+    def test_explain_hashes_phone_under_phone_region(self):
+        with open(os.path.join(ROOT, "conf", "scrubgate.json")) as f:
+            cfg = json.load(f)
+        cfg["sites"][0]["rules"] = "rules/advanced-matching.json"
+        ev = json.dumps({"event": "Lead", "consent": "granted", "user": {"phone": "213-373-4253"}})
+        args = ("--site", "shop", "--ip", "192.0.2.5", "--ua", "ExplainUA", "-")
+        r = run("explain", "-c", write(self.tmp, "none.json", json.dumps(cfg)), *args, stdin=ev)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        doc = json.loads(r.stdout)
+        self.assertNotIn("phone", doc["event"]["user"])  # no region: dropped, never guessed
+        self.assertIn({"rule": "hash-contact", "field": "user.phone", "action": "drop"},
+                      doc["receipt"]["rules"])
+        cfg["sites"][0]["phone_region"] = "US"
+        r = run("explain", "-c", write(self.tmp, "us.json", json.dumps(cfg)), *args, stdin=ev)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        doc = json.loads(r.stdout)
+        self.assertEqual(doc["event"]["user"]["phone"],
+                         hashlib.sha256(b"+12133734253").hexdigest())
+        self.assertNotIn("373-4253", r.stdout + r.stderr)
 
     def test_serve_refuses_invalid_config(self):
         cfg = write(self.tmp, "bad.json", '{"sites": [{"id": 1}]}')
