@@ -11,6 +11,7 @@
 #include "scrubgate/hash.h"
 #include "scrubgate/jsonpos.h"
 #include "scrubgate/log.h"
+#include "scrubgate/phone.h"
 #include "scrubgate/rules.h"
 #include "scrubgate/scrub.h"
 #include "scrubgate/spool.h"
@@ -75,6 +76,7 @@ void sg_config_free(struct sg_config *cfg)
         free(s->rules_path);
         sg_ruleset_free(s->rules);
         json_decref(s->event_map);
+        free(s->phone_region);
         for (size_t j = 0; j < s->n_dests; j++) {
             struct sg_dest_conf *d = &s->dests[j];
             free(d->id);
@@ -407,12 +409,45 @@ static int load_consent(struct loader *L, json_t *o, const char *path,
     return 0;
 }
 
+/*
+ * phone_region: the region assumed for a phone number written without "+"/"00", in hashing
+ * and in text detection (phone.h). Upper case only, as ISO 3166-1 and libphonenumber spell it:
+ * "us" is refused with a hint rather than silently upper-cased, so that a config has one
+ * spelling. A region libphonenumber does not know is refused: a typo must not quietly turn
+ * into "no region" (national numbers dropped).
+ */
+static int load_phone_region(struct loader *L, json_t *o, const char *path, struct sg_site *s)
+{
+    json_t *v = json_object_get(o, "phone_region");
+    const char *r;
+    if (!v || json_is_null(v))
+        return 0;
+    at(L, "%s.phone_region", path);
+    if (!json_is_string(v))
+        return sg_jsondoc_error(&L->doc, L->path, false,
+                                "must be a region code such as \"US\" (ISO 3166-1 alpha-2)");
+    r = json_string_value(v);
+    if (strlen(r) == 2 && r[0] >= 'a' && r[0] <= 'z' && r[1] >= 'a' && r[1] <= 'z') {
+        char upper[3] = {(char)(r[0] - 32), (char)(r[1] - 32), '\0'};
+        if (sg_phone_region_known(upper))
+            return sg_jsondoc_error(&L->doc, L->path, false,
+                                    "a region code is upper case: \"%s\"", upper);
+    }
+    if (!sg_phone_region_known(r))
+        return sg_jsondoc_error(&L->doc, L->path, false,
+                                "\"%.16s\" is not a region libphonenumber knows (an ISO "
+                                "3166-1 alpha-2 code such as \"US\" or \"GB\")", r);
+    s->phone_region = sg_xstrdup(r);
+    return 0;
+}
+
 static int load_site(struct loader *L, json_t *o, const char *path, struct sg_site *s)
 {
     static const char *const keys[] = {
         "id",      "hosts",          "allowed_origins", "secret_env",
         "secret_file", "ingest_key_env", "ingest_key_file", "rules",
-        "consent", "event_map",      "destinations",    NULL};
+        "consent", "event_map",      "destinations",    "phone_region",
+        NULL};
     bool missing;
     char *secret = NULL;
 
@@ -445,6 +480,8 @@ static int load_site(struct loader *L, json_t *o, const char *path, struct sg_si
                                     "must be a non-empty string");
         s->event_map = json_incref(em);
     }
+    if (load_phone_region(L, o, path, s) < 0)
+        return -1;
     json_t *dests = json_object_get(o, "destinations");
     if (!json_is_array(dests))
         return sg_jsondoc_error(&L->doc, dests ? at(L, "%s.destinations", path) : path, false,

@@ -3,6 +3,7 @@
  */
 #include "scrubgate/common.h"
 #include "scrubgate/hash.h"
+#include "scrubgate/phone.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -84,22 +85,9 @@ int sg_normalize_text(const char *in, char *out, size_t cap)
     return trimmed_lower(in, out, cap);
 }
 
-int sg_normalize_phone(const char *in, char *out, size_t cap)
+int sg_normalize_phone(const char *in, const char *region, char *out, size_t cap)
 {
-    size_t n = 0;
-    if (cap < 2)
-        return -1;
-    out[n++] = '+';
-    for (; *in; in++) {
-        if (*in >= '0' && *in <= '9') {
-            if (n + 1 >= cap)
-                return -1;
-            out[n++] = *in;
-        }
-    }
-    out[n] = '\0';
-    /* E.164 allows at most 15 digits; fewer than 7 is not a phone number. */
-    return (n - 1 >= 7 && n - 1 <= 15) ? 0 : -1;
+    return sg_phone_e164(in, strlen(in), region, out, cap);
 }
 
 int sg_random_hex(char *buf, size_t n)

@@ -222,12 +222,12 @@ static int cmd_check(const struct args *a)
                                                    "dry_run", s->dests[d].dry_run, "test",
                                                    s->dests[d].test_event_code != NULL));
         json_array_append_new(
-            sites, json_pack("{s:s,s:{s:s,s:s,s:s},s:s,s:b,s:o,s:o}", "id", s->id, "rule_set",
-                             "path", s->rules_path, "name", sg_ruleset_name(s->rules), "version",
-                             sg_ruleset_version(s->rules), "consent_default",
+            sites, json_pack("{s:s,s:{s:s,s:s,s:s},s:s,s:b,s:s?,s:o,s:o}", "id", s->id,
+                             "rule_set", "path", s->rules_path, "name", sg_ruleset_name(s->rules),
+                             "version", sg_ruleset_version(s->rules), "consent_default",
                              sg_consent_state_name(s->consent.default_state), "honor_gpc",
-                             s->consent.honor_gpc, "destinations", dests, "matrix",
-                             site_matrix(cfg, s)));
+                             s->consent.honor_gpc, "phone_region", s->phone_region,
+                             "destinations", dests, "matrix", site_matrix(cfg, s)));
     }
     json_object_set_new(report, "sites", sites);
     if (a->json) {
@@ -240,13 +240,15 @@ static int cmd_check(const struct args *a)
         printf("%s: ok\n", a->config);
         json_array_foreach(sites, i, site) {
             json_t *rs = json_object_get(site, "rule_set");
-            printf("\nsite %s: rules %s (%s, %s), consent default %s, GPC %s\n",
+            const char *region = json_string_value(json_object_get(site, "phone_region"));
+            printf("\nsite %s: rules %s (%s, %s), consent default %s, GPC %s, phone region %s\n",
                    json_string_value(json_object_get(site, "id")),
                    json_string_value(json_object_get(rs, "name")),
                    json_string_value(json_object_get(rs, "path")),
                    json_string_value(json_object_get(rs, "version")),
                    json_string_value(json_object_get(site, "consent_default")),
-                   json_is_true(json_object_get(site, "honor_gpc")) ? "honoured" : "ignored");
+                   json_is_true(json_object_get(site, "honor_gpc")) ? "honoured" : "ignored",
+                   region ? region : "none (a number without +/00 is not hashed)");
             size_t j;
             json_t *d;
             json_array_foreach(json_object_get(site, "destinations"), j, d)

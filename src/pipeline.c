@@ -155,7 +155,8 @@ enum sg_pipe_result sg_pipeline_run(const struct sg_site *site, const struct sg_
         snprintf(err, errlen, "%s", reason);
         return SG_PIPE_INVALID;
     }
-    struct sg_rule_env env = {site->secret, site->secret_len, site->event_map, NULL};
+    struct sg_rule_env env = {site->secret, site->secret_len, site->event_map,
+                              site->phone_region};
     if (sg_ruleset_apply(site->rules, ev, &env) < 0)
         return SG_PIPE_SKIP;
     return ev->dropped ? SG_PIPE_SKIP : SG_PIPE_OK;

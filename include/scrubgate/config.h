@@ -68,6 +68,7 @@ struct sg_site {
     struct sg_ruleset *rules;
     struct sg_consent_policy consent;
     json_t *event_map;     /* owned */
+    char *phone_region;    /* ISO 3166-1 alpha-2 ("US") libphonenumber knows, or NULL */
     struct sg_dest_conf *dests;
     size_t n_dests;
 };

@@ -18,12 +18,16 @@ void sg_hmac_hex(const unsigned char *key, size_t key_len, const char *domain, c
 bool sg_is_hex256(const char *s);
 
 /*
- * TikTok normalization into out (cap bytes). Email: trim, lowercase. Phone:
- * keep digits, prefix '+' (E.164 with the plus). Names and zip: trim,
- * lowercase. Returns 0, or -1 when nothing usable remains.
+ * TikTok normalization into out (cap bytes). Email: trim, lowercase. Names
+ * and zip: trim, lowercase. Phone: E.164 with the "+" ("+12133734253") of a
+ * valid number, through libphonenumber (sg_phone_e164 in phone.h): region is
+ * the site's phone_region, assumed for a number written without "+"/"00";
+ * with region NULL such a number fails (never guessed); an extension is
+ * dropped. Returns 0, or -1 when nothing usable remains (the caller drops
+ * the value).
  */
 int sg_normalize_email(const char *in, char *out, size_t cap);
-int sg_normalize_phone(const char *in, char *out, size_t cap);
+int sg_normalize_phone(const char *in, const char *region, char *out, size_t cap);
 int sg_normalize_text(const char *in, char *out, size_t cap);
 
 /* Fill buf with n random bytes from the OS CSPRNG as 2n hex chars + NUL. */

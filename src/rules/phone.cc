@@ -96,9 +96,14 @@ extern "C" int sg_phone_e164(const char *in, size_t len, const char *region, cha
         PhoneNumber num;
         if (!prepare(in, len, &s))
             return -1;
-        if (!international(s) && !region)
-            return -1; /* never guessed */
-        if (u.Parse(s, international(s) ? "ZZ" : region, &num) != PhoneNumberUtil::NO_PARSING_ERROR ||
+        /*
+         * Without a region the library is given "ZZ" (unknown region): it then parses only
+         * a number that carries its own "+" (also after leading punctuation, as in TikTok's
+         * "(+1)2133734253") and fails on a national number: never guessed. An unknown region
+         * behaves the same way (the library knows no national format for it).
+         */
+        const char *assumed = region && !international(s) ? region : "ZZ";
+        if (u.Parse(s, assumed, &num) != PhoneNumberUtil::NO_PARSING_ERROR ||
             !u.IsValidNumber(num))
             return -1;
         u.Format(num, PhoneNumberUtil::E164, &e164);

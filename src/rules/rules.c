@@ -666,7 +666,7 @@ static int hash_field(const struct rule *r, struct sg_event *ev, int f,
     if (f == SG_F_USER_EMAIL)
         rc = sg_normalize_email(in, norm, sizeof(norm));
     else if (f == SG_F_USER_PHONE)
-        rc = sg_normalize_phone(in, norm, sizeof(norm));
+        rc = sg_normalize_phone(in, env->phone_region, norm, sizeof(norm));
     else if (f == SG_F_USER_FIRST_NAME || f == SG_F_USER_LAST_NAME || f == SG_F_USER_ZIP_CODE ||
              f == SG_F_USER_EXTERNAL_ID)
         rc = sg_normalize_text(in, norm, sizeof(norm));

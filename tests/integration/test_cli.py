@@ -1,4 +1,5 @@
 """The command line: check, explain, version, and serve with the shipped config."""
+import hashlib
 import json
 import os
 import re
@@ -127,6 +128,50 @@ class CliTest(unittest.TestCase):
         r = run("check", "-c", path)
         self.assertEqual(r.returncode, 2)
         self.assertIn("rules.json:3:34: rules[0].method", r.stderr)
+
+    def test_check_phone_region(self):
+        with open(os.path.join(ROOT, "conf", "scrubgate.json")) as f:
+            cfg = json.load(f)
+        cfg["sites"][0]["phone_region"] = "US"
+        r = run("check", "-c", write(self.tmp, "c.json", json.dumps(cfg)), "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["sites"][0]["phone_region"], "US")
+        r = run("check", "-c", "conf/scrubgate.json", "--json")
+        self.assertIsNone(json.loads(r.stdout)["sites"][0]["phone_region"])
+        # An unknown region is a config error with its position, for check and serve alike.
+        text = json.dumps(cfg, indent=2).replace('"phone_region": "US"', '"phone_region": "XY"')
+        path = write(self.tmp, "bad.json", text)
+        line = [i for i, l in enumerate(text.splitlines(), 1) if '"phone_region"' in l][0]
+        for cmd in ("check", "serve"):
+            r = run(cmd, "-c", path)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn('bad.json:%d:23: sites[0].phone_region: "XY" is not a region' % line,
+                          r.stderr)
+        path = write(self.tmp, "lower.json", text.replace('"XY"', '"gb"'))
+        r = run("check", "-c", path)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn('lower.json:%d:23: sites[0].phone_region: a region code is upper case: "GB"'
+                      % line, r.stderr)
+
+    def test_explain_hashes_phone_under_phone_region(self):
+        with open(os.path.join(ROOT, "conf", "scrubgate.json")) as f:
+            cfg = json.load(f)
+        cfg["sites"][0]["rules"] = "rules/advanced-matching.json"
+        ev = json.dumps({"event": "Lead", "consent": "granted", "user": {"phone": "213-373-4253"}})
+        args = ("--site", "shop", "--ip", "192.0.2.5", "--ua", "ExplainUA", "-")
+        r = run("explain", "-c", write(self.tmp, "none.json", json.dumps(cfg)), *args, stdin=ev)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        doc = json.loads(r.stdout)
+        self.assertNotIn("phone", doc["event"]["user"])  # no region: dropped, never guessed
+        self.assertIn({"rule": "hash-contact", "field": "user.phone", "action": "drop"},
+                      doc["receipt"]["rules"])
+        cfg["sites"][0]["phone_region"] = "US"
+        r = run("explain", "-c", write(self.tmp, "us.json", json.dumps(cfg)), *args, stdin=ev)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        doc = json.loads(r.stdout)
+        self.assertEqual(doc["event"]["user"]["phone"],
+                         hashlib.sha256(b"+12133734253").hexdigest())
+        self.assertNotIn("373-4253", r.stdout + r.stderr)
 
     def test_serve_refuses_invalid_config(self):
         cfg = write(self.tmp, "bad.json", '{"sites": [{"id": 1}]}')

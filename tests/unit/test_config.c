@@ -148,6 +148,44 @@ static void limits_the_code_cannot_honour(void **state)
     sg_config_free(cfg);
 }
 
+#define SITE_REGION(r)                                                                             \
+    "{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_SECRET\",\n" \
+    " \"phone_region\": " r ",\n"                                                                  \
+    " \"destinations\":[{\"type\":\"tiktok\",\"pixel_code\":\"P1\",\"access_token_env\":\"SGT_TOKEN\"}]}]}"
+
+/* phone_region: an upper-case region libphonenumber knows, or absent (no region). */
+static void phone_region(void **state)
+{
+    char *log;
+    (void)state;
+    struct sg_config *cfg = load(SITE_REGION("\"US\""), &log);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->sites[0].phone_region, "US");
+    free(log);
+    sg_config_free(cfg);
+    cfg = load(SITE_REGION("null"), &log);
+    assert_non_null(cfg);
+    assert_null(cfg->sites[0].phone_region);
+    free(log);
+    sg_config_free(cfg);
+    cfg = load("{\"sites\":[" SITE_OK "]}", &log);
+    assert_non_null(cfg);
+    assert_null(cfg->sites[0].phone_region);
+    free(log);
+    sg_config_free(cfg);
+    expect_error(SITE_REGION("\"XX\""), ":2:18: sites[0].phone_region",
+                 "\"XX\" is not a region libphonenumber knows");
+    expect_error(SITE_REGION("\"UK\""), ":2:18: sites[0].phone_region", "\"UK\" is not a region");
+    expect_error(SITE_REGION("\"USA\""), ":2:18: sites[0].phone_region", "not a region");
+    expect_error(SITE_REGION("\"\""), ":2:18: sites[0].phone_region", "not a region");
+    expect_error(SITE_REGION("\"ZZ\""), ":2:18: sites[0].phone_region", "not a region");
+    expect_error(SITE_REGION("\"001\""), ":2:18: sites[0].phone_region", "not a region");
+    expect_error(SITE_REGION("\"us\""), ":2:18: sites[0].phone_region",
+                 "a region code is upper case: \"US\"");
+    expect_error(SITE_REGION("\"xx\""), ":2:18: sites[0].phone_region", "\"xx\" is not a region");
+    expect_error(SITE_REGION("1"), ":2:18: sites[0].phone_region", "must be a region code");
+}
+
 static void secret_never_in_errors(void **state)
 {
     char *log;
@@ -197,6 +235,7 @@ int main(void)
         cmocka_unit_test(shipped_config_is_valid),
         cmocka_unit_test(errors_with_positions),
         cmocka_unit_test(limits_the_code_cannot_honour),
+        cmocka_unit_test(phone_region),
         cmocka_unit_test(secret_never_in_errors),
         cmocka_unit_test(cidrs_and_hosts),
     };

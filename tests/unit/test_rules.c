@@ -71,6 +71,7 @@ struct run {
 };
 
 static const char *test_ua = "UA/1";
+static const char *test_region; /* the site's phone_region in run(), NULL: none */
 static struct evkeyvalq test_headers;
 
 static void run(struct run *r, const char *rules, const char *event, bool gpc)
@@ -80,6 +81,7 @@ static void run(struct run *r, const char *rules, const char *event, bool gpc)
     sg_limits_default(&lim);
     r->path = sg_write_temp(".json", rules);
     r->site = sg_test_site(r->path);
+    r->site->phone_region = test_region ? sg_xstrdup(test_region) : NULL;
     memset(&r->ctx, 0, sizeof(r->ctx));
     strcpy(r->ctx.ip, "203.0.113.9");
     strcpy(r->ctx.session_id, "0123456789abcdef0123456789abcdef");
@@ -128,6 +130,65 @@ static void hash_sha256_and_hmac(void **state)
                         "9f7ec22d72092cd3c0b58726ed9c2d91b92e51a3f29837508fb2948bb22dd2fd");
     assert_string_equal(r.ev.val[SG_F_USER_IP],
                         "7271b45eba9223a62c9bb48b82a9cab10f1c2d7f48e7f380bd2904882c49fbc8");
+    run_free(&r);
+}
+
+static bool has_receipt(const struct sg_event *ev, int field, enum sg_receipt_action a)
+{
+    for (size_t i = 0; i < ev->n_receipt; i++)
+        if (ev->receipt[i].field == field && ev->receipt[i].action == a)
+            return true;
+    return false;
+}
+
+/*
+ * Issue 9: user.phone is hashed in its E.164 form under the site's phone_region; without a
+ * region, a number lacking "+"/"00" is dropped (receipt "drop"), never guessed.
+ */
+static void hash_phone_under_the_sites_region(void **state)
+{
+    struct run r;
+    const char *rules = RULESET(
+        "{\"id\":\"h\",\"why\":\"w\",\"action\":\"hash\",\"field\":\"user.phone\",\"method\":\"sha256\"},"
+        "{\"id\":\"a\",\"why\":\"w\",\"action\":\"allow\",\"field\":\"user.phone\"}");
+    /* python3: hashlib.sha256(b"+12133734253").hexdigest() */
+    const char *us = "9f7ec22d72092cd3c0b58726ed9c2d91b92e51a3f29837508fb2948bb22dd2fd";
+    (void)state;
+    test_region = "US";
+    run(&r, rules, "{\"event\":\"Lead\",\"user\":{\"phone\":\"213-373-4253\"}}", false);
+    assert_int_equal(r.pr, SG_PIPE_OK);
+    assert_string_equal(r.ev.val[SG_F_USER_PHONE], us);
+    assert_true(has_receipt(&r.ev, SG_F_USER_PHONE, SG_RA_HASH_SHA256));
+    run_free(&r);
+    run(&r, rules, "{\"event\":\"Lead\",\"user\":{\"phone\":\"+1 (213) 373-4253 ext. 12\"}}", false);
+    assert_string_equal(r.ev.val[SG_F_USER_PHONE], us);
+    run_free(&r);
+    /* Already hashed by the site: passes through as it is. */
+    run(&r, rules, "{\"event\":\"Lead\",\"user\":{\"phone\":\"96ab453ec560042aff0169cd3cb16fe81e11bedf16db276e54ca7d5452d6d278\"}}", false);
+    assert_string_equal(r.ev.val[SG_F_USER_PHONE],
+                        "96ab453ec560042aff0169cd3cb16fe81e11bedf16db276e54ca7d5452d6d278");
+    run_free(&r);
+    /* Not a valid US number: dropped. */
+    run(&r, rules, "{\"event\":\"Lead\",\"user\":{\"phone\":\"020 7946 0958\"}}", false);
+    assert_null(r.ev.val[SG_F_USER_PHONE]);
+    assert_true(has_receipt(&r.ev, SG_F_USER_PHONE, SG_RA_DROP));
+    assert_false(has_receipt(&r.ev, SG_F_USER_PHONE, SG_RA_HASH_SHA256));
+    run_free(&r);
+    test_region = "GB";
+    run(&r, rules, "{\"event\":\"Lead\",\"user\":{\"phone\":\"020 7946 0958\"}}", false);
+    /* python3: hashlib.sha256(b"+442079460958").hexdigest() */
+    assert_string_equal(r.ev.val[SG_F_USER_PHONE],
+                        "f0bf0228144d9fe2bdf1da2d8ca698f17bf1410ee688b075c27062e47b6f0b6d");
+    run_free(&r);
+    test_region = NULL;
+    run(&r, rules, "{\"event\":\"Lead\",\"user\":{\"phone\":\"213-373-4253\"}}", false);
+    assert_int_equal(r.pr, SG_PIPE_OK);
+    assert_null(r.ev.val[SG_F_USER_PHONE]);
+    assert_true(has_receipt(&r.ev, SG_F_USER_PHONE, SG_RA_DROP));
+    run_free(&r);
+    run(&r, rules, "{\"event\":\"Lead\",\"user\":{\"phone\":\"0044 20 7946 0958\"}}", false);
+    assert_string_equal(r.ev.val[SG_F_USER_PHONE],
+                        "f0bf0228144d9fe2bdf1da2d8ca698f17bf1410ee688b075c27062e47b6f0b6d");
     run_free(&r);
 }
 
@@ -429,6 +490,7 @@ int main(void)
         cmocka_unit_test(invalid_rule_sets_say_where),
         cmocka_unit_test(minimization_by_default),
         cmocka_unit_test(hash_sha256_and_hmac),
+        cmocka_unit_test(hash_phone_under_the_sites_region),
         cmocka_unit_test(set_from_session_and_value),
         cmocka_unit_test(when_conditions),
         cmocka_unit_test(drop_removes_and_disallows),

@@ -1,6 +1,7 @@
 /*
  * The TikTok destination: golden files (every JSON file in tests/data/golden: an input
- * event and request, the rule set, the exact expected outbound event), the
+ * event and request, the rule set, the site's phone_region when it has one, the exact
+ * expected outbound event), the
  * request body, and reply classification.
  */
 #include "testutil.h"
@@ -22,11 +23,13 @@ static void run_golden(const char *path)
         fail_msg("%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
     json_t *req = json_object_get(g, "request");
     struct sg_site *site = sg_test_site(json_string_value(json_object_get(g, "rules")));
+    const char *region = json_string_value(json_object_get(g, "phone_region"));
     struct sg_request_ctx ctx;
     struct sg_limits lim;
     struct sg_event ev;
     char err[256];
 
+    site->phone_region = region ? sg_xstrdup(region) : NULL;
     sg_limits_default(&lim);
     memset(&ctx, 0, sizeof(ctx));
     ctx.now = 1763700000;

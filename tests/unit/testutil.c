@@ -64,6 +64,7 @@ void sg_test_site_free(struct sg_site *s)
 {
     sg_ruleset_free(s->rules);
     json_decref(s->event_map);
+    free(s->phone_region);
     free(s->secret);
     free(s->id);
     free(s);

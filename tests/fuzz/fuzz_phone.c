@@ -1,0 +1,112 @@
+/*
+ * fuzz_phone - the phone interface (phone.h, libphonenumber behind phone.cc) on arbitrary
+ * bytes, under a region chosen by the first input bytes.
+ *
+ * Input: byte 0 chooses how the region is picked (0: none; 1: one of a fixed list of known
+ * regions, by byte 1; 2: two letters made from bytes 1 and 2; 3: bytes 1 and 2 as they are,
+ * garbage included). Regions are only passed when sg_phone_region_known() accepts them (the
+ * config refuses any other), else NULL. The rest is the number, in a heap buffer of exactly
+ * its size (no NUL: an over-read is an ASan finding).
+ *
+ * Invariants besides memory safety:
+ *   - sg_phone_region_known() accepts only two upper-case letters;
+ *   - an E.164 result is "+" and 1 to 15 digits, and is a fixed point: normalizing it again,
+ *     under no region and under the chosen one, gives it back;
+ *   - never guessed: without a region, a result needs a "+" (ASCII or full-width) in the
+ *     input, or a leading "00";
+ *   - a region never changes the result for a number that normalizes without one;
+ *   - sg_phone_text_candidate() answers -1, 0 or 1.
+ */
+#include "scrubgate/common.h"
+#include "scrubgate/phone.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static const char *const known[] = {"US", "GB", "DE", "FR", "IN", "BR", "JP", "AU", "CN", "RU",
+                                    "IT", "ES", "MX", "NL", "CH", "SE", "AR", "NG", "AE", "KR",
+                                    "CA", "PR", "AG", "IE", "IL", "ZA", "SG", "HK", "NZ", "PL"};
+
+static const char *pick_region(const uint8_t *data, size_t size, char buf[3])
+{
+    if (size < 3)
+        return NULL;
+    switch (data[0] & 3u) {
+    case 0:
+        return NULL;
+    case 1:
+        return known[data[1] % SG_ARRAY_SIZE(known)];
+    case 2:
+        buf[0] = (char)('A' + data[1] % 26);
+        buf[1] = (char)('A' + data[2] % 26);
+        break;
+    default:
+        buf[0] = (char)data[1];
+        buf[1] = (char)data[2];
+        break;
+    }
+    buf[2] = '\0';
+    bool ok = sg_phone_region_known(buf);
+    if (ok && !(buf[0] >= 'A' && buf[0] <= 'Z' && buf[1] >= 'A' && buf[1] <= 'Z'))
+        abort(); /* only upper-case alpha-2 codes are regions */
+    return ok ? buf : NULL;
+}
+
+static bool is_e164(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 2 || n > 16 || s[0] != '+')
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+/* Could the input carry its own country code: a "+" (or U+FF0B), or "00" after blanks? */
+static bool has_country_prefix(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '+' || (i + 2 < n && memcmp(s + i, "\xef\xbc\x8b", 3) == 0))
+            return true;
+    while (n > 0 && (*s == ' ' || *s == '\t')) {
+        s++;
+        n--;
+    }
+    return n > 2 && s[0] == '0' && s[1] == '0';
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char rbuf[3], out[SG_PHONE_E164_CAP], again[SG_PHONE_E164_CAP], bare[SG_PHONE_E164_CAP];
+    const char *region = pick_region(data, size, rbuf);
+    size_t skip = size < 3 ? size : 3;
+    size_t n = size - skip;
+    char *in = sg_xmalloc(n ? n : 1);
+    memcpy(in, data + skip, n);
+
+    if (sg_phone_e164(in, n, region, out, sizeof(out)) == 0) {
+        if (!is_e164(out))
+            abort();
+        if (!region && !has_country_prefix(in, n))
+            abort(); /* a number without a country code was guessed */
+        if (sg_phone_e164(out, strlen(out), NULL, again, sizeof(again)) != 0 ||
+            strcmp(out, again) != 0)
+            abort();
+        if (region && (sg_phone_e164(out, strlen(out), region, again, sizeof(again)) != 0 ||
+                       strcmp(out, again) != 0))
+            abort();
+        if (region && sg_phone_e164(in, n, NULL, bare, sizeof(bare)) == 0 && strcmp(out, bare))
+            abort(); /* the region changed a number that carries its country code */
+        /* An output buffer one byte too small is refused, not cut. */
+        if (sg_phone_e164(in, n, region, again, strlen(out)) != -1)
+            abort();
+    }
+    int c = sg_phone_text_candidate(in, n, region);
+    if (c < -1 || c > 1)
+        abort();
+    free(in);
+    return 0;
+}
