@@ -832,6 +832,8 @@ static int b64_text(const char *s, size_t len, struct sg_buf *out)
     sg_buf_reset(out);
     unsigned acc = 0, bits = 0;
     size_t pos = 0; /* of the decoded byte */
+    char chunk[256];
+    size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '\n' || s[i] == '\r') /* MIME wraps lines */
             continue;
@@ -849,11 +851,17 @@ static int b64_text(const char *s, size_t len, struct sg_buf *out)
                 return 0;
             if (c < 0x20 ? !(c == '\t' || c == '\n' || c == '\r') : c == 0x7F)
                 return 0;
-            if (sg_buf_addc(out, (char)c) < 0)
-                return -1;
+            chunk[n++] = (char)c;
+            if (n == sizeof(chunk)) {
+                if (sg_buf_add(out, chunk, n) < 0)
+                    return -1;
+                n = 0;
+            }
             pos++;
         }
     }
+    if (sg_buf_add(out, chunk, n) < 0)
+        return -1;
     sg_buf_cstr(out);
     return out->len >= B64_MIN * 3 / 4 ? 1 : 0;
 }
@@ -906,6 +914,11 @@ static long digits_value(const char *s, size_t n, int base)
  */
 static bool unescape(const char *s, size_t len, struct sg_buf *out)
 {
+    bool any = memchr(s, '&', len) || memchr(s, '\\', len);
+    for (const char *p = s; !any && (p = memchr(p, '%', len - (size_t)(p - s))) != NULL; p++)
+        any = (size_t)(p - s) + 1 < len && (p[1] | 32) == 'u';
+    if (!any)
+        return false; /* the common case: nothing to copy */
     static const struct {
         const char *name;
         unsigned cp;
@@ -963,6 +976,16 @@ static bool unescape(const char *s, size_t len, struct sg_buf *out)
  */
 static bool fold(const char *s, size_t len, bool identifier, struct sg_buf *out)
 {
+    size_t k = 0;
+    if (!identifier) /* the common case: ASCII, or no lead byte of a folded character */
+        for (; k < len; k++) {
+            unsigned char c = (unsigned char)s[k];
+            if (c >= 0xC2 && (c == 0xC2 || c == 0xD9 || c == 0xDB || (c & 0xF0) == 0xE0 ||
+                              c == 0xEF))
+                break;
+        }
+    if (k == len)
+        return false;
     bool changed = false;
     sg_buf_reset(out);
     for (size_t i = 0; i < len;) {
@@ -1333,6 +1356,12 @@ int sg_scrub_detect_identifier(const struct sg_scrub_spec *spec, const char *s, 
 int sg_percent_decode(const char *s, size_t len, bool plus, struct sg_buf *out)
 {
     sg_buf_reset(out);
+    if (!memchr(s, '%', len) && !(plus && memchr(s, '+', len))) { /* nothing to decode */
+        if (sg_buf_add(out, s, len) < 0)
+            return -1;
+        sg_buf_cstr(out);
+        return 0;
+    }
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         int hi = i + 2 < len ? sg_hexval((unsigned char)s[i + 1]) : -1;

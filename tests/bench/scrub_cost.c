@@ -87,6 +87,9 @@ static void worst(void)
         {"base64 text", "amFuZUBleGFtcGxlLmNvbQ "},
         {"nested percent-encoding", "%2525252540"},
         {"digits and dots", "1.2.3.4.5.6.7.8.9."},
+        {"parenthesised groups", "(12)-"},
+        {"full-width digits", "\xef\xbc\x94\xef\xbc\x91 "},
+        {"HTML escapes", "&#52;&#49; "},
         {"invalid UTF-8", "\xff\xfe\xc3(\xe2\x82"},
     };
     const size_t size = SG_SCRUB_MAX_TEXT;
