@@ -132,6 +132,21 @@ int sg_hexval(int c)
     return -1;
 }
 
+int sg_b64val(int c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+' || c == '-')
+        return 62;
+    if (c == '/' || c == '_')
+        return 63;
+    return -1;
+}
+
 int sg_write_all(int fd, const void *p, size_t n)
 {
     const char *c = p;

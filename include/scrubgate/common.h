@@ -35,6 +35,8 @@ uint64_t sg_now_mono_ms(void);
 
 /* The value of a hexadecimal digit, or -1. */
 int sg_hexval(int c);
+/* The value of a base64 or base64url character (both alphabets), or -1. */
+int sg_b64val(int c);
 /* Case-insensitive ASCII comparisons that do not depend on the locale. */
 bool sg_strcaseeq(const char *a, const char *b);
 bool sg_strncaseeq(const char *a, const char *b, size_t n);

@@ -49,21 +49,6 @@ static int get_u(struct bits *b, unsigned n, unsigned *out)
     return 0;
 }
 
-static int b64val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-' || c == '+') /* base64url, and plain base64 from sloppy encoders */
-        return 62;
-    if (c == '_' || c == '/')
-        return 63;
-    return -1;
-}
-
 /*
  * Decode base64url (no padding needed) into out as a bit string: every
  * character is 6 bits, the last byte holds any bits left over, left-aligned.
@@ -79,7 +64,7 @@ static long b64decode(const char *s, size_t len, unsigned char *out, size_t cap)
     if ((len * 6 + 7) / 8 > cap)
         return -1;
     for (size_t i = 0; i < len; i++) {
-        int v = b64val((unsigned char)s[i]);
+        int v = sg_b64val((unsigned char)s[i]);
         if (v < 0)
             return -1;
         acc = (acc << 6) | (unsigned)v;
@@ -108,7 +93,7 @@ static bool segments_ok(const char *s, size_t len)
             if (seg == 0)
                 return false;
             seg = 0;
-        } else if (b64val((unsigned char)s[i]) < 0 && s[i] != '=') {
+        } else if (sg_b64val((unsigned char)s[i]) < 0 && s[i] != '=') {
             return false;
         } else {
             seg++;

@@ -801,21 +801,6 @@ static bool has_escape(const char *s, size_t len)
     return false;
 }
 
-static int b64val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
-}
-
 #define B64_MIN 8 /* shorter runs of letters and digits are words, not encodings */
 
 /*
@@ -837,7 +822,7 @@ static int b64_text(const char *s, size_t len, struct sg_buf *out)
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '\n' || s[i] == '\r') /* MIME wraps lines */
             continue;
-        int v = b64val((unsigned char)s[i]);
+        int v = sg_b64val((unsigned char)s[i]);
         if (v < 0)
             return 0;
         acc = (acc << 6) | (unsigned)v;
@@ -1082,12 +1067,12 @@ static int detect_b64(const struct sg_scrub_spec *spec, const char *s, size_t le
     bool text;
     int rc;
     for (size_t i = 0; i < len;) {
-        while (i < len && b64val((unsigned char)s[i]) < 0)
+        while (i < len && sg_b64val((unsigned char)s[i]) < 0)
             i++;
         size_t st = i;
-        while (i < len && (b64val((unsigned char)s[i]) >= 0 ||
+        while (i < len && (sg_b64val((unsigned char)s[i]) >= 0 ||
                            ((s[i] == '\n' || s[i] == '\r') && i + 1 < len &&
-                            (b64val((unsigned char)s[i + 1]) >= 0 || s[i + 1] == '\n'))))
+                            (sg_b64val((unsigned char)s[i + 1]) >= 0 || s[i + 1] == '\n'))))
             i++;
         while (i < len && s[i] == '=') /* padding ends a run */
             i++;
@@ -1218,7 +1203,7 @@ static bool word_encoded(const char *w, size_t n)
             return true;
     size_t run = 0;
     for (size_t i = 0; i < n; i++)
-        if (b64val((unsigned char)w[i]) >= 0) {
+        if (sg_b64val((unsigned char)w[i]) >= 0) {
             if (++run >= B64_MIN)
                 return true;
         } else {

@@ -158,17 +158,37 @@ static bool caught(const char *value, const char *token, const char *out)
     return strlen(cv) < 4 || strstr(co, cv) == NULL;
 }
 
+/* The buffers one measurement uses. */
+struct bufs {
+    struct sg_buf in, out, token, tmp;
+};
+
+static FILE *measure_start(const char *file, struct bufs *b, struct tally *t)
+{
+    FILE *f = fopen(file, "r");
+    assert_non_null(f);
+    sg_buf_init(&b->in, 0);
+    sg_buf_init(&b->out, 0);
+    sg_buf_init(&b->token, 0);
+    sg_buf_init(&b->tmp, 0);
+    memset(t, 0, sizeof(*t));
+    return f;
+}
+
+static void measure_end(FILE *f, struct bufs *b)
+{
+    fclose(f);
+    sg_buf_release(&b->in);
+    sg_buf_release(&b->out);
+    sg_buf_release(&b->token);
+    sg_buf_release(&b->tmp);
+}
+
 static void measure_pii(const char *type, const char *region_mode, struct tally *t)
 {
     char line[1024];
-    struct sg_buf in, out, token, tmp;
-    FILE *f = fopen(CORPUS "pii.tsv", "r");
-    assert_non_null(f);
-    sg_buf_init(&in, 0);
-    sg_buf_init(&out, 0);
-    sg_buf_init(&token, 0);
-    sg_buf_init(&tmp, 0);
-    memset(t, 0, sizeof(*t));
+    struct bufs b;
+    FILE *f = measure_start(CORPUS "pii.tsv", &b, t);
     while (fgets(line, sizeof(line), f)) {
         line[strcspn(line, "\n")] = '\0';
         if (line[0] == '#')
@@ -183,57 +203,43 @@ static void measure_pii(const char *type, const char *region_mode, struct tally 
             continue;
         const char *use = strcmp(region_mode, "own") == 0 && strcmp(region, "-") != 0 ? region : NULL;
         for (int s = 0; s < N_SHAPES; s++) {
-            render(s, value, &in, &token, &tmp);
-            int rc = scrub(s, use, in.data, &out);
-            assert_int_equal(rc, 0);
-            bool ok = caught(value, token.data, out.data);
+            render(s, value, &b.in, &b.token, &b.tmp);
+            assert_int_equal(scrub(s, use, b.in.data, &b.out), 0);
+            bool ok = caught(value, b.token.data, b.out.data);
             t->n[is_url(s)]++;
             if (!ok) {
                 t->bad[is_url(s)]++;
                 if (verbose)
                     print_message("  missed %s (%s, %s): %s -> %s\n", type, shape_names[s],
-                                  use ? use : "no region", in.data, out.data);
+                                  use ? use : "no region", b.in.data, b.out.data);
             }
         }
     }
-    fclose(f);
-    sg_buf_release(&in);
-    sg_buf_release(&out);
-    sg_buf_release(&token);
-    sg_buf_release(&tmp);
+    measure_end(f, &b);
 }
 
 static void measure_ordinary(struct tally *t)
 {
     char line[1024];
-    struct sg_buf in, out, token, tmp;
-    FILE *f = fopen(CORPUS "ordinary.txt", "r");
-    assert_non_null(f);
-    sg_buf_init(&in, 0);
-    sg_buf_init(&out, 0);
-    sg_buf_init(&token, 0);
-    sg_buf_init(&tmp, 0);
-    memset(t, 0, sizeof(*t));
+    struct bufs b;
+    FILE *f = measure_start(CORPUS "ordinary.txt", &b, t);
     while (fgets(line, sizeof(line), f)) {
         line[strcspn(line, "\n")] = '\0';
         if (line[0] == '#' || !line[0])
             continue;
         for (int s = 0; s < N_SHAPES; s++) {
-            render(s, line, &in, &token, &tmp);
-            assert_int_equal(scrub(s, NULL, in.data, &out), 0);
+            render(s, line, &b.in, &b.token, &b.tmp);
+            assert_int_equal(scrub(s, NULL, b.in.data, &b.out), 0);
             t->n[is_url(s)]++;
-            if (strcmp(in.data, out.data) != 0) {
+            if (strcmp(b.in.data, b.out.data) != 0) {
                 t->bad[is_url(s)]++;
                 if (verbose)
-                    print_message("  altered (%s): %s -> %s\n", shape_names[s], in.data, out.data);
+                    print_message("  altered (%s): %s -> %s\n", shape_names[s], b.in.data,
+                                  b.out.data);
             }
         }
     }
-    fclose(f);
-    sg_buf_release(&in);
-    sg_buf_release(&out);
-    sg_buf_release(&token);
-    sg_buf_release(&tmp);
+    measure_end(f, &b);
 }
 
 static double pct_of(unsigned a, unsigned n)
