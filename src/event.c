@@ -12,6 +12,7 @@
 #include "scrubgate/hash.h"
 #include "scrubgate/netaddr.h"
 #include "scrubgate/scrub.h"
+#include "scrubgate/decode.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -34,6 +34,17 @@ int64_t sg_now_unix(void);
 uint64_t sg_now_mono_ms(void);
 
 /* The value of a hexadecimal digit, or -1. */
+/* ASCII classes (the C library's depend on the locale). */
+static inline bool sg_is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static inline bool sg_is_alnum(char c)
+{
+    return sg_is_digit(c) || ((c | 32) >= 'a' && (c | 32) <= 'z');
+}
+
 int sg_hexval(int c);
 /* The value of a base64 or base64url character (both alphabets), or -1. */
 int sg_b64val(int c);

@@ -101,7 +101,5 @@ bool sg_scrub_param_name_sensitive(const char *name, size_t len);
 /* True when a user agent is a known crawler, monitor or headless browser. */
 int sg_scrub_is_bot(const char *user_agent);
 
-/* Percent-decode (and '+' as space when plus) into out. 0 or -1 on overflow. */
-int sg_percent_decode(const char *s, size_t len, bool plus, struct sg_buf *out);
 
 #endif

@@ -10,6 +10,7 @@
 #include "scrubgate/buf.h"
 #include "scrubgate/log.h"
 #include "scrubgate/scrub.h"
+#include "scrubgate/decode.h"
 #include "scrubgate/phone.h"
 
 #include <pcre2.h>
@@ -241,22 +242,12 @@ void sg_scrub_thread_release(void)
     tl_ready = false;
 }
 
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static bool is_alnum(char c)
-{
-    return is_digit(c) || ((c | 32) >= 'a' && (c | 32) <= 'z');
-}
-
 /* The digits of s[a, b) into d (at most cap - 1 of them, NUL-terminated); their count. */
 static size_t digits_of(const char *s, size_t a, size_t b, char *d, size_t cap)
 {
     size_t n = 0;
     for (size_t i = a; i < b; i++)
-        if (is_digit(s[i])) {
+        if (sg_is_digit(s[i])) {
             if (n + 1 >= cap)
                 return cap; /* too many: no caller accepts that many */
             d[n++] = s[i];
@@ -318,14 +309,14 @@ static bool card_number(const char *d, size_t n, bool bare)
 static bool iban_shaped_before(const char *s, size_t at)
 {
     size_t i = at;
-    for (int groups = 0; groups < 8 && i >= 2 && s[i - 1] == ' ' && is_alnum(s[i - 2]); groups++) {
+    for (int groups = 0; groups < 8 && i >= 2 && s[i - 1] == ' ' && sg_is_alnum(s[i - 2]); groups++) {
         size_t end = i - 1, st = end;
-        while (st > 0 && is_alnum(s[st - 1]) && end - st < 5)
+        while (st > 0 && sg_is_alnum(s[st - 1]) && end - st < 5)
             st--;
-        if (end - st > 4 || (st > 0 && is_alnum(s[st - 1])))
+        if (end - st > 4 || (st > 0 && sg_is_alnum(s[st - 1])))
             return false;
-        if (end - st == 4 && !is_digit(s[st]) && !is_digit(s[st + 1]) && is_digit(s[st + 2]) &&
-            is_digit(s[st + 3]))
+        if (end - st == 4 && !sg_is_digit(s[st]) && !sg_is_digit(s[st + 1]) && sg_is_digit(s[st + 2]) &&
+            sg_is_digit(s[st + 3]))
             return true; /* reached "XX00" */
         i = st;
     }
@@ -349,7 +340,7 @@ static int card_ok(const char *s, size_t len, size_t *a, size_t *b,
     (void)spec;
     for (size_t i = *a; i < *b && g < CARD_GROUPS_MAX;) {
         gs[g] = i;
-        while (i < *b && is_digit(s[i]))
+        while (i < *b && sg_is_digit(s[i]))
             i++;
         ge[g++] = i;
         i++; /* the separator */
@@ -431,12 +422,12 @@ static int iban_ok(const char *s, size_t len, size_t *a, size_t *b,
     for (; i < *b && n < want; i++)
         if (s[i] != ' ' && s[i] != '-' && s[i] != '.')
             c[n++] = (char)((s[i] >= 'a' && s[i] <= 'z') ? s[i] - 32 : s[i]);
-    if (n < want || (i < len && is_alnum(s[i])))
+    if (n < want || (i < len && sg_is_alnum(s[i])))
         return 0;
     unsigned rem = 0;
     for (size_t k = 0; k < n; k++) {
         char ch = c[(k + 4) % n];
-        if (is_digit(ch))
+        if (sg_is_digit(ch))
             rem = (rem * 10 + (unsigned)(ch - '0')) % 97;
         else
             rem = (rem * 100 + (unsigned)(ch - 'A' + 10)) % 97;
@@ -473,7 +464,7 @@ static bool word_before(const char *s, size_t a, const char *const *words, size_
 {
     size_t from = a > 24 ? a - 24 : 0;
     for (size_t i = from; i < a; i++) {
-        if (i > 0 && is_alnum(s[i - 1]))
+        if (i > 0 && sg_is_alnum(s[i - 1]))
             continue; /* a word starts here or not at all */
         for (size_t k = 0; k < n_words; k++) {
             size_t n = strlen(words[k]);
@@ -524,7 +515,7 @@ static bool word_ending_at(const char *s, size_t at, size_t *st, size_t *end)
     while (i > 0 && ((s[i - 1] | 32) >= 'a' && (s[i - 1] | 32) <= 'z'))
         i--;
     *st = i;
-    return *end > *st && (i == 0 || !is_alnum(s[i - 1]));
+    return *end > *st && (i == 0 || !sg_is_alnum(s[i - 1]));
 }
 
 /* Is the run at s[a] the number of a thing: a thing word right before it? */
@@ -604,7 +595,7 @@ static bool phone_run(const char *s, size_t a, size_t b, const struct sg_scrub_s
     bool intl = s[a] == '+' || (s[a] == '0' && a + 1 < b && s[a + 1] == '0');
     bool parens = false, dots = false;
     for (size_t i = a; i < b;) {
-        if (!is_digit(s[i])) {
+        if (!sg_is_digit(s[i])) {
             parens |= s[i] == '(';
             dots |= s[i] == '.';
             slashes += s[i] == '/';
@@ -612,7 +603,7 @@ static bool phone_run(const char *s, size_t a, size_t b, const struct sg_scrub_s
             continue;
         }
         size_t st = i;
-        while (i < b && is_digit(s[i]))
+        while (i < b && sg_is_digit(s[i]))
             i++;
         if (g < SG_ARRAY_SIZE(glen)) {
             gst[g] = st;
@@ -670,14 +661,14 @@ static int phone_ok(const char *s, size_t len, size_t *a, size_t *b,
             return 1;
         }
         size_t i = end;
-        while (i > *a && is_digit(s[i - 1]))
+        while (i > *a && sg_is_digit(s[i - 1]))
             i--;
         if (dropped == 2 || end - i > 2 || i <= *a + 1 || (s[i - 1] != ' ' && s[i - 1] != '/'))
             return 0;
         end = i - 1;
         while (end > *a && s[end - 1] == ' ')
             end--;
-        if (end == *a || !is_digit(s[end - 1]))
+        if (end == *a || !sg_is_digit(s[end - 1]))
             return 0;
     }
 }
@@ -741,7 +732,7 @@ static unsigned possible_detectors(const char *s, size_t len)
     unsigned m = 0;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
-        if (is_digit(c))
+        if (sg_is_digit(c))
             m |= 1u << SG_DET_PHONE | 1u << SG_DET_CARD | 1u << SG_DET_IBAN | 1u << SG_DET_SSN |
                  1u << SG_DET_IP;
         else if (c == '@')
@@ -792,237 +783,6 @@ static int detect_raw(const struct sg_scrub_spec *spec, const char *s, size_t le
     return 0;
 }
 
-static bool has_escape(const char *s, size_t len)
-{
-    for (const char *p = s; (p = memchr(p, '%', len - (size_t)(p - s))) != NULL; p++)
-        if ((size_t)(p - s) + 2 < len && sg_hexval((unsigned char)p[1]) >= 0 &&
-            sg_hexval((unsigned char)p[2]) >= 0)
-            return true;
-    return false;
-}
-
-#define B64_MIN 8 /* shorter runs of letters and digits are words, not encodings */
-
-/*
- * Decode base64 or base64url (padding optional) into out when the result is
- * text: printable ASCII, tabs and newlines, or UTF-8 bytes. 1 when it is, 0
- * when s is not an encoding of text, -1 on overflow.
- */
-static int b64_text(const char *s, size_t len, struct sg_buf *out)
-{
-    while (len > 0 && s[len - 1] == '=')
-        len--;
-    if (len < B64_MIN)
-        return 0;
-    sg_buf_reset(out);
-    unsigned acc = 0, bits = 0;
-    size_t pos = 0; /* of the decoded byte */
-    char chunk[256];
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '\n' || s[i] == '\r') /* MIME wraps lines */
-            continue;
-        int v = sg_b64val((unsigned char)s[i]);
-        if (v < 0)
-            return 0;
-        acc = (acc << 6) | (unsigned)v;
-        if ((bits += 6) >= 8) {
-            bits -= 8;
-            unsigned char c = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-            if (c == 0 && pos++ % 2 == 1)
-                continue; /* UTF-16LE text: the high byte of each ASCII character */
-            if (c == 0)
-                return 0;
-            if (c < 0x20 ? !(c == '\t' || c == '\n' || c == '\r') : c == 0x7F)
-                return 0;
-            chunk[n++] = (char)c;
-            if (n == sizeof(chunk)) {
-                if (sg_buf_add(out, chunk, n) < 0)
-                    return -1;
-                n = 0;
-            }
-            pos++;
-        }
-    }
-    if (sg_buf_add(out, chunk, n) < 0)
-        return -1;
-    sg_buf_cstr(out);
-    return out->len >= B64_MIN * 3 / 4 ? 1 : 0;
-}
-
-/* Append code point cp as UTF-8. */
-static int add_utf8(struct sg_buf *out, unsigned cp)
-{
-    char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xC0 | cp >> 6);
-        u[1] = (char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xE0 | cp >> 12);
-        u[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-        u[2] = (char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        u[0] = (char)(0xF0 | (cp >> 18 & 0x07));
-        u[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-        u[2] = (char)(0x80 | (cp >> 6 & 0x3F));
-        u[3] = (char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    return sg_buf_add(out, u, n);
-}
-
-/* n hex (base 16) or decimal digits of s as a number; -1 if any is not one. */
-static long digits_value(const char *s, size_t n, int base)
-{
-    long v = 0;
-    for (size_t i = 0; i < n; i++) {
-        int d = base == 16 ? sg_hexval((unsigned char)s[i]) : (is_digit(s[i]) ? s[i] - '0' : -1);
-        if (d < 0)
-            return -1;
-        v = v * base + d;
-    }
-    return v;
-}
-
-/*
- * Character escapes other than percent-encoding, as pages and JavaScript
- * write them: HTML's &#64; &#x40; &commat; &period; &plus; &amp; &nbsp;,
- * JSON's and JavaScript's \u0040 and \x40, and %u0040. True when s had one
- * (out holds s with them replaced).
- */
-static bool unescape(const char *s, size_t len, struct sg_buf *out)
-{
-    bool any = memchr(s, '&', len) || memchr(s, '\\', len);
-    for (const char *p = s; !any && (p = memchr(p, '%', len - (size_t)(p - s))) != NULL; p++)
-        any = (size_t)(p - s) + 1 < len && (p[1] | 32) == 'u';
-    if (!any)
-        return false; /* the common case: nothing to copy */
-    static const struct {
-        const char *name;
-        unsigned cp;
-    } named[] = {{"&commat;", '@'}, {"&period;", '.'}, {"&plus;", '+'}, {"&amp;", '&'},
-                 {"&nbsp;", ' '},   {"&hyphen;", '-'}, {"&dash;", '-'}, {"&lpar;", '('},
-                 {"&rpar;", ')'}};
-    bool changed = false;
-    sg_buf_reset(out);
-    for (size_t i = 0; i < len;) {
-        long cp = -1;
-        size_t n = 0;
-        if (s[i] == '&' && i + 3 < len && s[i + 1] == '#') {
-            bool hex = (s[i + 2] | 32) == 'x';
-            size_t st = i + 2 + hex, e = st;
-            while (e < len && e - st < 7 && s[e] != ';')
-                e++;
-            if (e < len && s[e] == ';' && e > st)
-                cp = digits_value(s + st, e - st, hex ? 16 : 10), n = e + 1 - i;
-        } else if (s[i] == '&') {
-            for (size_t k = 0; k < SG_ARRAY_SIZE(named); k++) {
-                size_t nl = strlen(named[k].name);
-                if (i + nl <= len && sg_strncaseeq(s + i, named[k].name, nl)) {
-                    cp = named[k].cp, n = nl;
-                    break;
-                }
-            }
-        } else if ((s[i] == '\\' || s[i] == '%') && i + 5 < len + 0 && (s[i + 1] | 32) == 'u') {
-            cp = digits_value(s + i + 2, 4, 16), n = 6;
-        } else if (s[i] == '\\' && i + 3 < len && s[i + 1] == 'x') {
-            cp = digits_value(s + i + 2, 2, 16), n = 4;
-        }
-        if (cp > 0 && cp <= 0x10FFFF) {
-            if (add_utf8(out, (unsigned)cp) < 0)
-                return false;
-            changed = true;
-            i += n;
-        } else {
-            if (sg_buf_addc(out, s[i]) < 0)
-                return false;
-            i++;
-        }
-    }
-    sg_buf_cstr(out);
-    return changed;
-}
-
-/*
- * Characters that stand for ASCII ones in what people type: other spaces
- * (no-break, thin, ideographic), dashes and the minus sign, invisible ones
- * (zero-width, soft hyphen, BOM: removed), full-width forms (０-９, ＠, Ａ-Ｚ:
- * Japanese and Chinese input methods write these) and other scripts' decimal
- * digits (Arabic-Indic, Devanagari). For identifiers also "_" and ":" as
- * spaces, and a space between a letter and a digit ("ord4111…"). True when
- * out differs from s.
- */
-static bool fold(const char *s, size_t len, bool identifier, struct sg_buf *out)
-{
-    size_t k = 0;
-    if (!identifier) /* the common case: ASCII, or no lead byte of a folded character */
-        for (; k < len; k++) {
-            unsigned char c = (unsigned char)s[k];
-            if (c >= 0xC2 && (c == 0xC2 || c == 0xD9 || c == 0xDB || (c & 0xF0) == 0xE0 ||
-                              c == 0xEF))
-                break;
-        }
-    if (k == len)
-        return false;
-    bool changed = false;
-    sg_buf_reset(out);
-    for (size_t i = 0; i < len;) {
-        const unsigned char *u = (const unsigned char *)s + i;
-        size_t left = len - i;
-        int c = -1;     /* the ASCII character it stands for; -2: nothing */
-        size_t n = 1;
-        if (left >= 2 && u[0] == 0xC2 && (u[1] == 0xA0 || u[1] == 0xAD))
-            c = u[1] == 0xA0 ? ' ' : -2, n = 2;
-        else if (left >= 2 && ((u[0] == 0xD9 && u[1] >= 0xA0 && u[1] <= 0xA9) ||
-                               (u[0] == 0xDB && u[1] >= 0xB0 && u[1] <= 0xB9)))
-            c = '0' + (u[1] & 0x0F), n = 2;
-        else if (left >= 3 && u[0] == 0xE0 && u[1] == 0xA5 && u[2] >= 0xA6 && u[2] <= 0xAF)
-            c = '0' + u[2] - 0xA6, n = 3;
-        else if (left >= 3 && u[0] == 0xE2 && u[1] == 0x80 && u[2] <= 0xAF)
-            c = (u[2] <= 0x8A || u[2] == 0xAF) ? ' ' : (u[2] <= 0x8F ? -2 : (u[2] <= 0x95 ? '-' : -1)),
-            n = 3;
-        else if (left >= 3 && u[0] == 0xE2 && u[1] == 0x81 && (u[2] == 0xA0 || u[2] == 0x9F))
-            c = u[2] == 0xA0 ? -2 : ' ', n = 3;
-        else if (left >= 3 && u[0] == 0xE2 && u[1] == 0x88 && u[2] == 0x92)
-            c = '-', n = 3;
-        else if (left >= 3 && u[0] == 0xE3 && u[1] == 0x80 && u[2] == 0x80)
-            c = ' ', n = 3;
-        else if (left >= 3 && u[0] == 0xEF && u[1] == 0xBB && u[2] == 0xBF)
-            c = -2, n = 3;
-        else if (left >= 3 && u[0] == 0xEF && u[1] == 0xBC && u[2] >= 0x81)
-            c = 0x21 + (u[2] - 0x81), n = 3; /* U+FF01..FF3F */
-        else if (left >= 3 && u[0] == 0xEF && u[1] == 0xBD && u[2] >= 0x80 && u[2] <= 0x9E)
-            c = 0x60 + (u[2] - 0x80), n = 3; /* U+FF40..FF5E */
-        else if (identifier && (u[0] == '_' || u[0] == ':'))
-            c = ' ';
-        if (c == -1) {
-            if (identifier && i > 0 && is_alnum(s[i]) && is_alnum(s[i - 1]) &&
-                is_digit(s[i]) != is_digit(s[i - 1])) {
-                if (sg_buf_addc(out, ' ') < 0)
-                    return false;
-                changed = true;
-            }
-            if (sg_buf_addc(out, s[i]) < 0)
-                return false;
-            i++;
-            continue;
-        }
-        if (c >= 0 && sg_buf_addc(out, (char)c) < 0)
-            return false;
-        changed = true;
-        i += n;
-    }
-    sg_buf_cstr(out);
-    return changed;
-}
-
 /* Does s hold a hit as written (unless !self), folded, or unescaped? Uses scratch 5. */
 static int detect_forms(const struct sg_scrub_spec *spec, const char *s, size_t len, bool self)
 {
@@ -1030,9 +790,9 @@ static int detect_forms(const struct sg_scrub_spec *spec, const char *s, size_t 
     int rc;
     if (self && (rc = detect_raw(spec, s, len)) != 0)
         return rc;
-    if (fold(s, len, false, f) && (rc = detect_raw(spec, f->data, f->len)) != 0)
+    if (sg_fold(s, len, false, f) && (rc = detect_raw(spec, f->data, f->len)) != 0)
         return rc;
-    if (unescape(s, len, f) && (rc = detect_raw(spec, f->data, f->len)) != 0)
+    if (sg_unescape(s, len, f) && (rc = detect_raw(spec, f->data, f->len)) != 0)
         return rc;
     return 0;
 }
@@ -1046,9 +806,9 @@ static int b64_piece(const struct sg_scrub_spec *spec, const char *p, size_t n, 
     struct sg_buf *b64 = &tl_scratch[depth ? 6 : 4];
     int rc;
     *text = false;
-    if (n < B64_MIN)
+    if (n < SG_B64_MIN)
         return 0;
-    if ((rc = b64_text(p, n, b64)) <= 0)
+    if ((rc = sg_b64_text(p, n, b64)) <= 0)
         return rc;
     *text = true;
     if ((rc = detect_forms(spec, b64->data, b64->len, true)) != 0)
@@ -1078,7 +838,7 @@ static int detect_b64(const struct sg_scrub_spec *spec, const char *s, size_t le
             i++;
         if ((rc = b64_piece(spec, s + st, i - st, depth, &text)) != 0)
             return rc;
-        if (text || i - st < B64_MIN)
+        if (text || i - st < SG_B64_MIN)
             continue;
         for (size_t p = st; p < i;) {
             size_t q = p;
@@ -1124,7 +884,7 @@ static int detect_decoded(const struct sg_scrub_spec *spec, const char *s, size_
         if ((rc = detect_b64(spec, alt->data, alt->len, 0)) != 0) /* '+' is base64's too */
             return rc;
     }
-    for (int round = 1; round < DECODE_ROUNDS && has_escape(dec->data, dec->len); round++) {
+    for (int round = 1; round < DECODE_ROUNDS && sg_has_escape(dec->data, dec->len); round++) {
         if (sg_percent_decode(dec->data, dec->len, false, alt) < 0)
             return -1;
         struct sg_buf *t = dec;
@@ -1194,7 +954,7 @@ static bool word_break(char c)
 /* Might the word hide data behind an encoding? (cheap: most words are not) */
 static bool word_encoded(const char *w, size_t n)
 {
-    if (has_escape(w, n))
+    if (sg_has_escape(w, n))
         return true;
     for (size_t i = 0; i + 1 < n; i++)
         if ((w[i] == '&' && (w[i + 1] == '#' || (w[i + 1] | 32) == 'c' || (w[i + 1] | 32) == 'p')) ||
@@ -1204,7 +964,7 @@ static bool word_encoded(const char *w, size_t n)
     size_t run = 0;
     for (size_t i = 0; i < n; i++)
         if (sg_b64val((unsigned char)w[i]) >= 0) {
-            if (++run >= B64_MIN)
+            if (++run >= SG_B64_MIN)
                 return true;
         } else {
             run = 0;
@@ -1261,7 +1021,7 @@ static int scrub_folded(const struct sg_scrub_spec *spec, struct sg_buf **cur,
 {
     struct sg_buf *f = *next, *spare = &tl_scratch[7];
     unsigned found = 0;
-    if (!fold((*cur)->data, (*cur)->len, false, f))
+    if (!sg_fold((*cur)->data, (*cur)->len, false, f))
         return 0;
     if (scrub_pass(spec, &f, &spare, &found) < 0)
         return -1;
@@ -1335,34 +1095,9 @@ int sg_scrub_detect_identifier(const struct sg_scrub_spec *spec, const char *s, 
     if (rc != 0)
         return rc;
     struct sg_buf *f = &tl_scratch[7];
-    return fold(s, len, true, f) ? detect_raw(spec, f->data, f->len) : 0;
+    return sg_fold(s, len, true, f) ? detect_raw(spec, f->data, f->len) : 0;
 }
 
-int sg_percent_decode(const char *s, size_t len, bool plus, struct sg_buf *out)
-{
-    sg_buf_reset(out);
-    if (!memchr(s, '%', len) && !(plus && memchr(s, '+', len))) { /* nothing to decode */
-        if (sg_buf_add(out, s, len) < 0)
-            return -1;
-        sg_buf_cstr(out);
-        return 0;
-    }
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        int hi = i + 2 < len ? sg_hexval((unsigned char)s[i + 1]) : -1;
-        int lo = i + 2 < len ? sg_hexval((unsigned char)s[i + 2]) : -1;
-        if (c == '%' && hi >= 0 && lo >= 0) {
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        } else if (plus && c == '+') {
-            c = ' ';
-        }
-        if (sg_buf_addc(out, c) < 0)
-            return -1;
-    }
-    sg_buf_cstr(out);
-    return 0;
-}
 
 /*
  * Sensitive query parameter names: split the name into alphanumeric tokens;
@@ -1408,17 +1143,17 @@ bool sg_scrub_param_name_sensitive(const char *name, size_t len)
     char lower[64];
     size_t cn = 0;
     for (size_t i = 0; i < len && cn < sizeof(lower); i++)
-        if (is_alnum(name[i]))
+        if (sg_is_alnum(name[i]))
             lower[cn++] = (char)(name[i] | ((name[i] >= 'A' && name[i] <= 'Z') ? 32 : 0));
     for (size_t w = 0; w < SG_ARRAY_SIZE(sensitive_names); w++)
         if (word_is(&sensitive_names[w], lower, cn))
             return true;
     for (size_t i = 0; i < len;) {
-        while (i < len && !is_alnum(name[i]))
+        while (i < len && !sg_is_alnum(name[i]))
             i++;
         char tok[64];
         size_t n = 0;
-        while (i < len && is_alnum(name[i])) {
+        while (i < len && sg_is_alnum(name[i])) {
             if (n < sizeof(tok))
                 tok[n++] = (char)(name[i] | ((name[i] >= 'A' && name[i] <= 'Z') ? 32 : 0));
             i++;
@@ -1454,7 +1189,7 @@ static int pair_verdict(const struct sg_url_policy *pol, const char *p, size_t l
         if ((pol->sensitive_params && sg_scrub_param_name_sensitive(dec->data, dec->len)) ||
             name_stripped(pol, dec->data, dec->len))
             return 1;
-        if (round + 1 == DECODE_ROUNDS || !has_escape(dec->data, dec->len))
+        if (round + 1 == DECODE_ROUNDS || !sg_has_escape(dec->data, dec->len))
             break;
         if (sg_percent_decode(dec->data, dec->len, false, alt) < 0)
             return -1;

@@ -6,6 +6,7 @@
 #include "testutil.h"
 
 #include "scrubgate/scrub.h"
+#include "scrubgate/decode.h"
 
 #include <stdio.h>
 #include <string.h>
