@@ -323,6 +323,7 @@ static int check_props(struct reader *r, json_t *v, int depth)
 }
 
 int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_ctx *ctx,
+                       const char *phone_region,
                        const struct sg_limits *limits, char *err, size_t errlen)
 {
     struct reader r = {limits, err, errlen};
@@ -340,7 +341,7 @@ int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_
     if (!charset_ok(ev->name, NAME_CHARS))
         return FAIL(&r, "%s: only letters, digits, space and _ . : - are allowed", "event");
     /* The name leaves, and is logged and written to the sync log: no personal data in it. */
-    static const struct sg_scrub_spec all = {SG_DET_ALL, NULL, NULL};
+    const struct sg_scrub_spec all = {SG_DET_ALL, NULL, phone_region};
     if (long_digit_run(ev->name) || sg_scrub_detect_identifier(&all, ev->name, strlen(ev->name)) != 0)
         return FAIL(&r, "%s: looks like personal data (a phone, card or IP address, an "
                         "email, an IBAN or a national id)",

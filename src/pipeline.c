@@ -2,6 +2,7 @@
  * pipeline.c - request context, and the normalize -> consent -> rules path.
  */
 #include "scrubgate/common.h"
+#include "scrubgate/buf.h"
 #include "scrubgate/hash.h"
 #include "scrubgate/netaddr.h"
 #include "scrubgate/pipeline.h"
@@ -11,10 +12,23 @@
 #include <event2/keyvalq_struct.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
 
 /*
- * Split a copy of the Cookie header in place into name=value pairs and point
- * the context at the values it reads. The first occurrence of a name wins.
+ * What a consent cookie reads as when the request carries it twice with
+ * different values (a CMP writing one for the domain and one for a
+ * subdomain): no decoder accepts it, so it denies (TC string: tcf:invalid;
+ * US Privacy: an opt-out). Which copy the site meant cannot be known, and the
+ * grant must not be the one that wins.
+ */
+static const char conflicting_values[] = "!";
+
+/*
+ * Split a copy of the Cookie header(s) in place into name=value pairs and
+ * point the context at the values it reads. Empty values are absent. The
+ * first occurrence of a name wins, except for the consent cookies, whose
+ * differing copies conflict.
  */
 static void parse_cookies(struct sg_request_ctx *ctx, const char **sid)
 {
@@ -28,8 +42,14 @@ static void parse_cookies(struct sg_request_ctx *ctx, const char **sid)
         char *eq = strchr(p, '=');
         if (eq) {
             *eq = '\0';
+            for (char *t = eq; t > p && (t[-1] == ' ' || t[-1] == '\t');) /* "name =" */
+                *--t = '\0';
             char *v = eq + 1;
+            while (*v == ' ' || *v == '\t')
+                v++;
             size_t l = strlen(v);
+            while (l > 0 && (v[l - 1] == ' ' || v[l - 1] == '\t'))
+                v[--l] = '\0';
             if (l >= 2 && v[0] == '"' && v[l - 1] == '"') { /* RFC 6265 quoted value */
                 v[l - 1] = '\0';
                 v++;
@@ -41,12 +61,32 @@ static void parse_cookies(struct sg_request_ctx *ctx, const char **sid)
                                 : !strcmp(p, "usprivacy")    ? &ctx->cookie_usp
                                 : !strcmp(p, SG_SESSION_COOKIE) ? sid
                                                                 : NULL;
-            if (slot && !*slot)
+            bool consent = slot == &ctx->cookie_tcf || slot == &ctx->cookie_usp;
+            if (slot && *v && !*slot)
                 *slot = v;
+            else if (slot && *v && consent && strcmp(*slot, v) != 0)
+                *slot = conflicting_values;
         }
         p = end ? end + 1 : NULL;
     }
     ctx->cookie_ttclid = ttclid ? ttclid : ttclid_alt;
+}
+
+/* Sec-GPC: "1"; a list ("1, 1", "0, 1") counts when any element is "1". */
+static bool gpc_value(const char *v)
+{
+    while (*v) {
+        while (*v == ' ' || *v == '\t' || *v == ',')
+            v++;
+        size_t n = strcspn(v, ",");
+        size_t t = n;
+        while (t > 0 && (v[t - 1] == ' ' || v[t - 1] == '\t'))
+            t--;
+        if (t == 1 && v[0] == '1')
+            return true;
+        v += n;
+    }
+    return false;
 }
 
 static bool valid_session_id(const char *s)
@@ -108,14 +148,26 @@ int sg_request_ctx_init(struct sg_request_ctx *ctx, const struct sg_config *cfg,
     ctx->headers = headers;
     client_ip(ctx, cfg, peer_ip ? peer_ip : "", evhttp_find_header(headers, "X-Forwarded-For"));
     ctx->user_agent = evhttp_find_header(headers, "User-Agent");
-    const char *gpc = evhttp_find_header(headers, "Sec-GPC");
-    ctx->gpc = gpc && strcmp(gpc, "1") == 0;
-    const char *cookie = evhttp_find_header(headers, "Cookie");
+    /* Every Sec-GPC header and every Cookie header counts, not the first only: a refusal
+     * must not hide behind an earlier copy. */
+    struct sg_buf cookies;
+    sg_buf_init(&cookies, 0);
+    struct evkeyval *h;
+    TAILQ_FOREACH(h, headers, next) {
+        if (!strcasecmp(h->key, "Sec-GPC"))
+            ctx->gpc |= gpc_value(h->value);
+        else if (!strcasecmp(h->key, "Cookie")) {
+            if (cookies.len)
+                sg_buf_adds(&cookies, "; ");
+            sg_buf_adds(&cookies, h->value);
+        }
+    }
     const char *sid = NULL;
-    if (cookie) {
-        ctx->cookies = sg_xstrdup(cookie);
+    if (cookies.len) {
+        ctx->cookies = sg_buf_detach(&cookies, NULL);
         parse_cookies(ctx, &sid);
     }
+    sg_buf_release(&cookies);
     if (sid && valid_session_id(sid)) {
         memcpy(ctx->session_id, sid, 33);
     } else {
@@ -147,7 +199,7 @@ enum sg_pipe_result sg_pipeline_run(const struct sg_site *site, const struct sg_
                                     struct sg_event *ev, char *err, size_t errlen)
 {
     const char *reason = NULL;
-    if (sg_event_from_json(ev, in, ctx, limits, err, errlen) < 0)
+    if (sg_event_from_json(ev, in, ctx, site->phone_region, limits, err, errlen) < 0)
         return SG_PIPE_INVALID;
     struct sg_consent_signals sig = {ev->consent_field, ctx->gpc, json_object_get(in, "gpc"),
                                      ctx->cookie_tcf, ctx->cookie_usp};

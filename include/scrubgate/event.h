@@ -114,9 +114,11 @@ void sg_event_receipt(struct sg_event *ev, const char *rule_id, int field,
  * Validate one input event object and fill ev (ev must be initialized).
  * Only known fields are read; everything else in the input is ignored and so
  * can never leave. On a client error returns -1 with a one-line reason in err
- * that names the field, never its value.
+ * that names the field, never its value. phone_region is the site's (or
+ * NULL), for the personal-data checks of the event name and id.
  */
 int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_ctx *ctx,
+                       const char *phone_region,
                        const struct sg_limits *limits, char *err, size_t errlen);
 
 /* Parse an RFC 3339 timestamp into Unix seconds. 0 or -1. */

@@ -81,28 +81,6 @@ static long b64decode(const char *s, size_t len, unsigned char *out, size_t cap)
 }
 
 /*
- * The segments after the core one are skipped, not decoded, but each must
- * still be there and be base64url: IAB's decoder refuses an empty or garbled
- * segment, and so does this one.
- */
-static bool segments_ok(const char *s, size_t len)
-{
-    size_t seg = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '.') {
-            if (seg == 0)
-                return false;
-            seg = 0;
-        } else if (sg_b64val((unsigned char)s[i]) < 0 && s[i] != '=') {
-            return false;
-        } else {
-            seg++;
-        }
-    }
-    return seg > 0;
-}
-
-/*
  * A vendor section (consent or LI): is vendor in it? Ranges are validated
  * whether or not they hold the vendor: a range past MaxVendorId or reversed
  * is malformed.
@@ -148,6 +126,47 @@ static int vendor_section(struct bits *b, unsigned vendor, unsigned *max, bool *
     return 0;
 }
 
+/*
+ * The segments after the core one decide nothing here, but each must be one
+ * IAB's decoder reads: base64url, a known type (1 disclosed vendors, 2
+ * allowed vendors, 3 publisher purposes; a second core segment, type 0,
+ * would overwrite the first there), each type once, and not cut short. A
+ * string that decoder refuses or reads differently is malformed here too.
+ */
+static bool segments_ok(const char *s, size_t len)
+{
+    unsigned char buf[SG_TCF_MAX_CHARS * 3 / 4 + 3];
+    unsigned seen = 0;
+    while (len > 0) {
+        const char *dot = memchr(s, '.', len);
+        size_t n = dot ? (size_t)(dot - s) : len;
+        long bits = b64decode(s, n, buf, sizeof(buf));
+        if (bits <= 0) /* empty, or a character outside the alphabet ('=' inside it too) */
+            return false;
+        struct bits b = {buf, (size_t)bits, 0};
+        unsigned type, max, npc, dummy;
+        bool has;
+        const char *why;
+        if (get_u(&b, 3, &type) < 0 || type < 1 || type > 3 || (seen & (1u << type)))
+            return false;
+        seen |= 1u << type;
+        if (type == 3) { /* PubPurposesConsent, PubPurposesLITransparency, custom purposes */
+            if (get_u(&b, 24, &dummy) < 0 || get_u(&b, 24, &dummy) < 0 || get_u(&b, 6, &npc) < 0 ||
+                get_u(&b, npc, &dummy) < 0 || get_u(&b, npc, &dummy) < 0)
+                return false;
+        } else if (vendor_section(&b, 0, &max, &has, &why) < 0) {
+            return false;
+        }
+        if (!dot)
+            return true;
+        len -= n + 1;
+        s = dot + 1;
+        if (len == 0)
+            return false; /* a trailing dot: an empty segment */
+    }
+    return false;
+}
+
 int sg_tcf_decode(const char *s, size_t len, unsigned vendor_id, struct sg_tcf *out,
                   const char **why)
 {
@@ -174,11 +193,15 @@ int sg_tcf_decode(const char *s, size_t len, unsigned vendor_id, struct sg_tcf *
         return *why = "truncated", -1;
     if (out->version != 2)
         return *why = "not version 2", -1;
+    if (out->cmp_id < 2) /* IAB's model refuses CMP ids 0 and 1 */
+        return *why = "bad CMP id", -1;
     unsigned ss, p1;
     if (get_u(&b, 1, &ss) < 0 || get_u(&b, 1, &dummy) < 0 || get_u(&b, 12, &dummy) < 0 ||
         get_u(&b, 24, &out->purpose_consent) < 0 || get_u(&b, 24, &out->purpose_li) < 0 ||
         get_u(&b, 1, &p1) < 0 || get_u(&b, 12, &dummy) < 0)
         return *why = "truncated", -1;
+    if ((dummy >> 6) > 57 || (dummy & 63) > 57) /* PublisherCC: two letters, 'A' + 0..57 */
+        return *why = "bad publisher country", -1;
     out->service_specific = ss;
     /* Purposes are numbered from the left: purpose 1 is the first of the 24 bits. */
     uint32_t c = 0, l = 0;

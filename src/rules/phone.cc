@@ -48,6 +48,7 @@ const PhoneNumberUtil &lib()
 }
 
 /* The input as a string, "00" turned into "+" (the international prefix most of the world dials). */
+/* The input without leading blanks, as a string; false when empty or too long. */
 bool prepare(const char *in, size_t len, std::string *out)
 {
     while (len > 0 && (*in == ' ' || *in == '\t')) {
@@ -56,10 +57,7 @@ bool prepare(const char *in, size_t len, std::string *out)
     }
     if (len == 0 || len > SG_PHONE_MAX_INPUT)
         return false;
-    if (len > 2 && in[0] == '0' && in[1] == '0' && in[2] >= '1' && in[2] <= '9')
-        out->assign("+").append(in + 2, len - 2);
-    else
-        out->assign(in, len);
+    out->assign(in, len);
     return true;
 }
 
@@ -68,11 +66,40 @@ bool international(const std::string &s)
     return s[0] == '+';
 }
 
-bool valid_for(const PhoneNumberUtil &u, const std::string &s, const std::string &region,
-               PhoneNumber *num)
+std::string digits(const std::string &s)
 {
-    return u.Parse(s, region, num) == PhoneNumberUtil::NO_PARSING_ERROR &&
-           (region == "ZZ" ? u.IsValidNumber(*num) : u.IsValidNumberForRegion(*num, region));
+    std::string d;
+    for (char c : s)
+        if (c >= '0' && c <= '9')
+            d += c;
+    return d;
+}
+
+/*
+ * s with a leading "00" read as "+" (the international prefix most of the
+ * world dials), when that is what it is: the number it then parses to keeps
+ * every digit after the "00". "0011 32 1234 5678" (Australia's prefix) would
+ * lose one, so it is not read that way: only the site's region can say.
+ */
+bool plus_for_00(const PhoneNumberUtil &u, const std::string &s, PhoneNumber *num)
+{
+    if (s.size() < 3 || s[0] != '0' || s[1] != '0' || s[2] < '1' || s[2] > '9')
+        return false;
+    std::string plus = "+" + s.substr(2), e164;
+    if (u.Parse(plus, "ZZ", num) != PhoneNumberUtil::NO_PARSING_ERROR || !u.IsValidNumber(*num))
+        return false;
+    u.Format(*num, PhoneNumberUtil::E164, &e164);
+    return e164.substr(1) == digits(s).substr(2);
+}
+
+/*
+ * Parse s as a person in region wrote it (its national prefix, its own
+ * international prefix: "011" in the US, "0011" in Australia) and check the
+ * number is valid, whichever country it belongs to.
+ */
+bool valid_in(const PhoneNumberUtil &u, const std::string &s, const char *region, PhoneNumber *num)
+{
+    return u.Parse(s, region, num) == PhoneNumberUtil::NO_PARSING_ERROR && u.IsValidNumber(*num);
 }
 
 } // namespace
@@ -97,14 +124,16 @@ extern "C" int sg_phone_e164(const char *in, size_t len, const char *region, cha
         if (!prepare(in, len, &s))
             return -1;
         /*
-         * Without a region the library is given "ZZ" (unknown region): it then parses only
-         * a number that carries its own "+" (also after leading punctuation, as in TikTok's
-         * "(+1)2133734253") and fails on a national number: never guessed. An unknown region
-         * behaves the same way (the library knows no national format for it).
+         * A number with its own "+" (also after leading punctuation, as in TikTok's
+         * "(+1)2133734253") is parsed with "ZZ", the unknown region; a national one only
+         * with the site's region, which also knows that region's international prefix; a
+         * leading "00" without a region only when it is unambiguous (plus_for_00). Nothing
+         * else is guessed. An unknown region behaves as none (the library knows no national
+         * format for it).
          */
-        const char *assumed = region && !international(s) ? region : "ZZ";
-        if (u.Parse(s, assumed, &num) != PhoneNumberUtil::NO_PARSING_ERROR ||
-            !u.IsValidNumber(num))
+        bool ok = valid_in(u, s, region && !international(s) ? region : "ZZ", &num) ||
+                  plus_for_00(u, s, &num);
+        if (!ok)
             return -1;
         u.Format(num, PhoneNumberUtil::E164, &e164);
         if (e164.size() + 1 > cap)
@@ -125,11 +154,11 @@ extern "C" int sg_phone_text_candidate(const char *s, size_t len, const char *re
         if (!prepare(s, len, &in))
             return 0;
         if (international(in))
-            return valid_for(u, in, "ZZ", &num) ? 1 : 0;
-        if (region && valid_for(u, in, region, &num))
+            return valid_in(u, in, "ZZ", &num) ? 1 : 0;
+        if (plus_for_00(u, in, &num) || (region && valid_in(u, in, region, &num)))
             return 1;
-        for (const char *r : detect_regions)
-            if (valid_for(u, in, r, &num))
+        for (const char *r : detect_regions) /* a national number, or one dialled from there */
+            if (valid_in(u, in, r, &num))
                 return 1;
         return 0;
     } catch (...) {

@@ -1172,12 +1172,45 @@ bool sg_scrub_param_name_sensitive(const char *name, size_t len)
     return false;
 }
 
-static bool name_stripped(const struct sg_url_policy *pol, const char *name, size_t len)
+/* Does s mention one of the policy's stripped names as a word of its own (any case)? */
+static bool mentions_stripped(const struct sg_url_policy *pol, const char *s, size_t len)
 {
-    for (size_t i = 0; i < pol->n_strip; i++)
-        if (strlen(pol->strip[i]) == len && sg_strncaseeq(pol->strip[i], name, len))
-            return true;
+    for (size_t k = 0; k < pol->n_strip; k++) {
+        size_t n = strlen(pol->strip[k]);
+        for (size_t i = 0; n > 0 && i + n <= len; i++)
+            if (sg_strncaseeq(s + i, pol->strip[k], n) && (i == 0 || !sg_is_alnum(s[i - 1])) &&
+                (i + n == len || !sg_is_alnum(s[i + n])))
+                return true;
+    }
     return false;
+}
+
+/*
+ * Does the URL part mention a stripped name (a click id parameter that must
+ * not leave), as written, percent-decoded to a fixed point, or folded? Any
+ * mention counts: "_ttclid", "ttclid[]", a redirect target's own query
+ * ("?next=https%3A%2F%2Fx%2F%3Fttclid%3D…"), a hash route ("#/?ttclid=…").
+ * Uses scratch 2, 3 and 5.
+ */
+static int mentions_decoded(const struct sg_url_policy *pol, const char *p, size_t len, bool plus)
+{
+    struct sg_buf *dec = &tl_scratch[2], *alt = &tl_scratch[3], *f = &tl_scratch[5];
+    if (pol->n_strip == 0)
+        return 0;
+    if (sg_percent_decode(p, len, plus, dec) < 0)
+        return -1;
+    for (int round = 0;; round++) {
+        if (mentions_stripped(pol, dec->data, dec->len) ||
+            (sg_fold(dec->data, dec->len, false, f) && mentions_stripped(pol, f->data, f->len)))
+            return 1;
+        if (round + 1 == DECODE_ROUNDS || !sg_has_escape(dec->data, dec->len))
+            return 0;
+        if (sg_percent_decode(dec->data, dec->len, false, alt) < 0)
+            return -1;
+        struct sg_buf *t = dec;
+        dec = alt;
+        alt = t;
+    }
 }
 
 /* A name=value pair (query, fragment or ;matrix parameter): 1 when it must go, 0 when not, -1. */
@@ -1189,8 +1222,7 @@ static int pair_verdict(const struct sg_url_policy *pol, const char *p, size_t l
     if (sg_percent_decode(p, nlen, true, dec) < 0)
         return -1;
     for (int round = 0;; round++) { /* a name encoded twice is still its name */
-        if ((pol->sensitive_params && sg_scrub_param_name_sensitive(dec->data, dec->len)) ||
-            name_stripped(pol, dec->data, dec->len))
+        if (pol->sensitive_params && sg_scrub_param_name_sensitive(dec->data, dec->len))
             return 1;
         if (round + 1 == DECODE_ROUNDS || !sg_has_escape(dec->data, dec->len))
             break;
@@ -1200,7 +1232,10 @@ static int pair_verdict(const struct sg_url_policy *pol, const char *p, size_t l
         dec = alt;
         alt = t;
     }
-    int rc = detect_decoded(&pol->spec, p, nlen, true, false); /* names carry data too */
+    int rc = mentions_decoded(pol, p, len, true); /* in the name, or in a nested URL */
+    if (rc != 0)
+        return rc;
+    rc = detect_decoded(&pol->spec, p, nlen, true, false); /* names carry data too */
     if (rc != 0 || !eq)
         return rc;
     return detect_decoded(&pol->spec, eq + 1, len - nlen - 1, true, false);
@@ -1290,7 +1325,9 @@ int sg_scrub_url(const struct sg_url_policy *pol, const char *url, struct sg_buf
             continue;
         const char *semi = memchr(url + pos, ';', seg_end - pos);
         size_t main_end = semi ? (size_t)(semi - url) : seg_end;
-        int rc = detect_decoded(&pol->spec, url + pos, main_end - pos, false, false);
+        int rc = mentions_decoded(pol, url + pos, main_end - pos, false);
+        if (rc == 0)
+            rc = detect_decoded(&pol->spec, url + pos, main_end - pos, false, false);
         if (rc < 0)
             return -1;
         if (rc) {
@@ -1310,7 +1347,9 @@ int sg_scrub_url(const struct sg_url_policy *pol, const char *url, struct sg_buf
     /* Fragment: kept whole or dropped whole (it may carry OAuth tokens as pairs). */
     if (frag) {
         const char *f = frag + 1, *end = url + len;
-        int verdict = detect_decoded(&pol->spec, f, (size_t)(end - f), false, false);
+        int verdict = mentions_decoded(pol, f, (size_t)(end - f), false);
+        if (verdict == 0)
+            verdict = detect_decoded(&pol->spec, f, (size_t)(end - f), false, false);
         for (const char *p = f; verdict == 0 && p < end;) {
             const char *amp = memchr(p, '&', (size_t)(end - p));
             if (!amp)

@@ -164,11 +164,20 @@ class Proxy:
     def request(self, method, path, body=None, headers=None):
         """One HTTP request on a fresh connection: (status, headers dict, body bytes)."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        h = {"Content-Type": "application/json"}
-        h.update(headers or {})
         if isinstance(body, (dict, list)):
             body = json.dumps(body)
-        conn.request(method, path, body=body, headers={k: v for k, v in h.items() if v is not None})
+        if isinstance(headers, list):  # (name, value) pairs: a name may repeat
+            data = body.encode() if isinstance(body, str) else (body or b"")
+            conn.putrequest(method, path)
+            for k, v in [("Content-Type", "application/json"),
+                         ("Content-Length", str(len(data)))] + headers:
+                conn.putheader(k, v)
+            conn.endheaders(data)
+        else:
+            h = {"Content-Type": "application/json"}
+            h.update(headers or {})
+            conn.request(method, path, body=body,
+                         headers={k: v for k, v in h.items() if v is not None})
         r = conn.getresponse()
         data = r.read()
         hdrs = {k.lower(): v for k, v in r.getheaders()}

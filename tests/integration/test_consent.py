@@ -152,6 +152,38 @@ class ConsentSignalsTest(unittest.TestCase):
         self.assert_click_ids(out, True)
         self.assertEqual(line["consent"]["ad_user_data"], "tcf:granted")
 
+    def test_repeated_cookies_and_headers_cannot_hide_a_refusal(self):
+        # A CMP that writes one cookie for the domain and one for a subdomain, two Cookie
+        # headers, Sec-GPC twice or as a list: every copy counts, and copies that differ deny.
+        grant = tcf.encode(vendor_consents={VENDOR}, purposes=set(range(1, 11)))
+        for headers in ([("Cookie", "euconsent-v2=%s; euconsent-v2=%s" % (grant, REJECT_ALL))],
+                        [("Cookie", "euconsent-v2=; euconsent-v2=" + REJECT_ALL)],
+                        [("Cookie", "a=b"), ("Cookie", "euconsent-v2=" + REJECT_ALL)],
+                        [("Cookie", "euconsent-v2 = " + REJECT_ALL)],
+                        [("Cookie", "usprivacy=1YNN; usprivacy=1YYN")],
+                        [("Cookie", "a=b"), ("Cookie", "usprivacy=1YYN")],
+                        [("Sec-GPC", "0"), ("Sec-GPC", "1")],
+                        [("Sec-GPC", "1, 1")]):
+            with self.subTest(headers=headers):
+                out, _ = self.send(headers=headers, site="open")
+                self.assert_click_ids(out, False)
+                self.assertNotIn("external_id", out["user"])
+        out, line = self.send(headers=[("Cookie", "euconsent-v2=%s; euconsent-v2=%s" % (grant, grant))],
+                              site="shop")
+        self.assert_click_ids(out, True)  # the same value twice is one signal
+        self.assertEqual(line["consent"]["tcf"], "applied")
+
+    def test_later_segments_that_iab_refuses_deny(self):
+        # A second core segment (IAB reads the refusal after the grant), an unknown segment
+        # type, a cut-short vendors segment, '=' inside a segment: malformed, so denied.
+        grant = tcf.encode(vendor_consents={VENDOR}, purposes=set(range(1, 11)))
+        for s in (grant + "." + REJECT_ALL, grant + ".oAAA", grant + ".IPoP_", grant + ".A=B"):
+            with self.subTest(tc=s[-12:]):
+                out, line = self.send(headers={"Cookie": "euconsent-v2=" + s}, site="open")
+                self.assert_click_ids(out, False)
+                self.assertEqual(line["consent"]["tcf"], "malformed")
+                self.assertEqual(line["consent"]["ad_storage"], "tcf:invalid")
+
     def test_gcs(self):
         out, line = self.send(consent={"gcs": "G110"})
         self.assert_click_ids(out, False)                        # ad_user_data: default denied

@@ -43,6 +43,29 @@ static void unknown_regions_behave_as_none(void **state)
     }
 }
 
+/*
+ * A number dialled with an international prefix other than "00": only the
+ * site's region says which (Australia's 0011, Brazil's carrier codes, the
+ * US's 011); without a region "0011 …" is not read as "+11 …" (it would lose
+ * a digit), and in text such numbers are caught through the region.
+ */
+static void international_prefixes(void **state)
+{
+    char out[SG_PHONE_E164_CAP];
+    (void)state;
+    assert_int_equal(sg_phone_e164("0011 32 12345678", 16, "AU", out, sizeof(out)), 0);
+    assert_string_equal(out, "+3212345678");
+    assert_int_equal(sg_phone_e164("0043 33 612345678", 17, "BR", out, sizeof(out)), 0);
+    assert_string_equal(out, "+33612345678");
+    assert_int_equal(sg_phone_e164("011 44 20 7946 0958", 19, "US", out, sizeof(out)), 0);
+    assert_string_equal(out, "+442079460958");
+    assert_int_equal(sg_phone_e164("0011 32 12345678", 16, NULL, out, sizeof(out)), -1);
+    assert_int_equal(sg_phone_e164("0044 20 7946 0958", 17, NULL, out, sizeof(out)), 0);
+    assert_string_equal(out, "+442079460958");
+    assert_int_equal(sg_phone_text_candidate("011 44 20 7946 0958", 19, "US"), 1);
+    assert_int_equal(sg_phone_text_candidate("00 1 213 373 4253", 17, "GB"), 1);
+}
+
 /* Only len bytes are read: the number need not end with a NUL, and what follows is ignored. */
 static void length_is_respected(void **state)
 {
@@ -83,6 +106,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(regions_known),
         cmocka_unit_test(unknown_regions_behave_as_none),
+        cmocka_unit_test(international_prefixes),
         cmocka_unit_test(length_is_respected),
         cmocka_unit_test(output_never_cut),
     };

@@ -184,6 +184,16 @@ static void url_scrubbing(void **state)
     struct sg_url_policy s = {{0, NULL, NULL}, false, strip_ttclid, 1};
     expect_url(&s, "https://x.example/?ttclid=E.C.P.a&a=1", "https://x.example/?a=1");
     expect_url(&s, "https://x.example/?TTCLID=E.C.P.a", "https://x.example/");
+    /* a click id anywhere in the URL: a hash route, a nested redirect, other spellings */
+    expect_url(&s, "https://x.example/t?x=1#/?ttclid=E.C.P.a", "https://x.example/t?x=1");
+    expect_url(&s, "https://x.example/?next=https%3A%2F%2Fy.example%2F%3Fttclid%3DE.C.P.a&a=1",
+               "https://x.example/?a=1");
+    expect_url(&s, "https://x.example/?a=1;ttclid=E.C.P.a&b=2", "https://x.example/?b=2");
+    expect_url(&s, "https://x.example/?a=1&amp;ttclid=E.C.P.a", "https://x.example/?a=1");
+    expect_url(&s, "https://x.example/?_ttclid=E&ttclid[]=E&ttclid%20=E&b=2", "https://x.example/?b=2");
+    expect_url(&s, "https://x.example/?%EF%BD%94tclid=E&b=2", "https://x.example/?b=2"); /* ｔ */
+    expect_url(&s, "https://x.example/p/ttclid=E.C.P.a/q", "https://x.example/p/redacted/q");
+    expect_url(&s, "https://x.example/?xttclid=1&ttclid2=1", "https://x.example/?xttclid=1&ttclid2=1");
 }
 
 static void sensitive_names(void **state)
