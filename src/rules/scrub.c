@@ -5,6 +5,13 @@
  * data and scratch buffers, so the hot path does not allocate once warm.
  * Every match runs under a match and depth limit; hitting one is an error
  * that the caller turns into "do not send", never into "send unscrubbed".
+ *
+ * A pattern finds candidates; a validator decides (Luhn, mod-97 with the
+ * registered length, SSN ranges, inet_pton, libphonenumber through phone.h).
+ * Besides the text as written, the scrubber scans what it decodes to
+ * (decode.c: percent-encoding, escapes, base64, look-alike characters) and
+ * removes the word or parameter that held the hit. docs/RULES.md describes
+ * each detector and publishes what they catch on public test data.
  */
 #include "scrubgate/common.h"
 #include "scrubgate/buf.h"
