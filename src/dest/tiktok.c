@@ -191,9 +191,26 @@ json_t *sg_tiktok_event_json(const struct sg_event *ev)
 
     json_t *user = json_object();
     for (size_t i = 0; i < SG_ARRAY_SIZE(user_keys); i++) {
-        const char *v = ev->val[user_keys[i].field];
-        if (!v || !may_leave(ev, user_keys[i].field))
+        enum sg_field f = user_keys[i].field;
+        const char *v = ev->val[f];
+        if (!v || !may_leave(ev, f))
             continue;
+        if (sg_field_multi(f) && ev->more[f][0]) {
+            /* Several values: an array of the digests (TikTok accepts a string or an array). */
+            json_t *arr = json_array();
+            size_t n = sg_event_count(ev, f);
+            for (size_t k = 0; k < n; k++) {
+                const char *e = k ? ev->more[f][k - 1] : v;
+                if (!user_keys[i].must_be_hashed || sg_is_hex256(e))
+                    json_array_append_new(arr, json_string(e));
+            }
+            if (json_array_size(arr) == 1)
+                json_object_set(user, user_keys[i].key, json_array_get(arr, 0));
+            else if (json_array_size(arr) > 1)
+                json_object_set(user, user_keys[i].key, arr);
+            json_decref(arr);
+            continue;
+        }
         if (user_keys[i].must_be_hashed && !sg_is_hex256(v))
             continue; /* never raw: TikTok would answer 40062, and it must not leave anyway */
         json_object_set_new(user, user_keys[i].key, json_string(v));
