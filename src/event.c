@@ -464,6 +464,14 @@ int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_
         get_object(&r, in, "properties", &props) < 0)
         return -1;
 
+    /* The site may restrict its own data use, never un-restrict: true sticks (rules.c). */
+    json_t *ldu = json_object_get(in, "limited_data_use");
+    if (ldu && !json_is_null(ldu) && !json_is_boolean(ldu)) {
+        return FAIL(&r, "%s: must be true or false", "limited_data_use");
+    }
+    if (json_is_true(ldu))
+        ev->ldu = ev->ldu_requested = true;
+
     if (get_string(&r, page, "url", "page.url", false, &ev->val[SG_F_PAGE_URL]) < 0 ||
         get_string(&r, page, "referrer", "page.referrer", false, &ev->val[SG_F_PAGE_REFERRER]) < 0)
         return -1;

@@ -98,6 +98,7 @@ struct sg_event {
     char *more[SG_F__COUNT][SG_MULTI_MAX - 1];
     json_t *props;               /* owned; properties object or NULL */
     bool ldu;                    /* limited_data_use */
+    bool ldu_requested;          /* the event asked for limited_data_use: no rule un-sets it */
     uint32_t allowed;            /* bit per enum sg_field: may leave */
     json_t *consent_field;       /* borrowed from the input: the event's consent value */
     struct sg_consent consent;

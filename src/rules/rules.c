@@ -858,7 +858,7 @@ int sg_ruleset_apply(const struct sg_ruleset *rs, struct sg_event *ev,
                     json_decref(ev->props);
                     ev->props = NULL;
                 } else if (f == SG_F_LIMITED_DATA_USE) {
-                    ev->ldu = false;
+                    ev->ldu = ev->ldu_requested; /* the event's own true stays */
                 } else {
                     sg_event_set(ev, (enum sg_field)f, NULL);
                 }
@@ -875,7 +875,7 @@ int sg_ruleset_apply(const struct sg_ruleset *rs, struct sg_event *ev,
                 break;
             case ACT_SET:
                 if (f == SG_F_LIMITED_DATA_USE) {
-                    ev->ldu = json_is_true(r->value);
+                    ev->ldu = json_is_true(r->value) || ev->ldu_requested;
                 } else if (r->from == SET_HEADER) {
                     const char *h = ev->ctx && ev->ctx->headers
                                         ? evhttp_find_header(ev->ctx->headers, r->header)

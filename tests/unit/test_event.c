@@ -171,6 +171,24 @@ static void identifier_arrays(void **state)
     sg_event_release(&ev);
 }
 
+static void limited_data_use_from_event(void **state)
+{
+    struct sg_request_ctx ctx = {.now = 1763700000};
+    struct sg_event ev;
+    char err[256];
+    (void)state;
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"limited_data_use\":true}", &ctx, &ev, err), 0);
+    assert_true(ev.ldu);
+    assert_true(ev.ldu_requested);
+    sg_event_release(&ev);
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"limited_data_use\":false}", &ctx, &ev, err), 0);
+    assert_false(ev.ldu);
+    sg_event_release(&ev);
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"limited_data_use\":\"yes\"}", &ctx, &ev, err), -1);
+    assert_string_equal(err, "limited_data_use: must be true or false");
+    sg_event_release(&ev);
+}
+
 static void identifiers_cannot_carry_personal_data(void **state)
 {
     struct sg_request_ctx ctx = {.now = 1763700000, .cookie_ttp = "bad value@x.io"};
@@ -294,7 +312,7 @@ int main(void)
         cmocka_unit_test(rfc3339),           cmocka_unit_test(timestamps_and_ids),
         cmocka_unit_test(click_id_precedence), cmocka_unit_test(body_ip_needs_trust),
         cmocka_unit_test(errors_name_the_field_not_the_value),
-        cmocka_unit_test(identifier_arrays), cmocka_unit_test(query_param),
+        cmocka_unit_test(identifier_arrays), cmocka_unit_test(limited_data_use_from_event), cmocka_unit_test(query_param),
         cmocka_unit_test(identifiers_cannot_carry_personal_data),
         cmocka_unit_test(timestamps_out_of_range),
     };
