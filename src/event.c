@@ -58,8 +58,11 @@ void sg_event_release(struct sg_event *ev)
 {
     free(ev->name);
     free(ev->event_id);
-    for (int i = 0; i < SG_F__COUNT; i++)
+    for (int i = 0; i < SG_F__COUNT; i++) {
         free(ev->val[i]);
+        for (size_t k = 0; k < SG_MULTI_MAX - 1; k++)
+            free(ev->more[i][k]);
+    }
     json_decref(ev->props);
     sg_event_init(ev);
 }
@@ -68,6 +71,43 @@ void sg_event_set(struct sg_event *ev, enum sg_field f, char *v)
 {
     free(ev->val[f]);
     ev->val[f] = v;
+    for (size_t k = 0; k < SG_MULTI_MAX - 1; k++) {
+        free(ev->more[f][k]);
+        ev->more[f][k] = NULL;
+    }
+}
+
+bool sg_field_multi(enum sg_field f)
+{
+    return f == SG_F_USER_EMAIL || f == SG_F_USER_PHONE || f == SG_F_USER_EXTERNAL_ID;
+}
+
+size_t sg_event_count(const struct sg_event *ev, enum sg_field f)
+{
+    if ((unsigned)f >= SG_F__COUNT || !ev->val[f])
+        return 0;
+    size_t n = 1;
+    while (n < SG_MULTI_MAX && ev->more[f][n - 1])
+        n++;
+    return n;
+}
+
+char **sg_event_slot(struct sg_event *ev, enum sg_field f, size_t i)
+{
+    return i == 0 ? &ev->val[f] : &ev->more[f][i - 1];
+}
+
+void sg_event_pack(struct sg_event *ev, enum sg_field f)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < SG_MULTI_MAX; i++) {
+        char **s = sg_event_slot(ev, f, i);
+        if (!*s)
+            continue;
+        char *v = *s;
+        *s = NULL;
+        *sg_event_slot(ev, f, w++) = v;
+    }
 }
 
 void sg_event_receipt(struct sg_event *ev, const char *rule_id, int field,
@@ -253,6 +293,61 @@ static int get_string(struct reader *r, json_t *obj, const char *key, const char
                 label);
 }
 
+/*
+ * user.email, user.phone(_number), user.external_id: a string (or, with
+ * allow_number, an integer) or an array of up to SG_MULTI_MAX of them, all of
+ * one JSON type; each element is read as a single value would be (an empty
+ * string is no value). Present, it replaces what an earlier key gave.
+ */
+static int get_identifiers(struct reader *r, json_t *obj, const char *key, const char *label,
+                           bool allow_number, struct sg_event *ev, enum sg_field f)
+{
+    json_t *v = obj ? json_object_get(obj, key) : NULL, *item;
+    size_t i, n = 0;
+    if (v && !json_is_array(v) && !json_is_null(v) && !json_is_string(v) &&
+        !(allow_number && json_is_integer(v)))
+        return FAIL(r,
+                    allow_number ? "%s: must be a string, an integer or an array of up to 5"
+                                 : "%s: must be a string or an array of up to 5 strings",
+                    label);
+    if (!v || !json_is_array(v)) {
+        char *one = ev->val[f] ? sg_xstrdup(ev->val[f]) : NULL;
+        int rc = get_string(r, obj, key, label, allow_number, &one);
+        if (rc == 0 && v && !json_is_null(v))
+            sg_event_set(ev, f, one); /* a single value replaces every earlier one */
+        else
+            free(one);
+        return rc;
+    }
+    if (json_array_size(v) > SG_MULTI_MAX)
+        return FAIL(r, "%s: more than %d values", label, SG_MULTI_MAX);
+    json_t *first = json_array_get(v, 0);
+    json_array_foreach(v, i, item) {
+        bool ok = json_is_string(item) || (allow_number && json_is_integer(item));
+        if (!ok || json_typeof(item) != json_typeof(first))
+            return FAIL(r,
+                        allow_number ? "%s: an array must hold only strings or only integers"
+                                     : "%s: an array must hold only strings",
+                        label);
+        if (json_is_string(item) && json_string_length(item) > r->limits->max_field_bytes)
+            return FAIL(r, "%s: longer than the field limit", label);
+        if (json_is_string(item) && memchr(json_string_value(item), '\0', json_string_length(item)))
+            return FAIL(r, "%s: contains a NUL character", label);
+    }
+    sg_event_set(ev, f, NULL);
+    json_array_foreach(v, i, item) {
+        char *s;
+        if (json_is_integer(item))
+            s = sg_xasprintf("%lld", (long long)json_integer_value(item));
+        else if (json_string_length(item) > 0)
+            s = sg_xstrndup(json_string_value(item), json_string_length(item));
+        else
+            continue;
+        *sg_event_slot(ev, f, n++) = s;
+    }
+    return 0;
+}
+
 static int get_object(struct reader *r, json_t *obj, const char *key, json_t **out)
 {
     json_t *v = json_object_get(obj, key);
@@ -369,22 +464,30 @@ int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_
         get_object(&r, in, "properties", &props) < 0)
         return -1;
 
+    /* The site may restrict its own data use, never un-restrict: true sticks (rules.c). */
+    json_t *ldu = json_object_get(in, "limited_data_use");
+    if (ldu && !json_is_null(ldu) && !json_is_boolean(ldu)) {
+        return FAIL(&r, "%s: must be true or false", "limited_data_use");
+    }
+    if (json_is_true(ldu))
+        ev->ldu = ev->ldu_requested = true;
+
     if (get_string(&r, page, "url", "page.url", false, &ev->val[SG_F_PAGE_URL]) < 0 ||
         get_string(&r, page, "referrer", "page.referrer", false, &ev->val[SG_F_PAGE_REFERRER]) < 0)
         return -1;
 
     /* Raw identifiers are read so that rules can hash or drop them explicitly. */
-    if (get_string(&r, user, "email", "user.email", false, &ev->val[SG_F_USER_EMAIL]) < 0 ||
-        get_string(&r, user, "phone_number", "user.phone_number", false,
-                   &ev->val[SG_F_USER_PHONE]) < 0 ||
-        get_string(&r, user, "phone", "user.phone", false, &ev->val[SG_F_USER_PHONE]) < 0 ||
+    if (get_identifiers(&r, user, "email", "user.email", false, ev, SG_F_USER_EMAIL) < 0 ||
+        get_identifiers(&r, user, "phone_number", "user.phone_number", false, ev,
+                        SG_F_USER_PHONE) < 0 ||
+        get_identifiers(&r, user, "phone", "user.phone", false, ev, SG_F_USER_PHONE) < 0 ||
         get_string(&r, user, "first_name", "user.first_name", false,
                    &ev->val[SG_F_USER_FIRST_NAME]) < 0 ||
         get_string(&r, user, "last_name", "user.last_name", false,
                    &ev->val[SG_F_USER_LAST_NAME]) < 0 ||
         get_string(&r, user, "zip_code", "user.zip_code", true, &ev->val[SG_F_USER_ZIP_CODE]) < 0 ||
-        get_string(&r, user, "external_id", "user.external_id", true,
-                   &ev->val[SG_F_USER_EXTERNAL_ID]) < 0 ||
+        get_identifiers(&r, user, "external_id", "user.external_id", true, ev,
+                        SG_F_USER_EXTERNAL_ID) < 0 ||
         get_string(&r, in, "locale", "locale", false, &ev->val[SG_F_USER_LOCALE]) < 0 ||
         get_string(&r, user, "locale", "user.locale", false, &ev->val[SG_F_USER_LOCALE]) < 0)
         return -1;

@@ -33,6 +33,8 @@ EVENT_KEYS = {"event", "event_time", "event_id", "user", "page", "properties", "
 USER_KEYS = {"email", "phone", "external_id", "first_name", "last_name", "zip_code", "ttclid",
              "ttp", "ip", "user_agent", "locale", "city", "state", "country"}
 HASHED_USER_KEYS = {"email", "phone", "external_id", "first_name", "last_name", "zip_code"}
+# TikTok takes a string or an array for these (and only these).
+ARRAY_USER_KEYS = {"email", "phone", "external_id"}
 PAGE_KEYS = {"url", "referrer"}
 PROPERTY_KEYS = {"value", "currency", "content_type", "content_ids", "contents", "num_items",
                  "search_string", "query", "description", "order_id", "shop_id"}
@@ -54,6 +56,8 @@ def _is_number(v):
 
 
 def _check_hashed(key, v):
+    if isinstance(v, list) and (key not in ARRAY_USER_KEYS or not v):
+        raise Reject(40002, "user.%s: Not a valid string" % key)
     values = v if isinstance(v, list) else [v]
     for x in values:
         if not isinstance(x, str) or not HEX64.match(x):
@@ -119,15 +123,22 @@ def validate_event(ev, now):
         if not isinstance(props["content_ids"], list) or not all(
                 isinstance(x, str) for x in props["content_ids"]):
             raise Reject(40002, "properties.content_ids: Not a valid string")
+    if "num_items" in props and (isinstance(props["num_items"], bool) or props["num_items"] < 0):
+        raise Reject(40002, "properties.num_items: must be a non-negative integer")
+    if "contents" in props and not isinstance(props["contents"], list):
+        raise Reject(40002, "properties.contents: must be an array")
     for c in props.get("contents", []):
         if not isinstance(c, dict) or set(c) - CONTENT_KEYS:
             raise Reject(40002, "properties.contents[]: unknown keys")
         if "content_id" in c and not isinstance(c["content_id"], str):
             raise Reject(40002, "properties.contents[].content_id: Not a valid string")
+        for k in ("content_name", "content_category", "brand"):
+            if k in c and not isinstance(c[k], str):
+                raise Reject(40002, "properties.contents[].%s: Not a valid string" % k)
         for k in ("price",):
             if k in c and not _is_number(c[k]):
                 raise Reject(40002, "properties.contents[].%s: must be a number" % k)
-        if "quantity" in c and not isinstance(c["quantity"], int):
+        if "quantity" in c and (not isinstance(c["quantity"], int) or isinstance(c["quantity"], bool)):
             raise Reject(40002, "properties.contents[].quantity: must be an integer")
 
 

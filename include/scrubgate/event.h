@@ -66,6 +66,9 @@ struct sg_receipt_entry {
 
 #define SG_RECEIPT_MAX 48
 
+/* At most this many values for a multi-valued user field (sg_field_multi). */
+#define SG_MULTI_MAX 5
+
 /* What the request contributes to every event in it (ingest or explain). */
 struct sg_request_ctx {
     char ip[INET6_ADDRSTRLEN];   /* canonical client IP, "" when unknown */
@@ -89,8 +92,13 @@ struct sg_event {
     bool event_id_generated;
     int64_t event_time;          /* Unix seconds */
     char *val[SG_F__COUNT];      /* owned strings; NULL = absent */
+    /* user.email, user.phone and user.external_id may hold up to SG_MULTI_MAX values
+     * (TikTok accepts arrays): val[f] is the first, more[f][0..] the others, packed
+     * (the first NULL ends them; val[f] NULL means none). Other fields keep more[f] empty. */
+    char *more[SG_F__COUNT][SG_MULTI_MAX - 1];
     json_t *props;               /* owned; properties object or NULL */
     bool ldu;                    /* limited_data_use */
+    bool ldu_requested;          /* the event asked for limited_data_use: no rule un-sets it */
     uint32_t allowed;            /* bit per enum sg_field: may leave */
     json_t *consent_field;       /* borrowed from the input: the event's consent value */
     struct sg_consent consent;
@@ -105,8 +113,18 @@ struct sg_event {
 
 void sg_event_init(struct sg_event *ev);
 void sg_event_release(struct sg_event *ev);
-/* Replace a field's value (takes ownership of v; v may be NULL). */
+/* Replace a field's value, and all of its values when it has several (takes
+ * ownership of v; v may be NULL). */
 void sg_event_set(struct sg_event *ev, enum sg_field f, char *v);
+/* Fields that may hold several values: user.email, user.phone, user.external_id. */
+bool sg_field_multi(enum sg_field f);
+/* How many values f holds (0 when absent). */
+size_t sg_event_count(const struct sg_event *ev, enum sg_field f);
+/* The i-th value's slot (i < SG_MULTI_MAX; i > 0 only for a multi field). A caller
+ * that empties a slot calls sg_event_pack afterwards. */
+char **sg_event_slot(struct sg_event *ev, enum sg_field f, size_t i);
+/* Close the gaps left by emptied slots, keeping the order of the values. */
+void sg_event_pack(struct sg_event *ev, enum sg_field f);
 void sg_event_receipt(struct sg_event *ev, const char *rule_id, int field,
                       enum sg_receipt_action a, unsigned count);
 

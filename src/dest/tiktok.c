@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,27 +90,75 @@ static void put(json_t *obj, const char *key, json_t *v)
         json_object_set_new(obj, key, v);
 }
 
+/*
+ * One content, from TikTok's own keys or the Segment (product_id, sku, name,
+ * category, brand) and GA4 (item_id, item_name, item_category, item_brand)
+ * shapes; the first key present in each list wins.
+ */
 static json_t *content_item(json_t *in)
 {
     static const struct {
         const char *key;
+        const char *from[4];
         typer_fn *type;
-    } keys[] = {{"content_id", as_id_string}, {"content_name", as_text},
-                {"content_category", as_text}, {"price", as_number},
-                {"quantity", as_integer},     {"brand", as_text}};
+    } keys[] = {
+        {"content_id", {"content_id", "product_id", "item_id", "sku"}, as_id_string},
+        {"content_name", {"content_name", "name", "item_name", NULL}, as_text},
+        {"content_category", {"content_category", "category", "item_category", NULL}, as_text},
+        {"price", {"price", NULL, NULL, NULL}, as_number},
+        {"quantity", {"quantity", NULL, NULL, NULL}, as_integer},
+        {"brand", {"brand", "item_brand", NULL, NULL}, as_text},
+    };
     if (!json_is_object(in))
         return NULL;
     json_t *out = json_object();
     for (size_t i = 0; i < SG_ARRAY_SIZE(keys); i++) {
-        json_t *v = json_object_get(in, keys[i].key);
-        if (v)
-            put(out, keys[i].key, keys[i].type(v));
+        for (size_t k = 0; k < 4 && keys[i].from[k]; k++) {
+            json_t *v = json_object_get(in, keys[i].from[k]);
+            json_t *t = v ? keys[i].type(v) : NULL;
+            if (t) {
+                put(out, keys[i].key, t);
+                break;
+            }
+        }
     }
+    json_t *q = json_object_get(out, "quantity");
+    if (q && json_integer_value(q) < 1)
+        json_object_del(out, "quantity"); /* no quantity rather than a meaningless one */
     if (json_object_size(out) == 0) {
         json_decref(out);
         return NULL;
     }
     return out;
+}
+
+/*
+ * properties.contents, else properties.products (Segment), else
+ * properties.items (GA4); an array, or a single object taken as one content.
+ */
+static json_t *typed_contents(json_t *in)
+{
+    static const char *const sources[] = {"contents", "products", "items"};
+    for (size_t s = 0; s < SG_ARRAY_SIZE(sources); s++) {
+        json_t *v = json_object_get(in, sources[s]), *item;
+        size_t i;
+        if (!json_is_array(v) && !json_is_object(v))
+            continue;
+        json_t *arr = json_array();
+        if (json_is_object(v)) {
+            json_t *c = content_item(v);
+            if (c)
+                json_array_append_new(arr, c);
+        } else {
+            json_array_foreach(v, i, item) {
+                json_t *c = content_item(item);
+                if (c)
+                    json_array_append_new(arr, c);
+            }
+        }
+        return arr;
+    }
+    return NULL;
 }
 
 static json_t *typed_properties(json_t *in)
@@ -118,15 +167,17 @@ static json_t *typed_properties(json_t *in)
         const char *key;
         typer_fn *type;
     } scalars[] = {{"value", as_number},        {"num_items", as_integer},
-                   {"search_string", as_text},  {"query", as_text},
-                   {"description", as_text},    {"order_id", as_id_string},
-                   {"shop_id", as_id_string}};
+                   {"search_string", as_text},  {"description", as_text},
+                   {"order_id", as_id_string},  {"shop_id", as_id_string}};
     json_t *out = json_object(), *v;
     size_t i;
 
     for (i = 0; i < SG_ARRAY_SIZE(scalars); i++)
         if ((v = json_object_get(in, scalars[i].key)))
             put(out, scalars[i].key, scalars[i].type(v));
+    /* query is the older name of search_string: it leaves as search_string. */
+    if (!json_object_get(out, "search_string") && (v = json_object_get(in, "query")))
+        put(out, "search_string", as_text(v));
     if ((v = json_object_get(in, "currency")) && json_is_string(v)) {
         char cur[4] = {0};
         const char *s = json_string_value(v);
@@ -150,15 +201,36 @@ static json_t *typed_properties(json_t *in)
         }
         put(out, "content_ids", ids);
     }
-    if ((v = json_object_get(in, "contents")) && json_is_array(v)) {
-        json_t *arr = json_array(), *item;
-        json_array_foreach(v, i, item) {
-            json_t *c = content_item(item);
-            if (c)
-                json_array_append_new(arr, c);
+    json_t *contents = typed_contents(in);
+    if (contents && json_array_size(contents) > 0) {
+        json_t *item;
+        /* Derived when the event does not say: ids, item count, content type. */
+        if (!json_object_get(out, "content_ids")) {
+            json_t *ids = json_array();
+            json_array_foreach(contents, i, item) {
+                json_t *id = json_object_get(item, "content_id");
+                if (id)
+                    json_array_append(ids, id);
+            }
+            if (json_array_size(ids))
+                put(out, "content_ids", ids);
+            else
+                json_decref(ids);
         }
-        put(out, "contents", arr);
+        if (!json_object_get(out, "num_items")) {
+            json_int_t n = 0;
+            json_array_foreach(contents, i, item) {
+                json_t *q = json_object_get(item, "quantity");
+                json_int_t add = q ? json_integer_value(q) : 1;
+                n = n > INT64_MAX - add ? INT64_MAX : n + add;
+            }
+            put(out, "num_items", json_integer(n));
+        }
+        if (!json_object_get(out, "content_type"))
+            put(out, "content_type", json_string("product"));
     }
+    if (contents)
+        put(out, "contents", contents);
     return out;
 }
 
@@ -191,9 +263,26 @@ json_t *sg_tiktok_event_json(const struct sg_event *ev)
 
     json_t *user = json_object();
     for (size_t i = 0; i < SG_ARRAY_SIZE(user_keys); i++) {
-        const char *v = ev->val[user_keys[i].field];
-        if (!v || !may_leave(ev, user_keys[i].field))
+        enum sg_field f = user_keys[i].field;
+        const char *v = ev->val[f];
+        if (!v || !may_leave(ev, f))
             continue;
+        if (sg_field_multi(f) && ev->more[f][0]) {
+            /* Several values: an array of the digests (TikTok accepts a string or an array). */
+            json_t *arr = json_array();
+            size_t n = sg_event_count(ev, f);
+            for (size_t k = 0; k < n; k++) {
+                const char *e = k ? ev->more[f][k - 1] : v;
+                if (!user_keys[i].must_be_hashed || sg_is_hex256(e))
+                    json_array_append_new(arr, json_string(e));
+            }
+            if (json_array_size(arr) == 1)
+                json_object_set(user, user_keys[i].key, json_array_get(arr, 0));
+            else if (json_array_size(arr) > 1)
+                json_object_set(user, user_keys[i].key, arr);
+            json_decref(arr);
+            continue;
+        }
         if (user_keys[i].must_be_hashed && !sg_is_hex256(v))
             continue; /* never raw: TikTok would answer 40062, and it must not leave anyway */
         json_object_set_new(user, user_keys[i].key, json_string(v));

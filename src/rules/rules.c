@@ -645,23 +645,37 @@ void sg_rules_thread_release(void)
     sg_scrub_thread_release();
 }
 
-static int hash_field(const struct rule *r, struct sg_event *ev, int f,
-                      const struct sg_rule_env *env)
+/* 64 hex digits in either case: a digest the site already made. */
+static bool hex256_any_case(const char *s)
+{
+    size_t i;
+    for (i = 0; s[i]; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+              (s[i] >= 'A' && s[i] <= 'F')))
+            return false;
+    return i == SG_HEX256_LEN;
+}
+
+/* One value of field f hashed as the rule says: a new string, or NULL when it cannot be. */
+static char *hash_value(const struct rule *r, int f, const char *in,
+                        const struct sg_rule_env *env)
 {
     char norm[512], hex[SG_HEX256_LEN + 1];
-    const char *in = ev->val[f];
     int rc = 0;
 
     if (r->method == HASH_HMAC) {
         sg_hmac_hex(env->secret, env->secret_len, sg_field_name((enum sg_field)f), in,
                     strlen(in), hex);
-        sg_event_set(ev, (enum sg_field)f, sg_xstrdup(hex));
-        sg_event_receipt(ev, r->id, f, SG_RA_HASH_HMAC, 0);
-        return 0;
+        return sg_xstrdup(hex);
     }
-    if (sg_is_hex256(in)) { /* already hashed by the site: pass through, as TikTok expects */
-        sg_event_receipt(ev, r->id, f, SG_RA_HASH_SHA256, 0);
-        return 0;
+    if (hex256_any_case(in)) {
+        /* Already hashed by the site: passed through as TikTok expects, lower-cased
+         * (TikTok's digests are lowercase hex). */
+        char *out = sg_xstrdup(in);
+        for (char *c = out; *c; c++)
+            if (*c >= 'A' && *c <= 'F')
+                *c = (char)(*c + 32);
+        return out;
     }
     if (f == SG_F_USER_EMAIL)
         rc = sg_normalize_email(in, norm, sizeof(norm));
@@ -672,15 +686,34 @@ static int hash_field(const struct rule *r, struct sg_event *ev, int f,
         rc = sg_normalize_text(in, norm, sizeof(norm));
     else
         rc = snprintf(norm, sizeof(norm), "%s", in) >= (int)sizeof(norm) ? -1 : 0;
-    if (rc < 0) {
-        /* Not a usable identifier: it cannot be hashed meaningfully, so it does not leave. */
-        sg_event_set(ev, (enum sg_field)f, NULL);
+    if (rc < 0)
+        return NULL;
+    sg_sha256_hex(norm, strlen(norm), hex);
+    return sg_xstrdup(hex);
+}
+
+/*
+ * Hash every value of field f. A value that is not a usable identifier cannot be
+ * hashed meaningfully, so it does not leave: it is removed, and the field is
+ * receipted as dropped when no value is left.
+ */
+static int hash_field(const struct rule *r, struct sg_event *ev, int f,
+                      const struct sg_rule_env *env)
+{
+    size_t n = sg_event_count(ev, (enum sg_field)f);
+    for (size_t i = 0; i < n; i++) {
+        char **slot = sg_event_slot(ev, (enum sg_field)f, i);
+        char *h = hash_value(r, f, *slot, env);
+        free(*slot);
+        *slot = h;
+    }
+    sg_event_pack(ev, (enum sg_field)f);
+    if (!ev->val[f]) {
         sg_event_receipt(ev, r->id, f, SG_RA_DROP, 0);
         return 0;
     }
-    sg_sha256_hex(norm, strlen(norm), hex);
-    sg_event_set(ev, (enum sg_field)f, sg_xstrdup(hex));
-    sg_event_receipt(ev, r->id, f, SG_RA_HASH_SHA256, 0);
+    sg_event_receipt(ev, r->id, f, r->method == HASH_HMAC ? SG_RA_HASH_HMAC : SG_RA_HASH_SHA256,
+                     0);
     return 0;
 }
 
@@ -723,10 +756,20 @@ static int redact_field(const struct rule *r, struct sg_event *ev, int f,
         if (rc == 0 && hits)
             sg_event_set(ev, (enum sg_field)f, sg_xstrndup(tl_out.data, tl_out.len));
     } else {
+        /* Every value of a multi-valued field is scrubbed in place. */
         struct sg_scrub_spec spec = {r->detectors, r->pattern, region};
-        rc = sg_scrub_text(&spec, ev->val[f], &tl_out, &hits);
-        if (rc == 0 && hits)
-            sg_event_set(ev, (enum sg_field)f, sg_xstrndup(tl_out.data, tl_out.len));
+        size_t n = sg_event_count(ev, (enum sg_field)f);
+        rc = 0;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            char **slot = sg_event_slot(ev, (enum sg_field)f, i);
+            unsigned h = 0;
+            rc = sg_scrub_text(&spec, *slot, &tl_out, &h);
+            if (rc == 0 && h) {
+                free(*slot);
+                *slot = sg_xstrndup(tl_out.data, tl_out.len);
+                hits += h;
+            }
+        }
     }
     if (rc < 0) {
         ev->skip_reason = "scrub_limit";
@@ -815,7 +858,7 @@ int sg_ruleset_apply(const struct sg_ruleset *rs, struct sg_event *ev,
                     json_decref(ev->props);
                     ev->props = NULL;
                 } else if (f == SG_F_LIMITED_DATA_USE) {
-                    ev->ldu = false;
+                    ev->ldu = ev->ldu_requested; /* the event's own true stays */
                 } else {
                     sg_event_set(ev, (enum sg_field)f, NULL);
                 }
@@ -832,7 +875,7 @@ int sg_ruleset_apply(const struct sg_ruleset *rs, struct sg_event *ev,
                 break;
             case ACT_SET:
                 if (f == SG_F_LIMITED_DATA_USE) {
-                    ev->ldu = json_is_true(r->value);
+                    ev->ldu = json_is_true(r->value) || ev->ldu_requested;
                 } else if (r->from == SET_HEADER) {
                     const char *h = ev->ctx && ev->ctx->headers
                                         ? evhttp_find_header(ev->ctx->headers, r->header)

@@ -56,6 +56,7 @@ class CliTest(unittest.TestCase):
         self.assertEqual(rows["user.external_id"], ["keyed_hash(session)", "dropped", "dropped",
                                                     "keyed_hash(session)", "dropped"])
         self.assertEqual(rows["user.user_agent"], ["raw", "dropped", "dropped", "raw", "dropped"])
+        self.assertEqual(rows["user.locale"], ["raw", "dropped", "dropped", "raw", "dropped"])
         # A click id needs both ad_storage and ad_user_data, in the URLs too.
         self.assertEqual(rows["user.ttclid"], ["raw"] + ["dropped"] * 4)
         self.assertEqual(rows["user.ttp"], ["raw"] + ["dropped"] * 4)

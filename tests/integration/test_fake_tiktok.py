@@ -45,6 +45,20 @@ class FakeTikTokTest(unittest.TestCase):
         self.assertEqual(self.send(self.body(user={"email": "a@b.co"})), 40062)
         self.assertEqual(self.send(self.body(user={"phone": "+12133734253"})), 40062)
 
+    def test_identifier_arrays_and_contents(self):
+        self.assertEqual(self.send(self.body(user={"email": [HEX, HEX], "phone": [HEX],
+                                                   "external_id": [HEX]})), 0)
+        self.assertEqual(self.send(self.body(user={"phone": [HEX, "+12133734253"]})), 40062)
+        self.assertEqual(self.send(self.body(user={"email": []})), 40002)
+        self.assertEqual(self.send(self.body(user={"zip_code": [HEX]})), 40002)
+        self.assertEqual(self.send(self.body(properties={"contents": {"content_id": "a"}})), 40002)
+        self.assertEqual(self.send(self.body(properties={"contents": [{"quantity": True}]})), 40002)
+        self.assertEqual(self.send(self.body(properties={"contents": [{"brand": 1}]})), 40002)
+        self.assertEqual(self.send(self.body(properties={"contents": [{"content_id": "a",
+                                                                       "price": 1.5, "quantity": 2}],
+                                                         "content_ids": ["a"], "num_items": 2,
+                                                         "content_type": "product"})), 0)
+
     def test_too_many_events(self):
         b = self.body()
         b["data"] = b["data"] * 1001

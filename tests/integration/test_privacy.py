@@ -39,7 +39,8 @@ class PrivacyTest(unittest.TestCase):
                     "properties": {"description": "ship to %s, call %s" % (EMAIL, PHONE),
                                    "contents": [{"content_name": EMAIL}]}}
             bad = [{"event": EMAIL * 10},                       # too long a name
-                   {"event": "Lead", "user": {"email": [EMAIL]}},  # wrong type
+                   {"event": "Lead", "user": {"email": [EMAIL] * 6}},  # over 5 values
+                   {"event": "Lead", "user": {"phone": {"n": PHONE}}},  # wrong type
                    {"event": "Lead", "consent": EMAIL},            # bad consent
                    {"event": "Lead", "timestamp": EMAIL},          # bad time
                    {"event": "Lead", "page": {"url": EMAIL * 40}}]  # over the field limit

@@ -109,8 +109,8 @@ static void errors_name_the_field_not_the_value(void **state)
     struct sg_event ev;
     char err[256];
     (void)state;
-    assert_int_equal(normalize("{\"event\":\"Lead\",\"user\":{\"email\":[\"secret@x.com\"]}}", &ctx, &ev, err), -1);
-    assert_string_equal(err, "user.email: must be a string");
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"user\":{\"email\":{\"a\":\"secret@x.com\"}}}", &ctx, &ev, err), -1);
+    assert_string_equal(err, "user.email: must be a string or an array of up to 5 strings");
     sg_event_release(&ev);
     char big[5000];
     snprintf(big, sizeof(big), "{\"event\":\"Lead\",\"page\":{\"url\":\"%04000d\"}}", 7);
@@ -118,6 +118,74 @@ static void errors_name_the_field_not_the_value(void **state)
     assert_string_equal(err, "page.url: longer than the field limit");
     sg_event_release(&ev);
     assert_int_equal(normalize("{\"event\":\"Lead\",\"properties\":{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":1}}}}}}", &ctx, &ev, err), -1);
+    sg_event_release(&ev);
+}
+
+/* email, phone and external_id: a string or an array of up to 5 values of one type. */
+static void identifier_arrays(void **state)
+{
+    struct sg_request_ctx ctx = {.now = 1763700000};
+    struct sg_event ev;
+    char err[256];
+    (void)state;
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"user\":{\"phone\":[\"+1 1\",\"2\",\"\",\"3\",\"4\"],"
+                               "\"email\":[\"a@x.io\"],\"external_id\":[7,8]}}", &ctx, &ev, err), 0);
+    assert_int_equal(sg_event_count(&ev, SG_F_USER_PHONE), 4); /* the empty string is no value */
+    assert_string_equal(ev.val[SG_F_USER_PHONE], "+1 1");
+    assert_string_equal(ev.more[SG_F_USER_PHONE][2], "4");
+    assert_int_equal(sg_event_count(&ev, SG_F_USER_EMAIL), 1);
+    assert_int_equal(sg_event_count(&ev, SG_F_USER_EXTERNAL_ID), 2);
+    assert_string_equal(ev.more[SG_F_USER_EXTERNAL_ID][0], "8");
+    sg_event_release(&ev);
+    /* phone wins over phone_number, whole: no value of the other is kept */
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"user\":{\"phone_number\":[\"1\",\"2\"],\"phone\":\"3\"}}",
+                               &ctx, &ev, err), 0);
+    assert_int_equal(sg_event_count(&ev, SG_F_USER_PHONE), 1);
+    assert_string_equal(ev.val[SG_F_USER_PHONE], "3");
+    sg_event_release(&ev);
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"user\":{\"email\":[]}}", &ctx, &ev, err), 0);
+    assert_int_equal(sg_event_count(&ev, SG_F_USER_EMAIL), 0);
+    sg_event_release(&ev);
+    /* six values: refused for this event, the reason names the field only */
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"user\":{\"email\":[\"a@x.io\",\"b@x.io\",\"c@x.io\","
+                               "\"d@x.io\",\"e@x.io\",\"f@x.io\"]}}", &ctx, &ev, err), -1);
+    assert_string_equal(err, "user.email: more than 5 values");
+    sg_event_release(&ev);
+    /* mixed types, nested arrays, null and numbers where only strings go: refused */
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"user\":{\"external_id\":[\"a\",1]}}", &ctx, &ev, err), -1);
+    assert_string_equal(err, "user.external_id: an array must hold only strings or only integers");
+    sg_event_release(&ev);
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"user\":{\"phone\":[\"+12025550100\",12025550101]}}", &ctx, &ev, err), -1);
+    assert_string_equal(err, "user.phone: an array must hold only strings");
+    sg_event_release(&ev);
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"user\":{\"email\":[[\"a@x.io\"]]}}", &ctx, &ev, err), -1);
+    assert_null(strstr(err, "a@x.io"));
+    sg_event_release(&ev);
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"user\":{\"email\":[null]}}", &ctx, &ev, err), -1);
+    sg_event_release(&ev);
+    /* a replaced multi value leaves no stale element behind */
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"user\":{\"email\":[\"a@x.io\",\"b@x.io\"]}}", &ctx, &ev, err), 0);
+    sg_event_set(&ev, SG_F_USER_EMAIL, sg_xstrdup("c"));
+    assert_int_equal(sg_event_count(&ev, SG_F_USER_EMAIL), 1);
+    assert_null(ev.more[SG_F_USER_EMAIL][0]);
+    sg_event_release(&ev);
+}
+
+static void limited_data_use_from_event(void **state)
+{
+    struct sg_request_ctx ctx = {.now = 1763700000};
+    struct sg_event ev;
+    char err[256];
+    (void)state;
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"limited_data_use\":true}", &ctx, &ev, err), 0);
+    assert_true(ev.ldu);
+    assert_true(ev.ldu_requested);
+    sg_event_release(&ev);
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"limited_data_use\":false}", &ctx, &ev, err), 0);
+    assert_false(ev.ldu);
+    sg_event_release(&ev);
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"limited_data_use\":\"yes\"}", &ctx, &ev, err), -1);
+    assert_string_equal(err, "limited_data_use: must be true or false");
     sg_event_release(&ev);
 }
 
@@ -243,7 +311,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rfc3339),           cmocka_unit_test(timestamps_and_ids),
         cmocka_unit_test(click_id_precedence), cmocka_unit_test(body_ip_needs_trust),
-        cmocka_unit_test(errors_name_the_field_not_the_value), cmocka_unit_test(query_param),
+        cmocka_unit_test(errors_name_the_field_not_the_value),
+        cmocka_unit_test(identifier_arrays), cmocka_unit_test(limited_data_use_from_event), cmocka_unit_test(query_param),
         cmocka_unit_test(identifiers_cannot_carry_personal_data),
         cmocka_unit_test(timestamps_out_of_range),
     };

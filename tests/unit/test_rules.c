@@ -192,6 +192,64 @@ static void hash_phone_under_the_sites_region(void **state)
     run_free(&r);
 }
 
+/* Issue 10: every value of an array is hashed on its own; upper-case digests are lower-cased. */
+static void hash_each_value_of_an_array(void **state)
+{
+    struct run r;
+    const char *rules = RULESET(
+        "{\"id\":\"h\",\"why\":\"w\",\"action\":\"hash\",\"fields\":[\"user.email\",\"user.phone\"],\"method\":\"sha256\"},"
+        "{\"id\":\"k\",\"why\":\"w\",\"action\":\"hash\",\"field\":\"user.external_id\",\"method\":\"hmac_sha256\"}");
+    (void)state;
+    test_region = "US";
+    run(&r, rules,
+        "{\"event\":\"Lead\",\"user\":{\"phone\":[\"213-373-4253\",\"nope\",\"+1 202 555 0100\"],"
+        "\"email\":[\"5FF860BF1190596C7188AB851DB691F0F3169C453936E9E1EBA2F9A47F7A0018\",\" ALICE_abc@gmail.com \"],"
+        "\"external_id\":[\"u1\",\"u2\"]}}",
+        false);
+    test_region = NULL;
+    assert_int_equal(r.pr, SG_PIPE_OK);
+    /* python3: hashlib.sha256(b"+12133734253"), hashlib.sha256(b"+12025550100") */
+    assert_int_equal(sg_event_count(&r.ev, SG_F_USER_PHONE), 2); /* "nope" is no number: gone */
+    assert_string_equal(r.ev.val[SG_F_USER_PHONE],
+                        "9f7ec22d72092cd3c0b58726ed9c2d91b92e51a3f29837508fb2948bb22dd2fd");
+    assert_string_equal(r.ev.more[SG_F_USER_PHONE][0],
+                        "56bcf01f15ebc008e3e50bad3555d6cfafa76c6472eb64c8d4b24f06f3c995d8");
+    assert_null(r.ev.more[SG_F_USER_PHONE][1]);
+    assert_string_equal(r.ev.val[SG_F_USER_EMAIL],
+                        "5ff860bf1190596c7188ab851db691f0f3169c453936e9e1eba2f9a47f7a0018");
+    assert_string_equal(r.ev.more[SG_F_USER_EMAIL][0],
+                        "848a771458438fc2ec420560d769fb9b9b86851ee338ec56517baabd79d3bb4f");
+    assert_int_equal(sg_event_count(&r.ev, SG_F_USER_EXTERNAL_ID), 2);
+    assert_int_equal(strlen(r.ev.more[SG_F_USER_EXTERNAL_ID][0]), 64);
+    assert_string_not_equal(r.ev.val[SG_F_USER_EXTERNAL_ID], r.ev.more[SG_F_USER_EXTERNAL_ID][0]);
+    run_free(&r);
+    /* No value usable: the field is gone, receipted as dropped. */
+    run(&r, rules, "{\"event\":\"Lead\",\"user\":{\"phone\":[\"x\",\"y\"]}}", false);
+    assert_int_equal(sg_event_count(&r.ev, SG_F_USER_PHONE), 0);
+    assert_true(has_receipt(&r.ev, SG_F_USER_PHONE, SG_RA_DROP));
+    run_free(&r);
+}
+
+/* The event's limited_data_use: true sticks; false never un-sets a rule's (or GPC's) true. */
+static void limited_data_use_only_restricts(void **state)
+{
+    struct run r;
+    const char *rules = RULESET(
+        "{\"id\":\"f\",\"why\":\"w\",\"action\":\"set\",\"field\":\"limited_data_use\",\"value\":false},"
+        "{\"id\":\"d\",\"why\":\"w\",\"action\":\"drop\",\"field\":\"limited_data_use\"},"
+        "{\"id\":\"g\",\"why\":\"w\",\"when\":{\"gpc\":true},\"action\":\"set\",\"field\":\"limited_data_use\",\"value\":true}");
+    (void)state;
+    run(&r, rules, "{\"event\":\"Lead\",\"limited_data_use\":true}", false);
+    assert_true(r.ev.ldu);
+    run_free(&r);
+    run(&r, rules, "{\"event\":\"Lead\",\"limited_data_use\":false}", true);
+    assert_true(r.ev.ldu); /* GPC's true stays */
+    run_free(&r);
+    run(&r, rules, "{\"event\":\"Lead\",\"limited_data_use\":false}", false);
+    assert_false(r.ev.ldu);
+    run_free(&r);
+}
+
 static void set_from_session_and_value(void **state)
 {
     struct run r;
@@ -491,6 +549,8 @@ int main(void)
         cmocka_unit_test(minimization_by_default),
         cmocka_unit_test(hash_sha256_and_hmac),
         cmocka_unit_test(hash_phone_under_the_sites_region),
+        cmocka_unit_test(hash_each_value_of_an_array),
+        cmocka_unit_test(limited_data_use_only_restricts),
         cmocka_unit_test(set_from_session_and_value),
         cmocka_unit_test(when_conditions),
         cmocka_unit_test(drop_removes_and_disallows),
