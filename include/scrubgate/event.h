@@ -90,6 +90,7 @@ struct sg_event {
                                               * one-to-many map, each sent with event id
                                               * "<event_id>:<name>" */
     unsigned n_also;
+    bool mapped;                 /* a map_event rule renamed it: maps apply once */
     char *event_id;              /* owned */
     bool event_id_generated;
     int64_t event_time;          /* Unix seconds */

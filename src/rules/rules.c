@@ -782,11 +782,12 @@ static void map_event(const struct rule *r, struct sg_event *ev, const struct sg
         to = sg_event_map_lookup(sg_event_map_builtin(), ev->name);
         src = SG_MAP_SRC_BUILTIN;
     }
-    if (!to || ev->n_also > 0 || json_array_size(to) == 0)
-        return; /* no entry, or already mapped by an earlier map_event rule */
+    if (ev->mapped || !to || json_array_size(to) == 0)
+        return; /* already mapped by an earlier map_event rule (applied once), or no entry */
     const char *first = json_string_value(json_array_get(to, 0));
     if (json_array_size(to) == 1 && strcmp(first, ev->name) == 0)
         return;
+    ev->mapped = true;
     free(ev->name);
     ev->name = sg_xstrdup(first);
     for (size_t i = 1; i < json_array_size(to) && ev->n_also < SG_ARRAY_SIZE(ev->also); i++)

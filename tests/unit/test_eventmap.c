@@ -214,6 +214,25 @@ static void config_errors_have_positions(void **state)
     sg_config_free(cfg);
 }
 
+/* A map_event rule's own map is checked like event_map, with the position of the entry. */
+static void rule_map_errors_have_positions(void **state)
+{
+    (void)state;
+    char *path = sg_write_temp(".json",
+        "{\"name\": \"t\", \"rules\": [\n"
+        " {\"id\": \"m\", \"why\": \"w\", \"action\": \"map_event\",\n"
+        "  \"map\": {\"a.b\": [\"Lead\", \"Add to Cart (v2)\"]}}]}");
+    sg_capture_begin();
+    struct sg_ruleset *rs = sg_ruleset_load(path);
+    char *log = sg_capture_end();
+    assert_null(rs);
+    if (!strstr(log, ":3:27: rules[0].map[\"a.b\"][1]") || !strstr(log, "letters, digits"))
+        fail_msg("%s", log);
+    free(log);
+    unlink(path);
+    free(path);
+}
+
 /* Run one event through the pipeline of a test site with the default rule set. */
 static enum sg_pipe_result run(struct sg_site *site, const char *text, struct sg_event *ev,
                                char *err)
@@ -318,6 +337,7 @@ int main(void)
         cmocka_unit_test(map_values_are_checked),
         cmocka_unit_test(chains_and_loops),
         cmocka_unit_test(config_errors_have_positions),
+        cmocka_unit_test(rule_map_errors_have_positions),
         cmocka_unit_test(site_map_wins_and_receipt_says_which),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
