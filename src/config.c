@@ -7,6 +7,7 @@
  */
 #include "scrubgate/common.h"
 #include "scrubgate/config.h"
+#include "scrubgate/eventmap.h"
 #include "scrubgate/dest.h"
 #include "scrubgate/hash.h"
 #include "scrubgate/jsonpos.h"
@@ -76,6 +77,7 @@ void sg_config_free(struct sg_config *cfg)
         free(s->rules_path);
         sg_ruleset_free(s->rules);
         json_decref(s->event_map);
+        json_decref(s->event_map_src);
         free(s->phone_region);
         for (size_t j = 0; j < s->n_dests; j++) {
             struct sg_dest_conf *d = &s->dests[j];
@@ -441,13 +443,61 @@ static int load_phone_region(struct loader *L, json_t *o, const char *path, stru
     return 0;
 }
 
+/* The path of an event_map entry: .key, or ["key"] when the key holds . or [. */
+static const char *map_path(struct loader *L, const char *path, const char *key, int index)
+{
+    bool plain = !strpbrk(key, ".[]\"") && *key;
+    char idx[24] = "";
+    if (index >= 0)
+        snprintf(idx, sizeof(idx), "[%d]", index);
+    return at(L, plain ? "%s.event_map.%s%s" : "%s.event_map[\"%s\"]%s", path, key, idx);
+}
+
+/*
+ * event_map and standard_events (DESIGN section 3): keys case-insensitive,
+ * values one valid TikTok name or an array of them, applied once (no chains,
+ * no loops, counting the built-in map when it is on).
+ */
+static int load_event_map(struct loader *L, json_t *o, const char *path, struct sg_site *s)
+{
+    json_t *v = json_object_get(o, "standard_events");
+    s->standard_events = true;
+    s->map_fanout = 1;
+    if (v && !json_is_null(v)) {
+        if (!json_is_boolean(v))
+            return sg_jsondoc_error(&L->doc, at(L, "%s.standard_events", path), false,
+                                    "must be true or false");
+        s->standard_events = json_is_true(v);
+    }
+    json_t *em = json_object_get(o, "event_map");
+    if (!em || json_is_null(em))
+        return 0;
+    if (!json_is_object(em))
+        return sg_jsondoc_error(&L->doc, at(L, "%s.event_map", path), false,
+                                "must be an object of input name: TikTok event name(s)");
+    char why[256];
+    const char *bad;
+    int idx;
+    s->event_map = sg_event_map_compile(em, s->phone_region, why, sizeof(why), &bad, &idx);
+    if (!s->event_map)
+        return sg_jsondoc_error(&L->doc, map_path(L, path, bad, idx), false, "%s", why);
+    if (sg_event_map_check_chains(s->event_map, s->standard_events, why, sizeof(why), &bad) < 0)
+        return sg_jsondoc_error(&L->doc, map_path(L, path, bad, -1), false, "%s", why);
+    s->event_map_src = json_incref(em);
+    const char *k;
+    json_t *names;
+    json_object_foreach(s->event_map, k, names)
+        s->map_fanout = SG_MAX(s->map_fanout, (unsigned)json_array_size(names));
+    return 0;
+}
+
 static int load_site(struct loader *L, json_t *o, const char *path, struct sg_site *s)
 {
     static const char *const keys[] = {
         "id",      "hosts",          "allowed_origins", "secret_env",
         "secret_file", "ingest_key_env", "ingest_key_file", "rules",
         "consent", "event_map",      "destinations",    "phone_region",
-        NULL};
+        "standard_events", NULL};
     bool missing;
     char *secret = NULL;
 
@@ -468,19 +518,7 @@ static int load_site(struct loader *L, json_t *o, const char *path, struct sg_si
     snprintf(cpath, sizeof(cpath), "%s.consent", path);
     if (load_consent(L, json_object_get(o, "consent"), cpath, &s->consent) < 0)
         return -1;
-    json_t *em = json_object_get(o, "event_map");
-    if (em) {
-        const char *k;
-        json_t *v;
-        if (!json_is_object(em))
-            return sg_jsondoc_error(&L->doc, at(L, "%s.event_map", path), false,
-                                    "must be an object of input name: TikTok event name");
-        json_object_foreach(em, k, v) if (!json_is_string(v) || json_string_length(v) == 0)
-            return sg_jsondoc_error(&L->doc, at(L, "%s.event_map.%s", path, k), false,
-                                    "must be a non-empty string");
-        s->event_map = json_incref(em);
-    }
-    if (load_phone_region(L, o, path, s) < 0)
+    if (load_phone_region(L, o, path, s) < 0 || load_event_map(L, o, path, s) < 0)
         return -1;
     json_t *dests = json_object_get(o, "destinations");
     if (!json_is_array(dests))

@@ -57,6 +57,8 @@ void sg_event_init(struct sg_event *ev)
 void sg_event_release(struct sg_event *ev)
 {
     free(ev->name);
+    for (unsigned i = 0; i < ev->n_also; i++)
+        free(ev->also[i]);
     free(ev->event_id);
     for (int i = 0; i < SG_F__COUNT; i++) {
         free(ev->val[i]);
@@ -120,6 +122,18 @@ void sg_event_receipt(struct sg_event *ev, const char *rule_id, int field,
     e->field = (unsigned char)field;
     e->action = (unsigned char)a;
     e->count = (unsigned short)SG_MIN(count, 65535u);
+}
+
+const char *sg_event_outbound(const struct sg_event *ev, unsigned i, char *idbuf, size_t idlen,
+                              const char **id)
+{
+    if (i == 0) {
+        *id = ev->event_id;
+        return ev->name;
+    }
+    snprintf(idbuf, idlen, "%s:%s", ev->event_id, ev->also[i - 1]);
+    *id = idbuf;
+    return ev->also[i - 1];
 }
 
 /* ---- timestamps ---- */
@@ -219,28 +233,8 @@ char *sg_url_query_param(const char *url, const char *name)
 
 /* ---- the event object ---- */
 
-#define NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_ .:-"
 #define TOKEN_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._~+/=-"
 #define LOCALE_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
-
-/*
- * Seven digits or more in a row, spaces, dots, dashes, underscores, colons
- * and parentheses between them ignored: in an event name that is a phone number, an account or a card
- * far more likely than a name (14155559931, 415 555 9931).
- */
-static bool long_digit_run(const char *s)
-{
-    unsigned run = 0;
-    for (; *s; s++) {
-        if (*s >= '0' && *s <= '9') {
-            if (++run >= 7)
-                return true;
-        } else if (!strchr(" .-()_:", *s)) {
-            run = 0;
-        }
-    }
-    return false;
-}
 
 static bool charset_ok(const char *s, const char *allowed)
 {
@@ -430,17 +424,19 @@ int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_
     json_t *name = json_object_get(in, "event");
     if (!name || !json_is_string(name) || json_string_length(name) == 0)
         return FAIL(&r, "%s: required, a non-empty string", "event");
-    if (json_string_length(name) > 100)
-        return FAIL(&r, "%s: longer than 100 bytes", "event");
-    ev->name = sg_xstrdup(json_string_value(name));
-    if (!charset_ok(ev->name, NAME_CHARS))
-        return FAIL(&r, "%s: only letters, digits, space and _ . : - are allowed", "event");
-    /* The name leaves, and is logged and written to the sync log: no personal data in it. */
-    const struct sg_scrub_spec all = {SG_DET_ALL, NULL, phone_region};
-    if (long_digit_run(ev->name) || sg_scrub_detect_identifier(&all, ev->name, strlen(ev->name)) != 0)
+    if (json_string_length(name) > SG_EVENT_NAME_MAX)
+        return FAIL(&r, "%s: longer than %d bytes", "event", SG_EVENT_NAME_MAX);
+    if (memchr(json_string_value(name), '\0', json_string_length(name)))
+        return FAIL(&r, "%s: contains a NUL character", "event");
+    /* The input name may be any text (it is mapped first; the outbound name is checked
+     * after the rules, pipeline.c), but it must not carry personal data: the name is
+     * matched, may be logged, and an unmapped name leaves. Refused here, before any use. */
+    if (sg_event_name_has_pii(json_string_value(name), phone_region))
         return FAIL(&r, "%s: looks like personal data (a phone, card or IP address, an "
                         "email, an IBAN or a national id)",
                     "event");
+    ev->name = sg_xstrdup(json_string_value(name));
+    const struct sg_scrub_spec all = {SG_DET_ALL, NULL, phone_region};
 
     if (get_string(&r, in, "event_id", "event_id", true, &ev->event_id) < 0)
         return -1;

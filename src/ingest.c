@@ -241,9 +241,11 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     }
     /* Room for every event in every destination, or nothing is taken (no partial 202). */
     size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
-    bool room = sg_spool_has_room(spool, (body_len + 512 * n) * (site->n_dests + 1));
+    /* A mapped event may become up to map_fanout outbound events (event_map arrays). */
+    size_t fan = site->map_fanout ? site->map_fanout : 1;
+    bool room = sg_spool_has_room(spool, (body_len + 512 * n) * fan * (site->n_dests + 1));
     for (size_t d = 0; room && d < site->n_dests; d++)
-        room = sg_forwarder_has_room(sg_worker_forwarder(w, site, d), n);
+        room = sg_forwarder_has_room(sg_worker_forwarder(w, site, d), n * fan);
     if (!room) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
         reply_error(req, 503, "Service Unavailable", "queue full, retry later");
@@ -284,15 +286,27 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
         json_t *rules = sg_event_changed_rules(&ev);
         char *rules_txt = json_dumps(rules, JSON_COMPACT);
         json_decref(rules);
+        /* One outbound event per mapped name (event_map arrays), each with its own id and
+         * its own sync-log outcome; all of them spooled in this request's group commit, so
+         * the 202 covers every one. ev.name/ev.event_id are swapped in for each and put back. */
         bool spooled = true;
-        for (size_t d = 0; d < s->n_dests; d++) {
-            struct sg_forwarder *fw = sg_worker_forwarder(w, s, d);
-            if (pr == SG_PIPE_SKIP)
-                sg_forwarder_skip(fw, &ev, ev.skip_reason, rules_txt);
-            else if (!sg_dest_allows_event(&s->dests[d], ev.name))
-                sg_forwarder_skip(fw, &ev, "not_in_allowlist", rules_txt);
-            else if (sg_forwarder_push(fw, &ev, rules_txt) < 0)
-                spooled = false;
+        char *name0 = ev.name, *id0 = ev.event_id;
+        for (unsigned k = 0; k <= ev.n_also; k++) {
+            char idbuf[SG_EVENT_NAME_MAX + 160];
+            const char *id;
+            ev.name = (char *)sg_event_outbound(&ev, k, idbuf, sizeof(idbuf), &id);
+            ev.event_id = (char *)id;
+            for (size_t d = 0; d < s->n_dests; d++) {
+                struct sg_forwarder *fw = sg_worker_forwarder(w, s, d);
+                if (pr == SG_PIPE_SKIP)
+                    sg_forwarder_skip(fw, &ev, ev.skip_reason, rules_txt);
+                else if (!sg_dest_allows_event(&s->dests[d], ev.name))
+                    sg_forwarder_skip(fw, &ev, "not_in_allowlist", rules_txt);
+                else if (sg_forwarder_push(fw, &ev, rules_txt) < 0)
+                    spooled = false;
+            }
+            ev.name = name0;
+            ev.event_id = id0;
         }
         free(rules_txt);
         if (!spooled) {

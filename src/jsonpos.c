@@ -110,7 +110,21 @@ int sg_jsonpos_find(const char *text, size_t len, const char *path, int *line, i
         skip_ws(&sc);
         if (sc.pos >= len)
             return -1;
-        if (*p == '[') {
+        const char *key = p, *after = NULL;
+        size_t klen = 0;
+        if (p[0] == '[' && p[1] == '"') {
+            /* ["a key with . or ["]: an object key that a dotted path cannot spell */
+            const char *q = strstr(p + 2, "\"]");
+            if (!q)
+                return -1;
+            key = p + 2;
+            klen = (size_t)(q - key);
+            after = q + 2;
+        } else if (*p != '[') {
+            klen = strcspn(p, ".[");
+            after = p + klen;
+        }
+        if (!after) {
             char *end;
             errno = 0;
             unsigned long idx = strtoul(p + 1, &end, 10);
@@ -131,7 +145,6 @@ int sg_jsonpos_find(const char *text, size_t len, const char *path, int *line, i
             }
             key_pos = sc.pos;
         } else {
-            size_t klen = strcspn(p, ".[");
             if (sc.s[sc.pos] != '{')
                 return -1;
             sc.pos++;
@@ -139,7 +152,7 @@ int sg_jsonpos_find(const char *text, size_t len, const char *path, int *line, i
                 skip_ws(&sc);
                 if (sc.pos >= len || sc.s[sc.pos] != '"')
                     return -1;
-                bool match = key_equals(&sc, p, klen);
+                bool match = key_equals(&sc, key, klen);
                 key_pos = sc.pos;
                 skip_string(&sc);
                 skip_ws(&sc);
@@ -153,7 +166,7 @@ int sg_jsonpos_find(const char *text, size_t len, const char *path, int *line, i
                 if (sc.pos < len && sc.s[sc.pos] == ',')
                     sc.pos++;
             }
-            p += klen;
+            p = after;
         }
     }
     line_col(text, at_key ? key_pos : sc.pos, line, col);

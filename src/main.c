@@ -5,6 +5,7 @@
  */
 #include "scrubgate/common.h"
 #include "scrubgate/dest.h"
+#include "scrubgate/eventmap.h"
 #include "scrubgate/jsonpos.h"
 #include "scrubgate/log.h"
 #include "scrubgate/pipeline.h"
@@ -228,6 +229,11 @@ static int cmd_check(const struct args *a)
                              sg_consent_state_name(s->consent.default_state), "honor_gpc",
                              s->consent.honor_gpc, "phone_region", s->phone_region,
                              "destinations", dests, "matrix", site_matrix(cfg, s)));
+        json_t *site = json_array_get(sites, json_array_size(sites) - 1);
+        json_object_set_new(site, "standard_events", json_boolean(s->standard_events));
+        json_object_set_new(site, "event_map",
+                            sg_effective_event_map(s->event_map_src, s->event_map,
+                                                   s->standard_events));
     }
     json_object_set_new(report, "sites", sites);
     if (a->json) {
@@ -254,6 +260,23 @@ static int cmd_check(const struct args *a)
             json_array_foreach(json_object_get(site, "destinations"), j, d)
                 printf("  destination %s%s\n", json_string_value(json_object_get(d, "id")),
                        json_is_true(json_object_get(d, "dry_run")) ? " (dry run)" : "");
+            json_t *em = json_object_get(site, "event_map");
+            printf("  event map (case-insensitive, applied once; the site's entries win%s): "
+                   "%zu entries\n",
+                   json_is_true(json_object_get(site, "standard_events"))
+                       ? ", built-in map on (standard_events)"
+                       : "; built-in map off (standard_events: false)",
+                   json_object_size(em));
+            const char *from;
+            json_t *entry;
+            json_object_foreach(em, from, entry) {
+                printf("    %-28s ->", from);
+                size_t t;
+                json_t *to;
+                json_array_foreach(json_object_get(entry, "to"), t, to)
+                    printf("%s %s", t ? "," : "", json_string_value(to));
+                printf("  (%s)\n", json_string_value(json_object_get(entry, "from")));
+            }
             size_t last = SG_ARRAY_SIZE(matrix_states) - 1;
             printf("  %-18s", "outbound field");
             for (size_t k = 0; k <= last; k++)
@@ -348,6 +371,24 @@ static int cmd_explain(const struct args *a)
                                   sg_ruleset_version(site->rules)));
     json_object_set_new(report, "session", json_string(ctx.new_session ? "new" : "cookie"));
     json_object_set_new(report, "event", pr == SG_PIPE_OK ? sg_tiktok_event_json(&ev) : json_null());
+    if (ev.n_also) {
+        /* A one-to-many map: the further outbound events, each with its derived id. */
+        json_t *more = json_array();
+        char *name0 = ev.name, *id0 = ev.event_id;
+        for (unsigned k = 1; k <= ev.n_also; k++) {
+            char idbuf[SG_EVENT_NAME_MAX + 160];
+            const char *id;
+            ev.name = (char *)sg_event_outbound(&ev, k, idbuf, sizeof(idbuf), &id);
+            ev.event_id = (char *)id;
+            json_array_append_new(more, pr == SG_PIPE_OK
+                                            ? sg_tiktok_event_json(&ev)
+                                            : json_pack("{s:s,s:s}", "event", ev.name,
+                                                        "event_id", ev.event_id));
+        }
+        ev.name = name0;
+        ev.event_id = id0;
+        json_object_set_new(report, "more_events", more);
+    }
     json_t *dests = json_array();
     for (size_t d = 0; d < site->n_dests; d++) {
         const struct sg_dest_conf *dc = &site->dests[d];

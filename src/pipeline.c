@@ -208,8 +208,18 @@ enum sg_pipe_result sg_pipeline_run(const struct sg_site *site, const struct sg_
         return SG_PIPE_INVALID;
     }
     struct sg_rule_env env = {site->secret, site->secret_len, site->event_map,
-                              site->phone_region};
-    if (sg_ruleset_apply(site->rules, ev, &env) < 0)
+                              site->standard_events, site->phone_region};
+    int applied = sg_ruleset_apply(site->rules, ev, &env);
+    /* Any input name was accepted for mapping; what leaves (and what the sync log records,
+     * even for a skipped event) must be a name TikTok takes. Map targets were checked at
+     * load, so this refuses an unmapped name only; the reason never quotes it. */
+    if (!sg_event_name_charset_ok(ev->name)) {
+        snprintf(err, errlen, "%s: not mapped to a TikTok event, and a custom name has only "
+                              "letters, digits, space and _ . : - (add it to the site's "
+                              "event_map)", "event");
+        return SG_PIPE_INVALID;
+    }
+    if (applied < 0)
         return SG_PIPE_SKIP;
     return ev->dropped ? SG_PIPE_SKIP : SG_PIPE_OK;
 }
@@ -245,7 +255,14 @@ json_t *sg_receipt_json(const struct sg_event *ev)
         json_t *r = json_pack("{s:s,s:s,s:s}", "rule", e->rule_id, "field",
                               sg_field_name((enum sg_field)e->field), "action",
                               sg_receipt_action_name((enum sg_receipt_action)e->action));
-        if (e->action == SG_RA_REDACT)
+        if (e->action == SG_RA_MAP_EVENT) {
+            json_object_set_new(r, "map", json_string(sg_map_source_name(e->count)));
+            json_t *to = json_array();
+            json_array_append_new(to, json_string(ev->name));
+            for (unsigned k = 0; k < ev->n_also; k++)
+                json_array_append_new(to, json_string(ev->also[k]));
+            json_object_set_new(r, "to", to);
+        } else if (e->action == SG_RA_REDACT)
             json_object_set_new(r, "count", json_integer(e->count));
         else if (e->action == SG_RA_TRUNCATE_IP)
             json_object_set_new(r, "prefix", json_integer(e->count));

@@ -67,7 +67,10 @@ struct sg_site {
     char *rules_path;
     struct sg_ruleset *rules;
     struct sg_consent_policy consent;
-    json_t *event_map;     /* owned */
+    json_t *event_map;     /* owned; compiled (eventmap.h): lower-case keys, arrays of names */
+    json_t *event_map_src; /* owned; the map as written, for check */
+    bool standard_events;  /* the built-in map applies after event_map (default true) */
+    unsigned map_fanout;   /* most outbound events one input event can become (>= 1) */
     char *phone_region;    /* ISO 3166-1 alpha-2 ("US") libphonenumber knows, or NULL */
     struct sg_dest_conf *dests;
     size_t n_dests;

@@ -11,6 +11,7 @@
 
 #include "scrubgate/common.h"
 #include "scrubgate/consent.h"
+#include "scrubgate/eventmap.h"
 
 #include <jansson.h>
 #include <netinet/in.h>
@@ -87,7 +88,12 @@ struct sg_request_ctx {
 };
 
 struct sg_event {
-    char *name;                  /* owned; outbound event name */
+    char *name;                  /* owned; the input name, after map_event the first outbound one */
+    char *also[SG_EVENT_MAP_MAX_NAMES - 1]; /* owned; the further outbound names of a
+                                              * one-to-many map, each sent with event id
+                                              * "<event_id>:<name>" */
+    unsigned n_also;
+    bool mapped;                 /* a map_event rule renamed it: maps apply once */
     char *event_id;              /* owned */
     bool event_id_generated;
     int64_t event_time;          /* Unix seconds */
@@ -127,6 +133,14 @@ char **sg_event_slot(struct sg_event *ev, enum sg_field f, size_t i);
 void sg_event_pack(struct sg_event *ev, enum sg_field f);
 void sg_event_receipt(struct sg_event *ev, const char *rule_id, int field,
                       enum sg_receipt_action a, unsigned count);
+
+/*
+ * The i-th outbound event of ev (0 <= i <= ev->n_also): its name, and its
+ * event id written into idbuf (the event's own id for i == 0, else
+ * "<event_id>:<name>"). Returns the name; *id points at the event id.
+ */
+const char *sg_event_outbound(const struct sg_event *ev, unsigned i, char *idbuf, size_t idlen,
+                              const char **id);
 
 /*
  * Validate one input event object and fill ev (ev must be initialized).

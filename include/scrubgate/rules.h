@@ -20,7 +20,8 @@ struct sg_ruleset;
 struct sg_rule_env {
     const unsigned char *secret; /* borrowed; the site's HMAC key */
     size_t secret_len;
-    json_t *event_map; /* borrowed; object name -> name, or NULL */
+    json_t *event_map; /* borrowed; the site's compiled event_map (eventmap.h), or NULL */
+    bool standard_events; /* the built-in map applies after event_map */
     const char *phone_region; /* borrowed; the site's phone_region, or NULL */
 };
 

@@ -12,6 +12,7 @@
 #include "scrubgate/log.h"
 #include "scrubgate/netaddr.h"
 #include "scrubgate/rules.h"
+#include "scrubgate/eventmap.h"
 #include "scrubgate/scrub.h"
 
 #include <arpa/inet.h>
@@ -511,13 +512,23 @@ static int load_rule(const struct sg_jsondoc *doc, json_t *o, size_t idx, struct
     case ACT_MAP_EVENT:
         if ((v = json_object_get(o, "map"))) {
             const char *k;
-            json_t *to;
             snprintf(sub, sizeof(sub), "%s.map", path);
+            char why[256];
+            int bad_idx;
             if (!json_is_object(v))
-                return sg_jsondoc_error(doc, sub, false, "must be an object of name: name");
-            json_object_foreach(v, k, to) if (!json_is_string(to) || json_string_length(to) == 0)
-                return sg_jsondoc_error(doc, sub, false, "values must be non-empty strings");
-            r->map = json_incref(v);
+                return sg_jsondoc_error(doc, sub, false,
+                                        "must be an object of input name: TikTok event name(s)");
+            r->map = sg_event_map_compile(v, NULL, why, sizeof(why), &k, &bad_idx);
+            if (!r->map || sg_event_map_check_chains(r->map, false, why, sizeof(why), &k) < 0) {
+                char idxs[24] = "";
+                if (r->map)
+                    bad_idx = -1;
+                if (bad_idx >= 0)
+                    snprintf(idxs, sizeof(idxs), "[%d]", bad_idx);
+                snprintf(sub, sizeof(sub), strpbrk(k, ".[]\"") ? "%s.map[\"%s\"]%s" : "%s.map.%s%s",
+                         path, k, idxs);
+                return sg_jsondoc_error(doc, sub, false, "%s", why);
+            }
         }
         break;
     case ACT_DROP_EVENT:
@@ -799,15 +810,32 @@ static int truncate_ip(const struct rule *r, struct sg_event *ev)
     return 0;
 }
 
+/*
+ * Rename the event: the rule's own map, else the site's event_map, then (with
+ * standard_events) the built-in map. Applied once. A one-to-many entry keeps
+ * the first name in ev->name and the others in ev->also. The receipt says
+ * which map applied.
+ */
 static void map_event(const struct rule *r, struct sg_event *ev, const struct sg_rule_env *env)
 {
-    json_t *map = r->map ? r->map : env->event_map;
-    json_t *to = map ? json_object_get(map, ev->name) : NULL;
-    if (to && json_is_string(to) && strcmp(json_string_value(to), ev->name) != 0) {
-        free(ev->name);
-        ev->name = sg_xstrdup(json_string_value(to));
-        sg_event_receipt(ev, r->id, SG_F__COUNT, SG_RA_MAP_EVENT, 0);
+    json_t *own = r->map ? r->map : env->event_map;
+    unsigned src = r->map ? SG_MAP_SRC_RULE : SG_MAP_SRC_SITE;
+    json_t *to = sg_event_map_lookup(own, ev->name);
+    if (!to && env->standard_events) {
+        to = sg_event_map_lookup(sg_event_map_builtin(), ev->name);
+        src = SG_MAP_SRC_BUILTIN;
     }
+    if (ev->mapped || !to || json_array_size(to) == 0)
+        return; /* already mapped by an earlier map_event rule (applied once), or no entry */
+    const char *first = json_string_value(json_array_get(to, 0));
+    if (json_array_size(to) == 1 && strcmp(first, ev->name) == 0)
+        return;
+    ev->mapped = true;
+    free(ev->name);
+    ev->name = sg_xstrdup(first);
+    for (size_t i = 1; i < json_array_size(to) && ev->n_also < SG_ARRAY_SIZE(ev->also); i++)
+        ev->also[ev->n_also++] = sg_xstrdup(json_string_value(json_array_get(to, i)));
+    sg_event_receipt(ev, r->id, SG_F__COUNT, SG_RA_MAP_EVENT, src);
 }
 
 int sg_ruleset_apply(const struct sg_ruleset *rs, struct sg_event *ev,

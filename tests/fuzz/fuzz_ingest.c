@@ -34,7 +34,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         site->rules = sg_ruleset_load(rule_sets[i]);
         if (!site->rules)
             abort();
-        site->event_map = json_pack("{s:s}", "won", "Purchase");
+        site->event_map = json_pack("{s:[s]}", "won", "Purchase");
     }
     sg_limits_default(&limits);
     return 0;

@@ -197,7 +197,7 @@ static void identifiers_cannot_carry_personal_data(void **state)
     (void)state;
     /* Found by fuzz_ingest: event names and ids leave as they are. */
     assert_int_equal(normalize("{\"event\":\"Pur jane@doe.com\"}", &ctx, &ev, err), -1);
-    assert_string_equal(err, "event: only letters, digits, space and _ . : - are allowed");
+    assert_non_null(strstr(err, "event: looks like personal data"));
     sg_event_release(&ev);
     assert_int_equal(normalize("{\"event\":\"Lead\",\"event_id\":\"order-jane@doe.com\"}", &ctx, &ev, err), -1);
     assert_non_null(strstr(err, "event_id: looks like personal data"));

@@ -56,7 +56,9 @@ struct sg_site *sg_test_site(const char *rules_path)
     s->consent.honor_gpc = true;
     s->rules = sg_ruleset_load(rules_path);
     assert_non_null(s->rules);
-    s->event_map = json_pack("{s:s}", "won", "Purchase");
+    s->event_map = json_pack("{s:[s]}", "won", "Purchase");
+    s->standard_events = true;
+    s->map_fanout = 1;
     return s;
 }
 
