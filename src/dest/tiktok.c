@@ -135,10 +135,20 @@ static json_t *content_item(json_t *in)
 /*
  * properties.contents, else properties.products (Segment), else
  * properties.items (GA4); an array, or a single object taken as one content.
+ * Without any of them, an event whose properties are themselves one product
+ * (Segment's Product Viewed, Product Added: product_id, name, price... at the
+ * top) has that product as its one content.
  */
 static json_t *typed_contents(json_t *in)
 {
     static const char *const sources[] = {"contents", "products", "items"};
+    if (!json_object_get(in, "contents") && !json_object_get(in, "products") &&
+        !json_object_get(in, "items") && json_object_get(in, "product_id")) {
+        json_t *arr = json_array(), *c = content_item(in);
+        if (c)
+            json_array_append_new(arr, c);
+        return arr;
+    }
     for (size_t s = 0; s < SG_ARRAY_SIZE(sources); s++) {
         json_t *v = json_object_get(in, sources[s]), *item;
         size_t i;
@@ -175,9 +185,13 @@ static json_t *typed_properties(json_t *in)
     for (i = 0; i < SG_ARRAY_SIZE(scalars); i++)
         if ((v = json_object_get(in, scalars[i].key)))
             put(out, scalars[i].key, scalars[i].type(v));
-    /* query is the older name of search_string: it leaves as search_string. */
-    if (!json_object_get(out, "search_string") && (v = json_object_get(in, "query")))
+    /* query (TikTok's older name, Segment's) and search_term (GA4's) leave as search_string;
+     * GA4's transaction_id is the order id. */
+    if (!json_object_get(out, "search_string") &&
+        ((v = json_object_get(in, "query")) || (v = json_object_get(in, "search_term"))))
         put(out, "search_string", as_text(v));
+    if (!json_object_get(out, "order_id") && (v = json_object_get(in, "transaction_id")))
+        put(out, "order_id", as_id_string(v));
     if ((v = json_object_get(in, "currency")) && json_is_string(v)) {
         char cur[4] = {0};
         const char *s = json_string_value(v);
