@@ -575,6 +575,8 @@ static int load_site(struct loader *L, json_t *o, const char *path, struct sg_si
     if (!s->rules)
         return sg_jsondoc_error(&L->doc, at(L, "%s.rules", path), false,
                                 "rule set did not load (error above)");
+    /* a map_event rule's own map may fan out more than the site's */
+    s->map_fanout = SG_MAX(s->map_fanout, sg_ruleset_map_fanout(s->rules));
     return 0;
 }
 

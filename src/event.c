@@ -435,7 +435,17 @@ int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_
         return FAIL(&r, "%s: looks like personal data (a phone, card or IP address, an "
                         "email, an IBAN or a national id)",
                     "event");
-    ev->name = sg_xstrdup(json_string_value(name));
+    /* Spaces around a name are not part of it ("Deal Won " is "Deal Won"); nothing but
+     * spaces is no name. */
+    const char *nm = json_string_value(name);
+    size_t nlen = strlen(nm);
+    while (nlen > 0 && (*nm == ' ' || *nm == '\t'))
+        nm++, nlen--;
+    while (nlen > 0 && (nm[nlen - 1] == ' ' || nm[nlen - 1] == '\t'))
+        nlen--;
+    if (nlen == 0)
+        return FAIL(&r, "%s: required, a non-empty string", "event");
+    ev->name = sg_xstrndup(nm, nlen);
     const struct sg_scrub_spec all = {SG_DET_ALL, NULL, phone_region};
 
     if (get_string(&r, in, "event_id", "event_id", true, &ev->event_id) < 0)

@@ -28,6 +28,8 @@ struct sg_rule_env {
 /* Load and compile a rule set; logs file:line:column and returns NULL on error. */
 struct sg_ruleset *sg_ruleset_load(const char *path);
 void sg_ruleset_free(struct sg_ruleset *rs);
+/* The most outbound events one input event can become through the rule set's own maps (>= 1). */
+unsigned sg_ruleset_map_fanout(const struct sg_ruleset *rs);
 const char *sg_ruleset_name(const struct sg_ruleset *rs);
 /* Content hash of the file ("sha256:" + 12 hex), recorded in the sync log. */
 const char *sg_ruleset_version(const struct sg_ruleset *rs);

@@ -49,6 +49,19 @@ static json_t *as_number(json_t *v)
     return NULL;
 }
 
+static json_t *as_integer(json_t *v);
+
+/* A count (num_items): an integer that is not negative (TikTok refuses the whole request). */
+static json_t *as_count(json_t *v)
+{
+    json_t *n = as_integer(v);
+    if (n && json_integer_value(n) < 0) {
+        json_decref(n);
+        return NULL;
+    }
+    return n;
+}
+
 static json_t *as_integer(json_t *v)
 {
     if (json_is_integer(v))
@@ -176,7 +189,7 @@ static json_t *typed_properties(json_t *in)
     static const struct {
         const char *key;
         typer_fn *type;
-    } scalars[] = {{"value", as_number},        {"num_items", as_integer},
+    } scalars[] = {{"value", as_number},        {"num_items", as_count},
                    {"search_string", as_text},  {"description", as_text},
                    {"order_id", as_id_string},  {"shop_id", as_id_string}};
     json_t *out = json_object(), *v;

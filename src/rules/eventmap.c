@@ -109,6 +109,11 @@ int sg_event_map_target_check(const char *name, const char *phone_region, char *
                               "and _ . : -", SG_EVENT_NAME_MAX);
         return -1;
     }
+    size_t n = strlen(name);
+    if (name[0] == ' ' || name[n - 1] == ' ') {
+        snprintf(why, whylen, "a TikTok event name neither starts nor ends with a space");
+        return -1;
+    }
     if (!sg_tiktok_standard_event(name)) {
         for (size_t i = 0; i < SG_ARRAY_SIZE(std_events); i++)
             if (sg_strcaseeq(std_events[i], name)) {

@@ -546,6 +546,20 @@ static int load_rule(const struct sg_jsondoc *doc, json_t *o, size_t idx, struct
     return 0;
 }
 
+unsigned sg_ruleset_map_fanout(const struct sg_ruleset *rs)
+{
+    unsigned most = 1;
+    for (size_t i = 0; i < rs->n_rules; i++) {
+        const char *k;
+        json_t *names;
+        if (rs->rules[i].action != ACT_MAP_EVENT || !rs->rules[i].map)
+            continue;
+        json_object_foreach(rs->rules[i].map, k, names)
+            most = SG_MAX(most, json_is_array(names) ? (unsigned)json_array_size(names) : 1u);
+    }
+    return most;
+}
+
 struct sg_ruleset *sg_ruleset_load(const char *path)
 {
     static const char *const top_keys[] = {"name", "description", "rules", NULL};
@@ -728,6 +742,46 @@ static int hash_field(const struct rule *r, struct sg_event *ev, int f,
     return 0;
 }
 
+/*
+ * A JSON number with seven digits or more, as text: an id sent as a number
+ * (a card number as a content_id, an order id) is scrubbed like the same
+ * digits in a string. NULL for strings, short numbers and everything else.
+ */
+static json_t *number_text(json_t *v)
+{
+    char buf[64];
+    if (json_is_integer(v)) {
+        json_int_t n = json_integer_value(v);
+        if (n > -1000000 && n < 1000000)
+            return NULL;
+        snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, n);
+    } else if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (!(d >= 1e6 || d <= -1e6) || d != d || d > 1e21 || d < -1e21)
+            return NULL;
+        snprintf(buf, sizeof(buf), "%.17g", d);
+    } else {
+        return NULL;
+    }
+    return json_string(buf);
+}
+
+/* Did scrubbing change the number's text? (It then stays a string: "[redacted]".) */
+static bool number_changed(json_t *text)
+{
+    const char *s = json_string_value(text);
+    return strstr(s, "[redacted]") != NULL;
+}
+
+/* The number back from its unchanged text. */
+static json_t *json_integer_or_real(json_t *text)
+{
+    const char *s = json_string_value(text);
+    if (strpbrk(s, ".eE"))
+        return json_real(strtod(s, NULL));
+    return json_integer((json_int_t)strtoll(s, NULL, 10));
+}
+
 static int redact_json(const struct rule *r, const char *region, json_t *v, unsigned *hits)
 {
     const char *key;
@@ -744,9 +798,25 @@ static int redact_json(const struct rule *r, const char *region, json_t *v, unsi
             *hits += h;
         }
     } else if (json_is_object(v)) {
-        json_object_foreach(v, key, item) if (redact_json(r, region, item, hits) < 0) return -1;
+        json_object_foreach(v, key, item) {
+            json_t *as_text = number_text(item);
+            if (as_text) /* scrubbed as text; replaced by its text when that changed */
+                json_object_set_new(v, key, as_text);
+            if (redact_json(r, region, as_text ? as_text : item, hits) < 0)
+                return -1;
+            if (as_text && !number_changed(as_text))
+                json_object_set_new(v, key, json_integer_or_real(as_text));
+        }
     } else if (json_is_array(v)) {
-        json_array_foreach(v, i, item) if (redact_json(r, region, item, hits) < 0) return -1;
+        json_array_foreach(v, i, item) {
+            json_t *as_text = number_text(item);
+            if (as_text)
+                json_array_set_new(v, i, as_text);
+            if (redact_json(r, region, as_text ? as_text : item, hits) < 0)
+                return -1;
+            if (as_text && !number_changed(as_text))
+                json_array_set_new(v, i, json_integer_or_real(as_text));
+        }
     }
     return 0;
 }

@@ -78,6 +78,26 @@ class ContentsTest(unittest.TestCase):
             self.assertEqual(proxy.stop(), 0, proxy.stderr())
             fake.stop()
 
+    def test_hostile_properties_never_fail_the_batch_nor_leak(self):
+        # A card number sent as a JSON number (as a content id, an order id) is scrubbed like
+        # the same digits in a string; a negative num_items would make TikTok refuse the whole
+        # request, so it is not sent; a name with spaces around it is the name.
+        card = 4111111111111111
+        proxy, fake, out = self.run_proxy(
+            [{"event": "Purchase", "event_id": "h1", "properties": {"num_items": 2}},
+             {"event": "Purchase", "event_id": "h2", "properties": {
+                 "num_items": -3, "order_id": card,
+                 "contents": [{"content_id": card, "price": 1, "quantity": 1}]}},
+             {"event": " Purchase ", "event_id": "h3", "properties": {"content_ids": [card, 123]}}])
+        self.assertEqual(sorted(out), ["h1", "h2", "h3"])
+        self.assertEqual(out["h2"]["properties"]["num_items"], 1)  # derived, not the -3
+        self.assertEqual(out["h3"]["event"], "Purchase")
+        self.assertEqual(out["h3"]["properties"]["content_ids"], ["[redacted]", "123"])
+        for req in fake.requests:
+            self.assertNotIn(str(card), json.dumps(req))
+        for line in proxy.sync_log():
+            self.assertEqual(line["status"], "accepted", line)
+
     def test_ga4_items_become_contents(self):
         proxy, fake, out = self.run_proxy(
             [{"event": "Purchase", "event_id": "ga4", "consent": "granted", "locale": "en-US",

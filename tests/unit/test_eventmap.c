@@ -49,6 +49,37 @@ static int setup(void **state)
     return 0;
 }
 
+/*
+ * A map_event rule's own map may fan out further than the site's event_map: the room ingest
+ * reserves in the spool and the queues (map_fanout) counts it too. Targets with spaces around
+ * them are refused.
+ */
+static void rule_maps_count_in_the_fanout(void **state)
+{
+    char *log;
+    (void)state;
+    const char *rules = "{\"name\":\"r\",\"rules\":[{\"id\":\"m\",\"why\":\"w\",\"action\":\"map_event\","
+                        "\"map\":{\"won\":[\"Purchase\",\"Lead\",\"Subscribe\"]}}]}";
+    char *rpath = sg_write_temp(".json", rules);
+    char cfg_text[1024];
+    snprintf(cfg_text, sizeof(cfg_text),
+             "{\"sites\":[{\"id\":\"s\",\"rules\":\"%s\",\"secret_env\":\"SGT_SECRET\","
+             "\"event_map\":{\"a\":[\"Lead\",\"Purchase\"]},"
+             "\"destinations\":[{\"type\":\"tiktok\",\"pixel_code\":\"P1\","
+             "\"access_token_env\":\"SGT_TOKEN\"}]}]}",
+             rpath);
+    struct sg_config *cfg = load(cfg_text, &log);
+    if (!cfg)
+        fail_msg("%s", log);
+    assert_int_equal(cfg->sites[0].map_fanout, 3);
+    sg_config_free(cfg);
+    free(log);
+    unlink(rpath);
+    free(rpath);
+    expect_error(SITE_HEAD ",\"event_map\":{\"a\":\"Buy \"}}]}", "event_map.a",
+                 "neither starts nor ends with a space");
+}
+
 /* Every built-in target is a standard event; no key twice; applied once without surprise. */
 static void builtin_table_is_sound(void **state)
 {
@@ -338,6 +369,7 @@ int main(void)
         cmocka_unit_test(chains_and_loops),
         cmocka_unit_test(config_errors_have_positions),
         cmocka_unit_test(rule_map_errors_have_positions),
+        cmocka_unit_test(rule_maps_count_in_the_fanout),
         cmocka_unit_test(site_map_wins_and_receipt_says_which),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
