@@ -519,7 +519,9 @@ static int load_rule(const struct sg_jsondoc *doc, json_t *o, size_t idx, struct
                 return sg_jsondoc_error(doc, sub, false,
                                         "must be an object of input name: TikTok event name(s)");
             r->map = sg_event_map_compile(v, NULL, why, sizeof(why), &k, &bad_idx);
-            if (!r->map || sg_event_map_check_chains(r->map, false, why, sizeof(why), &k) < 0) {
+            /* checked with the built-in map on: whether a site turns it off is not known here,
+             * and a chain through it is a surprise either way */
+            if (!r->map || sg_event_map_check_chains(r->map, true, why, sizeof(why), &k) < 0) {
                 char idxs[24] = "";
                 if (r->map)
                     bad_idx = -1;

@@ -78,6 +78,18 @@ static void rule_maps_count_in_the_fanout(void **state)
     free(rpath);
     expect_error(SITE_HEAD ",\"event_map\":{\"a\":\"Buy \"}}]}", "event_map.a",
                  "neither starts nor ends with a space");
+    /* a rule's own map is checked for chains through the built-in map, like event_map */
+    char *chain = sg_write_temp(".json", "{\"name\":\"r\",\"rules\":[{\"id\":\"m\",\"why\":\"w\","
+                                         "\"action\":\"map_event\",\"map\":{\"a\":\"Order Completed\"}}]}");
+    struct sg_ruleset *rs;
+    sg_capture_begin();
+    rs = sg_ruleset_load(chain);
+    log = sg_capture_end();
+    assert_null(rs);
+    assert_non_null(strstr(log, "map.a"));
+    free(log);
+    unlink(chain);
+    free(chain);
 }
 
 /* Every built-in target is a standard event; no key twice; applied once without surprise. */
