@@ -81,7 +81,9 @@ int main(int argc, char **argv)
         static char have[1 << 16];
         size_t n = fread(have, 1, sizeof(have), f);
         fclose(f);
-        if (n != b.len || memcmp(have, b.data, n) != 0) {
+        bool same = n == b.len && memcmp(have, b.data, n) == 0;
+        sg_buf_release(&b);
+        if (!same) {
             fprintf(stderr, "mapping_doc: %s differs from src/rules/event_names.def; regenerate "
                             "it with build/mapping_doc > docs/MAPPING.md\n", argv[2]);
             return 1;
