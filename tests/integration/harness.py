@@ -212,3 +212,23 @@ def session_from(headers):
         if m:
             return m.group(1)
     return None
+
+
+def assert_nothing_raw(tc, proxy, fake, raws, upstream_too=()):
+    """No raw value reached the proxy's log, any file under its state_dir, or TikTok (where
+    upstream_too lists further forms, such as a number's E.164, that must not arrive either)."""
+    for raw in raws:
+        tc.assertNotIn(raw, proxy.stderr(), "a raw value reached the proxy's log")
+    files = 0
+    for root, _, names in os.walk(proxy.state_dir):
+        for n in names:
+            with open(os.path.join(root, n), "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+            for raw in raws:
+                tc.assertNotIn(raw, text, "a raw value reached %s" % n)
+            files += 1
+    tc.assertGreaterEqual(files, 1)  # the sync log at least: the walk saw real files
+    for req in fake.requests:
+        text = json.dumps(req["body"])
+        for raw in list(raws) + list(upstream_too):
+            tc.assertNotIn(raw, text, "a raw value reached TikTok")

@@ -9,7 +9,7 @@ import json
 import os
 import unittest
 
-from harness import PIXEL, ROOT, TOKEN, FakeTikTok, Proxy, site_config
+from harness import PIXEL, ROOT, TOKEN, FakeTikTok, Proxy, assert_nothing_raw, site_config
 
 PHONES = ["(213) 373-4253", "202-555-0100"]
 E164 = ["+12133734253", "+12025550100"]
@@ -55,7 +55,7 @@ class ContentsTest(unittest.TestCase):
         # One value leaves as a string; an upper-case digest is lower-cased, not re-hashed.
         self.assertEqual(out["arr2"]["user"]["phone"], sha(E164[0]))
         self.assertEqual(out["arr2"]["user"]["email"], sha(EMAILS[1].lower()))
-        self.assert_no_raw(proxy, fake)
+        assert_nothing_raw(self, proxy, fake, RAW)
 
     def test_six_values_refuse_the_event_not_the_batch(self):
         fake = FakeTikTok(token=TOKEN, pixel=PIXEL).start()
@@ -129,23 +129,6 @@ class ContentsTest(unittest.TestCase):
         self.assertEqual(s["properties"]["num_items"], 3)
         self.assertNotIn("locale", s.get("user", {}))  # consent denied
         self.assertTrue(s["limited_data_use"])  # the event asked for it
-
-    def assert_no_raw(self, proxy, fake):
-        for raw in RAW:
-            self.assertNotIn(raw, proxy.stderr(), "a raw identifier reached the proxy's log")
-        files = 0
-        for root, _, names in os.walk(proxy.state_dir):
-            for n in names:
-                with open(os.path.join(root, n), "rb") as f:
-                    text = f.read().decode("utf-8", "replace")
-                for raw in RAW:
-                    self.assertNotIn(raw, text, "a raw identifier reached %s" % n)
-                files += 1
-        self.assertGreaterEqual(files, 1)
-        for req in fake.requests:
-            text = json.dumps(req["body"])
-            for raw in RAW:
-                self.assertNotIn(raw, text, "a raw identifier reached TikTok")
 
 
 if __name__ == "__main__":

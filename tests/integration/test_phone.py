@@ -11,7 +11,7 @@ import json
 import os
 import unittest
 
-from harness import PIXEL, ROOT, TOKEN, FakeTikTok, Proxy, site_config
+from harness import PIXEL, ROOT, TOKEN, FakeTikTok, Proxy, assert_nothing_raw, site_config
 
 NATIONAL = "213-373-4253"
 E164 = "+12133734253"
@@ -44,23 +44,6 @@ class PhoneTest(unittest.TestCase):
             fake.stop()
         return proxy, fake, out
 
-    def assert_no_raw_number(self, proxy, fake):
-        for raw in RAW:
-            self.assertNotIn(raw, proxy.stderr(), "the raw number reached the proxy's log")
-        files = 0
-        for root, _, names in os.walk(proxy.state_dir):
-            for n in names:
-                with open(os.path.join(root, n), "rb") as f:
-                    text = f.read().decode("utf-8", "replace")
-                for raw in RAW:
-                    self.assertNotIn(raw, text, "the raw number reached %s" % n)
-                files += 1
-        self.assertGreaterEqual(files, 1)  # the sync log at least: the walk saw real files
-        for req in fake.requests:
-            text = json.dumps(req["body"])
-            for raw in RAW + [E164]:
-                self.assertNotIn(raw, text, "the raw number reached TikTok")
-
     def test_national_number_with_phone_region_is_hashed_as_e164(self):
         proxy, fake, out = self.run_proxy(
             [event(NATIONAL, "p1"), event("+1 (213) 373-4253 ext. 12", "p2"),
@@ -75,7 +58,7 @@ class PhoneTest(unittest.TestCase):
         self.assertNotEqual(want, hashlib.sha256(b"+2133734253").hexdigest())
         for e in out:
             self.assertEqual(e["user"]["email"], hashlib.sha256(EMAIL.encode()).hexdigest())
-        self.assert_no_raw_number(proxy, fake)
+        assert_nothing_raw(self, proxy, fake, RAW, [E164])
 
     def test_without_phone_region_a_national_number_never_leaves(self):
         proxy, fake, out = self.run_proxy(
@@ -87,14 +70,14 @@ class PhoneTest(unittest.TestCase):
         # A number with its own international prefix needs no region.
         self.assertEqual(by_id["n2"]["user"]["phone"],
                          hashlib.sha256(b"+442079460958").hexdigest())
-        self.assert_no_raw_number(proxy, fake)
+        assert_nothing_raw(self, proxy, fake, RAW, [E164])
 
     def test_dry_run_log_shows_only_the_hash(self):
         proxy, fake, _ = self.run_proxy([event(NATIONAL, "d1")], dry_run=True, phone_region="US")
         log = proxy.wait_log("would POST")
         self.assertIn(hashlib.sha256(E164.encode()).hexdigest(), log)
         self.assertEqual(fake.requests, [])
-        self.assert_no_raw_number(proxy, fake)
+        assert_nothing_raw(self, proxy, fake, RAW, [E164])
 
 
 if __name__ == "__main__":

@@ -11,40 +11,11 @@
     "{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_SECRET\","                \
     "\"destinations\":[{\"type\":\"tiktok\",\"pixel_code\":\"P1\",\"access_token_env\":\"SGT_TOKEN\"}]}"
 
-static struct sg_config *load(const char *text, char **log)
-{
-    char *path = sg_write_temp(".json", text);
-    sg_capture_begin();
-    struct sg_config *cfg = sg_config_load(path);
-    *log = sg_capture_end();
-    unlink(path);
-    free(path);
-    return cfg;
-}
-
-static void expect_error(const char *text, const char *where, const char *what)
-{
-    char *log;
-    struct sg_config *cfg = load(text, &log);
-    assert_null(cfg);
-    if (!strstr(log, where) || !strstr(log, what))
-        fail_msg("wanted \"%s\" and \"%s\" in: %s", where, what, log);
-    free(log);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    setenv("SGT_SECRET", "0123456789abcdef-secret", 1);
-    setenv("SGT_TOKEN", "token-value-xyz", 1);
-    return 0;
-}
-
 static void valid_config_and_defaults(void **state)
 {
     char *log;
     (void)state;
-    struct sg_config *cfg = load("{\"sites\":[" SITE_OK "]}", &log);
+    struct sg_config *cfg = sg_test_config_load("{\"sites\":[" SITE_OK "]}", &log);
     assert_non_null(cfg);
     assert_string_equal(cfg->listen, "127.0.0.1:8080");
     assert_int_equal(cfg->limits.max_body_bytes, 65536);
@@ -80,36 +51,36 @@ static void shipped_config_is_valid(void **state)
 static void errors_with_positions(void **state)
 {
     (void)state;
-    expect_error("{\"sites\":[" SITE_OK "],\n  \"listne\": \"x\"}", ":2:3: listne", "unknown key");
-    expect_error("{\"sites\":[\n" SITE_OK ",\n{\"id\":\"s\"}]}", ":3:1: sites[1]",
+    sg_test_config_error("{\"sites\":[" SITE_OK "],\n  \"listne\": \"x\"}", ":2:3: listne", "unknown key");
+    sg_test_config_error("{\"sites\":[\n" SITE_OK ",\n{\"id\":\"s\"}]}", ":3:1: sites[1]",
                  "\"rules\" is required");
-    expect_error("{\"sites\": [" SITE_OK "], \"limits\": {\"batch_max_events\": 5000}}",
+    sg_test_config_error("{\"sites\": [" SITE_OK "], \"limits\": {\"batch_max_events\": 5000}}",
                  ":1:", "limits.batch_max_events: must be an integer from 1 to 1000");
-    expect_error("{\"sites\": [" SITE_OK "], \"trusted_proxies\": [\"10.0.0.0/33\"]}",
+    sg_test_config_error("{\"sites\": [" SITE_OK "], \"trusted_proxies\": [\"10.0.0.0/33\"]}",
                  "trusted_proxies[0]", "CIDR");
-    expect_error("{\"sites\": [], \"listen\": \"x\"}", "listen", "host:port");
-    expect_error("{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_NOPE\","
+    sg_test_config_error("{\"sites\": [], \"listen\": \"x\"}", "listen", "host:port");
+    sg_test_config_error("{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_NOPE\","
                  "\"destinations\":[{\"type\":\"tiktok\",\"pixel_code\":\"P1\",\"access_token_env\":\"SGT_TOKEN\"}]}]}",
                  "sites[0]", "secret's environment variable is not set");
-    expect_error("{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_SECRET\","
+    sg_test_config_error("{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_SECRET\","
                  "\"destinations\":[{\"type\":\"tiktok\",\"pixel_code\":\"P1\"}]}]}",
                  "sites[0].destinations[0]", "access_token_env or access_token_file is required");
-    expect_error("{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_SECRET\","
+    sg_test_config_error("{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_SECRET\","
                  "\"destinations\":[{\"type\":\"facebook\",\"pixel_code\":\"P1\"}]}]}",
                  "sites[0].destinations[0].type", "unknown destination type");
-    expect_error("{\"sites\":[{\"id\":\"s\",\"rules\":\"no/such.json\",\"secret_env\":\"SGT_SECRET\","
+    sg_test_config_error("{\"sites\":[{\"id\":\"s\",\"rules\":\"no/such.json\",\"secret_env\":\"SGT_SECRET\","
                  "\"destinations\":[]}]}",
                  "no/such.json", "cannot open");
-    expect_error("{\"sites\": [" SITE_OK "] \"x\": 1}", ":1:", "");
-    expect_error("{\"sites\":[" SITE_OK "," SITE_OK "]}", "sites[1].id", "duplicate site id");
-    expect_error("{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_SECRET\","
+    sg_test_config_error("{\"sites\": [" SITE_OK "] \"x\": 1}", ":1:", "");
+    sg_test_config_error("{\"sites\":[" SITE_OK "," SITE_OK "]}", "sites[1].id", "duplicate site id");
+    sg_test_config_error("{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_SECRET\","
                  "\"consent\":{\"default\":\"maybe\"},\"destinations\":[]}]}",
                  ":1:97: sites[0].consent.default", "must be \"granted\" or \"denied\"");
-    expect_error("{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_SECRET\","
+    sg_test_config_error("{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_SECRET\","
                  "\"consent\":{\"tcf\":{\"vendor_id\":1,\"purposes\":{\"ad_storage\":[1,25]}}},"
                  "\"destinations\":[]}]}",
                  "sites[0].consent.tcf.purposes.ad_storage[1]", "a TCF purpose id is 1 to 24");
-    expect_error("{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_SECRET\","
+    sg_test_config_error("{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_SECRET\","
                  "\"consent\":{\"tcf\":{\"vendor_id\":1,\"purposes\":{\"marketing\":[1]}}},"
                  "\"destinations\":[]}]}",
                  "sites[0].consent.tcf.purposes.marketing", "unknown purpose");
@@ -125,20 +96,20 @@ static void limits_the_code_cannot_honour(void **state)
 {
     char *log;
     (void)state;
-    expect_error("{\"sites\": [" SITE_OK "],\n \"limits\": {\"max_body_bytes\": 67108864}}",
+    sg_test_config_error("{\"sites\": [" SITE_OK "],\n \"limits\": {\"max_body_bytes\": 67108864}}",
                  ":2:31: limits.max_body_bytes",
                  "must be an integer from 1024 to 8388608 (an event must fit in one 16 MiB "
                  "spool record)");
-    expect_error("{\"sites\": [" SITE_OK "],\n \"limits\": {\"max_body_bytes\": 16777216}}",
+    sg_test_config_error("{\"sites\": [" SITE_OK "],\n \"limits\": {\"max_body_bytes\": 16777216}}",
                  ":2:31: limits.max_body_bytes", "from 1024 to 8388608");
-    expect_error("{\"sites\": [" SITE_OK "],\n \"limits\": {\"max_field_bytes\": 1048576}}",
+    sg_test_config_error("{\"sites\": [" SITE_OK "],\n \"limits\": {\"max_field_bytes\": 1048576}}",
                  ":2:32: limits.max_field_bytes",
                  "must be an integer from 64 to 65536 (the longest text the scrubber takes)");
-    expect_error("{\"sites\": [" SITE_OK "],\n \"limits\": {\"max_field_bytes\": 65537}}",
+    sg_test_config_error("{\"sites\": [" SITE_OK "],\n \"limits\": {\"max_field_bytes\": 65537}}",
                  ":2:32: limits.max_field_bytes", "from 64 to 65536");
     /* The largest values that are honoured still load. */
     struct sg_config *cfg =
-        load("{\"sites\": [" SITE_OK "], \"limits\": {\"max_body_bytes\": 8388608, "
+        sg_test_config_load("{\"sites\": [" SITE_OK "], \"limits\": {\"max_body_bytes\": 8388608, "
              "\"max_field_bytes\": 65536}}",
              &log);
     assert_non_null(cfg);
@@ -158,32 +129,32 @@ static void phone_region(void **state)
 {
     char *log;
     (void)state;
-    struct sg_config *cfg = load(SITE_REGION("\"US\""), &log);
+    struct sg_config *cfg = sg_test_config_load(SITE_REGION("\"US\""), &log);
     assert_non_null(cfg);
     assert_string_equal(cfg->sites[0].phone_region, "US");
     free(log);
     sg_config_free(cfg);
-    cfg = load(SITE_REGION("null"), &log);
+    cfg = sg_test_config_load(SITE_REGION("null"), &log);
     assert_non_null(cfg);
     assert_null(cfg->sites[0].phone_region);
     free(log);
     sg_config_free(cfg);
-    cfg = load("{\"sites\":[" SITE_OK "]}", &log);
+    cfg = sg_test_config_load("{\"sites\":[" SITE_OK "]}", &log);
     assert_non_null(cfg);
     assert_null(cfg->sites[0].phone_region);
     free(log);
     sg_config_free(cfg);
-    expect_error(SITE_REGION("\"XX\""), ":2:18: sites[0].phone_region",
+    sg_test_config_error(SITE_REGION("\"XX\""), ":2:18: sites[0].phone_region",
                  "\"XX\" is not a region libphonenumber knows");
-    expect_error(SITE_REGION("\"UK\""), ":2:18: sites[0].phone_region", "\"UK\" is not a region");
-    expect_error(SITE_REGION("\"USA\""), ":2:18: sites[0].phone_region", "not a region");
-    expect_error(SITE_REGION("\"\""), ":2:18: sites[0].phone_region", "not a region");
-    expect_error(SITE_REGION("\"ZZ\""), ":2:18: sites[0].phone_region", "not a region");
-    expect_error(SITE_REGION("\"001\""), ":2:18: sites[0].phone_region", "not a region");
-    expect_error(SITE_REGION("\"us\""), ":2:18: sites[0].phone_region",
+    sg_test_config_error(SITE_REGION("\"UK\""), ":2:18: sites[0].phone_region", "\"UK\" is not a region");
+    sg_test_config_error(SITE_REGION("\"USA\""), ":2:18: sites[0].phone_region", "not a region");
+    sg_test_config_error(SITE_REGION("\"\""), ":2:18: sites[0].phone_region", "not a region");
+    sg_test_config_error(SITE_REGION("\"ZZ\""), ":2:18: sites[0].phone_region", "not a region");
+    sg_test_config_error(SITE_REGION("\"001\""), ":2:18: sites[0].phone_region", "not a region");
+    sg_test_config_error(SITE_REGION("\"us\""), ":2:18: sites[0].phone_region",
                  "a region code is upper case: \"US\"");
-    expect_error(SITE_REGION("\"xx\""), ":2:18: sites[0].phone_region", "\"xx\" is not a region");
-    expect_error(SITE_REGION("1"), ":2:18: sites[0].phone_region", "must be a region code");
+    sg_test_config_error(SITE_REGION("\"xx\""), ":2:18: sites[0].phone_region", "\"xx\" is not a region");
+    sg_test_config_error(SITE_REGION("1"), ":2:18: sites[0].phone_region", "must be a region code");
 }
 
 static void secret_never_in_errors(void **state)
@@ -191,7 +162,7 @@ static void secret_never_in_errors(void **state)
     char *log;
     (void)state;
     setenv("SGT_SHORT", "tiny-secret", 1);
-    struct sg_config *cfg = load("{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\","
+    struct sg_config *cfg = sg_test_config_load("{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\","
                                  "\"secret_env\":\"SGT_SHORT\",\"destinations\":[{\"type\":\"tiktok\","
                                  "\"pixel_code\":\"P1\",\"access_token_env\":\"SGT_TOKEN\"}]}]}",
                                  &log);
@@ -239,5 +210,5 @@ int main(void)
         cmocka_unit_test(secret_never_in_errors),
         cmocka_unit_test(cidrs_and_hosts),
     };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    return cmocka_run_group_tests(tests, sg_test_config_env, NULL);
 }

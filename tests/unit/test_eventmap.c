@@ -19,36 +19,6 @@
     "\"destinations\":[{\"type\":\"tiktok\",\"pixel_code\":\"P1\",\"access_token_env\":"           \
     "\"SGT_TOKEN\"}]"
 
-static struct sg_config *load(const char *text, char **log)
-{
-    char *path = sg_write_temp(".json", text);
-    sg_capture_begin();
-    struct sg_config *cfg = sg_config_load(path);
-    *log = sg_capture_end();
-    unlink(path);
-    free(path);
-    return cfg;
-}
-
-static void expect_error(const char *text, const char *where, const char *what)
-{
-    char *log;
-    struct sg_config *cfg = load(text, &log);
-    if (cfg)
-        fail_msg("loaded, wanted \"%s\" / \"%s\"", where, what);
-    if (!strstr(log, where) || !strstr(log, what))
-        fail_msg("wanted \"%s\" and \"%s\" in: %s", where, what, log);
-    free(log);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    setenv("SGT_SECRET", "0123456789abcdef-secret", 1);
-    setenv("SGT_TOKEN", "token-value-xyz", 1);
-    return 0;
-}
-
 /*
  * A map_event rule's own map may fan out further than the site's event_map: the room ingest
  * reserves in the spool and the queues (map_fanout) counts it too. Targets with spaces around
@@ -68,7 +38,7 @@ static void rule_maps_count_in_the_fanout(void **state)
              "\"destinations\":[{\"type\":\"tiktok\",\"pixel_code\":\"P1\","
              "\"access_token_env\":\"SGT_TOKEN\"}]}]}",
              rpath);
-    struct sg_config *cfg = load(cfg_text, &log);
+    struct sg_config *cfg = sg_test_config_load(cfg_text, &log);
     if (!cfg)
         fail_msg("%s", log);
     assert_int_equal(cfg->sites[0].map_fanout, 3);
@@ -76,7 +46,7 @@ static void rule_maps_count_in_the_fanout(void **state)
     free(log);
     unlink(rpath);
     free(rpath);
-    expect_error(SITE_HEAD ",\"event_map\":{\"a\":\"Buy \"}}]}", "event_map.a",
+    sg_test_config_error(SITE_HEAD ",\"event_map\":{\"a\":\"Buy \"}}]}", "event_map.a",
                  "neither starts nor ends with a space");
     /* a rule's own map is checked for chains through the built-in map, like event_map */
     char *chain = sg_write_temp(".json", "{\"name\":\"r\",\"rules\":[{\"id\":\"m\",\"why\":\"w\","
@@ -225,22 +195,22 @@ static void chains_and_loops(void **state)
 static void config_errors_have_positions(void **state)
 {
     (void)state;
-    expect_error(SITE_HEAD ",\n\"event_map\": {\"won\": \"Add to Cart (v2)\"}}]}",
+    sg_test_config_error(SITE_HEAD ",\n\"event_map\": {\"won\": \"Add to Cart (v2)\"}}]}",
                  ":2:22: sites[0].event_map.won", "letters, digits");
-    expect_error(SITE_HEAD ",\n\"event_map\": {\"Sign.Up\": [\"Lead\", \"lead\"]}}]}",
+    sg_test_config_error(SITE_HEAD ",\n\"event_map\": {\"Sign.Up\": [\"Lead\", \"lead\"]}}]}",
                  ":2:35: sites[0].event_map[\"Sign.Up\"][1]", "spelled \"Lead\"");
-    expect_error(SITE_HEAD ",\n\"event_map\": {\"a\": \"B\",\n \"b\": \"A\"}}]}",
+    sg_test_config_error(SITE_HEAD ",\n\"event_map\": {\"a\": \"B\",\n \"b\": \"A\"}}]}",
                  "sites[0].event_map.", "chain or a loop");
-    expect_error(SITE_HEAD ",\n\"event_map\": {\"won\": \"Lead\", \"WON\": \"Purchase\"}}]}",
+    sg_test_config_error(SITE_HEAD ",\n\"event_map\": {\"won\": \"Lead\", \"WON\": \"Purchase\"}}]}",
                  ":2:37: sites[0].event_map.WON", "case-insensitively");
-    expect_error(SITE_HEAD ",\n\"standard_events\": \"yes\"}]}", ":2:20: sites[0].standard_events",
+    sg_test_config_error(SITE_HEAD ",\n\"standard_events\": \"yes\"}]}", ":2:20: sites[0].standard_events",
                  "true or false");
-    expect_error(SITE_HEAD ",\n\"event_map\": [\"won\"]}]}", ":2:14: sites[0].event_map",
+    sg_test_config_error(SITE_HEAD ",\n\"event_map\": [\"won\"]}]}", ":2:14: sites[0].event_map",
                  "must be an object");
 
     char *log;
     struct sg_config *cfg =
-        load(SITE_HEAD ",\"event_map\": {\"Sign Up / Register\": \"CompleteRegistration\","
+        sg_test_config_load(SITE_HEAD ",\"event_map\": {\"Sign Up / Register\": \"CompleteRegistration\","
                        "\"Won\": [\"Purchase\", \"Won Deal\"]}}]}", &log);
     free(log);
     assert_non_null(cfg);
@@ -384,5 +354,5 @@ int main(void)
         cmocka_unit_test(rule_maps_count_in_the_fanout),
         cmocka_unit_test(site_map_wins_and_receipt_says_which),
     };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    return cmocka_run_group_tests(tests, sg_test_config_env, NULL);
 }

@@ -91,3 +91,33 @@ struct sg_spool_entry sg_test_spool_entry(const char *id)
     e.consent.gpc = true;
     return e;
 }
+
+struct sg_config *sg_test_config_load(const char *text, char **log)
+{
+    char *path = sg_write_temp(".json", text);
+    sg_capture_begin();
+    struct sg_config *cfg = sg_config_load(path);
+    *log = sg_capture_end();
+    unlink(path);
+    free(path);
+    return cfg;
+}
+
+void sg_test_config_error(const char *text, const char *where, const char *what)
+{
+    char *log;
+    struct sg_config *cfg = sg_test_config_load(text, &log);
+    if (cfg)
+        fail_msg("loaded, wanted \"%s\" / \"%s\"", where, what);
+    if (!strstr(log, where) || !strstr(log, what))
+        fail_msg("wanted \"%s\" and \"%s\" in: %s", where, what, log);
+    free(log);
+}
+
+int sg_test_config_env(void **state)
+{
+    (void)state;
+    setenv("SGT_SECRET", "0123456789abcdef-secret", 1);
+    setenv("SGT_TOKEN", "token-value-xyz", 1);
+    return 0;
+}
