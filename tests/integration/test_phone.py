@@ -7,7 +7,6 @@ national number is hashed as +1...; without phone_region the same number does no
 request to TikTok. Expected hashes are computed here with hashlib, independently of the C code.
 """
 import hashlib
-import json
 import os
 import unittest
 
