@@ -150,6 +150,16 @@ static bool accepts_gzip(const char *ae)
     return false;
 }
 
+int sg_snippet_negotiate(const char *if_none_match, const char *accept_encoding, bool *gzip)
+{
+    init();
+    *gzip = false;
+    if (etag_matches(if_none_match))
+        return 304;
+    *gzip = snip.gz && accepts_gzip(accept_encoding);
+    return 200;
+}
+
 void sg_snippet_handle(struct evhttp_request *req)
 {
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
@@ -175,7 +185,9 @@ void sg_snippet_handle(struct evhttp_request *req)
     evhttp_add_header(out, "Access-Control-Allow-Origin", "*");
     evhttp_add_header(out, "Cross-Origin-Resource-Policy", "cross-origin");
     evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
-    if (etag_matches(evhttp_find_header(in, "If-None-Match"))) {
+    bool gz;
+    if (sg_snippet_negotiate(evhttp_find_header(in, "If-None-Match"),
+                             evhttp_find_header(in, "Accept-Encoding"), &gz) == 304) {
         evhttp_send_reply(req, 304, "Not Modified", NULL);
         return;
     }
@@ -185,7 +197,7 @@ void sg_snippet_handle(struct evhttp_request *req)
         evhttp_send_error(req, 503, "Service Unavailable");
         return;
     }
-    if (snip.gz && accepts_gzip(evhttp_find_header(in, "Accept-Encoding"))) {
+    if (gz) {
         evhttp_add_header(out, "Content-Encoding", "gzip");
         evbuffer_add_reference(b, snip.gz, snip.gz_len, NULL, NULL);
     } else {

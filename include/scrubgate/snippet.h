@@ -15,6 +15,10 @@ struct evhttp_request;
 /* Answer GET or HEAD /sg.js (200, or 304 for a matching If-None-Match); 405 otherwise. */
 void sg_snippet_handle(struct evhttp_request *req);
 
+/* What a request gets: 304 when If-None-Match lists the ETag (or "*"), else 200, gzip when
+ * Accept-Encoding admits it. Either header may be NULL. */
+int sg_snippet_negotiate(const char *if_none_match, const char *accept_encoding, bool *gzip);
+
 /* "sha384-<base64>" of the bytes served, for the integrity attribute. */
 const char *sg_snippet_sri(void);
 
