@@ -599,7 +599,7 @@ static const char css[] =
     "thead th{background:#eee}tbody th{font-weight:600;white-space:nowrap}"
     "table.kv{width:auto}table.kv th{background:#f6f6f6}"
     "code,td.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.92em;"
-    "word-break:break-all}"
+    "overflow-wrap:anywhere}td.id{white-space:nowrap}"
     "td.o-dropped,td.o-removed{background:#f1f1f1;color:#555}"
     "td.o-raw,td.o-kept{background:#fde9c8}"
     "td.o-event_skipped{background:#e0e0e0}"
@@ -661,7 +661,7 @@ static void render_html(const json_t *r, FILE *f)
             snprintf(n, sizeof(n), "%zu", j + 1);
             fputs("<tr>", f);
             hcell(f, "td", NULL, n);
-            hcell(f, "td", "mono", STR(rule, "id"));
+            hcell(f, "td", "mono id", STR(rule, "id"));
             hcell(f, "td", NULL, STR(rule, "action"));
             hcell(f, "td", "mono", fields);
             hcell(f, "td", "mono", cond);
