@@ -75,6 +75,7 @@ void sg_config_free(struct sg_config *cfg)
             OPENSSL_cleanse(s->secret, s->secret_len);
         free(s->secret);
         sg_free_secret(s->ingest_key);
+        free(s->ingest_key_env_unset);
         free(s->rules_path);
         sg_ruleset_free(s->rules);
         json_decref(s->event_map);
@@ -99,6 +100,7 @@ void sg_config_free(struct sg_config *cfg)
     free(cfg->listen);
     free(cfg->admin_listen);
     sg_free_secret(cfg->admin_token);
+    free(cfg->admin_token_env_unset);
     free(cfg->state_dir);
     free(cfg);
 }
@@ -735,10 +737,8 @@ static int load_site(struct loader *L, json_t *o, const char *path, struct sg_si
     }
     if (get_secret(L, o, "ingest_key", path, &s->ingest_key, &missing) < 0)
         return -1;
-    if (missing)
-        sg_warn("site %s: the ingest key's environment variable %s is not set; authenticated "
-                "server ingest is off",
-                s->id, env_name(o, "ingest_key_env"));
+    if (missing) /* serve says so: sg_config_announce() */
+        s->ingest_key_env_unset = sg_xstrdup(env_name(o, "ingest_key_env"));
     s->rules = sg_ruleset_load(s->rules_path);
     if (!s->rules)
         return sg_jsondoc_error(&L->doc, at(L, "%s.rules", path), false,
@@ -864,9 +864,8 @@ struct sg_config *sg_config_load(const char *path)
     char *state_rel = cfg->state_dir ? cfg->state_dir : sg_xstrdup("var");
     cfg->state_dir = resolve(&L, state_rel);
     free(state_rel);
-    if (missing) /* as with no token at all: the admin endpoints but /healthz are off */
-        sg_warn("%s: the admin token's environment variable %s is not set", path,
-                env_name(root, "admin_token_env"));
+    if (missing) /* as with no token at all; serve says so: sg_config_announce() */
+        cfg->admin_token_env_unset = sg_xstrdup(env_name(root, "admin_token_env"));
     if (load_logging(&L, root, cfg) < 0)
         goto fail;
     char host[256];
@@ -938,11 +937,20 @@ fail:
 void sg_config_announce(const struct sg_config *cfg)
 {
     sg_log_configure(cfg->log_format, cfg->log_level);
-    for (size_t i = 0; i < cfg->n_sites; i++)
-        if (cfg->sites[i].secret_ephemeral)
+    if (cfg->admin_token_env_unset)
+        sg_warn("%s: the admin token's environment variable %s is not set", cfg->path,
+                cfg->admin_token_env_unset);
+    for (size_t i = 0; i < cfg->n_sites; i++) {
+        const struct sg_site *s = &cfg->sites[i];
+        if (s->secret_ephemeral)
             sg_warn("site %s: no secret set; using a random per-process key (allowed only "
                     "because every destination is dry_run; hashes change on restart)",
-                    cfg->sites[i].id);
+                    s->id);
+        if (s->ingest_key_env_unset)
+            sg_warn("site %s: the ingest key's environment variable %s is not set; "
+                    "authenticated server ingest is off",
+                    s->id, s->ingest_key_env_unset);
+    }
 }
 
 const struct sg_site *sg_config_site_by_id(const struct sg_config *cfg, const char *id)

@@ -65,6 +65,7 @@ struct sg_site {
     size_t secret_len;
     bool secret_ephemeral; /* generated because the env var was missing (dry run only) */
     char *ingest_key;      /* secret; NULL when server ingest is off */
+    char *ingest_key_env_unset; /* the ingest_key_env variable that was not set, or NULL */
     char *rules_path;
     struct sg_ruleset *rules;
     struct sg_consent_policy consent;
@@ -84,6 +85,7 @@ struct sg_config {
     char *listen;        /* "host:port" */
     char *admin_listen;  /* NULL when absent */
     char *admin_token;   /* secret */
+    char *admin_token_env_unset; /* the admin_token_env variable that was not set, or NULL */
     char *state_dir;     /* absolute, or relative to the directory of the config file */
     struct sg_cidr *trusted;
     size_t n_trusted;
