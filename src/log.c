@@ -31,6 +31,13 @@ void sg_log_configure(enum sg_log_format format, enum sg_log_level level)
     min_level = pinned_debug ? SG_LOG_DEBUG : level;
 }
 
+static _Thread_local int thread_worker = -1;
+
+void sg_log_set_thread_worker(int index)
+{
+    thread_worker = index;
+}
+
 void sg_log_pin_debug(void)
 {
     pinned_debug = true;
@@ -108,8 +115,11 @@ static void vlog(enum sg_log_level level, const char *fmt, va_list ap)
         int m = vsnprintf(msg, sizeof(msg), fmt, ap);
         if (m < 0)
             msg[0] = '\0';
-        int n = snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"", stamp,
+        int n = snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",", stamp,
                          names[level]);
+        if (thread_worker >= 0)
+            n += snprintf(line + n, sizeof(line) - (size_t)n, "\"worker\":%d,", thread_worker);
+        n += snprintf(line + n, sizeof(line) - (size_t)n, "\"msg\":\"");
         len = (size_t)n;
         json_escape(line, sizeof(line) - 3, &len, msg);
         memcpy(line + len, "\"}", 2);

@@ -22,6 +22,8 @@ void sg_log_set_level(enum sg_log_level level);
  */
 void sg_log_configure(enum sg_log_format format, enum sg_log_level level);
 void sg_log_pin_debug(void);
+/* The calling thread is worker index: its JSON log lines carry "worker": index. */
+void sg_log_set_thread_worker(int index);
 /* "error", "warn", "info", "debug" -> the level, or -1 for anything else. */
 int sg_log_level_from_name(const char *name);
 enum sg_log_level sg_log_get_level(void);

@@ -1,6 +1,7 @@
 """The command line: usage and help, check, explain, test-connection parsing, version, serve with
 the shipped config from any working directory, and the log_format/log_level settings."""
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -436,6 +437,14 @@ class CliTest(unittest.TestCase):
         proc, path, cfg = self.serve_with({"log_format": "json", "log_level": "debug"},
                                           name='log "q"\\\t.json')
         try:
+            port = int(cfg["listen"].rsplit(":", 1)[1])
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("POST", "/v1/events?site=shop",
+                         json.dumps({"event": "ViewContent", "event_id": "v1"}),
+                         {"Content-Type": "application/json", "User-Agent": "LogTest"})
+            self.assertEqual(conn.getresponse().status, 202)
+            conn.close()
+            time.sleep(1)  # the dry-run destination logs its would-be request from its worker
             proc.send_signal(signal.SIGHUP)
             time.sleep(0.5)
         finally:
@@ -443,6 +452,9 @@ class CliTest(unittest.TestCase):
             _, err = proc.communicate(timeout=15)
         self.assertEqual(proc.returncode, 0, err)
         lines = [json.loads(l) for l in err.splitlines()]
+        would = [d for d in lines if "would POST" in d["msg"]]
+        self.assertTrue(would, err)
+        self.assertIsInstance(would[0]["worker"], int)
         self.assertTrue(lines)
         for doc in lines:
             self.assertTrue({"ts", "level", "msg"} <= set(doc), doc)
