@@ -1,5 +1,5 @@
 /*
- * config.c - load and validate conf/scrubgate.json (DESIGN.md section 3).
+ * config.c - load and validate conf/scrubgate.json (docs/OPERATIONS.md, "Configuration").
  *
  * Strict: unknown keys, wrong types and bad values are errors with
  * file:line:column. Secrets are read from the environment or files named in

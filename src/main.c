@@ -1,5 +1,5 @@
 /*
- * main.c - the scrubgate command line (DESIGN.md section 2).
+ * main.c - the scrubgate command line (docs/OPERATIONS.md, "Command line").
  *
  * Exit status: 0 success, 1 runtime failure, 2 bad usage or invalid config.
  */
