@@ -337,7 +337,7 @@ class CliTest(unittest.TestCase):
         bad = write(self.tmp, "ev.json", '{\n  "event": "Lead",\n  "consent": \n}\n')
         r = run("explain", "-c", "conf/scrubgate.json", "--site", "shop", bad)
         self.assertEqual(r.returncode, 2)
-        self.assertRegex(r.stderr, r"ev\.json: .*\b4\b.*\b1\b|ev\.json:4:1")
+        self.assertIn("%s: line 4 column 1: " % bad, r.stderr)
 
     # ---- configuration ----
 
