@@ -80,6 +80,24 @@ static void json_escape(char *out, size_t cap, size_t *len, const char *s)
             n = 4;
             esc[n++] = hex[c >> 4];
             esc[n++] = hex[c & 15];
+        } else if (c >= 0x80) {
+            /* A well-formed UTF-8 sequence is copied; any other byte becomes U+FFFD, so
+             * that a line is valid JSON whatever a file name in it holds. */
+            size_t need = c >= 0xf0 && c <= 0xf4   ? 3
+                          : c >= 0xe0 && c < 0xf0 ? 2
+                          : c >= 0xc2 && c < 0xe0 ? 1
+                                                  : 0;
+            size_t k = 0;
+            while (need && k < need && ((unsigned char)s[k + 1] & 0xc0) == 0x80)
+                k++;
+            if (need && k == need && need < sizeof(esc)) {
+                memcpy(esc, s, need + 1);
+                n = need + 1;
+                s += need;
+            } else {
+                memcpy(esc, "\\ufffd", 6);
+                n = 6;
+            }
         } else
             esc[n++] = (char)c;
         if (*len + n >= cap)
