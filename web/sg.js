@@ -183,7 +183,7 @@
 
     /* ttq.track(event, properties, {event_id}): the event id, or undefined for a call that is
      * ignored (a name that is not a 1..100 character string, properties that are not a plain
-     * object or cannot be serialized). */
+     * object or cannot be serialized). A given id over 128 characters is replaced. */
     function track(name, props, opts) {
         var id, ev;
         if (!okString(name, NAME_MAX)) return undefined;
@@ -191,7 +191,7 @@
         if (!isObj(props)) return undefined;
         id = isObj(opts) ? opts.event_id : undefined;
         if (typeof id === 'number' && isFinite(id)) id = String(id);
-        if (!okString(id, 256)) id = uuid();
+        if (!okString(id, 128)) id = uuid(); /* the proxy refuses longer ids */
         ev = {
             event: name,
             event_id: id,
