@@ -93,7 +93,10 @@ static void settle(struct sg_commit *c, uint64_t gen, bool ok)
             if (ok) {
                 send_body(p->req, 202, "Accepted", p->body);
             } else {
-                evhttp_add_header(evhttp_request_get_output_headers(p->req), "Retry-After", "1");
+                struct evkeyvalq *out = evhttp_request_get_output_headers(p->req);
+                while (evhttp_remove_header(out, "Set-Cookie") == 0)
+                    ; /* nothing was accepted: no session or click-id cookie either */
+                evhttp_add_header(out, "Retry-After", "1");
                 send_body(p->req, 503, "Service Unavailable",
                           "{\"error\":\"spool unavailable, retry later\"}");
             }

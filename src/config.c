@@ -17,6 +17,7 @@
 #include "scrubgate/scrub.h"
 #include "scrubgate/spool.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <openssl/crypto.h>
@@ -79,6 +80,7 @@ void sg_config_free(struct sg_config *cfg)
         json_decref(s->event_map);
         json_decref(s->event_map_src);
         free(s->phone_region);
+        free(s->cookie_domain);
         for (size_t j = 0; j < s->n_dests; j++) {
             struct sg_dest_conf *d = &s->dests[j];
             free(d->id);
@@ -491,13 +493,100 @@ static int load_event_map(struct loader *L, json_t *o, const char *path, struct 
     return 0;
 }
 
+/* A DNS name: dot-separated labels of letters, digits and '-' (not at a label's ends). */
+static bool dns_name(const char *s, size_t n, size_t min_labels)
+{
+    size_t labels = 0, len = 0;
+    if (n == 0 || n > 253)
+        return false;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || s[i] == '.') {
+            if (len == 0 || len > 63 || s[i - 1] == '-')
+                return false;
+            labels++;
+            len = 0;
+        } else if (isalnum((unsigned char)s[i]) || (s[i] == '-' && len > 0)) {
+            len++;
+        } else {
+            return false;
+        }
+    }
+    return labels >= min_labels;
+}
+
+/*
+ * NULL when v is an allowed_origins entry: "http(s)://host[:port]" as a browser sends it in
+ * Origin (a name, an IPv4 or a [v6] address; no path, no trailing slash), or a wildcard
+ * whose host is "*.domain" (a subdomain at any depth, default port; at least two labels after
+ * the star, so that "*.com" is refused).
+ */
+static const char *origin_problem(const char *v)
+{
+    const char *host;
+    if (!strncmp(v, "https://", 8))
+        host = v + 8;
+    else if (!strncmp(v, "http://", 7))
+        host = v + 7;
+    else
+        return "an origin is http(s)://host[:port] (lower-case scheme)";
+    if (!strncmp(host, "*.", 2))
+        return dns_name(host + 2, strlen(host + 2), 2)
+                   ? NULL
+                   : "a wildcard origin is http(s)://*.domain with at least two labels after "
+                     "the star (https://*.example.com), no port, no path";
+    size_t n = host[0] == '[' ? strcspn(host, "]") + 1 : strcspn(host, ":");
+    bool ok = host[0] == '[' ? host[n - 1] == ']' && n > 2 && strspn(host + 1, "0123456789abcdefABCDEF:.") == n - 2
+                             : dns_name(host, n, 1);
+    if (ok && host[n] == ':') {
+        char *end;
+        long port = strtol(host + n + 1, &end, 10);
+        ok = end != host + n + 1 && *end == '\0' && port > 0 && port <= 65535 &&
+             isdigit((unsigned char)host[n + 1]);
+    } else if (ok) {
+        ok = host[n] == '\0';
+    }
+    return ok ? NULL
+              : "an origin is http(s)://host[:port], exactly as a browser sends it: no path, "
+                "no trailing /, no user or query";
+}
+
+/*
+ * cookie_domain (the Domain= of the session and click-id cookies; a leading dot is dropped, as
+ * browsers do) and click_id_days (the click-id cookie's lifetime; browsers cap any cookie at
+ * 400 days).
+ */
+static int load_cookies(struct loader *L, json_t *o, const char *path, struct sg_site *s)
+{
+    long long days = 28;
+    char *dom = NULL;
+    if (get_str(L, o, "cookie_domain", path, false, &dom) < 0 ||
+        get_num_why(L, o, "click_id_days", path, 1, 400, "browsers keep a cookie 400 days at "
+                    "most", &days) < 0)
+        return -1;
+    s->click_id_days = (int)days;
+    if (!dom)
+        return 0;
+    const char *d = dom[0] == '.' ? dom + 1 : dom;
+    if (!dns_name(d, strlen(d), 2)) {
+        free(dom);
+        return sg_jsondoc_error(&L->doc, at(L, "%s.cookie_domain", path), false,
+                                "must be a domain name with at least two labels, such as "
+                                "\"shop.example.com\"");
+    }
+    s->cookie_domain = sg_xstrdup(d);
+    for (char *c = s->cookie_domain; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    free(dom);
+    return 0;
+}
+
 static int load_site(struct loader *L, json_t *o, const char *path, struct sg_site *s)
 {
     static const char *const keys[] = {
         "id",      "hosts",          "allowed_origins", "secret_env",
         "secret_file", "ingest_key_env", "ingest_key_file", "rules",
         "consent", "event_map",      "destinations",    "phone_region",
-        "standard_events", NULL};
+        "standard_events", "cookie_domain", "click_id_days", NULL};
     bool missing;
     char *secret = NULL;
 
@@ -509,10 +598,14 @@ static int load_site(struct loader *L, json_t *o, const char *path, struct sg_si
         get_strv(L, o, "allowed_origins", path, &s->origins, &s->n_origins) < 0 ||
         get_str(L, o, "rules", path, true, &s->rules_path) < 0)
         return -1;
-    for (size_t i = 0; i < s->n_origins; i++)
-        if (strncmp(s->origins[i], "https://", 8) && strncmp(s->origins[i], "http://", 7))
+    for (size_t i = 0; i < s->n_origins; i++) {
+        const char *why = origin_problem(s->origins[i]);
+        if (why)
             return sg_jsondoc_error(&L->doc, at(L, "%s.allowed_origins[%zu]", path, i), false,
-                                    "an origin is scheme://host[:port]");
+                                    "%s", why);
+    }
+    if (load_cookies(L, o, path, s) < 0)
+        return -1;
     /* A local copy: load_consent formats sub-paths with at(), which reuses L->path. */
     char cpath[256];
     snprintf(cpath, sizeof(cpath), "%s.consent", path);
@@ -734,10 +827,20 @@ fail:
 
 const struct sg_site *sg_config_site_by_id(const struct sg_config *cfg, const char *id)
 {
+    const struct sg_site *by_pixel = NULL;
     for (size_t i = 0; i < cfg->n_sites; i++)
         if (strcmp(cfg->sites[i].id, id) == 0)
             return &cfg->sites[i];
-    return NULL;
+    for (size_t i = 0; i < cfg->n_sites; i++)
+        for (size_t d = 0; d < cfg->sites[i].n_dests; d++) {
+            const char *pc = cfg->sites[i].dests[d].pixel_code;
+            if (pc && strcmp(pc, id) == 0 && by_pixel != &cfg->sites[i]) {
+                if (by_pixel)
+                    return NULL; /* two sites send to this pixel: the code names neither */
+                by_pixel = &cfg->sites[i];
+            }
+        }
+    return by_pixel;
 }
 
 const struct sg_site *sg_config_site_by_host(const struct sg_config *cfg, const char *host)
@@ -769,10 +872,30 @@ bool sg_config_is_trusted_proxy(const struct sg_config *cfg, const char *ip)
     return false;
 }
 
+/* A wildcard entry (host "*.domain") covers origin: same scheme, a host ending in ".domain"
+ * with at least one label before it, and no port (browsers omit the default one). */
+static bool wildcard_covers(const char *pattern, const char *origin)
+{
+    const char *star = strstr(pattern, "://*.");
+    if (!star)
+        return false;
+    size_t scheme = (size_t)(star - pattern) + 3; /* "https://" */
+    if (!sg_strncaseeq(pattern, origin, scheme))
+        return false;
+    const char *host = origin + scheme, *domain = star + 4; /* ".example.com" */
+    size_t hl = strlen(host), dl = strlen(domain);
+    if (hl <= dl || host[0] == '.' || !sg_strcaseeq(host + hl - dl, domain))
+        return false;
+    for (size_t i = 0; i < hl - dl; i++) /* the subdomain part: labels only */
+        if (!(isalnum((unsigned char)host[i]) || host[i] == '-' || host[i] == '.'))
+            return false;
+    return host[hl - dl - 1] != '.';
+}
+
 bool sg_site_origin_allowed(const struct sg_site *site, const char *origin)
 {
     for (size_t i = 0; i < site->n_origins; i++)
-        if (sg_strcaseeq(site->origins[i], origin))
+        if (sg_strcaseeq(site->origins[i], origin) || wildcard_covers(site->origins[i], origin))
             return true;
     return false;
 }

@@ -66,6 +66,7 @@ void sg_event_release(struct sg_event *ev)
             free(ev->more[i][k]);
     }
     json_decref(ev->props);
+    free(ev->click_id);
     sg_event_init(ev);
 }
 
@@ -506,6 +507,9 @@ int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_
         return -1;
     if (!ev->val[SG_F_USER_TTCLID] && ev->val[SG_F_PAGE_URL])
         ev->val[SG_F_USER_TTCLID] = sg_url_query_param(ev->val[SG_F_PAGE_URL], "ttclid");
+    keep_token(ev, SG_F_USER_TTCLID, TOKEN_CHARS, SG_CLICK_ID_MAX);
+    if (ev->val[SG_F_USER_TTCLID]) /* a click id from this event: the cookie may keep it */
+        ev->click_id = sg_xstrdup(ev->val[SG_F_USER_TTCLID]);
     if (!ev->val[SG_F_USER_TTCLID] && ctx->cookie_ttclid && *ctx->cookie_ttclid &&
         strlen(ctx->cookie_ttclid) <= limits->max_field_bytes)
         ev->val[SG_F_USER_TTCLID] = sg_xstrdup(ctx->cookie_ttclid);
@@ -513,8 +517,8 @@ int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_
         strlen(ctx->cookie_ttp) <= limits->max_field_bytes)
         ev->val[SG_F_USER_TTP] = sg_xstrdup(ctx->cookie_ttp);
     /* Click ids and the locale are tokens; anything else in them is noise or worse. */
-    keep_token(ev, SG_F_USER_TTCLID, TOKEN_CHARS, 512);
-    keep_token(ev, SG_F_USER_TTP, TOKEN_CHARS, 512);
+    keep_token(ev, SG_F_USER_TTCLID, TOKEN_CHARS, SG_CLICK_ID_MAX);
+    keep_token(ev, SG_F_USER_TTP, TOKEN_CHARS, SG_CLICK_ID_MAX);
     keep_token(ev, SG_F_USER_LOCALE, LOCALE_CHARS, 35);
 
     /* IP and user agent: from the connection, or from an authenticated server's body. */

@@ -12,6 +12,7 @@
 #include "scrubgate/log.h"
 #include "scrubgate/pipeline.h"
 #include "scrubgate/rules.h"
+#include "scrubgate/snippet.h"
 #include "scrubgate/commit.h"
 #include "scrubgate/ingest.h"
 #include "scrubgate/spool.h"
@@ -122,13 +123,50 @@ static bool request_is_tls(const struct sg_config *cfg, struct evhttp_request *r
     return origin && strncmp(origin, "https://", 8) == 0;
 }
 
-static void set_session_cookie(struct evhttp_request *req, const struct sg_request_ctx *ctx,
-                               bool tls)
+/* One of the proxy's cookies: first-party, HttpOnly, SameSite=Lax, the site's cookie_domain. */
+static void add_cookie(struct evhttp_request *req, const struct sg_site *site, const char *name,
+                       const char *value, long max_age, bool tls)
 {
-    char cookie[160];
-    snprintf(cookie, sizeof(cookie), "%s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax%s",
-             SG_SESSION_COOKIE, ctx->session_id, SESSION_MAX_AGE, tls ? "; Secure" : "");
+    char cookie[SG_CLICK_ID_MAX + 400];
+    char domain[270] = "";
+    if (site->cookie_domain)
+        snprintf(domain, sizeof(domain), "; Domain=%s", site->cookie_domain);
+    snprintf(cookie, sizeof(cookie), "%s=%s; Path=/; Max-Age=%ld%s; HttpOnly; SameSite=Lax%s",
+             name, value, max_age, domain, tls ? "; Secure" : "");
     evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", cookie);
+}
+
+/*
+ * What the 202 does with the sg_ttclid cookie (docs/BROWSER.md): an event whose ad_storage or
+ * ad_user_data is not granted expires it (the most restrictive event of a batch wins);
+ * otherwise the last click id an event or its page.url brought is kept for click_id_days.
+ */
+struct click_cookie {
+    bool expire;
+    char keep[SG_CLICK_ID_MAX + 1]; /* "" when no event brought a click id */
+};
+
+static void click_cookie_note(struct click_cookie *cc, const struct sg_event *ev)
+{
+    size_t n = ev->click_id ? strlen(ev->click_id) : 0;
+    if (ev->consent.state[SG_PURPOSE_AD_STORAGE] != SG_CONSENT_GRANTED ||
+        ev->consent.state[SG_PURPOSE_AD_USER_DATA] != SG_CONSENT_GRANTED)
+        cc->expire = true;
+    else if (n && n <= SG_CLICK_ID_MAX)
+        memcpy(cc->keep, ev->click_id, n + 1);
+}
+
+static void set_cookies(struct evhttp_request *req, const struct sg_config *cfg,
+                        const struct sg_site *site, const struct sg_request_ctx *ctx,
+                        const struct click_cookie *cc, const char *peer)
+{
+    bool tls = request_is_tls(cfg, req, peer ? peer : "");
+    if (ctx->new_session)
+        add_cookie(req, site, SG_SESSION_COOKIE, ctx->session_id, SESSION_MAX_AGE, tls);
+    if (cc->expire)
+        add_cookie(req, site, SG_CLICK_COOKIE, "", 0, tls);
+    else if (cc->keep[0])
+        add_cookie(req, site, SG_CLICK_COOKIE, cc->keep, (long)site->click_id_days * 86400, tls);
 }
 
 static void preflight(struct sg_worker *w, struct evhttp_request *req)
@@ -239,6 +277,15 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
         json_decref(root);
         return;
     }
+    /* A browser page on another origin: a simple request (sendBeacon, text/plain) is sent
+     * without a preflight and with the visitor's cookies, so CORS alone would not stop a
+     * foreign page from writing events into this site's sessions. Servers send no Origin. */
+    const char *origin = evhttp_find_header(in, "Origin");
+    if (origin && auth != 1 && !sg_site_origin_allowed(site, origin)) {
+        reply_error(req, 403, "Forbidden", "origin not in the site's allowed_origins");
+        json_decref(root);
+        return;
+    }
     /* Room for every event in every destination, or nothing is taken (no partial 202). */
     size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
     /* A mapped event may become up to map_fanout outbound events (event_map arrays). */
@@ -262,6 +309,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     ctx.trusted_server = auth == 1;
 
     json_t *ids = json_array(), *errors = json_array(), *item;
+    struct click_cookie cc = {0};
     uint64_t appended = sg_spool_appended(spool);
     size_t accepted = 0, i;
     json_array_foreach(events, i, item) {
@@ -270,7 +318,8 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
         json_t *esite = json_is_object(item) ? json_object_get(item, "site") : NULL;
         const struct sg_site *s = site;
         enum sg_pipe_result pr;
-        if (esite && json_is_string(esite) && strcmp(json_string_value(esite), site->id) != 0) {
+        if (esite && json_is_string(esite) &&
+            sg_config_site_by_id(cfg, json_string_value(esite)) != site) {
             /* One request, one site: its limits, key and CORS decision cover the batch. */
             snprintf(err, sizeof(err), "site: differs from the request's site");
             pr = SG_PIPE_INVALID;
@@ -283,6 +332,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
             sg_event_release(&ev);
             continue;
         }
+        click_cookie_note(&cc, &ev);
         json_t *rules = sg_event_changed_rules(&ev);
         char *rules_txt = json_dumps(rules, JSON_COMPACT);
         json_decref(rules);
@@ -338,8 +388,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     if (json_array_size(errors))
         json_object_set(body, "errors", errors);
     json_decref(errors);
-    if (ctx.new_session)
-        set_session_cookie(req, &ctx, request_is_tls(cfg, req, peer ? peer : ""));
+    set_cookies(req, cfg, site, &ctx, &cc, peer);
     sg_request_ctx_release(&ctx);
     json_decref(root);
     if (sg_spool_appended(spool) == appended) {
@@ -364,6 +413,10 @@ void sg_ingest_handle(struct evhttp_request *req, void *arg)
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
         reply_error(req, 503, "Service Unavailable", "shutting down, retry later");
+        return;
+    }
+    if (path && strcmp(path, SG_SNIPPET_PATH) == 0) {
+        sg_snippet_handle(req);
         return;
     }
     if (!path || strcmp(path, "/v1/events") != 0) {

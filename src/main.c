@@ -11,6 +11,7 @@
 #include "scrubgate/pipeline.h"
 #include "scrubgate/replay.h"
 #include "scrubgate/rules.h"
+#include "scrubgate/snippet.h"
 #include "scrubgate/server.h"
 
 #include <curl/curl.h>
@@ -236,6 +237,12 @@ static int cmd_check(const struct args *a)
                                                    s->standard_events));
     }
     json_object_set_new(report, "sites", sites);
+    size_t js_len;
+    sg_snippet_bytes(&js_len);
+    json_object_set_new(report, "snippet",
+                        json_pack("{s:s,s:s,s:I,s:I}", "path", SG_SNIPPET_PATH, "integrity",
+                                  sg_snippet_sri(), "bytes", (json_int_t)js_len, "gzip_bytes",
+                                  (json_int_t)sg_snippet_gzip_len()));
     if (a->json) {
         char *txt = json_dumps(report, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
         puts(txt);
@@ -244,6 +251,8 @@ static int cmd_check(const struct args *a)
         size_t i;
         json_t *site;
         printf("%s: ok\n", a->config);
+        printf("snippet %s: integrity=\"%s\" (%zu bytes, %zu gzipped)\n", SG_SNIPPET_PATH,
+               sg_snippet_sri(), js_len, sg_snippet_gzip_len());
         json_array_foreach(sites, i, site) {
             json_t *rs = json_object_get(site, "rule_set");
             const char *region = json_string_value(json_object_get(site, "phone_region"));

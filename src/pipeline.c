@@ -32,7 +32,7 @@ static const char conflicting_values[] = "!";
  */
 static void parse_cookies(struct sg_request_ctx *ctx, const char **sid)
 {
-    const char *ttclid = NULL, *ttclid_alt = NULL;
+    const char *ttclid = NULL, *ttclid_alt = NULL, *sg_ttclid = NULL;
     for (char *p = ctx->cookies; p && *p;) {
         char *end = strchr(p, ';');
         if (end)
@@ -54,7 +54,8 @@ static void parse_cookies(struct sg_request_ctx *ctx, const char **sid)
                 v[l - 1] = '\0';
                 v++;
             }
-            const char **slot = !strcmp(p, "ttclid")         ? &ttclid
+            const char **slot = !strcmp(p, SG_CLICK_COOKIE)  ? &sg_ttclid
+                                : !strcmp(p, "ttclid")       ? &ttclid
                                 : !strcmp(p, "_ttclid")      ? &ttclid_alt
                                 : !strcmp(p, "_ttp")         ? &ctx->cookie_ttp
                                 : !strcmp(p, "euconsent-v2") ? &ctx->cookie_tcf
@@ -69,7 +70,9 @@ static void parse_cookies(struct sg_request_ctx *ctx, const char **sid)
         }
         p = end ? end + 1 : NULL;
     }
-    ctx->cookie_ttclid = ttclid ? ttclid : ttclid_alt;
+    /* The proxy's own cookie first: it holds the click id of a consented landing. */
+    ctx->has_click_cookie = sg_ttclid != NULL;
+    ctx->cookie_ttclid = sg_ttclid ? sg_ttclid : ttclid ? ttclid : ttclid_alt;
 }
 
 /* Sec-GPC: "1"; a list ("1, 1", "0, 1") counts when any element is "1". */

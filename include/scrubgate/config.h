@@ -72,6 +72,8 @@ struct sg_site {
     bool standard_events;  /* the built-in map applies after event_map (default true) */
     unsigned map_fanout;   /* most outbound events one input event can become (>= 1) */
     char *phone_region;    /* ISO 3166-1 alpha-2 ("US") libphonenumber knows, or NULL */
+    char *cookie_domain;   /* Domain= of the proxy's cookies (no leading dot), or NULL */
+    int click_id_days;     /* Max-Age of the sg_ttclid cookie, in days (default 28) */
     struct sg_dest_conf *dests;
     size_t n_dests;
 };
@@ -95,9 +97,14 @@ struct sg_config *sg_config_load(const char *path);
 void sg_config_free(struct sg_config *cfg);
 void sg_limits_default(struct sg_limits *l);
 
+/* The site with this id, else the one site with a destination of this pixel code (a page
+ * that swapped TikTok's pixel for sg.js may still call ttq.load(pixel_code)). */
 const struct sg_site *sg_config_site_by_id(const struct sg_config *cfg, const char *id);
 const struct sg_site *sg_config_site_by_host(const struct sg_config *cfg, const char *host);
 bool sg_config_is_trusted_proxy(const struct sg_config *cfg, const char *ip);
+/* Origin (scheme://host[:port]) is one of the site's allowed_origins: an exact entry, or a
+ * wildcard entry (host "*.domain" after the scheme) covering any subdomain of domain at any
+ * depth (same scheme, default port, not domain itself). */
 bool sg_site_origin_allowed(const struct sg_site *site, const char *origin);
 
 /* Split "host:port" / "[v6]:port" into parts. 0 or -1. */

@@ -67,6 +67,9 @@ struct sg_receipt_entry {
 
 #define SG_RECEIPT_MAX 48
 
+/* Bytes of a click id (ttclid, ttp) kept at all; a longer one is dropped. */
+#define SG_CLICK_ID_MAX 512
+
 /* At most this many values for a multi-valued user field (sg_field_multi). */
 #define SG_MULTI_MAX 5
 
@@ -76,7 +79,8 @@ struct sg_request_ctx {
     const char *user_agent;      /* borrowed; NULL when absent */
     bool gpc;                    /* Sec-GPC: 1 */
     bool trusted_server;         /* authenticated with the site's ingest key */
-    const char *cookie_ttclid;   /* borrowed; ttclid or _ttclid cookie */
+    const char *cookie_ttclid;   /* borrowed; sg_ttclid, else ttclid, else _ttclid cookie */
+    bool has_click_cookie;       /* the request carries the proxy's sg_ttclid cookie */
     const char *cookie_ttp;      /* borrowed; _ttp cookie */
     const char *cookie_tcf;      /* borrowed; euconsent-v2 cookie */
     const char *cookie_usp;      /* borrowed; usprivacy cookie */
@@ -111,6 +115,8 @@ struct sg_event {
     const struct sg_request_ctx *ctx; /* borrowed */
     bool dropped;                /* a drop_event rule fired */
     const char *skip_reason;     /* static or rule id: why the event will not be sent */
+    char *click_id;              /* owned: the click id the event or its page.url brought
+                                  * (not a cookie's), for the sg_ttclid cookie; NULL if none */
     struct sg_receipt_entry receipt[SG_RECEIPT_MAX];
     size_t n_receipt;
 };

@@ -15,6 +15,7 @@
 struct evkeyvalq;
 
 #define SG_SESSION_COOKIE "sg_sid"
+#define SG_CLICK_COOKIE "sg_ttclid" /* the click id of a consented landing */
 
 enum sg_pipe_result {
     SG_PIPE_OK = 0,  /* ready to format and send */

@@ -141,6 +141,24 @@ class FaultInjectionTest(unittest.TestCase):
     def test_fdatasync_fails_eio(self):
         self.check_point("fdatasync", "EIO")
 
+    def test_a_503_sets_no_cookie(self):
+        """Nothing was accepted: no session or click-id cookie either (they are set with the
+        202 that answers for the events, after the group commit)."""
+        faults = Faults(self.fake_dir())
+        self.start(faults)
+        ev = {"event": "Lead", "consent": "granted", "ttclid": "E.C.P.fault",
+              "page": {"url": "https://shop.example.com/"}}
+        status, h, _ = self.proxy.post(ev)
+        self.assertEqual(status, 202)
+        self.assertEqual(len(h["set-cookie-all"]), 2, h)  # sg_sid and sg_ttclid
+        for err in ("fdatasync EIO /spool/", "write ENOSPC /spool/"):
+            faults.arm(err)
+            status, h, _ = self.proxy.post(ev)
+            self.assertEqual(status, 503, err)
+            self.assertEqual(h["set-cookie-all"], [], err)
+            faults.clear()
+        self.proxy.kill()
+
     def test_directory_fsync_fails_eio(self):
         # The directory is synced only when a segment is created (each one here: 4 KiB).
         self.check_point("fsync", "EIO", "/var/spool")

@@ -157,6 +157,7 @@ class IngestErrorTest(unittest.TestCase):
         self.assertEqual(h["access-control-allow-origin"], "https://shop.example.com")
         self.assertEqual(h["access-control-allow-credentials"], "true")
         s, h, _ = self.proxy.post({"event": "Lead"}, headers={"Origin": "https://evil.example"})
+        self.assertEqual(s, 403)
         self.assertNotIn("access-control-allow-origin", h)
 
     def test_session_cookie_attributes(self):

@@ -199,6 +199,79 @@ static void cidrs_and_hosts(void **state)
     assert_int_equal(sg_split_hostport("127.0.0.1:99999", host, sizeof(host), &port), -1);
 }
 
+/* A site with the given extra keys (JSON members, no leading comma). */
+#define SITE_WITH(extra)                                                                           \
+    "{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_SECRET\","     \
+    "\"destinations\":[{\"type\":\"tiktok\",\"pixel_code\":\"P1\",\"access_token_env\":"            \
+    "\"SGT_TOKEN\"}]," extra "}]}"
+
+static void origins_and_cookies(void **state)
+{
+    (void)state;
+    char *log;
+    struct sg_config *cfg = sg_test_config_load(
+        SITE_WITH("\"allowed_origins\":[\"https://*.example.com\",\"http://127.0.0.1:8000\","
+                  "\"https://[::1]:8443\"],\"cookie_domain\":\".Shop.Example.com\","
+                  "\"click_id_days\":7"),
+        &log);
+    free(log);
+    assert_non_null(cfg);
+    const struct sg_site *s = &cfg->sites[0];
+    assert_string_equal(s->cookie_domain, "shop.example.com"); /* no dot, lower case */
+    assert_int_equal(s->click_id_days, 7);
+    static const struct { const char *origin; bool ok; } cases[] = {
+        {"https://shop.example.com", true},
+        {"https://a.b.example.com", true},
+        {"HTTPS://Shop.Example.COM", true},
+        {"https://example.com", false},         /* not the bare domain */
+        {"http://shop.example.com", false},     /* same scheme only */
+        {"https://shop.example.com:8443", false}, /* default port only */
+        {"https://evil-example.com", false},
+        {"https://shop.example.com.evil.net", false},
+        {"https://.example.com", false},
+        {"https://a..example.com", false},
+        {"https://a_b.example.com", false},
+        {"http://127.0.0.1:8000", true},
+        {"http://127.0.0.1:8001", false},
+        {"http://127.0.0.1", false},
+        {"https://[::1]:8443", true},
+        {"null", false},
+        {"", false},
+    };
+    for (size_t i = 0; i < SG_ARRAY_SIZE(cases); i++)
+        if (sg_site_origin_allowed(s, cases[i].origin) != cases[i].ok)
+            fail_msg("origin %s: expected %s", cases[i].origin, cases[i].ok ? "allowed" : "refused");
+    /* A pixel code names its site (ttq.load(pixel) on a page that swapped the pixel). */
+    assert_ptr_equal(sg_config_site_by_id(cfg, "P1"), s);
+    assert_null(sg_config_site_by_id(cfg, "P2"));
+    sg_config_free(cfg);
+
+    cfg = sg_test_config_load(SITE_WITH("\"allowed_origins\":[]"), &log);
+    free(log);
+    assert_int_equal(cfg->sites[0].click_id_days, 28);
+    assert_null(cfg->sites[0].cookie_domain);
+    sg_config_free(cfg);
+
+    sg_test_config_error(SITE_WITH("\"allowed_origins\":[\"https://shop.example.com/\"]"),
+                         "sites[0].allowed_origins[0]", "no trailing /");
+    sg_test_config_error(SITE_WITH("\"allowed_origins\":[\"shop.example.com\"]"),
+                         "sites[0].allowed_origins[0]", "http(s)://host[:port]");
+    sg_test_config_error(SITE_WITH("\"allowed_origins\":[\"https://*.com\"]"),
+                         "sites[0].allowed_origins[0]", "at least two labels");
+    sg_test_config_error(SITE_WITH("\"allowed_origins\":[\"https://*.example.com:8443\"]"),
+                         "sites[0].allowed_origins[0]", "no port");
+    sg_test_config_error(SITE_WITH("\"allowed_origins\":[\"https://a.example.com:99999\"]"),
+                         "sites[0].allowed_origins[0]", "host[:port]");
+    sg_test_config_error(SITE_WITH("\"allowed_origins\":[\"https://a.*.example.com\"]"),
+                         "sites[0].allowed_origins[0]", "host[:port]");
+    sg_test_config_error(SITE_WITH("\"cookie_domain\":\"com\""), "sites[0].cookie_domain",
+                         "at least two labels");
+    sg_test_config_error(SITE_WITH("\"cookie_domain\":\"shop.example.com; Secure\""),
+                         "sites[0].cookie_domain", "domain name");
+    sg_test_config_error(SITE_WITH("\"click_id_days\":0"), "sites[0].click_id_days", "1 to 400");
+    sg_test_config_error(SITE_WITH("\"click_id_days\":401"), "sites[0].click_id_days", "400");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -209,6 +282,7 @@ int main(void)
         cmocka_unit_test(phone_region),
         cmocka_unit_test(secret_never_in_errors),
         cmocka_unit_test(cidrs_and_hosts),
+        cmocka_unit_test(origins_and_cookies),
     };
     return cmocka_run_group_tests(tests, sg_test_config_env, NULL);
 }
