@@ -62,21 +62,18 @@
 
     function okString(v, max) { return typeof v === 'string' && v.length > 0 && v.length <= max; }
 
-    /* A random UUID (v4) for an event without an id. crypto.randomUUID exists only in secure
-     * contexts; getRandomValues everywhere modern; Math.random is the last resort (the id only
-     * has to be unique enough for TikTok's deduplication, it is no secret). */
-    function uuid() {
-        var c = w.crypto, b = [], i, h = '';
-        if (c && c.randomUUID) return c.randomUUID();
+    /* A random event id for an event without one: 128 bits from crypto.getRandomValues (Math.random
+     * where that is missing: the id only has to be unique enough for TikTok's deduplication, it
+     * is no secret), written as 32 letters a-p. Letters only, because the proxy refuses an
+     * event_id that looks like personal data, and the digit runs of a hex UUID sometimes look
+     * like a phone or card number to it (about one UUID in eight). */
+    function randomId() {
+        var c = w.crypto, b = [], i, s = '';
         if (c && c.getRandomValues) b = c.getRandomValues(new Uint8Array(16));
         else for (i = 0; i < 16; i++) b[i] = Math.random() * 256 | 0;
-        b[6] = b[6] & 15 | 64;
-        b[8] = b[8] & 63 | 128;
-        for (i = 0; i < 16; i++) {
-            h += (b[i] + 256).toString(16).slice(1);
-            if (i == 3 || i == 5 || i == 7 || i == 9) h += '-';
-        }
-        return h;
+        for (i = 0; i < 16; i++)
+            s += String.fromCharCode(97 + (b[i] >> 4), 97 + (b[i] & 15));
+        return s;
     }
 
     /* Google Consent Mode, read from window.dataLayer at send time: every
@@ -191,7 +188,7 @@
         if (!isObj(props)) return undefined;
         id = isObj(opts) ? opts.event_id : undefined;
         if (typeof id === 'number' && isFinite(id)) id = String(id);
-        if (!okString(id, 128)) id = uuid(); /* the proxy refuses longer ids */
+        if (!okString(id, 128)) id = randomId(); /* the proxy refuses longer ids */
         ev = {
             event: name,
             event_id: id,
