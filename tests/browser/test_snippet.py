@@ -406,6 +406,34 @@ class SnippetTest(unittest.TestCase):
         self.assertNotIn("h-refused", self.ids())
         self.assertNotIn("h-refused-2", self.ids())
 
+    # Google Consent Mode from window.dataLayer: the latest default/update entries decide
+
+    def test_consent_mode(self):
+        head = ("window.dataLayer = window.dataLayer || [];"
+                "function gtag() { dataLayer.push(arguments); }"
+                "gtag('consent', 'default', {ad_storage: 'denied', ad_user_data: 'denied'});"
+                "gtag('consent', 'update', {ad_storage: 'granted', ad_user_data: 'granted'});")
+        self.open("/cm", page(self.sg, head, 'ttq.track("Lead", {}, {event_id: "cm-1"});'),
+                  "?ttclid=" + CLICK)
+        self.assertEqual(self.arrived("cm-1")["user"].get("ttclid"), CLICK)
+        # An update pushed later (an array, as a tag manager pushes it) applies to later events.
+        self.browser.execute("dataLayer.push(['consent', 'update', {ad_user_data: 'denied'}]);"
+                             'ttq.track("Lead", {}, {event_id: "cm-2"});')
+        out = self.arrived("cm-2")
+        self.assertNotIn("ttclid", out["user"])
+        self.assertNotIn("user_agent", out["user"])
+
+    # without sendBeacon, fetch (keepalive, with the proxy's cookies) carries the events
+
+    def test_fetch_fallback(self):
+        head = "navigator.sendBeacon = function () { return false; };"
+        calls = 'ttq.grantConsent(); ttq.track("Lead", {}, {event_id: "fb-1"});'
+        self.open("/fetch", page(self.sg, head, calls), "?ttclid=" + CLICK)
+        self.assertEqual(self.arrived("fb-1")["user"].get("ttclid"), CLICK)
+        wait_for(lambda: self.cookie("sg_ttclid"), what="sg_ttclid set through fetch")
+        self.open("/fetch2", page(self.sg, head, calls.replace("fb-1", "fb-2")))
+        self.assertEqual(self.arrived("fb-2")["user"].get("ttclid"), CLICK)  # cookie sent
+
     # i. malformed calls neither throw nor stop the valid calls after them
 
     def test_malformed_calls(self):
