@@ -1,6 +1,6 @@
 /*
  * admin.c - the admin listener: /healthz and bearer-protected /metrics
- * (DESIGN.md section 8). Runs on one worker's loop; reads every worker's
+ * (docs/API.md, "Admin API"). Runs on one worker's loop; reads every worker's
  * counters, which are atomics, through sg_worker_each_forwarder().
  *
  * Another worker may reload and free the configuration its forwarders

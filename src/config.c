@@ -1,5 +1,5 @@
 /*
- * config.c - load and validate conf/scrubgate.json (DESIGN.md section 3).
+ * config.c - load and validate conf/scrubgate.json (docs/CONFIG.md).
  *
  * Strict: unknown keys, wrong types and bad values are errors with
  * file:line:column. Secrets are read from the environment or files named in
@@ -456,7 +456,7 @@ static const char *map_path(struct loader *L, const char *path, const char *key,
 }
 
 /*
- * event_map and standard_events (DESIGN section 3): keys case-insensitive,
+ * event_map and standard_events (docs/CONFIG.md, docs/MAPPING.md): keys case-insensitive,
  * values one valid TikTok name or an array of them, applied once (no chains,
  * no loops, counting the built-in map when it is on).
  */

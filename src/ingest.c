@@ -1,5 +1,5 @@
 /*
- * ingest.c - POST /v1/events (DESIGN.md section 4).
+ * ingest.c - POST /v1/events (docs/API.md, "Ingest").
  *
  * Limits are enforced before work: body size and header size by evhttp, the
  * content type and event count here. A malformed event is reported in the

@@ -1,5 +1,5 @@
 /*
- * main.c - the scrubgate command line (DESIGN.md section 2).
+ * main.c - the scrubgate command line (docs/OPERATIONS.md, "Commands").
  *
  * Exit status: 0 success, 1 runtime failure, 2 bad usage or invalid config.
  */
@@ -10,6 +10,7 @@
 #include "scrubgate/log.h"
 #include "scrubgate/pipeline.h"
 #include "scrubgate/replay.h"
+#include "scrubgate/report.h"
 #include "scrubgate/rules.h"
 #include "scrubgate/snippet.h"
 #include "scrubgate/server.h"
@@ -21,13 +22,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void usage(FILE *f)
 {
     fputs("usage:\n"
           "  scrubgate serve -c FILE                 run the proxy (default command)\n"
-          "  scrubgate check -c FILE [--json]        validate config and rule sets; print the\n"
-          "                                          policy matrix per site\n"
+          "  scrubgate check -c FILE [--json | --format md|html|csv|json] [-o FILE]\n"
+          "                                          validate config and rule sets; print the\n"
+          "                                          policy matrix per site, or write the\n"
+          "                                          audit report (docs/OPERATIONS.md)\n"
           "  scrubgate explain -c FILE --site ID [--ip A] [--ua S] [--gpc]\n"
           "                    [--header 'K: V']... [EVENT.json|-]\n"
           "                                          dry run of one event; sends nothing\n"
@@ -48,6 +52,8 @@ struct args {
     int n_headers;
     const char *input;
     const char *since;
+    const char *format; /* check: text, json, md, html, csv (--json means json) */
+    const char *output; /* check: -o FILE, written atomically; NULL = stdout */
 };
 
 static int parse_args(int argc, char **argv, int start, struct args *a)
@@ -68,6 +74,10 @@ static int parse_args(int argc, char **argv, int start, struct args *a)
             a->ua = argv[++i];
         else if (!strcmp(s, "--header") && has_next && a->n_headers < 32)
             a->headers[a->n_headers++] = argv[++i];
+        else if (!strcmp(s, "--format") && has_next)
+            a->format = argv[++i];
+        else if (!strcmp(s, "-o") && has_next)
+            a->output = argv[++i];
         else if (!strcmp(s, "--gpc"))
             a->gpc = true;
         else if (!strcmp(s, "--json"))
@@ -88,221 +98,38 @@ static int parse_args(int argc, char **argv, int start, struct args *a)
     return 0;
 }
 
-/* ---- check: the policy matrix, derived by running the rules on probe events ---- */
+/* ---- check: validate, then the policy matrix or the audit report (report.h) ---- */
 
-static const char *treatment(const struct sg_event *ev, json_t *out, int f)
+/* The report's generated time: SOURCE_DATE_EPOCH when set (reproducible reports), else now. */
+static time_t report_time(void)
 {
-    if (f == SG_F_LIMITED_DATA_USE)
-        return json_is_true(json_object_get(out, "limited_data_use")) ? "true" : "false";
-    bool present = false;
-    if (f == SG_F_PROPERTIES)
-        present = json_object_get(out, "properties") != NULL;
-    else if (f == SG_F_PAGE_URL || f == SG_F_PAGE_REFERRER)
-        present = json_object_get(json_object_get(out, "page"),
-                                  f == SG_F_PAGE_URL ? "url" : "referrer") != NULL;
-    else
-        present = (ev->allowed & SG_FIELD_BIT(f)) && ev->val[f];
-    if (!present)
-        return "dropped";
-    const char *t = "raw";
-    bool truncated = false;
-    for (size_t i = 0; i < ev->n_receipt; i++) {
-        const struct sg_receipt_entry *e = &ev->receipt[i];
-        if (e->field != f)
-            continue;
-        if (e->action == SG_RA_TRUNCATE_IP) {
-            truncated = true;
-            t = "truncated";
-        } else if (e->action == SG_RA_HASH_HMAC)
-            t = truncated ? "truncated+keyed_hash" : "keyed_hash";
-        else if (e->action == SG_RA_HASH_SHA256)
-            t = "sha256";
-        else if (e->action == SG_RA_SET)
-            t = f == SG_F_USER_EXTERNAL_ID ? "keyed_hash(session)" : "set";
-        else if (e->action == SG_RA_REDACT && !strcmp(t, "raw"))
-            t = "scrubbed";
+    const char *e = getenv("SOURCE_DATE_EPOCH");
+    char *end;
+    if (e && *e) {
+        long long t = strtoll(e, &end, 10);
+        if (!*end && t >= 0)
+            return (time_t)t;
     }
-    return t;
-}
-
-/*
- * The probe's consent per column: everything granted, everything denied,
- * granted with Sec-GPC, and everything granted but one of the two purposes a
- * click id needs (so the matrix shows that ttclid and ttp need both).
- */
-static const struct {
-    const char *key, *title, *consent;
-    bool gpc;
-} matrix_states[] = {
-    {"granted", "consent granted", "\"granted\"", false},
-    {"denied", "consent denied", "\"denied\"", false},
-    {"gpc", "GPC", "\"granted\"", true},
-    {"ad_storage_denied", "no ad_storage",
-     "{\"ad_storage\":\"denied\",\"ad_user_data\":\"granted\","
-     "\"ad_personalization\":\"granted\",\"analytics_storage\":\"granted\"}",
-     false},
-    {"ad_user_data_denied", "no ad_user_data",
-     "{\"ad_storage\":\"granted\",\"ad_user_data\":\"denied\","
-     "\"ad_personalization\":\"granted\",\"analytics_storage\":\"granted\"}",
-     false},
-};
-
-/* The matrix's row for a click id inside the page URLs: kept, removed, or no URL left. */
-#define TTCLID_IN_URLS "page.*.ttclid"
-
-static const char *ttclid_in_urls(json_t *out)
-{
-    json_t *page = json_object_get(out, "page");
-    const char *u[2] = {json_string_value(json_object_get(page, "url")),
-                        json_string_value(json_object_get(page, "referrer"))};
-    if (!u[0] && !u[1])
-        return "dropped";
-    for (int i = 0; i < 2; i++)
-        if (u[i] && (strstr(u[i], "?ttclid=") || strstr(u[i], "&ttclid=")))
-            return "kept";
-    return "removed";
-}
-
-static json_t *site_matrix(const struct sg_config *cfg, const struct sg_site *site)
-{
-    /* Every field present, with values that the built-in detectors catch. */
-    static const char *const probe =
-        "{\"event\":\"Purchase\",\"event_id\":\"probe\",\"timestamp\":1700000000,"
-        "\"user\":{\"email\":\"probe@example.com\",\"phone\":\"+12025550100\","
-        "\"first_name\":\"Probe\",\"last_name\":\"Probe\",\"zip_code\":\"12345\","
-        "\"ttp\":\"probe-ttp\"},\"ttclid\":\"probe-click\",\"locale\":\"en_US\","
-        "\"page\":{\"url\":\"https://example.com/p?email=probe%40example.com&ttclid=x\","
-        "\"referrer\":\"https://example.com/?phone=2025550100&ttclid=x\"},"
-        "\"properties\":{\"value\":1,\"currency\":\"USD\",\"description\":\"probe@example.com\"}}";
-    json_t *m = json_object();
-    for (int f = 0; f < SG_F__COUNT; f++) {
-        json_object_set_new(m, sg_field_name((enum sg_field)f), json_object());
-        if (f == SG_F_PAGE_REFERRER)
-            json_object_set_new(m, TTCLID_IN_URLS, json_object());
-    }
-    for (size_t s = 0; s < SG_ARRAY_SIZE(matrix_states); s++) {
-        struct sg_request_ctx ctx;
-        struct sg_event ev;
-        char err[256];
-        json_t *in = json_loads(probe, 0, NULL);
-        memset(&ctx, 0, sizeof(ctx));
-        strcpy(ctx.ip, "192.0.2.1");
-        ctx.user_agent = "Mozilla/5.0 (probe)";
-        ctx.gpc = matrix_states[s].gpc;
-        ctx.now = 1700000000;
-        memset(ctx.session_id, 'a', 32);
-        json_object_set_new(in, "consent",
-                            json_loads(matrix_states[s].consent, JSON_DECODE_ANY, NULL));
-        sg_event_init(&ev);
-        enum sg_pipe_result pr = sg_pipeline_run(site, &cfg->limits, in, &ctx, &ev, err, sizeof(err));
-        json_t *out = pr == SG_PIPE_OK ? sg_tiktok_event_json(&ev) : json_object();
-        for (int f = 0; f < SG_F__COUNT; f++)
-            json_object_set_new(json_object_get(m, sg_field_name((enum sg_field)f)),
-                                matrix_states[s].key,
-                                json_string(pr == SG_PIPE_OK ? treatment(&ev, out, f) : "event_skipped"));
-        json_object_set_new(json_object_get(m, TTCLID_IN_URLS), matrix_states[s].key,
-                            json_string(pr == SG_PIPE_OK ? ttclid_in_urls(out) : "event_skipped"));
-        json_decref(out);
-        json_decref(in);
-        sg_event_release(&ev);
-    }
-    return m;
+    return time(NULL);
 }
 
 static int cmd_check(const struct args *a)
 {
+    int fmt = SG_REPORT_TEXT;
+    if (a->format && (fmt = sg_report_format_from_name(a->format)) < 0) {
+        fprintf(stderr, "scrubgate: --format: one of text, json, md, html, csv\n");
+        return 2;
+    }
+    if (a->json && !a->format)
+        fmt = SG_REPORT_JSON;
     struct sg_config *cfg = sg_config_load(a->config);
     if (!cfg)
         return 2;
-    json_t *report = json_object(), *sites = json_array();
-    json_object_set_new(report, "config", json_string(a->config));
-    for (size_t i = 0; i < cfg->n_sites; i++) {
-        const struct sg_site *s = &cfg->sites[i];
-        json_t *dests = json_array();
-        for (size_t d = 0; d < s->n_dests; d++)
-            json_array_append_new(dests, json_pack("{s:s,s:b,s:b}", "id", s->dests[d].id,
-                                                   "dry_run", s->dests[d].dry_run, "test",
-                                                   s->dests[d].test_event_code != NULL));
-        json_array_append_new(
-            sites, json_pack("{s:s,s:{s:s,s:s,s:s},s:s,s:b,s:s?,s:o,s:o}", "id", s->id,
-                             "rule_set", "path", s->rules_path, "name", sg_ruleset_name(s->rules),
-                             "version", sg_ruleset_version(s->rules), "consent_default",
-                             sg_consent_state_name(s->consent.default_state), "honor_gpc",
-                             s->consent.honor_gpc, "phone_region", s->phone_region,
-                             "destinations", dests, "matrix", site_matrix(cfg, s)));
-        json_t *site = json_array_get(sites, json_array_size(sites) - 1);
-        json_object_set_new(site, "standard_events", json_boolean(s->standard_events));
-        json_object_set_new(site, "event_map",
-                            sg_effective_event_map(s->event_map_src, s->event_map,
-                                                   s->standard_events));
-    }
-    json_object_set_new(report, "sites", sites);
-    size_t js_len;
-    sg_snippet_bytes(&js_len);
-    json_object_set_new(report, "snippet",
-                        json_pack("{s:s,s:s,s:I,s:I}", "path", SG_SNIPPET_PATH, "integrity",
-                                  sg_snippet_sri(), "bytes", (json_int_t)js_len, "gzip_bytes",
-                                  (json_int_t)sg_snippet_gzip_len()));
-    if (a->json) {
-        char *txt = json_dumps(report, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
-        puts(txt);
-        free(txt);
-    } else {
-        size_t i;
-        json_t *site;
-        printf("%s: ok\n", a->config);
-        printf("snippet %s: integrity=\"%s\" (%zu bytes, %zu gzipped)\n", SG_SNIPPET_PATH,
-               sg_snippet_sri(), js_len, sg_snippet_gzip_len());
-        json_array_foreach(sites, i, site) {
-            json_t *rs = json_object_get(site, "rule_set");
-            const char *region = json_string_value(json_object_get(site, "phone_region"));
-            printf("\nsite %s: rules %s (%s, %s), consent default %s, GPC %s, phone region %s\n",
-                   json_string_value(json_object_get(site, "id")),
-                   json_string_value(json_object_get(rs, "name")),
-                   json_string_value(json_object_get(rs, "path")),
-                   json_string_value(json_object_get(rs, "version")),
-                   json_string_value(json_object_get(site, "consent_default")),
-                   json_is_true(json_object_get(site, "honor_gpc")) ? "honoured" : "ignored",
-                   region ? region : "none (a number without +/00 is not hashed)");
-            size_t j;
-            json_t *d;
-            json_array_foreach(json_object_get(site, "destinations"), j, d)
-                printf("  destination %s%s\n", json_string_value(json_object_get(d, "id")),
-                       json_is_true(json_object_get(d, "dry_run")) ? " (dry run)" : "");
-            json_t *em = json_object_get(site, "event_map");
-            printf("  event map (case-insensitive, applied once; the site's entries win%s): "
-                   "%zu entries\n",
-                   json_is_true(json_object_get(site, "standard_events"))
-                       ? ", built-in map on (standard_events)"
-                       : "; built-in map off (standard_events: false)",
-                   json_object_size(em));
-            const char *from;
-            json_t *entry;
-            json_object_foreach(em, from, entry) {
-                printf("    %-28s ->", from);
-                size_t t;
-                json_t *to;
-                json_array_foreach(json_object_get(entry, "to"), t, to)
-                    printf("%s %s", t ? "," : "", json_string_value(to));
-                printf("  (%s)\n", json_string_value(json_object_get(entry, "from")));
-            }
-            size_t last = SG_ARRAY_SIZE(matrix_states) - 1;
-            printf("  %-18s", "outbound field");
-            for (size_t k = 0; k <= last; k++)
-                printf(k < last ? " %-20s" : " %s\n", matrix_states[k].title);
-            const char *field;
-            json_t *row;
-            json_object_foreach(json_object_get(site, "matrix"), field, row) {
-                printf("  %-18s", field);
-                for (size_t k = 0; k <= last; k++)
-                    printf(k < last ? " %-20s" : " %s\n",
-                           json_string_value(json_object_get(row, matrix_states[k].key)));
-            }
-        }
-    }
+    json_t *report = sg_report_build(cfg, a->config, report_time());
+    int rc = sg_report_write(report, (enum sg_report_format)fmt, a->output) < 0 ? 1 : 0;
     json_decref(report);
     sg_config_free(cfg);
-    return 0;
+    return rc;
 }
 
 /* ---- explain ---- */

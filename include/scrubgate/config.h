@@ -1,5 +1,5 @@
 /*
- * config.h - the proxy configuration (DESIGN.md section 3), validated strictly.
+ * config.h - the proxy configuration (docs/CONFIG.md), validated strictly.
  *
  * Unknown keys and wrong types are errors with file:line:column. Secrets come
  * from *_env or *_file keys only, are held in memory and wiped on free.

@@ -1,6 +1,6 @@
 /*
- * conn.h - client connections of one evhttp server on one loop (DESIGN.md
- * section 4 "Connection limits"; docs/ARCHITECTURE.md "Connection handling").
+ * conn.h - client connections of one evhttp server on one loop (docs/API.md
+ * "Connection limits"; docs/ARCHITECTURE.md "Connection handling").
  *
  * Every connection gets a filter bufferevent between its socket and evhttp.
  * The filter reads each request's framing itself and hands evhttp whole

@@ -33,6 +33,15 @@ unsigned sg_ruleset_map_fanout(const struct sg_ruleset *rs);
 const char *sg_ruleset_name(const struct sg_ruleset *rs);
 /* Content hash of the file ("sha256:" + 12 hex), recorded in the sync log. */
 const char *sg_ruleset_version(const struct sg_ruleset *rs);
+/* SHA-256 of the rule-set file, 64 lowercase hex characters. */
+const char *sg_ruleset_sha256(const struct sg_ruleset *rs);
+size_t sg_ruleset_count(const struct sg_ruleset *rs);
+/*
+ * The rules as an auditor reads them (borrowed; lives as long as rs): an array
+ * of {id, action, fields: [...], condition: the "when" object as written or
+ * null, why, options: the action's other parameters as written}, in order.
+ */
+json_t *sg_ruleset_describe(const struct sg_ruleset *rs);
 
 /*
  * Run the rules over ev (consent already resolved). Returns 0; -1 when a

@@ -1,6 +1,6 @@
 /*
  * synclog.h - one JSON line per event and destination outcome
- * ({state_dir}/sync-log.jsonl, DESIGN.md section 7).
+ * ({state_dir}/sync-log.jsonl, docs/API.md "The sync log").
  *
  * A line names identifiers only (site, destination, event name, event_id,
  * rule ids, codes), never a field's value. Safe to call from any thread.

@@ -78,6 +78,8 @@ struct rule {
 struct sg_ruleset {
     char *name;
     char version[24];
+    char sha256[SG_HEX256_LEN + 1]; /* of the whole file */
+    json_t *described;              /* the rules as written, for check's report */
     struct rule *rules;
     size_t n_rules;
 };
@@ -108,6 +110,7 @@ void sg_ruleset_free(struct sg_ruleset *rs)
     }
     free(rs->rules);
     free(rs->name);
+    json_decref(rs->described);
     free(rs);
 }
 
@@ -119,6 +122,46 @@ const char *sg_ruleset_name(const struct sg_ruleset *rs)
 const char *sg_ruleset_version(const struct sg_ruleset *rs)
 {
     return rs->version;
+}
+
+const char *sg_ruleset_sha256(const struct sg_ruleset *rs)
+{
+    return rs->sha256;
+}
+
+size_t sg_ruleset_count(const struct sg_ruleset *rs)
+{
+    return rs->n_rules;
+}
+
+json_t *sg_ruleset_describe(const struct sg_ruleset *rs)
+{
+    return rs->described;
+}
+
+/*
+ * One rule as an auditor reads it: id, action, fields (always an array),
+ * the condition as written ("when", null when the rule always applies), why,
+ * and the action's other parameters as written. Called on a validated rule.
+ */
+static json_t *describe_rule(json_t *o)
+{
+    json_t *fields = json_array(), *options = json_object(), *v;
+    const char *key;
+    if ((v = json_object_get(o, "field")))
+        json_array_append(fields, v);
+    else if ((v = json_object_get(o, "fields")))
+        json_array_extend(fields, v);
+    json_object_foreach(o, key, v) {
+        if (strcmp(key, "id") && strcmp(key, "why") && strcmp(key, "when") &&
+            strcmp(key, "action") && strcmp(key, "field") && strcmp(key, "fields"))
+            json_object_set(options, key, v);
+    }
+    json_t *when = json_object_get(o, "when");
+    return json_pack("{s:O,s:O,s:o,s:O,s:O,s:o}", "id", json_object_get(o, "id"), "action",
+                     json_object_get(o, "action"), "fields", fields, "condition",
+                     when ? when : json_null(), "why", json_object_get(o, "why"), "options",
+                     options);
 }
 
 /* ---- loading ---- */
@@ -600,9 +643,11 @@ struct sg_ruleset *sg_ruleset_load(const char *path)
         if (load_rule(&doc, v, i, &rs->rules[i], rs) < 0)
             goto fail;
     }
-    char hex[SG_HEX256_LEN + 1];
-    sg_sha256_hex(doc.text, doc.len, hex);
-    snprintf(rs->version, sizeof(rs->version), "sha256:%.12s", hex);
+    rs->described = json_array();
+    json_array_foreach(rules, i, v)
+        json_array_append_new(rs->described, describe_rule(v));
+    sg_sha256_hex(doc.text, doc.len, rs->sha256);
+    snprintf(rs->version, sizeof(rs->version), "sha256:%.12s", rs->sha256);
     sg_jsondoc_release(&doc);
     return rs;
 fail:

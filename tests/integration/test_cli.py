@@ -46,33 +46,40 @@ class CliTest(unittest.TestCase):
         r = run("check", "-c", "conf/scrubgate.json")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertRegex(r.stdout, r"outbound field +consent granted +consent denied +GPC +"
-                                   r"no ad_storage +no ad_user_data\n")
+                                   r"no ad_storage +no ad_user_data +US opt-out\n")
         rows = {l.split()[0]: l.split()[1:] for l in r.stdout.splitlines()
                 if l.startswith("  user.") or l.startswith("  page.") or
                 l.startswith("  limited_data_use")}
-        # Columns: granted, denied, GPC, all but ad_storage, all but ad_user_data.
-        self.assertEqual(rows["user.email"], ["dropped"] * 5)
-        self.assertEqual(rows["user.ip"], ["keyed_hash"] * 5)
+        # Columns: granted, denied, GPC, all but ad_storage, all but ad_user_data, and
+        # granted with a US Privacy opt-out (usprivacy=1YYN).
+        self.assertEqual(rows["user.email"], ["dropped"] * 6)
+        self.assertEqual(rows["user.ip"], ["keyed_hash"] * 6)
         self.assertEqual(rows["user.external_id"], ["keyed_hash(session)", "dropped", "dropped",
-                                                    "keyed_hash(session)", "dropped"])
-        self.assertEqual(rows["user.user_agent"], ["raw", "dropped", "dropped", "raw", "dropped"])
-        self.assertEqual(rows["user.locale"], ["raw", "dropped", "dropped", "raw", "dropped"])
+                                                    "keyed_hash(session)", "dropped", "dropped"])
+        self.assertEqual(rows["user.user_agent"],
+                         ["raw", "dropped", "dropped", "raw", "dropped", "dropped"])
+        self.assertEqual(rows["user.locale"],
+                         ["raw", "dropped", "dropped", "raw", "dropped", "dropped"])
         # A click id needs both ad_storage and ad_user_data, in the URLs too.
-        self.assertEqual(rows["user.ttclid"], ["raw"] + ["dropped"] * 4)
-        self.assertEqual(rows["user.ttp"], ["raw"] + ["dropped"] * 4)
-        self.assertEqual(rows["page.*.ttclid"], ["kept"] + ["removed"] * 4)
-        self.assertEqual(rows["page.url"], ["scrubbed"] * 5)
-        self.assertEqual(rows["limited_data_use"], ["false", "false", "true", "false", "false"])
+        self.assertEqual(rows["user.ttclid"], ["raw"] + ["dropped"] * 5)
+        self.assertEqual(rows["user.ttp"], ["raw"] + ["dropped"] * 5)
+        self.assertEqual(rows["page.*.ttclid"], ["kept"] + ["removed"] * 5)
+        self.assertEqual(rows["page.url"], ["scrubbed"] * 6)
+        self.assertEqual(rows["limited_data_use"],
+                         ["false", "false", "true", "false", "false", "true"])
 
     def test_check_json_is_deterministic(self):
         a = run("check", "-c", "conf/scrubgate.json", "--json")
         b = run("check", "-c", "conf/scrubgate.json", "--json")
         self.assertEqual(a.returncode, 0)
-        self.assertEqual(a.stdout, b.stdout)
-        doc = json.loads(a.stdout)
+        doc, other = json.loads(a.stdout), json.loads(b.stdout)
+        # Equal but for the time the report was generated.
+        other["generated"] = doc["generated"]
+        self.assertEqual(doc, other)
         self.assertEqual(doc["sites"][0]["matrix"]["user.phone"],
                          {"granted": "dropped", "denied": "dropped", "gpc": "dropped",
-                          "ad_storage_denied": "dropped", "ad_user_data_denied": "dropped"})
+                          "ad_storage_denied": "dropped", "ad_user_data_denied": "dropped",
+                          "usp_opt_out": "dropped"})
 
     def matrix_for(self, rules):
         with open(os.path.join(ROOT, "conf", "scrubgate.json")) as f:
@@ -83,7 +90,8 @@ class CliTest(unittest.TestCase):
         return json.loads(r.stdout)["sites"][0]["matrix"]
 
     def test_matrix_of_each_shipped_rule_set(self):
-        states = ("granted", "denied", "gpc", "ad_storage_denied", "ad_user_data_denied")
+        states = ("granted", "denied", "gpc", "ad_storage_denied", "ad_user_data_denied",
+                  "usp_opt_out")
         m = self.matrix_for("rules/strict.json")
         for state in states:
             self.assertEqual(m["user.external_id"][state], "dropped")
@@ -94,7 +102,8 @@ class CliTest(unittest.TestCase):
         m = self.matrix_for("rules/advanced-matching.json")
         self.assertEqual(m["user.email"], {"granted": "sha256", "denied": "dropped", "gpc": "dropped",
                                            "ad_storage_denied": "sha256",
-                                           "ad_user_data_denied": "dropped"})
+                                           "ad_user_data_denied": "dropped",
+                                           "usp_opt_out": "dropped"})
         self.assertEqual(m["user.phone"]["ad_user_data_denied"], "dropped")
         self.assertEqual(m["user.first_name"]["granted"], "dropped")
         m = self.matrix_for("rules/default.json")

@@ -1,5 +1,5 @@
 /*
- * Event-name mapping (DESIGN sections 3 and 4): the built-in table, case-insensitive
+ * Event-name mapping (docs/MAPPING.md, docs/CONFIG.md): the built-in table, case-insensitive
  * lookups, one-to-many maps, config errors with positions, the site's map winning over
  * the built-in one, and unmapped invalid names refused per event without echoing them.
  */
