@@ -144,16 +144,21 @@
             try { return new Blob([s]).size; } catch (e) { return s.length * 3; }
         }
 
-        /* One request; the browser's answer is never read and nothing is retried (a retry could
-         * duplicate an event the proxy already took; it deduplicates by event_id anyway). */
-        function post(body) {
+        /* One request, with sendBeacon, else fetch; the browser's answer is never read and
+         * nothing is retried (a retry could duplicate an event the proxy already took).
+         * sendBeacon refuses (returns false) where it is missing or blocked, and when the beacons
+         * still in flight from this page would exceed 64 KB. keepalive fetches share that same
+         * budget, so when the page stays (not `final`) the fallback fetch goes without keepalive:
+         * it needs none, and a big batch split in several requests would otherwise lose all but
+         * the first. When the page is leaving, only keepalive can outlive it. */
+        function post(body, final) {
             var url = base + '/v1/events' + (site ? '?site=' + encodeURIComponent(site) : '');
             var nav = w.navigator, sent = false;
             try { sent = !!(nav.sendBeacon && nav.sendBeacon(url, body)); } catch (e) { /* */ }
             if (sent || !w.fetch) return;
             try {
                 w.fetch(url, {
-                    method: 'POST', body: body, keepalive: true, credentials: 'include',
+                    method: 'POST', body: body, keepalive: !!final, credentials: 'include',
                     headers: { 'Content-Type': 'text/plain' }
                 })['catch'](function () { /* swallowed: the page must not see our errors */ });
             } catch (e) { /* */ }
@@ -172,7 +177,7 @@
                 n = byteLength(s) + 1;
                 if (n + 2 > BEACON_MAX) continue; /* one oversized event is dropped, not split */
                 if (size + n > BEACON_MAX) {
-                    post('[' + parts.join(',') + ']');
+                    post('[' + parts.join(',') + ']', final);
                     parts = [];
                     size = 2;
                 }
@@ -180,12 +185,13 @@
                 size += n;
             }
             queue = [];
-            if (parts.length) post('[' + parts.join(',') + ']');
+            if (parts.length) post('[' + parts.join(',') + ']', final);
         }
 
         function schedule() {
             if (queue.length >= BATCH_MAX) flush(false);
-            else if (!timer && queue.length) timer = setTimeout(guard(flush), BATCH_MS);
+            else if (!timer && queue.length)
+                timer = setTimeout(guard(function () { flush(false); }), BATCH_MS);
         }
 
         /* ttq.track(event, properties, {event_id}): the event id, or undefined for a call that is

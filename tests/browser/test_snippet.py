@@ -434,6 +434,22 @@ class SnippetTest(unittest.TestCase):
         self.open("/fetch2", page(self.sg, head, calls.replace("fb-1", "fb-2")))
         self.assertEqual(self.arrived("fb-2")["user"].get("ttclid"), CLICK)  # cookie sent
 
+    # a batch larger than a beacon may carry is split, and every event of it arrives
+
+    def test_large_batch_is_split(self):
+        self.open("/big", page(self.sg))
+        ids = self.browser.execute("""
+            // 6 KB of properties each (two fields under the proxy's 4 KB field limit): 20 of
+            // them (one batch) are twice what one request to the proxy may carry (64 KB).
+            var ids = [], text = "lorem ipsum ".repeat(250);
+            for (var i = 0; i < 30; i++)
+                ids.push(ttq.track("ViewContent", {description: text, query: text},
+                                   {event_id: "big-" + i}));
+            return ids;""")
+        self.assertEqual(len(ids), 30)
+        for i in ids:
+            self.arrived(i)
+
     # i. malformed calls neither throw nor stop the valid calls after them
 
     def test_malformed_calls(self):
