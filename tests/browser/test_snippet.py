@@ -12,6 +12,8 @@ SG_SNIPPET_DEV_FRONT=1 is for developing sg.js without rebuilding the binary (wh
 script at build time): a small front server then serves web/sg.js from the source tree and
 relays /v1/events to the proxy, much as a site's TLS terminator would.
 """
+import base64
+import hashlib
 import http.client
 import http.server
 import json
@@ -20,6 +22,7 @@ import sys
 import threading
 import time
 import unittest
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -93,6 +96,7 @@ class PageServer:
 
     def __init__(self):
         self.pages = {}
+        self.headers = {}   # path -> extra response headers
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -100,9 +104,12 @@ class PageServer:
                 pass
 
             def do_GET(self):
-                html = server.pages.get(self.path.split("?")[0])
+                path = self.path.split("?")[0]
+                html = server.pages.get(path)
                 data = (html or "not found").encode()
                 self.send_response(200 if html else 404)
+                for k, v in server.headers.get(path, {}).items():
+                    self.send_header(k, v)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(data)))
                 self.send_header("Cache-Control", "no-store")
@@ -139,6 +146,7 @@ class DevFront:
                         data = f.read()
                     self.send_response(200)
                     self.send_header("Content-Type", "text/javascript")
+                    self.send_header("Access-Control-Allow-Origin", "*")
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)
@@ -228,6 +236,7 @@ class SnippetTest(unittest.TestCase):
             origin = self.front.origin
         self.sg = origin + "/sg.js"
         self.pages.pages.clear()
+        self.pages.headers.clear()
         self.pages.pages["/blank"] = "<!doctype html><title>blank</title>"
         # Every test starts without the proxy's cookies (they are per host, any port).
         self.browser.get(self.pages.origin + "/blank")
@@ -449,6 +458,29 @@ class SnippetTest(unittest.TestCase):
         self.assertEqual(len(ids), 30)
         for i in ids:
             self.arrived(i)
+
+    # a strict Content-Security-Policy that allows the proxy's origin in script-src and
+    # connect-src only, and the tag pinned with Subresource Integrity
+
+    def test_csp_and_sri(self):
+        with urllib.request.urlopen(self.sg, timeout=10) as r:
+            script = r.read()
+        sri = "sha384-" + base64.b64encode(hashlib.sha384(script).digest()).decode()
+        origin = self.sg[:-len("/sg.js")]
+        self.pages.headers["/csp"] = {"Content-Security-Policy": (
+            "default-src 'none'; script-src 'nonce-t3st' %s; connect-src %s" % (origin, origin))}
+        html = ('<!doctype html><html><head><script nonce="t3st">'
+                'window.violations = [];'
+                'document.addEventListener("securitypolicyviolation", function (e) {'
+                '  violations.push(e.violatedDirective + " " + e.blockedURI); });'
+                '%s ttq.track("Lead", {}, {event_id: "csp-1"});</script>'
+                '<script src="%s" data-site="shop" integrity="%s" crossorigin="anonymous" async>'
+                '</script></head><body><p>csp</p></body></html>' % (STUB, self.sg, sri))
+        self.open("/csp", html)
+        self.arrived("csp-1")
+        self.browser.execute('ttq.track("Lead", {}, {event_id: "csp-2"});')
+        self.arrived("csp-2")
+        self.assertEqual(self.browser.execute("return window.violations"), [])
 
     # i. malformed calls neither throw nor stop the valid calls after them
 
