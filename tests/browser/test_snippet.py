@@ -482,6 +482,35 @@ class SnippetTest(unittest.TestCase):
         self.arrived("csp-2")
         self.assertEqual(self.browser.execute("return window.violations"), [])
 
+    # the snippet touches no cookie and no storage, and talks to the proxy's origin only
+
+    def test_no_storage_and_no_third_party(self):
+        head = """
+            window.touched = [];
+            var c = Object.getOwnPropertyDescriptor(Document.prototype, "cookie");
+            Object.defineProperty(document, "cookie", {
+              get: function () { touched.push("cookie read"); return c.get.call(document); },
+              set: function (v) { touched.push("cookie write"); c.set.call(document, v); }});
+            ["getItem", "setItem", "removeItem", "clear", "key"].forEach(function (m) {
+              var f = Storage.prototype[m];
+              Storage.prototype[m] = function () {
+                touched.push("storage " + m); return f.apply(this, arguments); };
+            });"""
+        calls = ('ttq.identify({email: "jane@example.com", external_id: "c-1"});'
+                 'ttq.grantConsent(); ttq.page();'
+                 'ttq.track("Purchase", {value: 1, currency: "EUR"}, {event_id: "ns-1"});')
+        self.open("/nostore", page(self.sg, head, calls))
+        self.arrived("ns-1")
+        self.browser.execute('ttq.track("Lead", {}, {event_id: "ns-2"});')
+        self.arrived("ns-2")
+        self.assertEqual(self.browser.execute("return window.touched"), [])
+        origin = self.sg[:-len("/sg.js")]
+        urls = self.browser.execute(
+            "return performance.getEntriesByType('resource').map(function (e) {"
+            "  return e.name; })")
+        self.assertTrue(urls)
+        self.assertEqual([u for u in urls if not u.startswith(origin + "/")], [], urls)
+
     # i. malformed calls neither throw nor stop the valid calls after them
 
     def test_malformed_calls(self):
