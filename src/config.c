@@ -75,6 +75,7 @@ void sg_config_free(struct sg_config *cfg)
             OPENSSL_cleanse(s->secret, s->secret_len);
         free(s->secret);
         sg_free_secret(s->ingest_key);
+        free(s->ingest_key_env_unset);
         free(s->rules_path);
         sg_ruleset_free(s->rules);
         json_decref(s->event_map);
@@ -99,6 +100,7 @@ void sg_config_free(struct sg_config *cfg)
     free(cfg->listen);
     free(cfg->admin_listen);
     sg_free_secret(cfg->admin_token);
+    free(cfg->admin_token_env_unset);
     free(cfg->state_dir);
     free(cfg);
 }
@@ -137,7 +139,52 @@ int sg_split_hostport(const char *s, char *host, size_t hostcap, int *port)
 struct loader {
     struct sg_jsondoc doc;
     char path[256];
+    char *dir; /* owned: the directory of the config file, "" for the working directory */
 };
+
+/*
+ * A path from the config, made absolute against the directory of the config
+ * file so that the process's working directory does not matter (a service
+ * manager starts it anywhere). An absolute path stays. Leading "../" steps
+ * are folded into the directory where it names them ("conf" + "../rules/x"
+ * is "rules/x"), so that messages show a short path. Owned by the caller.
+ */
+static char *resolve(const struct loader *L, const char *p)
+{
+    if (p[0] == '/' || !L->dir[0])
+        return sg_xstrdup(p);
+    char *dir = sg_xstrdup(L->dir);
+    while (!strncmp(p, "../", 3)) {
+        char *slash = strrchr(dir, '/');
+        const char *last = slash ? slash + 1 : dir;
+        if (!*last || !strcmp(last, "..") || !strcmp(last, ".") || (slash && slash == dir))
+            break;
+        if (slash)
+            *slash = '\0';
+        else
+            dir[0] = '\0';
+        p += 3;
+    }
+    char *out = dir[0] ? sg_xasprintf("%s/%s", dir, p) : sg_xstrdup(p);
+    free(dir);
+    return out;
+}
+
+/*
+ * An identifier that appears in metric labels, file names and logs: 1..64 of
+ * [A-Za-z0-9_.-]. Fails with the value's position.
+ */
+static int check_ident(struct loader *L, const char *value, const char *path)
+{
+    size_t n = strlen(value);
+    bool ok = n >= 1 && n <= 64;
+    for (const char *c = value; ok && *c; c++)
+        ok = isalnum((unsigned char)*c) || *c == '_' || *c == '.' || *c == '-';
+    if (!ok)
+        return sg_jsondoc_error(&L->doc, path, false,
+                                "must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.', '-'");
+    return 0;
+}
 
 static const char *at(struct loader *L, const char *fmt, ...) SG_PRINTF(2, 3);
 static const char *at(struct loader *L, const char *fmt, ...)
@@ -258,9 +305,15 @@ static int get_secret(struct loader *L, json_t *obj, const char *base, const cha
         snprintf(sub, sizeof(sub), "%s.%s", path, filekey);
         if (!json_is_string(f) || json_string_length(f) == 0)
             return sg_jsondoc_error(&L->doc, sub, false, "must name a file");
-        FILE *fp = fopen(json_string_value(f), "rb");
-        if (!fp)
-            return sg_jsondoc_error(&L->doc, sub, false, "cannot open: %s", strerror(errno));
+        char *fpath = resolve(L, json_string_value(f));
+        FILE *fp = fopen(fpath, "rb");
+        if (!fp) {
+            int err = errno;
+            sg_jsondoc_error(&L->doc, sub, false, "cannot open %s: %s", fpath, strerror(err));
+            free(fpath);
+            return -1;
+        }
+        free(fpath);
         struct stat st;
         if (fstat(fileno(fp), &st) == 0 && (st.st_mode & 077))
             sg_warn("%s: %s: secret file is readable by group or others (chmod 600)",
@@ -282,11 +335,18 @@ static int get_secret(struct loader *L, json_t *obj, const char *base, const cha
     return 0;
 }
 
+/* The name of the environment variable KEY_env in obj, for "... is not set" (never the value). */
+static const char *env_name(json_t *obj, const char *key)
+{
+    const char *v = json_string_value(json_object_get(obj, key));
+    return v ? v : "?";
+}
+
 static int load_dest(struct loader *L, json_t *o, const char *path, struct sg_dest_conf *d)
 {
     static const char *const keys[] = {"type",    "pixel_code",      "access_token_env",
                                        "access_token_file", "api_base", "events",
-                                       "test_event_code",   "dry_run",  NULL};
+                                       "test_event_code",   "dry_run",  "id", NULL};
     char *type = NULL;
     bool missing;
 
@@ -303,11 +363,14 @@ static int load_dest(struct loader *L, json_t *o, const char *path, struct sg_de
                                 "unknown destination type (known: tiktok)");
     if (get_str(L, o, "pixel_code", path, true, &d->pixel_code) < 0)
         return -1;
-    for (const char *c = d->pixel_code; *c; c++)
-        if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9')))
-            return sg_jsondoc_error(&L->doc, at(L, "%s.pixel_code", path), false,
-                                    "must be letters and digits");
-    d->id = sg_xasprintf("%s:%s", d->ops->type, d->pixel_code);
+    if (check_ident(L, d->pixel_code, at(L, "%s.pixel_code", path)) < 0)
+        return -1;
+    if (get_str(L, o, "id", path, false, &d->id) < 0)
+        return -1;
+    if (d->id && check_ident(L, d->id, at(L, "%s.id", path)) < 0)
+        return -1;
+    if (!d->id)
+        d->id = sg_xasprintf("%s:%s", d->ops->type, d->pixel_code);
     if (get_bool(L, o, "dry_run", path, &d->dry_run) < 0 ||
         get_str(L, o, "api_base", path, false, &d->api_base) < 0 ||
         get_strv(L, o, "events", path, &d->events, &d->n_events) < 0)
@@ -327,11 +390,15 @@ static int load_dest(struct loader *L, json_t *o, const char *path, struct sg_de
     d->url = sg_xasprintf("%s%s", d->api_base, TIKTOK_TRACK_PATH);
     if (get_secret(L, o, "access_token", path, &d->access_token, &missing) < 0)
         return -1;
-    if (!d->access_token && !d->dry_run)
+    if (!d->access_token && !d->dry_run) {
+        if (missing)
+            return sg_jsondoc_error(&L->doc, path, false,
+                                    "the access token's environment variable %s is not set",
+                                    env_name(o, "access_token_env"));
         return sg_jsondoc_error(&L->doc, path, false,
-                                missing ? "the access token's environment variable is not set"
-                                        : "access_token_env or access_token_file is required "
-                                          "unless dry_run is true");
+                                "access_token_env or access_token_file is required unless "
+                                "dry_run is true");
+    }
     return 0;
 }
 
@@ -598,6 +665,11 @@ static int load_site(struct loader *L, json_t *o, const char *path, struct sg_si
         get_strv(L, o, "allowed_origins", path, &s->origins, &s->n_origins) < 0 ||
         get_str(L, o, "rules", path, true, &s->rules_path) < 0)
         return -1;
+    if (check_ident(L, s->id, at(L, "%s.id", path)) < 0)
+        return -1;
+    char *rules_rel = s->rules_path;
+    s->rules_path = resolve(L, rules_rel);
+    free(rules_rel);
     for (size_t i = 0; i < s->n_origins; i++) {
         const char *why = origin_problem(s->origins[i]);
         if (why)
@@ -627,16 +699,24 @@ static int load_site(struct loader *L, json_t *o, const char *path, struct sg_si
         s->n_dests = i + 1;
         if (load_dest(L, d, dpath, &s->dests[i]) < 0)
             return -1;
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(s->dests[j].id, s->dests[i].id))
+                return sg_jsondoc_error(&L->doc, dpath, false,
+                                        "duplicate destination id \"%s\" in this site (give one "
+                                        "of them its own \"id\")",
+                                        s->dests[i].id);
         all_dry = all_dry && s->dests[i].dry_run;
     }
 
     if (get_secret(L, o, "secret", path, &secret, &missing) < 0)
         return -1;
     if (!secret) {
-        if (!all_dry)
+        if (!all_dry && missing)
             return sg_jsondoc_error(&L->doc, path, false,
-                                    missing ? "the site secret's environment variable is not set"
-                                            : "secret_env or secret_file is required");
+                                    "the site secret's environment variable %s is not set",
+                                    env_name(o, "secret_env"));
+        if (!all_dry)
+            return sg_jsondoc_error(&L->doc, path, false, "secret_env or secret_file is required");
         /* Nothing can leave a dry-run site, so a per-process key is safe; say so. */
         s->secret = sg_xmalloc(32);
         char hex[65];
@@ -645,10 +725,7 @@ static int load_site(struct loader *L, json_t *o, const char *path, struct sg_si
         memcpy(s->secret, hex, 32);
         s->secret_len = 32;
         s->secret_ephemeral = true;
-        OPENSSL_cleanse(hex, sizeof(hex));
-        sg_warn("site %s: no secret set; using a random per-process key (allowed only because "
-                "every destination is dry_run; hashes change on restart)",
-                s->id);
+        OPENSSL_cleanse(hex, sizeof(hex)); /* serve says so: sg_config_announce() */
     } else {
         if (strlen(secret) < 16) {
             sg_free_secret(secret);
@@ -660,16 +737,37 @@ static int load_site(struct loader *L, json_t *o, const char *path, struct sg_si
     }
     if (get_secret(L, o, "ingest_key", path, &s->ingest_key, &missing) < 0)
         return -1;
-    if (missing)
-        sg_warn("site %s: the ingest key's environment variable is not set; authenticated "
-                "server ingest is off",
-                s->id);
+    if (missing) /* serve says so: sg_config_announce() */
+        s->ingest_key_env_unset = sg_xstrdup(env_name(o, "ingest_key_env"));
     s->rules = sg_ruleset_load(s->rules_path);
     if (!s->rules)
         return sg_jsondoc_error(&L->doc, at(L, "%s.rules", path), false,
                                 "rule set did not load (error above)");
     /* a map_event rule's own map may fan out more than the site's */
     s->map_fanout = SG_MAX(s->map_fanout, sg_ruleset_map_fanout(s->rules));
+    return 0;
+}
+
+/* log_format: "text" (default) or "json"; log_level: error, warn, info (default), debug. */
+static int load_logging(struct loader *L, json_t *root, struct sg_config *cfg)
+{
+    json_t *f = json_object_get(root, "log_format"), *l = json_object_get(root, "log_level");
+    if (f) {
+        const char *v = json_string_value(f);
+        if (v && !strcmp(v, "text"))
+            cfg->log_format = SG_LOG_TEXT;
+        else if (v && !strcmp(v, "json"))
+            cfg->log_format = SG_LOG_JSON;
+        else
+            return sg_jsondoc_error(&L->doc, "log_format", false, "must be \"text\" or \"json\"");
+    }
+    if (l) {
+        int lv = json_is_string(l) ? sg_log_level_from_name(json_string_value(l)) : -1;
+        if (lv < 0)
+            return sg_jsondoc_error(&L->doc, "log_level", false,
+                                    "must be \"error\", \"warn\", \"info\" or \"debug\"");
+        cfg->log_level = (enum sg_log_level)lv;
+    }
     return 0;
 }
 
@@ -736,13 +834,17 @@ struct sg_config *sg_config_load(const char *path)
 {
     static const char *const keys[] = {"listen",   "admin_listen", "admin_token_env",
                                        "admin_token_file", "state_dir", "trusted_proxies",
-                                       "sites",    "limits",       "workers", NULL};
+                                       "sites",    "limits",       "workers", "log_format",
+                                       "log_level", NULL};
     struct loader L;
     struct sg_config *cfg = sg_xcalloc(1, sizeof(*cfg));
     bool missing;
 
     cfg->path = sg_xstrdup(path);
     sg_limits_default(&cfg->limits);
+    cfg->log_level = SG_LOG_INFO;
+    const char *slash = strrchr(path, '/');
+    L.dir = slash ? sg_xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : sg_xstrdup("");
     if (sg_jsondoc_load(&L.doc, path, NULL, 0) < 0)
         goto fail;
     json_t *root = L.doc.root;
@@ -759,8 +861,13 @@ struct sg_config *sg_config_load(const char *path)
         goto fail;
     if (!cfg->listen)
         cfg->listen = sg_xstrdup("127.0.0.1:8080");
-    if (!cfg->state_dir)
-        cfg->state_dir = sg_xstrdup("./var");
+    char *state_rel = cfg->state_dir ? cfg->state_dir : sg_xstrdup("var");
+    cfg->state_dir = resolve(&L, state_rel);
+    free(state_rel);
+    if (missing) /* as with no token at all; serve says so: sg_config_announce() */
+        cfg->admin_token_env_unset = sg_xstrdup(env_name(root, "admin_token_env"));
+    if (load_logging(&L, root, cfg) < 0)
+        goto fail;
     char host[256];
     int port;
     if (sg_split_hostport(cfg->listen, host, sizeof(host), &port) < 0) {
@@ -818,11 +925,32 @@ struct sg_config *sg_config_load(const char *path)
             }
     }
     sg_jsondoc_release(&L.doc);
+    free(L.dir);
     return cfg;
 fail:
     sg_jsondoc_release(&L.doc);
+    free(L.dir);
     sg_config_free(cfg);
     return NULL;
+}
+
+void sg_config_announce(const struct sg_config *cfg)
+{
+    sg_log_configure(cfg->log_format, cfg->log_level);
+    if (cfg->admin_token_env_unset)
+        sg_warn("%s: the admin token's environment variable %s is not set", cfg->path,
+                cfg->admin_token_env_unset);
+    for (size_t i = 0; i < cfg->n_sites; i++) {
+        const struct sg_site *s = &cfg->sites[i];
+        if (s->secret_ephemeral)
+            sg_warn("site %s: no secret set; using a random per-process key (allowed only "
+                    "because every destination is dry_run; hashes change on restart)",
+                    s->id);
+        if (s->ingest_key_env_unset)
+            sg_warn("site %s: the ingest key's environment variable %s is not set; "
+                    "authenticated server ingest is off",
+                    s->id, s->ingest_key_env_unset);
+    }
 }
 
 const struct sg_site *sg_config_site_by_id(const struct sg_config *cfg, const char *id)

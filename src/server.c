@@ -246,6 +246,7 @@ static struct sg_config *reload(const struct sg_config *cur, bool admin_running)
         return NULL;
     }
     keep_restart_settings(cur, next);
+    sg_config_announce(next); /* log_format, log_level; the per-process-key warning again */
     if (admin_running && cur->admin_token && !next->admin_token)
         sg_warn("reload: no admin token any more: /metrics and every admin endpoint but "
                 "/healthz answer 401 until one is configured");

@@ -441,6 +441,7 @@ static void *worker_main(void *arg)
 {
     struct sg_worker *w = arg;
     tl_worker = w;
+    sg_log_set_thread_worker(w->index); /* the "worker" field of JSON log lines */
     event_base_dispatch(w->base);
     sg_rules_thread_release();
     sg_synclog_thread_release();

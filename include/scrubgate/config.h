@@ -9,6 +9,7 @@
 
 #include "scrubgate/common.h"
 #include "scrubgate/consent.h"
+#include "scrubgate/log.h"
 #include "scrubgate/netaddr.h"
 
 #include <jansson.h>
@@ -42,7 +43,7 @@ struct sg_limits {
 };
 
 struct sg_dest_conf {
-    char *id; /* "tiktok:<pixel_code>", for logs and the sync log */
+    char *id; /* its "id", else "<type>:<pixel_code>"; for logs and the sync log */
     const struct sg_dest_ops *ops;
     char *pixel_code;
     char *access_token; /* secret; NULL for dry run */
@@ -64,6 +65,7 @@ struct sg_site {
     size_t secret_len;
     bool secret_ephemeral; /* generated because the env var was missing (dry run only) */
     char *ingest_key;      /* secret; NULL when server ingest is off */
+    char *ingest_key_env_unset; /* the ingest_key_env variable that was not set, or NULL */
     char *rules_path;
     struct sg_ruleset *rules;
     struct sg_consent_policy consent;
@@ -83,17 +85,27 @@ struct sg_config {
     char *listen;        /* "host:port" */
     char *admin_listen;  /* NULL when absent */
     char *admin_token;   /* secret */
-    char *state_dir;
+    char *admin_token_env_unset; /* the admin_token_env variable that was not set, or NULL */
+    char *state_dir;     /* absolute, or relative to the directory of the config file */
     struct sg_cidr *trusted;
     size_t n_trusted;
     struct sg_site *sites;
     size_t n_sites;
     struct sg_limits limits;
     int workers;         /* event loops; default: number of CPUs (at most 16) */
+    enum sg_log_format log_format; /* default text */
+    enum sg_log_level log_level;   /* default info */
 };
 
-/* Load and validate; logs "file:line:col: path: reason" and returns NULL on error. */
+/*
+ * Load and validate; logs "file:line:col: path: reason" and returns NULL on error.
+ * Relative paths in the file (rules, *_file, state_dir) are resolved against the
+ * directory of path; the resolved paths are what the struct holds.
+ */
 struct sg_config *sg_config_load(const char *path);
+/* What serve does with a loaded configuration, at start and on each reload: apply its
+ * log_format and log_level, and warn once per site that runs on a per-process key. */
+void sg_config_announce(const struct sg_config *cfg);
 void sg_config_free(struct sg_config *cfg);
 void sg_limits_default(struct sg_limits *l);
 

@@ -58,6 +58,18 @@ def keyed(domain, value, secret=SECRET):
                     hashlib.sha256).hexdigest()
 
 
+def shipped_config():
+    """conf/scrubgate.json with its relative paths made absolute, as the proxy resolves them
+    (against conf/): for tests that write a changed copy somewhere else."""
+    conf = os.path.join(ROOT, "conf")
+    with open(os.path.join(conf, "scrubgate.json")) as f:
+        cfg = json.load(f)
+    cfg["state_dir"] = os.path.normpath(os.path.join(conf, cfg["state_dir"]))
+    for site in cfg["sites"]:
+        site["rules"] = os.path.normpath(os.path.join(conf, site["rules"]))
+    return cfg
+
+
 def site_config(fake_url, **over):
     dest = {
         "type": "tiktok",
@@ -105,12 +117,13 @@ class Proxy:
                         SG_TEST_INGEST_KEY=INGEST_KEY)
         self.env.update(env or {})
         self.proc = None
+        self.cwd = ROOT  # the working directory of serve (the config's paths do not depend on it)
         self.stderr_lines = []
         self.port = None
 
     def start(self, preexec_fn=None):
         self.port = None  # set again by this run's "listening" line, not the last run's
-        self.proc = subprocess.Popen([BIN, "serve", "-c", self.config], cwd=ROOT, env=self.env,
+        self.proc = subprocess.Popen([BIN, "serve", "-c", self.config], cwd=self.cwd, env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                      preexec_fn=preexec_fn)
         ready = threading.Event()

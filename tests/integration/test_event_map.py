@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import BIN, PIXEL, ROOT, TOKEN, FakeTikTok, Proxy, site_config
+from harness import BIN, PIXEL, ROOT, TOKEN, FakeTikTok, Proxy, shipped_config, site_config
 
 EVENT_MAP = {"won": "Purchase", "Deal Won": ["Purchase", "Won Deal"],
              "Sign Up / Register": "CompleteRegistration"}
@@ -87,8 +87,7 @@ class EventMapTest(unittest.TestCase):
         self.assertEqual(self.fake.wait_events(1)[0]["event"], "Order Completed")
 
     def config(self, event_map):
-        with open(os.path.join(ROOT, "conf", "scrubgate.json")) as f:
-            cfg = json.load(f)
+        cfg = shipped_config()
         cfg["sites"][0]["event_map"] = event_map
         path = os.path.join(self.tmp, "c.json")
         with open(path, "w") as f:

@@ -11,6 +11,87 @@
     "{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_SECRET\","                \
     "\"destinations\":[{\"type\":\"tiktok\",\"pixel_code\":\"P1\",\"access_token_env\":\"SGT_TOKEN\"}]}"
 
+/* Ids go into metric labels, file names and logs: [A-Za-z0-9_.-], 1..64. */
+static void identifiers(void **state)
+{
+    char *log;
+    (void)state;
+#define SITE_ID(id, dests)                                                                         \
+    "{\"sites\":[{\"id\":\"" id "\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_SECRET\"," \
+    "\"destinations\":[" dests "]}]}"
+#define DEST(extra) "{\"type\":\"tiktok\",\"pixel_code\":\"P1\",\"access_token_env\":\"SGT_TOKEN\"" extra "}"
+    sg_test_config_error(SITE_ID("sh\\\"op x", DEST("")), ":1:17: sites[0].id",
+                         "must be 1 to 64 characters of A-Z, a-z, 0-9");
+    sg_test_config_error(SITE_ID("", DEST("")), "sites[0].id", "non-empty");
+    sg_test_config_error(SITE_ID("a234567890123456789012345678901234567890123456789012345678901234x",
+                                 DEST("")),
+                         "sites[0].id", "1 to 64 characters");
+    sg_test_config_error(SITE_ID("s", "{\"type\":\"tiktok\",\"pixel_code\":\"P 1\",\"dry_run\":true}"),
+                         "sites[0].destinations[0].pixel_code", "1 to 64 characters");
+    sg_test_config_error(SITE_ID("s", DEST(",\"id\":\"a/b\"")), "sites[0].destinations[0].id",
+                         "1 to 64 characters");
+    sg_test_config_error(SITE_ID("s", DEST("") "," DEST("")), "sites[0].destinations[1]",
+                         "duplicate destination id \"tiktok:P1\"");
+    struct sg_config *cfg = sg_test_config_load(
+        SITE_ID("shop.eu-1_x", DEST("") "," DEST(",\"id\":\"tiktok-second\"")), &log);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->sites[0].dests[0].id, "tiktok:P1");
+    assert_string_equal(cfg->sites[0].dests[1].id, "tiktok-second");
+    sg_config_free(cfg);
+    free(log);
+}
+
+/* Relative paths resolve against the config file's directory; absolute ones stay. */
+static void paths_relative_to_the_config(void **state)
+{
+    char *log;
+    (void)state;
+    struct sg_config *cfg = sg_test_config_load("{\"state_dir\":\"st\",\"sites\":[" SITE_OK "]}", &log);
+    assert_non_null(cfg);
+    const char *slash = strrchr(cfg->path, '/');
+    size_t dl = (size_t)(slash - cfg->path);
+    assert_memory_equal(cfg->state_dir, cfg->path, dl);
+    assert_string_equal(cfg->state_dir + dl, "/st");
+    assert_memory_equal(cfg->sites[0].rules_path, cfg->path, dl);
+    assert_string_equal(cfg->sites[0].rules_path + dl, "/rules/default.json");
+    sg_config_free(cfg);
+    free(log);
+    cfg = sg_test_config_load("{\"state_dir\":\"/var/tmp/sg-abs\",\"sites\":[" SITE_OK "]}", &log);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->state_dir, "/var/tmp/sg-abs");
+    sg_config_free(cfg);
+    free(log);
+    /* The shipped config names ../rules from conf/. */
+    cfg = sg_config_load("conf/scrubgate.json");
+    assert_non_null(cfg);
+    assert_string_equal(cfg->sites[0].rules_path, "rules/default.json");
+    assert_string_equal(cfg->state_dir, "var");
+    sg_config_free(cfg);
+}
+
+static void logging_keys(void **state)
+{
+    char *log;
+    (void)state;
+    struct sg_config *cfg = sg_test_config_load("{\"sites\":[" SITE_OK "]}", &log);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->log_format, SG_LOG_TEXT);
+    assert_int_equal(cfg->log_level, SG_LOG_INFO);
+    sg_config_free(cfg);
+    free(log);
+    cfg = sg_test_config_load(
+        "{\"log_format\":\"json\",\"log_level\":\"warn\",\"sites\":[" SITE_OK "]}", &log);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->log_format, SG_LOG_JSON);
+    assert_int_equal(cfg->log_level, SG_LOG_WARN);
+    sg_config_free(cfg);
+    free(log);
+    sg_test_config_error("{\"log_format\":\"xml\",\"sites\":[" SITE_OK "]}", ":1:15: log_format",
+                         "must be \"text\" or \"json\"");
+    sg_test_config_error("{\"log_level\":\"trace\",\"sites\":[" SITE_OK "]}", "log_level",
+                         "must be \"error\", \"warn\", \"info\" or \"debug\"");
+}
+
 static void valid_config_and_defaults(void **state)
 {
     char *log;
@@ -61,7 +142,7 @@ static void errors_with_positions(void **state)
     sg_test_config_error("{\"sites\": [], \"listen\": \"x\"}", "listen", "host:port");
     sg_test_config_error("{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_NOPE\","
                  "\"destinations\":[{\"type\":\"tiktok\",\"pixel_code\":\"P1\",\"access_token_env\":\"SGT_TOKEN\"}]}]}",
-                 "sites[0]", "secret's environment variable is not set");
+                 "sites[0]", "secret's environment variable SGT_NOPE is not set");
     sg_test_config_error("{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_SECRET\","
                  "\"destinations\":[{\"type\":\"tiktok\",\"pixel_code\":\"P1\"}]}]}",
                  "sites[0].destinations[0]", "access_token_env or access_token_file is required");
@@ -278,6 +359,9 @@ int main(void)
         cmocka_unit_test(valid_config_and_defaults),
         cmocka_unit_test(shipped_config_is_valid),
         cmocka_unit_test(errors_with_positions),
+        cmocka_unit_test(identifiers),
+        cmocka_unit_test(paths_relative_to_the_config),
+        cmocka_unit_test(logging_keys),
         cmocka_unit_test(limits_the_code_cannot_honour),
         cmocka_unit_test(phone_region),
         cmocka_unit_test(secret_never_in_errors),

@@ -35,10 +35,22 @@ char *sg_capture_end(void)
     return text;
 }
 
+/*
+ * Each file gets a directory of its own with a "rules" link to the source tree's
+ * rules/: a config resolves relative paths against its own directory, and the
+ * test configs name "rules/default.json".
+ */
 char *sg_write_temp(const char *suffix, const char *text)
 {
-    char *path = sg_xasprintf("/tmp/sg-test-XXXXXX%s", suffix);
-    int fd = mkstemps(path, (int)strlen(suffix));
+    char dir[] = "/tmp/sg-test-XXXXXX", cwd[4096];
+    assert_non_null(mkdtemp(dir));
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    char *rules = sg_xasprintf("%s/rules", cwd), *link = sg_xasprintf("%s/rules", dir);
+    assert_int_equal(symlink(rules, link), 0);
+    free(rules);
+    free(link);
+    char *path = sg_xasprintf("%s/t%s", dir, suffix);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     assert_true(fd >= 0);
     size_t n = strlen(text);
     assert_int_equal(write(fd, text, n), (ssize_t)n);
