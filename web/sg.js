@@ -253,6 +253,7 @@
         function noop() {}
 
         var api = { _sg: true };
+        var fns = {};              /* the methods, for replay even if the page replaces api's */
         var impl = {
             load: function (id) { if (!site && okString(id, 64)) site = id; },
             page: function () { return track('Pageview', {}); },
@@ -265,9 +266,9 @@
             instance: function () { return api; },
             instances: function () { return []; }
         };
-        for (var i = 0; i < METHODS.length; i++) api[METHODS[i]] = guard(impl[METHODS[i]] || noop);
-        api.load = guard(impl.load);
-        api.instance = guard(impl.instance);
+        METHODS.push('load', 'instance');
+        for (var i = 0; i < METHODS.length; i++)
+            api[METHODS[i]] = fns[METHODS[i]] = guard(impl[METHODS[i]] || noop);
 
         /* TikTok's base code leaves an array of [method, ...args] calls, and per-pixel queues in
          * _i (whose keys are the ids given to ttq.load). Replay them in order: the global queue,
@@ -275,16 +276,20 @@
         function replay(q) {
             for (var j = 0; q && j < q.length; j++) {
                 var c = q[j];
-                if (c && c.length && typeof api[c[0]] === 'function' && c[0] !== 'instance')
-                    api[c[0]].apply(api, Array.prototype.slice.call(c, 1));
+                if (c && c.length && fns.hasOwnProperty(c[0]) && c[0] !== 'instance')
+                    fns[c[0]].apply(api, Array.prototype.slice.call(c, 1));
             }
         }
+
+        /* TikTok's base code run again after this script (a tag manager re-inserting it) turns
+         * every method back into a stub that pushes [method, ...args] onto `ttq`: take those too. */
+        api.push = guard(function () { replay(arguments); });
 
         w[NAME] = api;
         guard(function () {
             if (!stub) return;
             var pixels = stub._i || {}, id;
-            for (id in pixels) if (pixels.hasOwnProperty(id)) { api.load(id); break; }
+            for (id in pixels) if (pixels.hasOwnProperty(id)) { fns.load(id); break; }
             replay(stub);
             for (id in pixels) if (pixels.hasOwnProperty(id)) replay(pixels[id]);
         })();

@@ -389,6 +389,10 @@ class SnippetTest(unittest.TestCase):
         self.assertNotEqual(f1["user"]["external_id"], f2["user"]["external_id"])
         self.assertEqual(f2["user"]["external_id"], f3["user"]["external_id"])
         self.assertNotIn("customer-42", json.dumps(list(self.fake.events)))
+        # The base code run again after sg.js (a tag manager re-inserting it): its stubs push
+        # onto ttq, and the snippet takes those calls too.
+        self.browser.execute(STUB + 'ttq.track("Lead", {}, {event_id: "f-4"});')
+        self.arrived("f-4")
 
     # g. an event tracked just before the page goes away leaves on page hide
 
