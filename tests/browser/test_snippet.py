@@ -69,13 +69,14 @@ STUB = """
 }(window, document, "ttq");
 """
 
-# A fake IAB CMP: answers addEventListener asynchronously, as a real one does.
+# A fake IAB CMP: answers addEventListener asynchronously, as a real one does, and later than
+# the snippet's batch window (100 ms), so that events are seen to wait for its answer.
 CMP = """
 window.__tcfapi = function (cmd, version, cb) {
   if (cmd !== "addEventListener") return;
   setTimeout(function () {
     cb({tcString: %s, eventStatus: "tcloaded", gdprApplies: true, listenerId: 1}, true);
-  }, 30);
+  }, 300);
 };
 """
 
@@ -325,6 +326,19 @@ class SnippetTest(unittest.TestCase):
         self.assertNotIn("user_agent", out["user"])
         self.assertNotIn("ttclid", out["page"]["url"])
         wait_for(lambda: self.cookie("sg_ttclid") is None, what="sg_ttclid expired")
+
+    # a CMP that never answers (its banner still open): events wait, and leave at page hide
+    # without a TC string, so the site default (denied) decides
+
+    def test_silent_cmp_events_leave_at_page_hide(self):
+        self.pages.pages["/away"] = "<!doctype html><title>away</title>"
+        head = "window.__tcfapi = function () {};"
+        calls = 'ttq.track("ViewContent", {}, {event_id: "s-1"});'
+        self.open("/silent", page(self.sg, head, calls), "?ttclid=" + CLICK)
+        self.browser.execute('location.href = "/away";')
+        out = self.arrived("s-1")
+        self.assertNotIn("ttclid", out["user"])
+        self.assertNotIn("ttclid", out["page"]["url"])
 
     # c. holdConsent: nothing leaves until grantConsent, then the held events do
 
