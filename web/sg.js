@@ -74,9 +74,9 @@
 
         /* A random event id for an event without one: 128 bits from crypto.getRandomValues
          * (Math.random where that is missing: the id only has to be unique enough for TikTok's
-         * deduplication, it is no secret), written as 32 letters a-p. Letters only, because the
-         * proxy refuses an event_id that looks like personal data, and the digit runs of a hex
-         * UUID look like a phone or card number to it about one time in eight. */
+         * deduplication, it is no secret), written as 32 letters a-p. Letters only: an id
+         * without digits can never be taken for a phone or card number by the proxy's check
+         * that identifiers carry no personal data. */
         function randomId() {
             var c = w.crypto, b = [], i, s = '';
             if (c && c.getRandomValues) b = c.getRandomValues(new Uint8Array(16));
