@@ -10,6 +10,7 @@
 #include "scrubgate/forward.h"
 #include "scrubgate/jsonpos.h"
 #include "scrubgate/log.h"
+#include "scrubgate/metrics.h"
 #include "scrubgate/pipeline.h"
 #include "scrubgate/rules.h"
 #include "scrubgate/snippet.h"
@@ -28,8 +29,11 @@
 
 #define SESSION_MAX_AGE 34128000 /* 395 days, like TikTok's own _ttp cookie (13 months) */
 
-static void reply_json(struct evhttp_request *req, int code, const char *reason, json_t *body)
+/* Every reply of the ingest API goes through here and is counted per site (NULL: none). */
+static void reply_json(struct evhttp_request *req, const struct sg_site *site, int code,
+                       const char *reason, json_t *body)
 {
+    sg_metrics_ingest_reply(site ? site->id : "", code);
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
     struct evbuffer *buf = evbuffer_new();
     char *s = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -46,10 +50,10 @@ static void reply_json(struct evhttp_request *req, int code, const char *reason,
     json_decref(body);
 }
 
-static void reply_error(struct evhttp_request *req, int code, const char *reason,
-                        const char *msg)
+static void reply_error(struct evhttp_request *req, const struct sg_site *site, int code,
+                        const char *reason, const char *msg)
 {
-    reply_json(req, code, reason, json_pack("{s:s}", "error", msg));
+    reply_json(req, site, code, reason, json_pack("{s:s}", "error", msg));
 }
 
 /* The site named by ?site=, else the first event's "site", else the Host header. */
@@ -181,6 +185,7 @@ static void preflight(struct sg_worker *w, struct evhttp_request *req)
         evhttp_add_header(out, "Access-Control-Allow-Headers", "Content-Type, Authorization");
         evhttp_add_header(out, "Access-Control-Max-Age", "600");
     }
+    sg_metrics_ingest_reply(site ? site->id : "", 204);
     evhttp_send_reply(req, 204, "No Content", NULL);
 }
 
@@ -237,7 +242,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     ev_uint16_t port;
 
     if (!content_type_ok(evhttp_find_header(in, "Content-Type"))) {
-        reply_error(req, 415, "Unsupported Media Type",
+        reply_error(req, NULL, 415, "Unsupported Media Type",
                     "Content-Type must be application/json or text/plain");
         return;
     }
@@ -245,14 +250,14 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     if (!events) {
         const struct sg_site *s = request_site(cfg, req, NULL, &unknown);
         add_cors(req, s);
-        reply_error(req, 400, "Bad Request", err);
+        reply_error(req, s, 400, "Bad Request", err);
         json_decref(root);
         return;
     }
     const struct sg_site *site = request_site(cfg, req, events, &unknown);
     add_cors(req, site);
     if (!site) {
-        reply_error(req, 404, "Not Found",
+        reply_error(req, NULL, 404, "Not Found",
                     unknown ? "unknown site" : "no site: use ?site=, the event's site or a "
                                                "configured Host");
         json_decref(root);
@@ -260,20 +265,20 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     }
     size_t n = json_array_size(events);
     if (n == 0) {
-        reply_error(req, 400, "Bad Request", "body: no events");
+        reply_error(req, site, 400, "Bad Request", "body: no events");
         json_decref(root);
         return;
     }
     if (n > cfg->limits.max_events_per_request) {
         snprintf(err, sizeof(err), "too many events: at most %zu per request",
                  cfg->limits.max_events_per_request);
-        reply_error(req, 413, "Payload Too Large", err);
+        reply_error(req, site, 413, "Payload Too Large", err);
         json_decref(root);
         return;
     }
     int auth = sg_request_authenticate(site, in);
     if (auth < 0) {
-        reply_error(req, 401, "Unauthorized", "invalid ingest key");
+        reply_error(req, site, 401, "Unauthorized", "invalid ingest key");
         json_decref(root);
         return;
     }
@@ -282,7 +287,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
      * foreign page from writing events into this site's sessions. Servers send no Origin. */
     const char *origin = evhttp_find_header(in, "Origin");
     if (origin && auth != 1 && !sg_site_origin_allowed(site, origin)) {
-        reply_error(req, 403, "Forbidden", "origin not in the site's allowed_origins");
+        reply_error(req, site, 403, "Forbidden", "origin not in the site's allowed_origins");
         json_decref(root);
         return;
     }
@@ -295,14 +300,14 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
         room = sg_forwarder_has_room(sg_worker_forwarder(w, site, d), n * fan);
     if (!room) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-        reply_error(req, 503, "Service Unavailable", "queue full, retry later");
+        reply_error(req, site, 503, "Service Unavailable", "queue full, retry later");
         json_decref(root);
         return;
     }
 
     evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
     if (sg_request_ctx_init(&ctx, cfg, peer, in) < 0) {
-        reply_error(req, 503, "Service Unavailable", "no randomness for a session id");
+        reply_error(req, site, 503, "Service Unavailable", "no randomness for a session id");
         json_decref(root);
         return;
     }
@@ -380,7 +385,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
         json_decref(ids);
         sg_request_ctx_release(&ctx);
         json_decref(root);
-        reply_json(req, 400, "Bad Request", body);
+        reply_json(req, site, 400, "Bad Request", body);
         return;
     }
     json_t *body = json_pack("{s:I,s:I,s:o}", "accepted", (json_int_t)accepted, "dropped",
@@ -392,7 +397,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     sg_request_ctx_release(&ctx);
     json_decref(root);
     if (sg_spool_appended(spool) == appended) {
-        reply_json(req, 202, "Accepted", body); /* nothing to make durable (all skipped) */
+        reply_json(req, site, 202, "Accepted", body); /* nothing to make durable (all skipped) */
         return;
     }
     /* The 202 waits for the group commit: never a 202 before the events are on disk. */
@@ -401,7 +406,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     evhttp_add_header(out, "Cache-Control", "no-store");
     char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(body);
-    sg_commit_defer(sg_worker_commit(w), req, text);
+    sg_commit_defer(sg_worker_commit(w), req, site->id, text);
 }
 
 void sg_ingest_handle(struct evhttp_request *req, void *arg)
@@ -412,7 +417,7 @@ void sg_ingest_handle(struct evhttp_request *req, void *arg)
     if (sg_worker_stopping(w)) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-        reply_error(req, 503, "Service Unavailable", "shutting down, retry later");
+        reply_error(req, NULL, 503, "Service Unavailable", "shutting down, retry later");
         return;
     }
     if (path && strcmp(path, SG_SNIPPET_PATH) == 0) {
@@ -420,7 +425,7 @@ void sg_ingest_handle(struct evhttp_request *req, void *arg)
         return;
     }
     if (!path || strcmp(path, "/v1/events") != 0) {
-        reply_error(req, 404, "Not Found", "unknown path");
+        reply_error(req, NULL, 404, "Not Found", "unknown path");
         return;
     }
     switch (evhttp_request_get_command(req)) {
@@ -432,7 +437,7 @@ void sg_ingest_handle(struct evhttp_request *req, void *arg)
         return;
     default:
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST, OPTIONS");
-        reply_error(req, 405, "Method Not Allowed", "use POST");
+        reply_error(req, NULL, 405, "Method Not Allowed", "use POST");
         return;
     }
 }

@@ -13,6 +13,7 @@
 #include "scrubgate/rules.h"
 #include "scrubgate/snippet.h"
 #include "scrubgate/server.h"
+#include "scrubgate/testconn.h"
 
 #include <curl/curl.h>
 #include <event2/http.h>
@@ -32,6 +33,7 @@ static void usage(FILE *f)
           "                    [--header 'K: V']... [EVENT.json|-]\n"
           "                                          dry run of one event; sends nothing\n"
           "  scrubgate replay -c FILE [--site ID] [--since TIME]\n"
+          "  scrubgate test-connection -c FILE --site ID [--json]\n"
           "                                          send dead-lettered events again\n"
           "  scrubgate version\n",
           f);
@@ -459,6 +461,21 @@ static int cmd_replay(const struct args *a)
     return rc;
 }
 
+/* Minimal dispatch for test-connection (the argument parsing is being reworked). */
+static int cmd_test_connection(const struct args *a)
+{
+    if (!a->site) {
+        fprintf(stderr, "scrubgate test-connection: --site ID is required\n");
+        return 2;
+    }
+    struct sg_config *cfg = sg_config_load(a->config);
+    if (!cfg)
+        return 2;
+    int rc = sg_test_connection_cli(cfg, a->site, a->json);
+    sg_config_free(cfg);
+    return rc;
+}
+
 static int cmd_serve(const struct args *a)
 {
     struct sg_config *cfg = sg_config_load(a->config);
@@ -485,7 +502,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "serve") && strcmp(cmd, "check") && strcmp(cmd, "explain") &&
-        strcmp(cmd, "replay")) {
+        strcmp(cmd, "replay") && strcmp(cmd, "test-connection")) {
         fprintf(stderr, "scrubgate: unknown command: %s\n", cmd);
         usage(stderr);
         return 2;
@@ -504,6 +521,8 @@ int main(int argc, char **argv)
         rc = cmd_explain(&a);
     else if (!strcmp(cmd, "replay"))
         rc = cmd_replay(&a);
+    else if (!strcmp(cmd, "test-connection"))
+        rc = cmd_test_connection(&a);
     else
         rc = cmd_serve(&a);
     curl_global_cleanup();
