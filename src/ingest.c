@@ -12,6 +12,7 @@
 #include "scrubgate/log.h"
 #include "scrubgate/metrics.h"
 #include "scrubgate/pipeline.h"
+#include "scrubgate/ratelimit.h"
 #include "scrubgate/rules.h"
 #include "scrubgate/snippet.h"
 #include "scrubgate/commit.h"
@@ -229,6 +230,39 @@ static json_t *body_events(struct evhttp_request *req, json_t **root, char *err,
     return NULL;
 }
 
+/*
+ * The rate limits (limits.rate_per_ip, limits.rate_per_site): n events of
+ * this request against the client IP's bucket (not for a site's own servers,
+ * authenticated with its ingest key) and the site's. Both are checked before
+ * either is charged, so a refused request costs nothing. false when refused:
+ * the 429 is sent, with Retry-After.
+ */
+static bool rate_allows(struct sg_worker *w, struct evhttp_request *req,
+                        const struct sg_site *site, const struct sg_request_ctx *ctx, size_t n)
+{
+    const struct sg_limits *l = &sg_worker_config(w)->limits;
+    struct sg_ratelimit *by_ip = sg_worker_rate_ip(w), *by_site = sg_worker_rate_site(w);
+    uint64_t now = sg_now_mono_ms();
+    uint32_t ip_rate = ctx->trusted_server ? 0 : l->rate_per_ip;
+    unsigned wait = sg_ratelimit_check(by_ip, ctx->ip, ip_rate, n, now);
+    const char *what = "too many events from this client";
+    if (!wait) {
+        wait = sg_ratelimit_check(by_site, site->id, l->rate_per_site, n, now);
+        what = "too many events for this site";
+    }
+    if (wait) {
+        char secs[16], msg[96];
+        snprintf(secs, sizeof(secs), "%u", wait);
+        snprintf(msg, sizeof(msg), "%s, retry after %u s", what, wait);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", secs);
+        reply_error(req, site, 429, "Too Many Requests", msg);
+        return false;
+    }
+    sg_ratelimit_take(by_ip, ctx->ip, ip_rate, n, now);
+    sg_ratelimit_take(by_site, site->id, l->rate_per_site, n, now);
+    return true;
+}
+
 static void handle_post(struct sg_worker *w, struct evhttp_request *req)
 {
     const struct sg_config *cfg = sg_worker_config(w);
@@ -291,6 +325,18 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
         json_decref(root);
         return;
     }
+    evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
+    if (sg_request_ctx_init(&ctx, cfg, peer, in) < 0) {
+        reply_error(req, site, 503, "Service Unavailable", "no randomness for a session id");
+        json_decref(root);
+        return;
+    }
+    ctx.trusted_server = auth == 1;
+    if (!rate_allows(w, req, site, &ctx, n)) {
+        sg_request_ctx_release(&ctx);
+        json_decref(root);
+        return;
+    }
     /* Room for every event in every destination, or nothing is taken (no partial 202). */
     size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
     /* A mapped event may become up to map_fanout outbound events (event_map arrays). */
@@ -301,17 +347,10 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     if (!room) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
         reply_error(req, site, 503, "Service Unavailable", "queue full, retry later");
+        sg_request_ctx_release(&ctx);
         json_decref(root);
         return;
     }
-
-    evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
-    if (sg_request_ctx_init(&ctx, cfg, peer, in) < 0) {
-        reply_error(req, site, 503, "Service Unavailable", "no randomness for a session id");
-        json_decref(root);
-        return;
-    }
-    ctx.trusted_server = auth == 1;
 
     json_t *ids = json_array(), *errors = json_array(), *item;
     struct click_cookie cc = {0};

@@ -33,8 +33,9 @@ static void usage(FILE *f)
           "                    [--header 'K: V']... [EVENT.json|-]\n"
           "                                          dry run of one event; sends nothing\n"
           "  scrubgate replay -c FILE [--site ID] [--since TIME]\n"
-          "  scrubgate test-connection -c FILE --site ID [--json]\n"
           "                                          send dead-lettered events again\n"
+          "  scrubgate test-connection -c FILE --site ID [--json]\n"
+          "                                          one test event per destination\n"
           "  scrubgate version\n",
           f);
 }

@@ -448,7 +448,7 @@ class RssTest(ReloadCase):
         del b["sites"][1]                            # a site removed
         del b["sites"][0]["destinations"][1]         # a destination removed (then re-added)
         del b["admin_token_env"]                     # the admin token removed
-        b["limits"] = {"flush_interval_ms": 30, "max_events_per_request": 50}
+        b["limits"] = {"flush_interval_ms": 30, "max_events_per_request": 50, "rate_per_ip": 0}
         texts = [json.dumps(b), json.dumps(a)]  # odd reloads remove, even ones restore
 
         stop = threading.Event()
