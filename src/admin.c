@@ -344,6 +344,7 @@ static const char *sync_log_params(const struct evkeyvalq *params, struct sg_syn
 {
     static const char *const known[] = {"site", "status", "event_id", "since", "limit"};
     const struct evkeyval *kv;
+    int seen_limit = 0;
     *q = (struct sg_synclog_query){.limit = 100};
     TAILQ_FOREACH(kv, params, next) {
         size_t k = 0;
@@ -373,6 +374,8 @@ static const char *sync_log_params(const struct evkeyvalq *params, struct sg_syn
             q->has_since = true;
         } else {
             char *end;
+            if (seen_limit++)
+                return "a parameter is given twice";
             errno = 0;
             long long v = strtoll(kv->value, &end, 10);
             if (!*kv->value || *end || errno || v < 1 || v > SG_SYNCLOG_QUERY_MAX)
@@ -479,14 +482,16 @@ static void test_connection(struct sg_admin *a, struct evhttp_request *req)
     }
     if (!why && !id)
         why = "site: required";
+    /* The id itself, not a pixel code (sg_config_site_by_id takes either). */
     const struct sg_site *site = why ? NULL : sg_config_site_by_id(a->cfg, id);
-    if (why)
-        reply_error(req, 400, "Bad Request", why);
-    else if (!site || strcmp(site->id, id) != 0)
-        reply_error(req, 404, "Not Found", "unknown site");
-    evhttp_clear_headers(&params);
-    if (why || !site || strcmp(site->id, id) != 0)
+    if (site && strcmp(site->id, id) != 0)
+        site = NULL;
+    evhttp_clear_headers(&params); /* id is gone from here on */
+    if (why || !site) {
+        reply_error(req, why ? 400 : 404, why ? "Bad Request" : "Not Found",
+                    why ? why : "unknown site");
         return;
+    }
     struct pending_test *p = sg_xcalloc(1, sizeof(*p));
     p->a = a;
     p->req = req;
