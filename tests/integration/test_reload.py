@@ -179,8 +179,9 @@ class AdminTokenReloadTest(ReloadCase):
         self.reloader.reload(self.reloader.config())
         status, body = self.admin.get("/metrics", ADMIN_TOKEN)
         self.assertEqual(status, 200)
-        self.assertRegex(body.decode(), r'scrubgate_events_accepted_total\{site="shop",'
-                                        r'destination="tiktok:CPIXEL123"\} 1')
+        self.assertRegex(body.decode(), r'scrubgate_events_total\{site="shop",'
+                                        r'destination="tiktok:CPIXEL123",status="accepted",'
+                                        r'reason="ok"\} 1')
 
     def test_no_token_at_start_serves_healthz_only_until_a_reload_adds_one(self):
         self.start(token=False)
