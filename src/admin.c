@@ -11,8 +11,10 @@
  * under that lock is copied. The admin's own configuration is switched on
  * its loop (sg_admin_set_config) and read only there.
  *
- * /admin/sync-log reads the log file backwards (sg_synclog_query) on the
- * loop: bounded by the limit, it takes milliseconds even on a large log.
+ * /admin/sync-log reads the log file backwards (sg_synclog_query) on a
+ * thread of its own per query (at most MAX_QUERIES at once): bounded by the
+ * limit it takes milliseconds even on a large log, but a filter that matches
+ * nothing reads the whole file, which must not hold up this loop's ingest.
  * /admin/test-connection sends with the admin's own HTTP client on the same
  * loop; the reply waits for TikTok's answers without blocking anything.
  */
@@ -32,6 +34,7 @@
 #include "scrubgate/worker.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -40,13 +43,28 @@
 #include <string.h>
 #include <sys/queue.h>
 
-/* A test-connection request waiting for TikTok's answers. */
-struct pending_test {
+/* At most this many sync-log queries run at once (each on its own thread); more get 503. */
+#define MAX_QUERIES 4
+
+/*
+ * A request answered later: a test-connection waiting for TikTok's answers,
+ * or a sync-log query running on its own thread (a query that reads far back
+ * in a large log must not hold up the ingest requests of this loop).
+ */
+struct pending {
     struct sg_admin *a;
     struct evhttp_request *req; /* NULL once its client left */
     struct evhttp_connection *conn;
-    struct sg_testconn *t;      /* NULL until started */
-    struct pending_test *next;
+    struct sg_testconn *t;      /* test-connection: NULL until started */
+    /* sync-log query: the thread owns q's strings, path and out until it activates done_ev */
+    bool query;
+    pthread_t thread;
+    struct event *done_ev;
+    struct sg_synclog_query q;
+    char *site, *status, *event_id, *path;
+    struct sg_buf out;
+    int rc, err;
+    struct pending *next;
 };
 
 struct sg_admin {
@@ -57,7 +75,8 @@ struct sg_admin {
     struct sg_worker **workers;  /* borrowed */
     int n_workers;
     const struct sg_admin_stores *stores; /* borrowed */
-    struct pending_test *tests;  /* owned list */
+    struct pending *pending;     /* owned list */
+    int queries;                 /* sync-log queries running */
 };
 
 /* ---- replies ---- */
@@ -393,6 +412,88 @@ static const char *sync_log_params(const struct evkeyvalq *params, struct sg_syn
     return NULL;
 }
 
+/* ---- requests answered later ---- */
+
+static struct pending *pending_new(struct sg_admin *a, struct evhttp_request *req)
+{
+    struct pending *p = sg_xcalloc(1, sizeof(*p));
+    p->a = a;
+    p->req = req;
+    p->conn = evhttp_request_get_connection(req);
+    p->next = a->pending;
+    a->pending = p;
+    return p;
+}
+
+/* A client that left before its answer: the work runs on and is thrown away. */
+static void conn_closed_cb(struct evhttp_connection *conn, void *arg)
+{
+    struct sg_admin *a = arg;
+    for (struct pending *p = a->pending; p; p = p->next)
+        if (p->conn == conn)
+            p->req = NULL;
+}
+
+static void pending_free(struct pending *p)
+{
+    struct sg_admin *a = p->a;
+    for (struct pending **pp = &a->pending; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    if (p->req)
+        evhttp_connection_set_closecb(p->conn, NULL, NULL);
+    if (p->query) {
+        a->queries--;
+        if (p->done_ev)
+            event_free(p->done_ev);
+        free(p->site);
+        free(p->status);
+        free(p->event_id);
+        free(p->path);
+        sg_buf_release(&p->out);
+    }
+    free(p);
+}
+
+/* ---- /admin/sync-log ---- */
+
+static void *query_thread(void *arg)
+{
+    struct pending *p = arg;
+    p->rc = sg_synclog_query(p->path, &p->q, &p->out);
+    p->err = errno;
+    event_active(p->done_ev, EV_READ, 0); /* thread-safe: evthread_use_pthreads */
+    return NULL;
+}
+
+static void query_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pending *p = arg;
+    SG_UNUSED(fd);
+    SG_UNUSED(what);
+    struct evhttp_request *req = p->req;
+    pthread_join(p->thread, NULL);
+    if (req) {
+        evhttp_connection_set_closecb(p->conn, NULL, NULL);
+        p->req = NULL;
+    }
+    if (req && p->rc < 0) {
+        sg_warn("admin: %s: cannot read: %s", p->path, strerror(p->err));
+        reply_error(req, 500, "Internal Server Error", "cannot read the sync log");
+    } else if (req) {
+        sg_buf_addc(&p->out, '\n');
+        reply(req, 200, "OK", "application/json", &p->out);
+    }
+    pending_free(p);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? sg_xstrdup(s) : NULL;
+}
+
 static void sync_log(struct sg_admin *a, struct evhttp_request *req)
 {
     struct evkeyvalq params;
@@ -410,55 +511,48 @@ static void sync_log(struct sg_admin *a, struct evhttp_request *req)
         evhttp_clear_headers(&params);
         return;
     }
-    struct sg_buf b;
-    sg_buf_init(&b, 0);
-    char *path = sg_xasprintf("%s/sync-log.jsonl", a->cfg->state_dir);
-    if (sg_synclog_query(path, &q, &b) < 0) {
-        sg_warn("admin: %s: cannot read: %s", path, strerror(errno));
-        reply_error(req, 500, "Internal Server Error", "cannot read the sync log");
-    } else {
-        sg_buf_addc(&b, '\n');
-        reply(req, 200, "OK", "application/json", &b);
+    if (a->queries >= MAX_QUERIES) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        reply_error(req, 503, "Service Unavailable", "too many sync-log queries, retry later");
+        evhttp_clear_headers(&params);
+        return;
     }
-    free(path);
-    sg_buf_release(&b);
-    evhttp_clear_headers(&params);
+    struct pending *p = pending_new(a, req);
+    p->query = true;
+    a->queries++;
+    p->q = q;
+    p->q.site = p->site = dup_or_null(q.site);
+    p->q.status = p->status = dup_or_null(q.status);
+    p->q.event_id = p->event_id = dup_or_null(q.event_id);
+    evhttp_clear_headers(&params); /* q's strings are gone from here on */
+    p->path = sg_xasprintf("%s/sync-log.jsonl", a->cfg->state_dir);
+    sg_buf_init(&p->out, 0);
+    p->done_ev = event_new(evhttp_connection_get_base(p->conn), -1, 0, query_done_cb, p);
+    if (!p->done_ev || pthread_create(&p->thread, NULL, query_thread, p) != 0) {
+        p->req = NULL;
+        pending_free(p);
+        reply_error(req, 503, "Service Unavailable", "cannot start the query, retry later");
+        return;
+    }
+    evhttp_connection_set_closecb(p->conn, conn_closed_cb, a);
 }
 
 /* ---- /admin/test-connection ---- */
 
-static void unlink_test(struct sg_admin *a, struct pending_test *p)
-{
-    for (struct pending_test **pp = &a->tests; *pp; pp = &(*pp)->next)
-        if (*pp == p) {
-            *pp = p->next;
-            return;
-        }
-}
-
 static void test_done(void *arg, const struct sg_testconn_result *r, size_t n)
 {
-    struct pending_test *p = arg;
+    struct pending *p = arg;
     if (p->req) {
-        evhttp_connection_set_closecb(p->conn, NULL, NULL);
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
             json_array_append_new(arr, sg_testconn_result_json(&r[i]));
         bool ok = n && sg_testconn_all_ok(r, n);
-        reply_json(p->req, 200, "OK",
-                   json_pack("{s:b,s:o}", "ok", ok, "destinations", arr));
+        struct evhttp_request *req = p->req;
+        evhttp_connection_set_closecb(p->conn, NULL, NULL);
+        p->req = NULL;
+        reply_json(req, 200, "OK", json_pack("{s:b,s:o}", "ok", ok, "destinations", arr));
     }
-    unlink_test(p->a, p);
-    free(p);
-}
-
-/* A client that left before its answer: the test runs on and is thrown away. */
-static void test_conn_closed_cb(struct evhttp_connection *conn, void *arg)
-{
-    struct sg_admin *a = arg;
-    for (struct pending_test *p = a->tests; p; p = p->next)
-        if (p->conn == conn)
-            p->req = NULL;
+    pending_free(p);
 }
 
 static void test_connection(struct sg_admin *a, struct evhttp_request *req)
@@ -492,13 +586,8 @@ static void test_connection(struct sg_admin *a, struct evhttp_request *req)
                     why ? why : "unknown site");
         return;
     }
-    struct pending_test *p = sg_xcalloc(1, sizeof(*p));
-    p->a = a;
-    p->req = req;
-    p->conn = evhttp_request_get_connection(req);
-    p->next = a->tests;
-    a->tests = p;
-    evhttp_connection_set_closecb(p->conn, test_conn_closed_cb, a);
+    struct pending *p = pending_new(a, req);
+    evhttp_connection_set_closecb(p->conn, conn_closed_cb, a);
     struct sg_testconn *t = sg_testconn_start(a->client, site, &a->cfg->limits, test_done, p);
     if (t)
         p->t = t; /* else test_done has run and freed p */
@@ -624,14 +713,15 @@ void sg_admin_free(struct sg_admin *a)
 {
     if (!a)
         return;
-    /* Tests in flight end without a reply: their transfers are aborted below. */
-    while (a->tests) {
-        struct pending_test *p = a->tests;
-        a->tests = p->next;
-        if (p->req)
-            evhttp_connection_set_closecb(p->conn, NULL, NULL);
-        sg_testconn_forget(p->t);
-        free(p);
+    /* Work in flight ends without a reply: queries are waited for (a read of the log, bounded
+     * by its size), tests forgotten and their transfers aborted below. */
+    while (a->pending) {
+        struct pending *p = a->pending;
+        if (p->query)
+            pthread_join(p->thread, NULL);
+        else
+            sg_testconn_forget(p->t);
+        pending_free(p);
     }
     sg_http_free(a->client);
     if (a->http)
