@@ -18,6 +18,7 @@
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct item {
     char *json;     /* owned: the formatted outbound event */
@@ -214,7 +215,6 @@ static void dead_done(void *arg)
     struct sg_forwarder *fw = j->fw;
     for (size_t i = 0; i < j->n; i++) {
         if (j->kept) {
-            fw->stats.dead_lettered++;
             finish(fw, &j->items[i], "failed", j->reason, j->http_status, j->code, j->request_id);
         } else {
             /* The dead letter did not take it: the event stays in the spool and gets its
@@ -291,13 +291,13 @@ static uint64_t hold_until(const struct sg_forwarder *fw)
     return SG_MAX(fw->paused_until, fw->backoff_until);
 }
 
-/* Arm the timer for the next thing due: a batch, the earliest retry, the end of a hold. */
 /* The queue gauge of /metrics: an O(1) sum, stored whenever the queues change shape. */
 static void note_queue(struct sg_forwarder *fw)
 {
     atomic_store_explicit(&fw->stats.queued, sg_forwarder_pending(fw), memory_order_relaxed);
 }
 
+/* Arm the timer for the next thing due: a batch, the earliest retry, the end of a hold. */
 static void arm_next(struct sg_forwarder *fw)
 {
     uint64_t now = sg_now_mono_ms(), hold = hold_until(fw);

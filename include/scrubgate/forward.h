@@ -8,7 +8,8 @@
  * classified (tiktok-events-api.md): accepted and partial events are done;
  * throttling and transient failures retry with full-jitter exponential
  * backoff until retry_give_up_s; token errors pause the destination, which
- * is probed every auth_probe_ms with events kept; bad requests and exhausted
+ * is probed every auth_probe_ms with events kept until any reply that is not
+ * a token error (a 5xx or a 429 too) ends the pause; bad requests and exhausted
  * retries go to the dead letter. Every event ends with one sync log line and
  * an ack in the spool.
  */
@@ -44,7 +45,6 @@ struct sg_forward_stats {
     /* Written by the owning loop, read by the admin listener on another: atomics. */
     struct sg_outcomes outcomes;     /* events by sync-log status and reason */
     _Atomic uint64_t retried;        /* events rescheduled after a throttled/failed request */
-    _Atomic uint64_t dead_lettered;  /* events written to the dead letter */
     _Atomic uint64_t auth_pauses;    /* times the destination went from sending to paused */
     _Atomic uint64_t queued;         /* events waiting: staged, ready, retrying or in flight */
     struct sg_histogram duration;    /* upstream request durations (replies and failures) */
