@@ -298,7 +298,9 @@ int sg_synclog_query(const char *path, const struct sg_synclog_query *q, struct 
                 start--;
             if (start == 0 && pos > 0)
                 break; /* its beginning is in an earlier block */
-            int k = consider(buf + start, line_end - start, q, needles);
+            int k = line_end - start > LINE_MAX_BYTES
+                        ? 0 /* no line of ours is this long */
+                        : consider(buf + start, line_end - start, q, needles);
             if (k < 0) {
                 stop = true;
             } else if (k > 0) {
