@@ -521,7 +521,7 @@ struct sg_worker *sg_worker_new(int index, const struct sg_config *cfg, struct s
 {
     const struct sg_limits *lim = &cfg->limits;
     struct sg_worker *w = sg_xcalloc(1, sizeof(*w));
-    /* 16384 client IPs (about 1.3 MiB) per worker: past that, the fullest buckets are reused. */
+    /* 16384 client IPs (about 1.4 MiB) per worker: past that, the fullest buckets are reused. */
     w->rate_ip = sg_ratelimit_new(16384);
     w->rate_site = sg_ratelimit_new(256);
     w->index = index;
