@@ -44,7 +44,8 @@ static const char *hint_for(const struct sg_dest_reply *reply, long http_status)
     if (reply->result == SG_DEST_AUTH)
         return "rotate the access token";
     if (reply->code == 40001)
-        return "check pixel_code, and that the access token was generated for this pixel";
+        return "check pixel_code, and that the access token was generated for this pixel "
+               "(else rotate the access token)";
     if (!strcmp(reply->reason, "throttled"))
         return "TikTok is throttling requests: try again later";
     if (!strcmp(reply->reason, "transient") || !strcmp(reply->reason, "http_5xx"))
