@@ -11,11 +11,13 @@
 #include "scrubgate/common.h"
 #include "scrubgate/commit.h"
 #include "scrubgate/log.h"
+#include "scrubgate/metrics.h"
 #include "scrubgate/spool.h"
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +27,7 @@ struct pending {
     struct evhttp_connection *conn;
     char *body;                   /* owned */
     uint64_t gen;                 /* the spool generation holding its events */
+    char site[65];                /* the request's site id, for the reply counters */
 };
 
 struct job {
@@ -90,6 +93,7 @@ static void settle(struct sg_commit *c, uint64_t gen, bool ok)
         }
         if (p->req) {
             evhttp_connection_set_closecb(p->conn, NULL, NULL);
+            sg_metrics_ingest_reply(p->site, ok ? 202 : 503);
             if (ok) {
                 send_body(p->req, 202, "Accepted", p->body);
             } else {
@@ -275,7 +279,8 @@ void sg_commit_kick(struct sg_commit *c)
     }
 }
 
-void sg_commit_defer(struct sg_commit *c, struct evhttp_request *req, char *body)
+void sg_commit_defer(struct sg_commit *c, struct evhttp_request *req, const char *site,
+                     char *body)
 {
     if (c->n_pending == c->cap_pending) {
         c->cap_pending = c->cap_pending ? c->cap_pending * 2 : 64;
@@ -283,8 +288,9 @@ void sg_commit_defer(struct sg_commit *c, struct evhttp_request *req, char *body
     }
     struct evhttp_connection *conn = evhttp_request_get_connection(req);
     evhttp_connection_set_closecb(conn, conn_close_cb, c);
-    c->pending[c->n_pending++] =
-        (struct pending){req, conn, body, sg_spool_gen(c->spool)};
+    struct pending *p = &c->pending[c->n_pending++];
+    *p = (struct pending){req, conn, body, sg_spool_gen(c->spool), ""};
+    snprintf(p->site, sizeof(p->site), "%s", site);
     sg_commit_kick(c);
 }
 

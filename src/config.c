@@ -53,6 +53,8 @@ void sg_limits_default(struct sg_limits *l)
     l->retry_cap_ms = 60000;
     l->retry_give_up_s = 86400;
     l->auth_probe_ms = 30000;
+    l->rate_per_ip = 100;
+    l->rate_per_site = 0;
 }
 
 static void free_strv(char **v, size_t n)
@@ -779,7 +781,7 @@ static int load_limits(struct loader *L, json_t *o, struct sg_limits *l)
         "upstream_timeout_ms", "max_inflight",    "max_response_bytes",     "shutdown_timeout_ms",
         "max_connections",     "spool_segment_bytes", "spool_max_bytes", "retry_base_ms",
         "retry_cap_ms",        "retry_give_up_s",     "auth_probe_ms",   "header_timeout_ms",
-        "keepalive_timeout_ms", NULL};
+        "keepalive_timeout_ms", "rate_per_ip",       "rate_per_site",   NULL};
     long long v;
     if (!o)
         return 0;
@@ -825,6 +827,10 @@ static int load_limits(struct loader *L, json_t *o, struct sg_limits *l)
     LIMIT("retry_cap_ms", 1, 86400000, retry_cap_ms, int);
     LIMIT("retry_give_up_s", 1, 30 * 86400, retry_give_up_s, int);
     LIMIT("auth_probe_ms", 10, 86400000, auth_probe_ms, int);
+    LIMIT_WHY("rate_per_ip", 0, 1000000, "events per second per client IP, 0 for no limit",
+              rate_per_ip, uint32_t);
+    LIMIT_WHY("rate_per_site", 0, 10000000, "events per second per site, 0 for no limit",
+              rate_per_site, uint32_t);
 #undef LIMIT
 #undef LIMIT_WHY
     return 0;

@@ -31,6 +31,7 @@
 #include "scrubgate/conn.h"
 #include "scrubgate/common.h"
 #include "scrubgate/log.h"
+#include "scrubgate/metrics.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -686,6 +687,8 @@ static void write_error(struct conn *c)
     char body[160];
     int n = snprintf(body, sizeof(body), "{\"error\":\"%s%s\"}\n",
                      r == &c->bad ? "bad framing: " : "", r->error);
+    if (c->pool->kind == SG_CONN_INGEST)
+        sg_metrics_ingest_reply("", atoi(r->status)); /* no request reached a site */
     evbuffer_add_printf(
         bufferevent_get_output(c->sock),
         "HTTP/1.1 %s\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n"

@@ -19,7 +19,24 @@ struct sg_deadletter {
     int fd;
     char *path;
     pthread_mutex_t lock;
+    _Atomic uint64_t events; /* lines in the file: counted at open, then per write */
 };
+
+/* Lines in the file at path (0 when it cannot be read): one pass, 64 KiB at a time. */
+static uint64_t count_lines(const char *path)
+{
+    char block[65536];
+    uint64_t n = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t got;
+    while ((got = read(fd, block, sizeof(block))) > 0)
+        for (const char *p = block; (p = memchr(p, '\n', (size_t)(block + got - p))); p++)
+            n++;
+    close(fd);
+    return n;
+}
 
 struct sg_deadletter *sg_deadletter_open(const char *state_dir)
 {
@@ -40,6 +57,7 @@ struct sg_deadletter *sg_deadletter_open(const char *state_dir)
     struct sg_deadletter *dl = sg_xcalloc(1, sizeof(*dl));
     dl->fd = fd;
     dl->path = path;
+    dl->events = count_lines(path);
     pthread_mutex_init(&dl->lock, NULL);
     return dl;
 }
@@ -52,6 +70,11 @@ void sg_deadletter_free(struct sg_deadletter *dl)
     free(dl->path);
     pthread_mutex_destroy(&dl->lock);
     free(dl);
+}
+
+uint64_t sg_deadletter_events(const struct sg_deadletter *dl)
+{
+    return dl->events;
 }
 
 const char *sg_deadletter_path(const struct sg_deadletter *dl)
@@ -86,6 +109,8 @@ int sg_deadletter_write(struct sg_deadletter *dl, const struct sg_dead_event *ev
     pthread_mutex_lock(&dl->lock);
     if (sg_append_lines(dl->fd, dl->path, b.data, b.len, true) < 0)
         rc = sg_error("dead letter: write failed: %s", strerror(errno));
+    else
+        dl->events += n;
     pthread_mutex_unlock(&dl->lock);
     sg_buf_release(&b);
     return rc;

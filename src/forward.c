@@ -18,6 +18,7 @@
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct item {
     char *json;     /* owned: the formatted outbound event */
@@ -38,7 +39,15 @@ struct batch {
     struct sg_forwarder *fw;
     struct item *items;
     size_t n;
+    uint64_t started_us; /* for the duration histogram */
 };
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 /* A growable FIFO of items (staged and ready). */
 struct ring {
@@ -162,6 +171,7 @@ static void record(struct sg_forwarder *fw, const struct item *it, const char *s
         .rule_set_version = it->rule_set ? it->rule_set : sg_ruleset_version(fw->site->rules),
         .consent = &it->consent,
     };
+    sg_outcomes_add(&fw->stats.outcomes, status, reason);
     sg_synclog_write(fw->d.log, &r);
 }
 
@@ -205,8 +215,6 @@ static void dead_done(void *arg)
     struct sg_forwarder *fw = j->fw;
     for (size_t i = 0; i < j->n; i++) {
         if (j->kept) {
-            fw->stats.failed++;
-            fw->stats.dead_lettered++;
             finish(fw, &j->items[i], "failed", j->reason, j->http_status, j->code, j->request_id);
         } else {
             /* The dead letter did not take it: the event stays in the spool and gets its
@@ -283,10 +291,17 @@ static uint64_t hold_until(const struct sg_forwarder *fw)
     return SG_MAX(fw->paused_until, fw->backoff_until);
 }
 
+/* The queue gauge of /metrics: an O(1) sum, stored whenever the queues change shape. */
+static void note_queue(struct sg_forwarder *fw)
+{
+    atomic_store_explicit(&fw->stats.queued, sg_forwarder_pending(fw), memory_order_relaxed);
+}
+
 /* Arm the timer for the next thing due: a batch, the earliest retry, the end of a hold. */
 static void arm_next(struct sg_forwarder *fw)
 {
     uint64_t now = sg_now_mono_ms(), hold = hold_until(fw);
+    note_queue(fw);
     if (hold > now) {
         arm(fw, hold - now); /* nothing can go before */
         return;
@@ -388,6 +403,7 @@ int sg_forwarder_push(struct sg_forwarder *fw, const struct sg_event *ev, const 
     it.ref = e.ref;
     it.gen = sg_spool_gen(fw->d.spool);
     ring_push(&fw->staged, &it); /* sent only once the group commit made it durable */
+    note_queue(fw);
     return 0;
 }
 
@@ -439,7 +455,6 @@ void sg_forwarder_skip(struct sg_forwarder *fw, const struct sg_event *ev, const
     it.event_id = ev->event_id;
     it.rules = (char *)rules;
     it.consent = ev->consent;
-    fw->stats.skipped++;
     record(fw, &it, "skipped", reason, 0, -1, NULL);
 }
 
@@ -525,29 +540,34 @@ static void request_done(void *arg, const struct sg_http_result *res)
     }
     for (size_t i = 0; i < b->n; i++)
         b->items[i].attempts++;
+    sg_histogram_observe(&fw->stats.duration, now_us() - b->started_us);
+    /*
+     * Any reply that is not a token error ends a pause: the token was taken (a
+     * 5xx, a 429 or a bad request come after the authentication). Only no
+     * reply at all (network error, timeout) says nothing about the token.
+     */
+    if (reply.result != SG_DEST_AUTH && status != 0 && fw->stats.paused) {
+        fw->stats.paused = false;
+        fw->paused_until = 0;
+        sg_info("destination %s (site %s): token accepted again (%s); sending resumes",
+                fw->dest->id, fw->site->id, reply.reason);
+    }
     switch (reply.result) {
     case SG_DEST_OK:
     case SG_DEST_PARTIAL:
         fw->paused_until = 0;
         fw->backoff_until = 0;
         fw->backoff_step = 0;
-        if (fw->stats.paused) {
-            fw->stats.paused = false;
-            sg_info("destination %s (site %s): token accepted again; sending resumes",
-                    fw->dest->id, fw->site->id);
-        }
         for (size_t i = 0; i < b->n; i++) {
-            if (reply.result == SG_DEST_OK)
-                fw->stats.accepted++;
-            else
-                fw->stats.partial++;
             finish(fw, &b->items[i], reply.result == SG_DEST_OK ? "accepted" : "partial_failure",
                    reply.reason, status, reply.code, reply.request_id);
         }
         break;
     case SG_DEST_AUTH:
-        /* Keep everything and stop sending; probe again later. */
-        fw->stats.auth_pauses++;
+        /* Keep everything and stop sending; probe again later. A refused probe is not a
+         * new pause. */
+        if (!fw->stats.paused)
+            fw->stats.auth_pauses++;
         fw->stats.paused = true;
         fw->paused_until = sg_now_mono_ms() + (uint64_t)fw->limits->auth_probe_ms;
         sg_error("destination %s (site %s): access token refused (code %ld): paused, %zu event(s) "
@@ -639,7 +659,6 @@ static void send_batch(struct sg_forwarder *fw, struct batch *b)
         log_dry_run(fw, &body, b->n);
         sg_buf_release(&body);
         for (size_t i = 0; i < b->n; i++) {
-            fw->stats.skipped++;
             finish(fw, &b->items[i], "skipped", "dry_run", 0, -1, NULL);
         }
         fw->inflight -= b->n;
@@ -650,6 +669,7 @@ static void send_batch(struct sg_forwarder *fw, struct batch *b)
     }
     size_t len;
     char *data = sg_buf_detach(&body, &len);
+    b->started_us = now_us();
     struct curl_slist *hdrs = fw->dest->ops->headers(fw->dest);
     if (!hdrs || sg_http_post(fw->d.http, fw->dest->url, hdrs, data, len,
                               fw->limits->upstream_timeout_ms, request_done, b) < 0) {

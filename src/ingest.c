@@ -10,7 +10,9 @@
 #include "scrubgate/forward.h"
 #include "scrubgate/jsonpos.h"
 #include "scrubgate/log.h"
+#include "scrubgate/metrics.h"
 #include "scrubgate/pipeline.h"
+#include "scrubgate/ratelimit.h"
 #include "scrubgate/rules.h"
 #include "scrubgate/snippet.h"
 #include "scrubgate/commit.h"
@@ -28,8 +30,11 @@
 
 #define SESSION_MAX_AGE 34128000 /* 395 days, like TikTok's own _ttp cookie (13 months) */
 
-static void reply_json(struct evhttp_request *req, int code, const char *reason, json_t *body)
+/* Every reply of the ingest API goes through here and is counted per site (NULL: none). */
+static void reply_json(struct evhttp_request *req, const struct sg_site *site, int code,
+                       const char *reason, json_t *body)
 {
+    sg_metrics_ingest_reply(site ? site->id : "", code);
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
     struct evbuffer *buf = evbuffer_new();
     char *s = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -46,10 +51,10 @@ static void reply_json(struct evhttp_request *req, int code, const char *reason,
     json_decref(body);
 }
 
-static void reply_error(struct evhttp_request *req, int code, const char *reason,
-                        const char *msg)
+static void reply_error(struct evhttp_request *req, const struct sg_site *site, int code,
+                        const char *reason, const char *msg)
 {
-    reply_json(req, code, reason, json_pack("{s:s}", "error", msg));
+    reply_json(req, site, code, reason, json_pack("{s:s}", "error", msg));
 }
 
 /* The site named by ?site=, else the first event's "site", else the Host header. */
@@ -181,6 +186,7 @@ static void preflight(struct sg_worker *w, struct evhttp_request *req)
         evhttp_add_header(out, "Access-Control-Allow-Headers", "Content-Type, Authorization");
         evhttp_add_header(out, "Access-Control-Max-Age", "600");
     }
+    sg_metrics_ingest_reply(site ? site->id : "", 204);
     evhttp_send_reply(req, 204, "No Content", NULL);
 }
 
@@ -224,6 +230,39 @@ static json_t *body_events(struct evhttp_request *req, json_t **root, char *err,
     return NULL;
 }
 
+/*
+ * The rate limits (limits.rate_per_ip, limits.rate_per_site): n events of
+ * this request against the client IP's bucket (not for a site's own servers,
+ * authenticated with its ingest key) and the site's. Both are checked before
+ * either is charged, so a refused request costs nothing. false when refused:
+ * the 429 is sent, with Retry-After.
+ */
+static bool rate_allows(struct sg_worker *w, struct evhttp_request *req,
+                        const struct sg_site *site, const struct sg_request_ctx *ctx, size_t n)
+{
+    const struct sg_limits *l = &sg_worker_config(w)->limits;
+    struct sg_ratelimit *by_ip = sg_worker_rate_ip(w), *by_site = sg_worker_rate_site(w);
+    uint64_t now = sg_now_mono_ms();
+    uint32_t ip_rate = ctx->trusted_server ? 0 : l->rate_per_ip;
+    unsigned wait = sg_ratelimit_check(by_ip, ctx->ip, ip_rate, n, now);
+    const char *what = "too many events from this client";
+    if (!wait) {
+        wait = sg_ratelimit_check(by_site, site->id, l->rate_per_site, n, now);
+        what = "too many events for this site";
+    }
+    if (wait) {
+        char secs[16], msg[96];
+        snprintf(secs, sizeof(secs), "%u", wait);
+        snprintf(msg, sizeof(msg), "%s, retry after %u s", what, wait);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", secs);
+        reply_error(req, site, 429, "Too Many Requests", msg);
+        return false;
+    }
+    sg_ratelimit_take(by_ip, ctx->ip, ip_rate, n, now);
+    sg_ratelimit_take(by_site, site->id, l->rate_per_site, n, now);
+    return true;
+}
+
 static void handle_post(struct sg_worker *w, struct evhttp_request *req)
 {
     const struct sg_config *cfg = sg_worker_config(w);
@@ -237,7 +276,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     ev_uint16_t port;
 
     if (!content_type_ok(evhttp_find_header(in, "Content-Type"))) {
-        reply_error(req, 415, "Unsupported Media Type",
+        reply_error(req, NULL, 415, "Unsupported Media Type",
                     "Content-Type must be application/json or text/plain");
         return;
     }
@@ -245,14 +284,14 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     if (!events) {
         const struct sg_site *s = request_site(cfg, req, NULL, &unknown);
         add_cors(req, s);
-        reply_error(req, 400, "Bad Request", err);
+        reply_error(req, s, 400, "Bad Request", err);
         json_decref(root);
         return;
     }
     const struct sg_site *site = request_site(cfg, req, events, &unknown);
     add_cors(req, site);
     if (!site) {
-        reply_error(req, 404, "Not Found",
+        reply_error(req, NULL, 404, "Not Found",
                     unknown ? "unknown site" : "no site: use ?site=, the event's site or a "
                                                "configured Host");
         json_decref(root);
@@ -260,20 +299,20 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     }
     size_t n = json_array_size(events);
     if (n == 0) {
-        reply_error(req, 400, "Bad Request", "body: no events");
+        reply_error(req, site, 400, "Bad Request", "body: no events");
         json_decref(root);
         return;
     }
     if (n > cfg->limits.max_events_per_request) {
         snprintf(err, sizeof(err), "too many events: at most %zu per request",
                  cfg->limits.max_events_per_request);
-        reply_error(req, 413, "Payload Too Large", err);
+        reply_error(req, site, 413, "Payload Too Large", err);
         json_decref(root);
         return;
     }
     int auth = sg_request_authenticate(site, in);
     if (auth < 0) {
-        reply_error(req, 401, "Unauthorized", "invalid ingest key");
+        reply_error(req, site, 401, "Unauthorized", "invalid ingest key");
         json_decref(root);
         return;
     }
@@ -282,7 +321,19 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
      * foreign page from writing events into this site's sessions. Servers send no Origin. */
     const char *origin = evhttp_find_header(in, "Origin");
     if (origin && auth != 1 && !sg_site_origin_allowed(site, origin)) {
-        reply_error(req, 403, "Forbidden", "origin not in the site's allowed_origins");
+        reply_error(req, site, 403, "Forbidden", "origin not in the site's allowed_origins");
+        json_decref(root);
+        return;
+    }
+    evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
+    if (sg_request_ctx_init(&ctx, cfg, peer, in) < 0) {
+        reply_error(req, site, 503, "Service Unavailable", "no randomness for a session id");
+        json_decref(root);
+        return;
+    }
+    ctx.trusted_server = auth == 1;
+    if (!rate_allows(w, req, site, &ctx, n)) {
+        sg_request_ctx_release(&ctx);
         json_decref(root);
         return;
     }
@@ -295,18 +346,11 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
         room = sg_forwarder_has_room(sg_worker_forwarder(w, site, d), n * fan);
     if (!room) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-        reply_error(req, 503, "Service Unavailable", "queue full, retry later");
+        reply_error(req, site, 503, "Service Unavailable", "queue full, retry later");
+        sg_request_ctx_release(&ctx);
         json_decref(root);
         return;
     }
-
-    evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
-    if (sg_request_ctx_init(&ctx, cfg, peer, in) < 0) {
-        reply_error(req, 503, "Service Unavailable", "no randomness for a session id");
-        json_decref(root);
-        return;
-    }
-    ctx.trusted_server = auth == 1;
 
     json_t *ids = json_array(), *errors = json_array(), *item;
     struct click_cookie cc = {0};
@@ -380,7 +424,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
         json_decref(ids);
         sg_request_ctx_release(&ctx);
         json_decref(root);
-        reply_json(req, 400, "Bad Request", body);
+        reply_json(req, site, 400, "Bad Request", body);
         return;
     }
     json_t *body = json_pack("{s:I,s:I,s:o}", "accepted", (json_int_t)accepted, "dropped",
@@ -392,7 +436,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     sg_request_ctx_release(&ctx);
     json_decref(root);
     if (sg_spool_appended(spool) == appended) {
-        reply_json(req, 202, "Accepted", body); /* nothing to make durable (all skipped) */
+        reply_json(req, site, 202, "Accepted", body); /* nothing to make durable (all skipped) */
         return;
     }
     /* The 202 waits for the group commit: never a 202 before the events are on disk. */
@@ -401,7 +445,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     evhttp_add_header(out, "Cache-Control", "no-store");
     char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(body);
-    sg_commit_defer(sg_worker_commit(w), req, text);
+    sg_commit_defer(sg_worker_commit(w), req, site->id, text);
 }
 
 void sg_ingest_handle(struct evhttp_request *req, void *arg)
@@ -412,7 +456,7 @@ void sg_ingest_handle(struct evhttp_request *req, void *arg)
     if (sg_worker_stopping(w)) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-        reply_error(req, 503, "Service Unavailable", "shutting down, retry later");
+        reply_error(req, NULL, 503, "Service Unavailable", "shutting down, retry later");
         return;
     }
     if (path && strcmp(path, SG_SNIPPET_PATH) == 0) {
@@ -420,7 +464,7 @@ void sg_ingest_handle(struct evhttp_request *req, void *arg)
         return;
     }
     if (!path || strcmp(path, "/v1/events") != 0) {
-        reply_error(req, 404, "Not Found", "unknown path");
+        reply_error(req, NULL, 404, "Not Found", "unknown path");
         return;
     }
     switch (evhttp_request_get_command(req)) {
@@ -432,7 +476,7 @@ void sg_ingest_handle(struct evhttp_request *req, void *arg)
         return;
     default:
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST, OPTIONS");
-        reply_error(req, 405, "Method Not Allowed", "use POST");
+        reply_error(req, NULL, 405, "Method Not Allowed", "use POST");
         return;
     }
 }

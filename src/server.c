@@ -366,7 +366,8 @@ int sg_server_run(struct sg_config *cfg)
             goto out;
     }
     restore_spool(cfg, workers, log, dead, spool, &rec);
-    if (sg_admin_new(sg_worker_base(workers[0]), cfg, workers, cfg->workers, &admin) < 0)
+    struct sg_admin_stores stores = {spool, dead}; /* lives until the workers are joined */
+    if (sg_admin_new(sg_worker_base(workers[0]), cfg, workers, cfg->workers, &stores, &admin) < 0)
         goto out;
     sg_worker_attach_admin(workers[0], admin);
     for (; started < cfg->workers; started++)

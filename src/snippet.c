@@ -7,6 +7,7 @@
  * clients that accept one. A request then costs a header lookup and a
  * reference to static bytes.
  */
+#include "scrubgate/metrics.h"
 #include "scrubgate/snippet.h"
 #include "scrubgate/common.h"
 
@@ -173,7 +174,8 @@ void sg_snippet_handle(struct evhttp_request *req)
         struct evbuffer *b = evbuffer_new();
         if (b)
             evbuffer_add_printf(b, "{\"error\":\"use GET\"}\n");
-        evhttp_send_reply(req, 405, "Method Not Allowed", b);
+        sg_metrics_ingest_reply("", 405);
+    evhttp_send_reply(req, 405, "Method Not Allowed", b);
         if (b)
             evbuffer_free(b);
         return;
@@ -188,12 +190,14 @@ void sg_snippet_handle(struct evhttp_request *req)
     bool gz;
     if (sg_snippet_negotiate(evhttp_find_header(in, "If-None-Match"),
                              evhttp_find_header(in, "Accept-Encoding"), &gz) == 304) {
-        evhttp_send_reply(req, 304, "Not Modified", NULL);
+        sg_metrics_ingest_reply("", 304);
+    evhttp_send_reply(req, 304, "Not Modified", NULL);
         return;
     }
     evhttp_add_header(out, "Content-Type", "text/javascript; charset=utf-8");
     struct evbuffer *b = evbuffer_new();
     if (!b) {
+        sg_metrics_ingest_reply("", 503);
         evhttp_send_error(req, 503, "Service Unavailable");
         return;
     }
@@ -203,6 +207,7 @@ void sg_snippet_handle(struct evhttp_request *req)
     } else {
         evbuffer_add_reference(b, sg_snippet_js, sg_snippet_js_len, NULL, NULL);
     }
+    sg_metrics_ingest_reply("", 200);
     evhttp_send_reply(req, 200, "OK", b);
     evbuffer_free(b);
 }

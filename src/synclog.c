@@ -180,3 +180,151 @@ void sg_synclog_thread_release(void)
 {
     sg_buf_release(&tl_line);
 }
+
+/* ---- reading backwards (the admin API) ---- */
+
+#define READ_BLOCK 65536
+#define LINE_MAX_BYTES (1024 * 1024) /* a longer "line" is not the log's: skipped */
+
+/* Append the JSON encoding of s (a quoted string) to b, as the log writes it. */
+static void needle(struct sg_buf *b, const char *key, const char *s)
+{
+    sg_buf_printf(b, "\"%s\":", key);
+    add_json_string(b, s);
+}
+
+static bool has(const char *line, size_t len, const struct sg_buf *n)
+{
+    return n->len == 0 || memmem(line, len, n->data, n->len) != NULL;
+}
+
+/*
+ * One complete line (without its newline). The cheap checks (a substring
+ * of the exact encoded field, the ts prefix) come first; a candidate is
+ * then parsed so that a value appearing in another field does not match.
+ * Returns 1 to keep, 0 to skip, -1 to stop (older than since).
+ */
+static int consider(const char *line, size_t len, const struct sg_synclog_query *q,
+                    struct sg_buf needles[3])
+{
+    static const char ts_key[] = "{\"ts\":";
+    if (len < sizeof(ts_key) || memcmp(line, ts_key, sizeof(ts_key) - 1) != 0)
+        return 0;
+    long long ts = strtoll(line + sizeof(ts_key) - 1, NULL, 10);
+    if (q->has_since && ts < q->since) {
+        if (ts < q->since - SG_SYNCLOG_SINCE_SLACK)
+            return -1;
+        return 0;
+    }
+    for (int i = 0; i < 3; i++)
+        if (!has(line, len, &needles[i]))
+            return 0;
+    json_t *o = json_loadb(line, len, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return 0;
+    }
+    const char *want[3] = {q->site, q->status, q->event_id};
+    const char *key[3] = {"site", "status", "event_id"};
+    int keep = 1;
+    for (int i = 0; i < 3 && keep; i++) {
+        const char *v = json_string_value(json_object_get(o, key[i]));
+        if (want[i] && (!v || strcmp(v, want[i]) != 0))
+            keep = 0;
+    }
+    json_decref(o);
+    return keep;
+}
+
+int sg_synclog_query(const char *path, const struct sg_synclog_query *q, struct sg_buf *out)
+{
+    struct sg_buf needles[3];
+    const char *want[3] = {q->site, q->status, q->event_id};
+    const char *key[3] = {"site", "status", "event_id"};
+    char *buf = NULL;
+    size_t found = 0;
+    int rc = -1;
+
+    sg_buf_reset(out);
+    sg_buf_addc(out, '[');
+    for (int i = 0; i < 3; i++) {
+        sg_buf_init(&needles[i], 0);
+        if (want[i])
+            needle(&needles[i], key[i], want[i]);
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = errno == ENOENT ? 0 : -1;
+        goto out;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        goto out;
+    /*
+     * buf holds the file's bytes [pos, pos + have): whole lines after a
+     * leading fragment whose start is in an earlier block. Lines are taken
+     * from the end of buf; what is left is the fragment, kept in front of the
+     * next block read.
+     */
+    off_t pos = st.st_size;
+    size_t have = 0, cap = 0;
+    bool first = true, stop = false;
+    while (!stop && pos > 0) {
+        size_t want_bytes = (size_t)SG_MIN((off_t)READ_BLOCK, pos);
+        if (have + want_bytes > cap) {
+            cap = have + want_bytes;
+            buf = sg_xrealloc(buf, cap);
+        }
+        memmove(buf + want_bytes, buf, have);
+        pos -= (off_t)want_bytes;
+        ssize_t got = pread(fd, buf, want_bytes, pos);
+        if (got != (ssize_t)want_bytes)
+            goto out; /* the file shrank under us or a read failed */
+        have += want_bytes;
+        size_t end = have;
+        if (first) {
+            /* A last line without its newline is still being written: leave it out. */
+            while (end > 0 && buf[end - 1] != '\n')
+                end--;
+            if (end == 0 && pos > 0 && have < LINE_MAX_BYTES)
+                continue; /* no newline yet in what was read: read further back */
+            first = false;
+        }
+        /* end is just after a newline (or 0); take the lines that are whole. */
+        while (end > 0 && !stop) {
+            size_t line_end = end - 1; /* the newline */
+            size_t start = line_end;
+            while (start > 0 && buf[start - 1] != '\n')
+                start--;
+            if (start == 0 && pos > 0)
+                break; /* its beginning is in an earlier block */
+            int k = line_end - start > LINE_MAX_BYTES
+                        ? 0 /* no line of ours is this long */
+                        : consider(buf + start, line_end - start, q, needles);
+            if (k < 0) {
+                stop = true;
+            } else if (k > 0) {
+                if (found++)
+                    sg_buf_addc(out, ',');
+                sg_buf_add(out, buf + start, line_end - start);
+                stop = found >= q->limit;
+            }
+            end = start;
+        }
+        have = end;
+        if (have > LINE_MAX_BYTES) {
+            /* A fragment this long is no line of ours: drop it, go on before it. */
+            have = 0;
+            first = true;
+        }
+    }
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    for (int i = 0; i < 3; i++)
+        sg_buf_release(&needles[i]);
+    sg_buf_addc(out, ']');
+    return rc;
+}

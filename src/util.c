@@ -113,12 +113,27 @@ bool sg_strcaseeq(const char *a, const char *b)
     return la == strlen(b) && sg_strncaseeq(a, b, la);
 }
 
+/*
+ * Every byte of the given string a is compared, against the secret b
+ * repeated over a's length, and a length mismatch is folded into the same
+ * accumulator: there is no early return, so the time depends on a's length
+ * only (which its sender knows), never on where a and b first differ or on
+ * how long b is.
+ */
 bool sg_consttime_streq(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
-    if (la != lb)
-        return false;
-    return CRYPTO_memcmp(a, b, la) == 0;
+    volatile unsigned char diff = 0;
+    size_t j = 0;
+    for (size_t i = 0; i < la; i++) {
+        /* b's bytes cycled (the NUL at the end included), so no read goes past it. */
+        diff |= (unsigned char)(a[i] ^ b[j]);
+        j = j < lb ? j + 1 : 0;
+    }
+    size_t d = la ^ lb;
+    for (size_t k = 0; k < sizeof(d); k++)
+        diff |= (unsigned char)(d >> (8 * k));
+    return diff == 0;
 }
 
 int sg_hexval(int c)

@@ -10,6 +10,7 @@
 #include "scrubgate/http_client.h"
 #include "scrubgate/ingest.h"
 #include "scrubgate/log.h"
+#include "scrubgate/ratelimit.h"
 #include "scrubgate/rules.h"
 #include "scrubgate/spool.h"
 #include "scrubgate/synclog.h"
@@ -41,6 +42,7 @@ struct sg_worker {
     struct evhttp *http;
     struct sg_conns *conns;      /* owned: deadlines, framing, the connection budget */
     struct sg_http *client;
+    struct sg_ratelimit *rate_ip, *rate_site; /* owned: ingest's token buckets (this loop's) */
     /* The forwarder table: per site, fw[site_offset[s] + d]. Swapped by a reload under
      * fw_lock, which the admin listener takes to read it from another thread. */
     pthread_mutex_t fw_lock;
@@ -104,6 +106,16 @@ struct sg_spool *sg_worker_spool(struct sg_worker *w)
 struct event_base *sg_worker_base(struct sg_worker *w)
 {
     return w->base;
+}
+
+struct sg_ratelimit *sg_worker_rate_ip(struct sg_worker *w)
+{
+    return w->rate_ip;
+}
+
+struct sg_ratelimit *sg_worker_rate_site(struct sg_worker *w)
+{
+    return w->rate_site;
 }
 
 int sg_worker_index(const struct sg_worker *w)
@@ -484,6 +496,8 @@ void sg_worker_free(struct sg_worker *w)
     free(w->retired);
     free(w->retired_info);
     sg_spool_free(w->spool);
+    sg_ratelimit_free(w->rate_ip);
+    sg_ratelimit_free(w->rate_site);
     free(w->fw);
     free(w->site_offset);
     if (w->reload_ev)
@@ -508,6 +522,9 @@ struct sg_worker *sg_worker_new(int index, const struct sg_config *cfg, struct s
 {
     const struct sg_limits *lim = &cfg->limits;
     struct sg_worker *w = sg_xcalloc(1, sizeof(*w));
+    /* 16384 client IPs (about 1.4 MiB) per worker: past that, the fullest buckets are reused. */
+    w->rate_ip = sg_ratelimit_new(16384);
+    w->rate_site = sg_ratelimit_new(256);
     w->index = index;
     w->cfg = cfg;
     w->log = log;

@@ -34,9 +34,11 @@ void sg_commit_free(struct sg_commit *c);
 /*
  * Answer req with 202 and body (steals it) once everything buffered in the
  * spool so far is durable, or with 503 if that write or sync fails. A client
- * that goes away first loses only its reply, not its events.
+ * that goes away first loses only its reply, not its events. site (borrowed, copied) labels
+ * the reply in the ingest counters (metrics.h).
  */
-void sg_commit_defer(struct sg_commit *c, struct evhttp_request *req, char *body);
+void sg_commit_defer(struct sg_commit *c, struct evhttp_request *req, const char *site,
+                     char *body);
 /* Replies waiting for their generation to be durable, plus one while a sync runs:
  * shutdown waits for them, so no client that will get a 202 is cut off. */
 size_t sg_commit_waiting(const struct sg_commit *c);

@@ -72,7 +72,9 @@ int sg_lock_pidfile(const char *path, const char *what);
 /* A whole file into memory (owned, NUL-terminated; *len without the NUL). NULL with errno. */
 char *sg_read_file(const char *path, size_t *len);
 
-/* Constant-time comparison of two NUL-terminated strings (for keys and tokens). */
+/* Constant-time comparison of two NUL-terminated strings (for keys and tokens): a is what a
+ * client sent, b the secret; the time depends on strlen(a) only (no early return, not even
+ * on a length mismatch). */
 bool sg_consttime_streq(const char *a, const char *b);
 
 #endif

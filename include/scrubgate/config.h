@@ -40,6 +40,8 @@ struct sg_limits {
     int retry_cap_ms;              /* 60000: backoff cap */
     int retry_give_up_s;           /* 86400: after this long an event goes to the dead letter */
     int auth_probe_ms;             /* 30000: a paused destination is probed this often */
+    uint32_t rate_per_ip;          /* 100 events/s per client IP (burst 2x), per worker; 0 off */
+    uint32_t rate_per_site;        /* 0 (off): events/s per site (burst 2x), per worker */
 };
 
 struct sg_dest_conf {

@@ -28,6 +28,9 @@ void sg_deadletter_free(struct sg_deadletter *dl);
 /* Append n events with one reason, then fdatasync. 0 or -1 (logged). */
 int sg_deadletter_write(struct sg_deadletter *dl, const struct sg_dead_event *evs, size_t n,
                         const char *reason, long code, const char *request_id);
+/* Events in the dead-letter file: its lines when opened, plus those written since (replay
+ * does not remove lines). Any thread. */
+uint64_t sg_deadletter_events(const struct sg_deadletter *dl);
 /* The file's path (owned by dl). */
 const char *sg_deadletter_path(const struct sg_deadletter *dl);
 

@@ -8,7 +8,8 @@
  * classified (tiktok-events-api.md): accepted and partial events are done;
  * throttling and transient failures retry with full-jitter exponential
  * backoff until retry_give_up_s; token errors pause the destination, which
- * is probed every auth_probe_ms with events kept; bad requests and exhausted
+ * is probed every auth_probe_ms with events kept until any reply that is not
+ * a token error (a 5xx or a 429 too) ends the pause; bad requests and exhausted
  * retries go to the dead letter. Every event ends with one sync log line and
  * an ack in the spool.
  */
@@ -18,6 +19,7 @@
 #include "scrubgate/common.h"
 #include "scrubgate/config.h"
 #include "scrubgate/event.h"
+#include "scrubgate/metrics.h"
 
 #include <event2/event.h>
 
@@ -41,8 +43,12 @@ struct sg_forwarder_deps {
 /* Counters for logs and /metrics (one forwarder's share). */
 struct sg_forward_stats {
     /* Written by the owning loop, read by the admin listener on another: atomics. */
-    _Atomic uint64_t accepted, partial, failed, skipped, retried, dead_lettered, auth_pauses;
-    _Atomic bool paused;
+    struct sg_outcomes outcomes;     /* events by sync-log status and reason */
+    _Atomic uint64_t retried;        /* events rescheduled after a throttled/failed request */
+    _Atomic uint64_t auth_pauses;    /* times the destination went from sending to paused */
+    _Atomic uint64_t queued;         /* events waiting: staged, ready, retrying or in flight */
+    struct sg_histogram duration;    /* upstream request durations (replies and failures) */
+    _Atomic bool paused;             /* a token error stopped sending; any other reply clears it */
 };
 
 struct sg_forwarder *sg_forwarder_new(const struct sg_forwarder_deps *deps,

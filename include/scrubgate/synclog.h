@@ -43,6 +43,32 @@ int sg_synclog_format(const struct sg_sync_record *r, int64_t ts, struct sg_buf 
 /* Free this thread's line buffer (call before a thread exits). */
 void sg_synclog_thread_release(void);
 
+/* ---- reading (the admin API) ---- */
+
+#define SG_SYNCLOG_QUERY_MAX 1000
+
+/* What GET /admin/sync-log asks for; NULL/false fields match everything. */
+struct sg_synclog_query {
+    const char *site, *status, *event_id; /* borrowed; exact matches */
+    bool has_since;
+    int64_t since;                        /* Unix seconds: lines with ts >= since */
+    size_t limit;                         /* 1..SG_SYNCLOG_QUERY_MAX */
+};
+
+/*
+ * The newest lines of the sync log at path that match q, newest first, as a
+ * JSON array text into out (each element is a line exactly as the log holds
+ * it). The file is read backwards from its end in blocks with pread(), with
+ * no lock: writers append whole lines, a last line still without its newline
+ * is left out, and a line that does not parse is skipped. Reading stops at
+ * limit matches, or at the first line older than since by more than
+ * SG_SYNCLOG_SINCE_SLACK seconds (lines are stamped just before their write,
+ * so neighbours may be a little out of order). A missing file is an empty
+ * array. 0, or -1 with errno.
+ */
+#define SG_SYNCLOG_SINCE_SLACK 2
+int sg_synclog_query(const char *path, const struct sg_synclog_query *q, struct sg_buf *out);
+
 /* Serialize a record into a new JSON object (for tests and the admin API). */
 json_t *sg_sync_record_json(const struct sg_sync_record *r, int64_t ts);
 

@@ -19,6 +19,7 @@ struct sg_admin;
 struct sg_commit;
 struct sg_deadletter;
 struct sg_forwarder;
+struct sg_ratelimit;
 struct sg_spool;
 struct sg_spool_entry;
 struct sg_spool_shared;
@@ -71,6 +72,9 @@ struct event_base *sg_worker_base(struct sg_worker *w);
 const struct sg_config *sg_worker_config(const struct sg_worker *w);
 bool sg_worker_stopping(const struct sg_worker *w);
 struct sg_commit *sg_worker_commit(struct sg_worker *w);
+/* Ingest's token buckets on this worker, per client IP and per site (borrowed). */
+struct sg_ratelimit *sg_worker_rate_ip(struct sg_worker *w);
+struct sg_ratelimit *sg_worker_rate_site(struct sg_worker *w);
 /* The forwarder of a site's d-th destination on this worker (borrowed). */
 struct sg_forwarder *sg_worker_forwarder(struct sg_worker *w, const struct sg_site *site,
                                          size_t d);

@@ -30,7 +30,7 @@ NGINX_WORKERS=2 start_nginx <<NGINX
 NGINX
 cat > "$tmp/conf.json" <<JSON
 {"listen": "127.0.0.1:0", "state_dir": "$tmp/var",
- "limits": {"max_events_per_request": 1000, "max_body_bytes": 1048576},
+ "limits": {"max_events_per_request": 1000, "max_body_bytes": 1048576, "rate_per_ip": 0},
  "sites": [{"id": "shop", "rules": "rules/default.json", "secret_env": "BENCH_SECRET",
    "destinations": [{"type": "tiktok", "pixel_code": "CBENCH", "access_token_env": "BENCH_TOKEN",
                      "api_base": "$fake"}]}]}

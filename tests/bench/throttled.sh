@@ -27,7 +27,7 @@ NGINX
 conf() {
     cat > "$tmp/conf.json" <<JSON
 {"listen": "127.0.0.1:0", "state_dir": "$tmp/var",
- "limits": {"max_events_per_request": 1000, "max_body_bytes": 1048576,
+ "limits": {"max_events_per_request": 1000, "max_body_bytes": 1048576, "rate_per_ip": 0,
             "queue_max_events": 1000000, "spool_max_bytes": 4294967296},
  "sites": [{"id": "shop", "rules": "rules/default.json", "secret_env": "BENCH_SECRET",
    "destinations": [{"type": "tiktok", "pixel_code": "CBENCH", "access_token_env": "BENCH_TOKEN",

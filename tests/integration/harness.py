@@ -107,8 +107,9 @@ class Proxy:
             "workers": workers,
             "sites": sites,
         }
-        if limits:
-            cfg["limits"] = limits
+        # One client (127.0.0.1) sends every test's load: the per-IP rate limit is off unless
+        # a test sets it (test_admin.py tests the limits themselves).
+        cfg["limits"] = dict({"rate_per_ip": 0}, **(limits or {}))
         cfg.update(extra or {})
         self.config = os.path.join(self.dir, "scrubgate.json")
         with open(self.config, "w") as f:

@@ -179,8 +179,9 @@ class AdminTokenReloadTest(ReloadCase):
         self.reloader.reload(self.reloader.config())
         status, body = self.admin.get("/metrics", ADMIN_TOKEN)
         self.assertEqual(status, 200)
-        self.assertRegex(body.decode(), r'scrubgate_events_accepted_total\{site="shop",'
-                                        r'destination="tiktok:CPIXEL123"\} 1')
+        self.assertRegex(body.decode(), r'scrubgate_events_total\{site="shop",'
+                                        r'destination="tiktok:CPIXEL123",status="accepted",'
+                                        r'reason="ok"\} 1')
 
     def test_no_token_at_start_serves_healthz_only_until_a_reload_adds_one(self):
         self.start(token=False)
@@ -448,7 +449,7 @@ class RssTest(ReloadCase):
         del b["sites"][1]                            # a site removed
         del b["sites"][0]["destinations"][1]         # a destination removed (then re-added)
         del b["admin_token_env"]                     # the admin token removed
-        b["limits"] = {"flush_interval_ms": 30, "max_events_per_request": 50}
+        b["limits"] = {"flush_interval_ms": 30, "max_events_per_request": 50, "rate_per_ip": 0}
         texts = [json.dumps(b), json.dumps(a)]  # odd reloads remove, even ones restore
 
         stop = threading.Event()

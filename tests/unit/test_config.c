@@ -353,6 +353,38 @@ static void origins_and_cookies(void **state)
     sg_test_config_error(SITE_WITH("\"click_id_days\":401"), "sites[0].click_id_days", "400");
 }
 
+/* Rate limits: defaults (100 per IP, per site off), 0 turns either off, bad values are refused
+ * with their position. */
+static void rate_limits(void **state)
+{
+    char *log;
+    (void)state;
+    struct sg_config *cfg = sg_test_config_load("{\"sites\":[" SITE_OK "]}", &log);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->limits.rate_per_ip, 100);
+    assert_int_equal(cfg->limits.rate_per_site, 0);
+    sg_config_free(cfg);
+    free(log);
+    cfg = sg_test_config_load("{\"sites\":[" SITE_OK "], \"limits\": {\"rate_per_ip\": 0, "
+                              "\"rate_per_site\": 5000}}",
+                              &log);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->limits.rate_per_ip, 0);
+    assert_int_equal(cfg->limits.rate_per_site, 5000);
+    sg_config_free(cfg);
+    free(log);
+    sg_test_config_error("{\"sites\": [" SITE_OK "],\n \"limits\": {\"rate_per_ip\": -1}}",
+                         ":2:28: limits.rate_per_ip",
+                         "must be an integer from 0 to 1000000 (events per second per client "
+                         "IP, 0 for no limit)");
+    sg_test_config_error("{\"sites\": [" SITE_OK "],\n \"limits\": {\"rate_per_ip\": 2.5}}",
+                         ":2:28: limits.rate_per_ip", "must be an integer");
+    sg_test_config_error("{\"sites\": [" SITE_OK "],\n \"limits\": {\"rate_per_site\": \"10\"}}",
+                         ":2:30: limits.rate_per_site", "must be an integer from 0 to 10000000");
+    sg_test_config_error("{\"sites\": [" SITE_OK "],\n \"limits\": {\"rate_per_sight\": 1}}",
+                         ":2:13: limits.rate_per_sight", "unknown key");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -367,6 +399,7 @@ int main(void)
         cmocka_unit_test(secret_never_in_errors),
         cmocka_unit_test(cidrs_and_hosts),
         cmocka_unit_test(origins_and_cookies),
+        cmocka_unit_test(rate_limits),
     };
     return cmocka_run_group_tests(tests, sg_test_config_env, NULL);
 }

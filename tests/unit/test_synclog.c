@@ -80,9 +80,85 @@ static void failed_append_leaves_no_partial_line(void **state)
     free(path);
 }
 
+/* The query's answer as a list of event ids, newest first. */
+static char *query_ids(const char *path, const struct sg_synclog_query *q)
+{
+    struct sg_buf b, ids;
+    sg_buf_init(&b, 0);
+    sg_buf_init(&ids, 0);
+    assert_int_equal(sg_synclog_query(path, q, &b), 0);
+    json_t *arr = json_loadb(b.data, b.len, 0, NULL);
+    assert_true(json_is_array(arr));
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v) {
+        sg_buf_printf(&ids, "%s%s", i ? "," : "",
+                      json_string_value(json_object_get(v, "event_id")));
+    }
+    json_decref(arr);
+    sg_buf_release(&b);
+    sg_buf_adds(&ids, "");
+    return sg_buf_detach(&ids, &i);
+}
+
+/*
+ * Reading backwards: newest first, a line over the 1 MiB line cap (longer than
+ * what one read brings back) and a line
+ * that is not JSON skipped (the lines around them still found), a last line
+ * without its newline left out, a value in another field not matched, since
+ * stops the read, a missing file is an empty answer.
+ */
+static void query_reads_backwards(void **state)
+{
+    (void)state;
+    struct sg_buf f;
+    sg_buf_init(&f, 0);
+    sg_buf_adds(&f, "{\"ts\":100,\"site\":\"shop\",\"event_id\":\"a\",\"status\":\"accepted\"}\n");
+    sg_buf_adds(&f, "{\"ts\":101,\"site\":\"shop\",\"event_id\":\"b\",\"status\":\"failed\"}\n");
+    sg_buf_adds(&f, "{\"ts\":102,\"site\":\"x");
+    for (int i = 0; i < 2500000; i++)
+        sg_buf_addc(&f, 'x');
+    sg_buf_adds(&f, "\"}\n");
+    sg_buf_adds(&f, "{\"ts\":103,\"site\":\"shop\",\"event_id\":\"c\",\"status\":\"skipped\","
+                    "\"reason\":\"\\\"status\\\":\\\"failed\\\"\"}\n");
+    sg_buf_adds(&f, "not json at all\n");
+    sg_buf_adds(&f, "{\"ts\":104,\"site\":\"blog\",\"event_id\":\"d\",\"status\":\"accepted\"}\n");
+    sg_buf_adds(&f, "{\"ts\":105,\"site\":\"shop\",\"event_id\":\"partial");
+    char *path = sg_write_temp(".jsonl", sg_buf_cstr(&f));
+    sg_buf_release(&f);
+
+    struct sg_synclog_query q = {.limit = 100};
+    char *ids = query_ids(path, &q);
+    assert_string_equal(ids, "d,c,b,a");
+    free(ids);
+    q.limit = 2;
+    ids = query_ids(path, &q);
+    assert_string_equal(ids, "d,c");
+    free(ids);
+    q = (struct sg_synclog_query){.limit = 100, .status = "failed"};
+    ids = query_ids(path, &q); /* c holds the text "status":"failed" in its reason only */
+    assert_string_equal(ids, "b");
+    free(ids);
+    q = (struct sg_synclog_query){.limit = 100, .site = "shop", .has_since = true, .since = 103};
+    ids = query_ids(path, &q);
+    assert_string_equal(ids, "c");
+    free(ids);
+    q = (struct sg_synclog_query){.limit = 100, .has_since = true, .since = 200};
+    ids = query_ids(path, &q);
+    assert_string_equal(ids, "");
+    free(ids);
+    unlink(path);
+    q = (struct sg_synclog_query){.limit = 100};
+    ids = query_ids(path, &q);
+    assert_string_equal(ids, "");
+    free(ids);
+    free(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(lines_match_the_json_form),
-                                       cmocka_unit_test(failed_append_leaves_no_partial_line)};
+                                       cmocka_unit_test(failed_append_leaves_no_partial_line),
+                                       cmocka_unit_test(query_reads_backwards)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

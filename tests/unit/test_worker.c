@@ -134,7 +134,7 @@ static void serves_reloads_and_reports_health(void **state)
     struct sg_worker *w = sg_worker_new(0, cfg, log, dead, sh, fd);
     assert_non_null(w);
     struct sg_admin *admin = NULL;
-    assert_int_equal(sg_admin_new(sg_worker_base(w), cfg, &w, 1, &admin), 0);
+    assert_int_equal(sg_admin_new(sg_worker_base(w), cfg, &w, 1, NULL, &admin), 0);
     assert_non_null(admin);
     sg_worker_attach_admin(w, admin);
     assert_int_equal(sg_worker_start(w), 0);

@@ -1,0 +1,117 @@
+/* Small shared pieces: the constant-time token comparison, the metrics helpers, the rate
+ * limiter's buckets. */
+#include "testutil.h"
+
+#include "scrubgate/buf.h"
+#include "scrubgate/metrics.h"
+#include "scrubgate/ratelimit.h"
+
+#include <string.h>
+
+/* Equal only when equal; a prefix, an extension, the empty string never pass. */
+static void consttime_streq_compares_whole_strings(void **state)
+{
+    (void)state;
+    assert_true(sg_consttime_streq("admin-secret-1", "admin-secret-1"));
+    assert_true(sg_consttime_streq("", ""));
+    assert_false(sg_consttime_streq("admin-secret-2", "admin-secret-1"));
+    assert_false(sg_consttime_streq("Admin-secret-1", "admin-secret-1"));
+    assert_false(sg_consttime_streq("admin-secret", "admin-secret-1"));   /* a prefix */
+    assert_false(sg_consttime_streq("admin-secret-1x", "admin-secret-1")); /* longer */
+    assert_false(sg_consttime_streq("", "admin-secret-1"));
+    assert_false(sg_consttime_streq("admin-secret-1", ""));
+    /* The secret repeated (the comparison cycles over it) is still not the secret. */
+    assert_false(sg_consttime_streq("abcabc", "abc"));
+    assert_false(sg_consttime_streq("abc\x01" "abc", "abc"));
+    /* Lengths that differ by a multiple of 256 (a length folded into one byte would agree). */
+    char long_a[300], long_b[44];
+    memset(long_a, 'k', sizeof(long_a) - 1);
+    long_a[sizeof(long_a) - 1] = '\0';
+    memset(long_b, 'k', sizeof(long_b) - 1);
+    long_b[sizeof(long_b) - 1] = '\0';
+    assert_false(sg_consttime_streq(long_a, long_b));
+}
+
+static void label_values_are_escaped(void **state)
+{
+    struct sg_buf b;
+    (void)state;
+    sg_buf_init(&b, 0);
+    sg_metrics_label(&b, "a\\b\"c\nd");
+    assert_string_equal(sg_buf_cstr(&b), "\"a\\\\b\\\"c\\nd\"");
+    sg_buf_reset(&b);
+    sg_metrics_label(&b, NULL);
+    assert_string_equal(sg_buf_cstr(&b), "\"\"");
+    sg_buf_release(&b);
+}
+
+/* The reason table stays bounded: a long tail of reasons folds into "other" per status. */
+static void outcomes_are_bounded(void **state)
+{
+    static struct sg_outcomes o;
+    char reason[32];
+    size_t n;
+    (void)state;
+    for (int i = 0; i < 500; i++) {
+        snprintf(reason, sizeof(reason), "rule-%d", i);
+        sg_outcomes_add(&o, "skipped", reason);
+        sg_outcomes_add(&o, "accepted", "ok");
+    }
+    sg_outcomes_add(&o, "failed", "bad_request");
+    const struct sg_outcome *v = sg_outcomes_get(&o, &n);
+    assert_true(n <= SG_OUTCOMES_MAX);
+    uint64_t skipped = 0, other = 0, accepted = 0, failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(v[i].status, "skipped"))
+            skipped += v[i].n;
+        if (!strcmp(v[i].status, "skipped") && !strcmp(v[i].reason, "other"))
+            other += v[i].n;
+        if (!strcmp(v[i].status, "accepted"))
+            accepted += v[i].n;
+        if (!strcmp(v[i].status, "failed"))
+            failed += v[i].n;
+    }
+    assert_int_equal(skipped, 500); /* nothing lost */
+    assert_true(other > 400);
+    assert_int_equal(accepted, 500);
+    assert_int_equal(failed, 1);
+}
+
+/* Burst 2 x rate, refill at rate per second, Retry-After in whole seconds (>= 1). */
+static void token_buckets(void **state)
+{
+    (void)state;
+    struct sg_ratelimit *rl = sg_ratelimit_new(64);
+    uint64_t t = 1000000;
+    assert_int_equal(sg_ratelimit_check(rl, "1.2.3.4", 5, 10, t), 0);
+    sg_ratelimit_take(rl, "1.2.3.4", 5, 10, t);
+    assert_int_equal(sg_ratelimit_check(rl, "1.2.3.4", 5, 1, t), 1);
+    assert_int_equal(sg_ratelimit_check(rl, "1.2.3.4", 5, 10, t), 2);
+    assert_int_equal(sg_ratelimit_check(rl, "5.6.7.8", 5, 10, t), 0); /* its own bucket */
+    assert_int_equal(sg_ratelimit_check(rl, "1.2.3.4", 5, 1, t + 200), 0); /* 1 token back */
+    assert_int_equal(sg_ratelimit_check(rl, "1.2.3.4", 0, 1000, t), 0);    /* 0: no limit */
+    /* More than the burst in one request passes on a full bucket (then owes it). */
+    assert_int_equal(sg_ratelimit_check(rl, "9.9.9.9", 5, 50, t), 0);
+    sg_ratelimit_take(rl, "9.9.9.9", 5, 50, t);
+    assert_true(sg_ratelimit_check(rl, "9.9.9.9", 5, 1, t) >= 8);
+    /* A spray of new keys (the table is fixed, it cannot grow) evicts the fullest buckets
+     * of a set first: the limited client keeps its debt instead of getting a fresh bucket. */
+    char ip[32];
+    for (int i = 0; i < 100000; i++) {
+        snprintf(ip, sizeof(ip), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
+        sg_ratelimit_take(rl, ip, 5, 1, t);
+    }
+    assert_true(sg_ratelimit_check(rl, "9.9.9.9", 5, 1, t) >= 8);
+    sg_ratelimit_free(rl);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(consttime_streq_compares_whole_strings),
+        cmocka_unit_test(label_values_are_escaped),
+        cmocka_unit_test(outcomes_are_bounded),
+        cmocka_unit_test(token_buckets),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
