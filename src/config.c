@@ -750,6 +750,36 @@ static int load_site(struct loader *L, json_t *o, const char *path, struct sg_si
     return 0;
 }
 
+/*
+ * queue: {"type": "local"} (the default: the on-disk spool under state_dir). The NATS JetStream
+ * queue of several instances is not in this build; asking for it is an error, not a fallback
+ * (a silent local spool would lose the sharing the operator asked for).
+ */
+static int load_queue(struct loader *L, json_t *q)
+{
+    static const char *const keys[] = {"type", "servers", "stream", "replicas", "creds_file",
+                                       NULL};
+    if (!q)
+        return 0;
+    if (!json_is_object(q))
+        return sg_jsondoc_error(&L->doc, "queue", false, "must be an object with a \"type\"");
+    if (sg_jsondoc_check_keys(&L->doc, q, "queue", keys) < 0)
+        return -1;
+    const char *t = json_string_value(json_object_get(q, "type"));
+    if (t && !strcmp(t, "local")) {
+        if (json_object_size(q) > 1)
+            return sg_jsondoc_error(&L->doc, "queue", false,
+                                    "the local queue takes no other key than \"type\"");
+        return 0;
+    }
+    if (t && !strcmp(t, "jetstream"))
+        return sg_jsondoc_error(&L->doc, "queue.type", false,
+                                "the jetstream queue is not available in this build (only "
+                                "\"local\")");
+    return sg_jsondoc_error(&L->doc, json_object_get(q, "type") ? "queue.type" : "queue", false,
+                            "must be \"local\" (or \"jetstream\", not in this build)");
+}
+
 /* log_format: "text" (default) or "json"; log_level: error, warn, info (default), debug. */
 static int load_logging(struct loader *L, json_t *root, struct sg_config *cfg)
 {
@@ -841,7 +871,7 @@ struct sg_config *sg_config_load(const char *path)
     static const char *const keys[] = {"listen",   "admin_listen", "admin_token_env",
                                        "admin_token_file", "state_dir", "trusted_proxies",
                                        "sites",    "limits",       "workers", "log_format",
-                                       "log_level", NULL};
+                                       "log_level", "queue", NULL};
     struct loader L;
     struct sg_config *cfg = sg_xcalloc(1, sizeof(*cfg));
     bool missing;
@@ -872,7 +902,7 @@ struct sg_config *sg_config_load(const char *path)
     free(state_rel);
     if (missing) /* as with no token at all; serve says so: sg_config_announce() */
         cfg->admin_token_env_unset = sg_xstrdup(env_name(root, "admin_token_env"));
-    if (load_logging(&L, root, cfg) < 0)
+    if (load_logging(&L, root, cfg) < 0 || load_queue(&L, json_object_get(root, "queue")) < 0)
         goto fail;
     char host[256];
     int port;

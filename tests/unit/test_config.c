@@ -140,6 +140,14 @@ static void errors_with_positions(void **state)
     sg_test_config_error("{\"sites\": [" SITE_OK "], \"trusted_proxies\": [\"10.0.0.0/33\"]}",
                  "trusted_proxies[0]", "CIDR");
     sg_test_config_error("{\"sites\": [], \"listen\": \"x\"}", "listen", "host:port");
+    sg_test_config_error("{\"sites\": [" SITE_OK "], \"queue\": {\"type\": \"jetstream\"}}",
+                         "queue.type", "not available in this build");
+    sg_test_config_error("{\"sites\": [" SITE_OK "], \"queue\": {\"type\": \"redis\"}}",
+                         "queue.type", "must be \"local\"");
+    sg_test_config_error("{\"sites\": [" SITE_OK "], \"queue\": {\"type\": \"local\", "
+                         "\"stream\": \"S\"}}", "queue", "no other key");
+    sg_test_config_error("{\"sites\": [" SITE_OK "], \"queue\": {\"tpye\": \"local\"}}",
+                         "queue.tpye", "unknown key");
     sg_test_config_error("{\"sites\":[{\"id\":\"s\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_NOPE\","
                  "\"destinations\":[{\"type\":\"tiktok\",\"pixel_code\":\"P1\",\"access_token_env\":\"SGT_TOKEN\"}]}]}",
                  "sites[0]", "secret's environment variable SGT_NOPE is not set");
