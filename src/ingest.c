@@ -125,16 +125,22 @@ static bool request_is_tls(const struct sg_config *cfg, struct evhttp_request *r
     const char *origin = evhttp_find_header(in, "Origin");
     if (proto && sg_strcaseeq(proto, "https") && sg_config_is_trusted_proxy(cfg, peer))
         return true;
-    return origin && strncmp(origin, "https://", 8) == 0;
+    return origin && sg_strncaseeq(origin, "https://", 8);
 }
 
-/* One of the proxy's cookies: first-party, HttpOnly, SameSite=Lax, the site's cookie_domain. */
+/*
+ * One of the proxy's cookies: first-party, HttpOnly, SameSite=Lax, and Domain= the site's
+ * cookie_domain when the request's Host lies within it. A browser drops a cookie whose domain
+ * does not cover the host that set it, so for any other Host (an IP, a name outside the
+ * domain) the cookie stays host-only rather than being lost.
+ */
 static void add_cookie(struct evhttp_request *req, const struct sg_site *site, const char *name,
                        const char *value, long max_age, bool tls)
 {
     char cookie[SG_CLICK_ID_MAX + 400];
     char domain[270] = "";
-    if (site->cookie_domain)
+    const char *host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+    if (site->cookie_domain && host && sg_host_within(host, site->cookie_domain))
         snprintf(domain, sizeof(domain), "; Domain=%s", site->cookie_domain);
     snprintf(cookie, sizeof(cookie), "%s=%s; Path=/; Max-Age=%ld%s; HttpOnly; SameSite=Lax%s",
              name, value, max_age, domain, tls ? "; Secure" : "");
