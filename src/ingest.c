@@ -11,6 +11,7 @@
 #include "scrubgate/jsonpos.h"
 #include "scrubgate/log.h"
 #include "scrubgate/metrics.h"
+#include "scrubgate/netaddr.h"
 #include "scrubgate/pipeline.h"
 #include "scrubgate/ratelimit.h"
 #include "scrubgate/rules.h"
@@ -243,6 +244,22 @@ static json_t *body_events(struct evhttp_request *req, json_t **root, char *err,
  * either is charged, so a refused request costs nothing. false when refused:
  * the 429 is sent, with Retry-After.
  */
+/*
+ * The client a per-IP bucket counts: an IPv4 address, or an IPv6 address's /64 (one subscriber
+ * or host usually holds a whole /64, and could otherwise take a fresh bucket per address).
+ */
+static void rate_client(const char *ip, char *key, size_t cap)
+{
+    int family;
+    unsigned char a[16];
+    if (sg_addr_parse(ip, &family, a) < 0 || family != AF_INET6) {
+        snprintf(key, cap, "%s", ip);
+        return;
+    }
+    snprintf(key, cap, "%02x%02x:%02x%02x:%02x%02x:%02x%02x::/64", a[0], a[1], a[2], a[3], a[4],
+             a[5], a[6], a[7]);
+}
+
 static bool rate_allows(struct sg_worker *w, struct evhttp_request *req,
                         const struct sg_site *site, const struct sg_request_ctx *ctx, size_t n)
 {
@@ -250,7 +267,9 @@ static bool rate_allows(struct sg_worker *w, struct evhttp_request *req,
     struct sg_ratelimit *by_ip = sg_worker_rate_ip(w), *by_site = sg_worker_rate_site(w);
     uint64_t now = sg_now_mono_ms();
     uint32_t ip_rate = ctx->trusted_server ? 0 : l->rate_per_ip;
-    unsigned wait = sg_ratelimit_check(by_ip, ctx->ip, ip_rate, n, now);
+    char client[48];
+    rate_client(ctx->ip, client, sizeof(client));
+    unsigned wait = sg_ratelimit_check(by_ip, client, ip_rate, n, now);
     const char *what = "too many events from this client";
     if (!wait) {
         wait = sg_ratelimit_check(by_site, site->id, l->rate_per_site, n, now);
@@ -264,7 +283,7 @@ static bool rate_allows(struct sg_worker *w, struct evhttp_request *req,
         reply_error(req, site, 429, "Too Many Requests", msg);
         return false;
     }
-    sg_ratelimit_take(by_ip, ctx->ip, ip_rate, n, now);
+    sg_ratelimit_take(by_ip, client, ip_rate, n, now);
     sg_ratelimit_take(by_site, site->id, l->rate_per_site, n, now);
     return true;
 }

@@ -488,6 +488,20 @@ class RateLimitTest(AdminBase):
         self.assertGreaterEqual(self.metric(text, "scrubgate_ingest_requests_total", site="shop",
                                             code="429"), 1)
 
+    def test_ipv6_clients_are_limited_per_64(self):
+        """Found by the adversarial review: rotating addresses inside one /64 took a fresh
+        bucket each. A /64 is one bucket; another /64 has its own."""
+        self.start(limits={"rate_per_ip": 1, "flush_interval_ms": 20}, workers=1)
+        start = time.time()
+        codes = [self.proxy.post([purchase("v6-%d" % i)],
+                                 headers={"X-Forwarded-For": "2001:db8:1:2::%x" % (i + 1)})[0]
+                 for i in range(30)]
+        # The burst (2), plus what refilled at 1/s while the 30 requests ran; never 30.
+        self.assertLessEqual(codes.count(202), 2 + int(time.time() - start) + 1, codes)
+        self.assertEqual(codes[:2], [202, 202])
+        self.assertEqual(self.proxy.post([purchase("v6-other")],
+                                         headers={"X-Forwarded-For": "2001:db8:1:3::1"})[0], 202)
+
     def test_per_site_applies_to_servers_too(self):
         self.start(limits={"rate_per_ip": 0, "rate_per_site": 3}, workers=1)
         key = {"Authorization": "Bearer " + INGEST_KEY}
