@@ -96,9 +96,9 @@
             return s;
         }
 
-        /* Google Consent Mode, read from window.dataLayer at send time: every
-         * ['consent', 'default'|'update', {...}] entry (an array, or the `arguments` object gtag()
-         * pushes) is applied in order. The snippet cannot know the visitor's region, so an entry
+        /* Google Consent Mode, read from window.dataLayer when an event is tracked (or stops
+         * waiting): every ['consent', 'default'|'update', {...}] entry (an array, or the
+         * `arguments` object gtag() pushes) is applied in order. The snippet cannot know the visitor's region, so an entry
          * scoped to regions only ever denies (fails closed). */
         function consentMode() {
             var dl = w.dataLayer, out = {}, any = false, i, j, e, v, k;
