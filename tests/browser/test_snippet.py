@@ -575,6 +575,34 @@ class SnippetTest(unittest.TestCase):
         self.assertEqual(sum(sizes), 150)
         self.assertLessEqual(max(sizes), 50, sizes)
 
+    # held events leave on no page hide (tab switch or page left) and no CMP answer: only a
+    # choice releases them
+
+    def test_held_events_never_leave_on_hide(self):
+        self.pages.pages["/away"] = "<!doctype html><title>away</title>"
+        self.open("/held", page(self.sg, CMP % json.dumps(GRANT_TC),
+                                'ttq.holdConsent(); ttq.track("Lead", {}, {event_id: "hh-1"});'))
+        self.browser.execute(
+            "Object.defineProperty(document, 'visibilityState', {configurable: true,"
+            " get: function () { return 'hidden'; }});"
+            "document.dispatchEvent(new Event('visibilitychange'));"
+            "delete document.visibilityState;")
+        # The CMP's answer (300 ms after a listener registers) does not release them either.
+        self.browser.execute("window.cmpDone = false;"
+                             "__tcfapi('addEventListener', 2, function () { cmpDone = true; });")
+        wait_for(lambda: self.browser.execute("return cmpDone"), what="the CMP's answer")
+        # Then the page is left (pagehide).
+        self.browser.execute('ttq.track("Lead", {}, {event_id: "hh-2"});'
+                             'location.href = "/away";')
+        wait_for(lambda: self.browser.execute("return location.pathname") == "/away",
+                 what="the page left")
+        # A marker tracked after the held page was left: once it arrived, anything the held page
+        # had sent would have arrived before it.
+        self.open("/marker", page(self.sg, "", 'ttq.track("Lead", {}, {event_id: "hh-m"});'))
+        self.arrived("hh-m")
+        self.assertNotIn("hh-1", self.ids())
+        self.assertNotIn("hh-2", self.ids())
+
     # (issue 11) each event carries the consent in force when it was tracked: the site's choice
     # and Consent Mode changed within the batch window do not reach earlier events
 
