@@ -363,7 +363,7 @@
          * does not wait. Left (pagehide): the events waiting for the CMP go too, without a TC
          * string (the site default decides); held events never leave without a choice. */
         w.addEventListener('pagehide', guard(function () {
-            if (tcfState == 1) release(CMP);
+            release(CMP);
             flush(true);
         }));
         d.addEventListener('visibilitychange', guard(function () {

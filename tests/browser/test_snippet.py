@@ -546,6 +546,13 @@ class SnippetTest(unittest.TestCase):
             t(function () { return ttq.load({}); });
             t(function () { return ttq.ready(function () { throw new Error("site bug"); }); });
             t(function () { return ttq.on("x", 1) || ttq.debug() || ttq.enableCookie(); });
+            t(function () { return ttq.track("Lead", new Date(0)); });
+            t(function () { var a = ["x"]; a.push(a); return ttq.identify({email: a}); });
+            t(function () { return ttq.identify({get email() { throw new Error("x"); }}); });
+            t(function () {
+                return ttq.track("Lead", {}, {get event_id() { throw new Error("x"); }}); });
+            t(function () { return ttq.holdConsent() || ttq.revokeConsent() ||
+                                   ttq.grantConsent(); });
             t(function () { return ttq.track("Lead", {}, {event_id: "i-ok"}); });
             return out.map(String);""")
         self.assertEqual([x for x in thrown if x.startswith("threw")], [])
