@@ -747,10 +747,20 @@ static void render_html(const json_t *r, FILE *f)
 
 /* ---- CSV (RFC 4180) ---- */
 
+/*
+ * One cell. A cell a spreadsheet would read as a formula (starting with = + - @, a tab or a
+ * carriage return: OWASP's "CSV injection") gets a leading ' so that it shows as text; a site
+ * id such as "-2-1" or a rule-set path is the operator's, but the report is opened by others.
+ */
 static void csv(FILE *f, const char *s, bool last)
 {
+    bool formula = s && *s && strchr("=+-@\t\r", *s);
+    if (formula && !strpbrk(s, ",\"\r\n"))
+        fputc('\'', f);
     if (s && strpbrk(s, ",\"\r\n")) {
         fputc('"', f);
+        if (formula)
+            fputc('\'', f);
         for (; *s; s++) {
             if (*s == '"')
                 fputc('"', f);
@@ -826,7 +836,11 @@ int sg_report_write(const json_t *report, enum sg_report_format fmt, const char 
             return sg_error("writing the report to standard output: %s", strerror(errno));
         return 0;
     }
-    size_t n = strlen(path) + 16;
+    struct stat st;
+    size_t plen = strlen(path);
+    if ((stat(path, &st) == 0 && S_ISDIR(st.st_mode)) || (plen && path[plen - 1] == '/'))
+        return sg_error("%s: is a directory; -o takes the report's file name", path);
+    size_t n = plen + 16;
     char *tmp = sg_xmalloc(n);
     snprintf(tmp, n, "%s.tmpXXXXXX", path);
     int rc = -1, fd = mkstemp(tmp);
