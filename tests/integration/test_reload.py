@@ -435,8 +435,12 @@ class HealthzTest(ReloadCase):
 
 
 class RssTest(ReloadCase):
-    RELOADS = int(os.environ.get("SG_RELOADS", "1000"))
-    WARMUP = 100
+    # The allocator settles over the first few hundred reloads (1.2 MB by 3,000 reloads,
+    # 1.5 MB by 6,000: fragmentation, not a leak, which would grow with the count); measured
+    # from reload 500 to 2,000, growth is about 0.2-0.4 MB, and a leak of 1.4 KB per reload
+    # fails the bound. (From reload 100 to 1,000 the settling alone came within 1% of it.)
+    RELOADS = int(os.environ.get("SG_RELOADS", "2000"))
+    WARMUP = 500
     BOUND_KB = 2048
 
     def test_rss_stays_flat_over_many_reloads_with_events_flowing(self):
