@@ -361,7 +361,7 @@ int sg_server_run(struct sg_config *cfg)
         int fd = listen_socket(host, &port);
         if (fd < 0)
             goto out;
-        workers[i] = sg_worker_new(i, cfg, log, dead, spool, fd);
+        workers[i] = sg_worker_new(i, cfg, log, dead, spool, NULL, fd);
         if (!workers[i])
             goto out;
     }
