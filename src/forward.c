@@ -382,7 +382,6 @@ struct sg_forwarder *sg_forwarder_new(const struct sg_forwarder_deps *deps,
         return NULL;
     }
     if (deps->queue->ops->consume) {
-        note_queue(fw);
         fw->consumer = deps->queue->ops->consume(deps->queue, site->id, dest->id, deliver_cb, fw,
                                                  &fw->credit);
         if (!fw->consumer) {
@@ -390,6 +389,7 @@ struct sg_forwarder *sg_forwarder_new(const struct sg_forwarder_deps *deps,
             free(fw);
             return NULL;
         }
+        note_queue(fw); /* its first credit: the consumer's thread starts pulling */
     }
     return fw;
 }

@@ -11,6 +11,7 @@
 #include "scrubgate/admin.h"
 #include "scrubgate/conn.h"
 #include "scrubgate/deadletter.h"
+#include "scrubgate/jetstream.h"
 #include "scrubgate/log.h"
 #include "scrubgate/server.h"
 #include "scrubgate/spool.h"
@@ -325,6 +326,8 @@ int sg_server_run(struct sg_config *cfg)
     struct sg_worker **workers = NULL;
     struct reloads r = {0};
     struct sg_admin *admin = NULL;
+    struct sg_jetstream *js = NULL;
+    struct sg_queue_factory qf = {sg_jetstream_queue_new, NULL};
     int started = 0, timeout = -1;
 
     json_object_seed(0); /* seed jansson's hash once, before threads exist */
@@ -346,6 +349,24 @@ int sg_server_run(struct sg_config *cfg)
     free(spool_dir);
     if (!spool)
         goto out;
+    if (cfg->queue.type == SG_QUEUE_JETSTREAM) {
+        if (!sg_jetstream_available()) {
+            sg_error("queue: the jetstream queue is not available in this build (built without "
+                     "libnats)");
+            goto out;
+        }
+        if (rec.n) {
+            /* Never strand them: they were answered 202 by this box and only it has them. */
+            sg_error("queue: the local spool under %s still holds %zu event(s); run with the "
+                     "local queue until they are delivered, then switch to jetstream",
+                     cfg->state_dir, rec.n);
+            goto out;
+        }
+        js = sg_jetstream_open(cfg);
+        if (!js)
+            goto out;
+        qf.arg = js;
+    }
 
     /* Signals go to the main thread only: block them before threads inherit the mask. */
     sigemptyset(&sigs);
@@ -361,7 +382,7 @@ int sg_server_run(struct sg_config *cfg)
         int fd = listen_socket(host, &port);
         if (fd < 0)
             goto out;
-        workers[i] = sg_worker_new(i, cfg, log, dead, spool, NULL, fd);
+        workers[i] = sg_worker_new(i, cfg, log, dead, spool, js ? &qf : NULL, fd);
         if (!workers[i])
             goto out;
     }
@@ -409,6 +430,7 @@ out:
         sg_config_free(r.v[i].cfg);
     free(r.v);
     sg_spool_recovered_free(&rec);
+    sg_jetstream_free(js); /* after the workers: their queues used its connection */
     sg_spool_shared_free(spool);
     sg_deadletter_free(dead);
     sg_synclog_free(log);
