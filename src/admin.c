@@ -355,6 +355,38 @@ static void healthz(struct sg_admin *a, struct evhttp_request *req)
     reply_json(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", doc);
 }
 
+/*
+ * The request's query into params; false after answering 400 for a malformed query or one
+ * with an encoded NUL (%00), which would cut a value short ("site=shop%00x" read as "shop").
+ */
+static bool parse_query(struct evhttp_request *req, struct evkeyvalq *params)
+{
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    TAILQ_INIT(params);
+    if ((query && strcasestr(query, "%00")) ||
+        evhttp_parse_query_str(query ? query : "", params) < 0) {
+        evhttp_clear_headers(params);
+        reply_error(req, 400, "Bad Request", "malformed query string");
+        return false;
+    }
+    return true;
+}
+
+/* An unsigned decimal written with digits only (no sign, no spaces), into *out. */
+static bool decimal(const char *v, long long max, long long *out)
+{
+    long long n = 0;
+    if (!*v)
+        return false;
+    for (; *v; v++) {
+        if (*v < '0' || *v > '9' || n > (max - (*v - '0')) / 10)
+            return false;
+        n = n * 10 + (*v - '0');
+    }
+    *out = n;
+    return true;
+}
+
 /* ---- /admin/sync-log ---- */
 
 static const char *const statuses[] = {"accepted", "partial_failure", "failed", "skipped"};
@@ -385,21 +417,17 @@ static const char *sync_log_params(const struct evkeyvalq *params, struct sg_syn
         } else if (k == 3) {
             if (q->has_since)
                 return "a parameter is given twice";
-            char *end;
-            errno = 0;
-            long long v = strtoll(kv->value, &end, 10);
-            if (*kv->value && !*end && errno == 0 && v >= 0)
+            long long v;
+            if (decimal(kv->value, INT64_MAX, &v))
                 q->since = v;
             else if (sg_parse_rfc3339(kv->value, &q->since) < 0)
                 return "since: Unix seconds or an RFC 3339 time";
             q->has_since = true;
         } else {
-            char *end;
+            long long v;
             if (seen_limit++)
                 return "a parameter is given twice";
-            errno = 0;
-            long long v = strtoll(kv->value, &end, 10);
-            if (!*kv->value || *end || errno || v < 1 || v > SG_SYNCLOG_QUERY_MAX)
+            if (!decimal(kv->value, SG_SYNCLOG_QUERY_MAX, &v) || v < 1)
                 return "limit: an integer from 1 to 1000";
             q->limit = (size_t)v;
         }
@@ -501,12 +529,8 @@ static void sync_log(struct sg_admin *a, struct evhttp_request *req)
     struct evkeyvalq params;
     struct sg_synclog_query q;
     char err[128];
-    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-    TAILQ_INIT(&params);
-    if (evhttp_parse_query_str(query ? query : "", &params) < 0) {
-        reply_error(req, 400, "Bad Request", "malformed query string");
+    if (!parse_query(req, &params))
         return;
-    }
     const char *why = sync_log_params(&params, &q, err, sizeof(err));
     if (why) {
         reply_error(req, 400, "Bad Request", why);
@@ -560,12 +584,8 @@ static void test_done(void *arg, const struct sg_testconn_result *r, size_t n)
 static void test_connection(struct sg_admin *a, struct evhttp_request *req)
 {
     struct evkeyvalq params;
-    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-    TAILQ_INIT(&params);
-    if (evhttp_parse_query_str(query ? query : "", &params) < 0) {
-        reply_error(req, 400, "Bad Request", "malformed query string");
+    if (!parse_query(req, &params))
         return;
-    }
     const struct evkeyval *kv;
     const char *id = NULL, *why = NULL;
     TAILQ_FOREACH(kv, &params, next) {

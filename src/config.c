@@ -649,6 +649,15 @@ static int load_cookies(struct loader *L, json_t *o, const char *path, struct sg
     for (char *c = s->cookie_domain; *c; c++)
         *c = (char)tolower((unsigned char)*c);
     free(dom);
+    /* With hosts listed, the proxy answers on one of them: a cookie_domain covering none is a
+     * mistake every browser would punish by dropping the cookies. */
+    bool covered = s->n_hosts == 0;
+    for (size_t i = 0; i < s->n_hosts && !covered; i++)
+        covered = sg_host_within(s->hosts[i], s->cookie_domain);
+    if (!covered)
+        return sg_jsondoc_error(&L->doc, at(L, "%s.cookie_domain", path), false,
+                                "covers none of the site's hosts (a browser drops a cookie whose "
+                                "domain does not cover the host that set it)");
     return 0;
 }
 
@@ -1090,6 +1099,14 @@ static bool wildcard_covers(const char *pattern, const char *origin)
         if (!(isalnum((unsigned char)host[i]) || host[i] == '-' || host[i] == '.'))
             return false;
     return host[hl - dl - 1] != '.';
+}
+
+bool sg_host_within(const char *host, const char *domain)
+{
+    size_t n = host[0] == '[' ? 0 : strcspn(host, ":"), dl = strlen(domain);
+    if (n < dl || (n > dl && host[n - dl - 1] != '.'))
+        return false;
+    return sg_strncaseeq(host + n - dl, domain, dl);
 }
 
 bool sg_site_origin_allowed(const struct sg_site *site, const char *origin)

@@ -48,7 +48,7 @@ struct sg_deadletter *sg_deadletter_open(const char *state_dir)
     }
     char *path = sg_xasprintf("%s/dead-letter.jsonl", dir);
     free(dir);
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    int fd = sg_open_jsonl(path);
     if (fd < 0) {
         sg_error("%s: cannot open: %s", path, strerror(errno));
         free(path);

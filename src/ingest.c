@@ -11,6 +11,7 @@
 #include "scrubgate/jsonpos.h"
 #include "scrubgate/log.h"
 #include "scrubgate/metrics.h"
+#include "scrubgate/netaddr.h"
 #include "scrubgate/pipeline.h"
 #include "scrubgate/ratelimit.h"
 #include "scrubgate/rules.h"
@@ -124,16 +125,22 @@ static bool request_is_tls(const struct sg_config *cfg, struct evhttp_request *r
     const char *origin = evhttp_find_header(in, "Origin");
     if (proto && sg_strcaseeq(proto, "https") && sg_config_is_trusted_proxy(cfg, peer))
         return true;
-    return origin && strncmp(origin, "https://", 8) == 0;
+    return origin && sg_strncaseeq(origin, "https://", 8);
 }
 
-/* One of the proxy's cookies: first-party, HttpOnly, SameSite=Lax, the site's cookie_domain. */
+/*
+ * One of the proxy's cookies: first-party, HttpOnly, SameSite=Lax, and Domain= the site's
+ * cookie_domain when the request's Host lies within it. A browser drops a cookie whose domain
+ * does not cover the host that set it, so for any other Host (an IP, a name outside the
+ * domain) the cookie stays host-only rather than being lost.
+ */
 static void add_cookie(struct evhttp_request *req, const struct sg_site *site, const char *name,
                        const char *value, long max_age, bool tls)
 {
     char cookie[SG_CLICK_ID_MAX + 400];
     char domain[270] = "";
-    if (site->cookie_domain)
+    const char *host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+    if (site->cookie_domain && host && sg_host_within(host, site->cookie_domain))
         snprintf(domain, sizeof(domain), "; Domain=%s", site->cookie_domain);
     snprintf(cookie, sizeof(cookie), "%s=%s; Path=/; Max-Age=%ld%s; HttpOnly; SameSite=Lax%s",
              name, value, max_age, domain, tls ? "; Secure" : "");
@@ -236,6 +243,22 @@ static json_t *body_events(struct evhttp_request *req, json_t **root, char *err,
  * either is charged, so a refused request costs nothing. false when refused:
  * the 429 is sent, with Retry-After.
  */
+/*
+ * The client a per-IP bucket counts: an IPv4 address, or an IPv6 address's /64 (one subscriber
+ * or host usually holds a whole /64, and could otherwise take a fresh bucket per address).
+ */
+static void rate_client(const char *ip, char *key, size_t cap)
+{
+    int family;
+    unsigned char a[16];
+    if (sg_addr_parse(ip, &family, a) < 0 || family != AF_INET6) {
+        snprintf(key, cap, "%s", ip);
+        return;
+    }
+    snprintf(key, cap, "%02x%02x:%02x%02x:%02x%02x:%02x%02x::/64", a[0], a[1], a[2], a[3], a[4],
+             a[5], a[6], a[7]);
+}
+
 static bool rate_allows(struct sg_worker *w, struct evhttp_request *req,
                         const struct sg_site *site, const struct sg_request_ctx *ctx, size_t n)
 {
@@ -243,7 +266,9 @@ static bool rate_allows(struct sg_worker *w, struct evhttp_request *req,
     struct sg_ratelimit *by_ip = sg_worker_rate_ip(w), *by_site = sg_worker_rate_site(w);
     uint64_t now = sg_now_mono_ms();
     uint32_t ip_rate = ctx->trusted_server ? 0 : l->rate_per_ip;
-    unsigned wait = sg_ratelimit_check(by_ip, ctx->ip, ip_rate, n, now);
+    char client[48];
+    rate_client(ctx->ip, client, sizeof(client));
+    unsigned wait = sg_ratelimit_check(by_ip, client, ip_rate, n, now);
     const char *what = "too many events from this client";
     if (!wait) {
         wait = sg_ratelimit_check(by_site, site->id, l->rate_per_site, n, now);
@@ -257,7 +282,7 @@ static bool rate_allows(struct sg_worker *w, struct evhttp_request *req,
         reply_error(req, site, 429, "Too Many Requests", msg);
         return false;
     }
-    sg_ratelimit_take(by_ip, ctx->ip, ip_rate, n, now);
+    sg_ratelimit_take(by_ip, client, ip_rate, n, now);
     sg_ratelimit_take(by_site, site->id, l->rate_per_site, n, now);
     return true;
 }

@@ -87,7 +87,13 @@ static void json_escape(char *out, size_t cap, size_t *len, const char *s)
                           : c >= 0xe0 && c < 0xf0 ? 2
                           : c >= 0xc2 && c < 0xe0 ? 1
                                                   : 0;
+            /* The second byte's range rules out overlong forms (E0 80..9F, F0 80..8F),
+             * surrogates (ED A0..BF) and code points past U+10FFFF (F4 90..BF). */
+            unsigned char lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+            unsigned char hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
             size_t k = 0;
+            if (need && ((unsigned char)s[1] < lo || (unsigned char)s[1] > hi))
+                need = 0;
             while (need && k < need && ((unsigned char)s[k + 1] & 0xc0) == 0x80)
                 k++;
             if (need && k == need && need < sizeof(esc)) {

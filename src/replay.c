@@ -158,16 +158,14 @@ static char *key_of(const struct sg_replay_line *l)
 /*
  * The keys already replayed. Lines that are not ours are ignored (the worst
  * outcome is an event sent twice, which TikTok deduplicates by event_id).
- * *torn is set when the file does not end with a newline: the next append
- * must start a new line. 0, or -1 (printed) when the file exists but cannot
- * be read.
+ * (A torn last line is ended by sg_open_jsonl before anything is appended.)
+ * 0, or -1 (printed) when the file exists but cannot be read.
  */
-static int load_replayed(const char *path, json_t *done, bool *torn)
+static int load_replayed(const char *path, json_t *done)
 {
     struct line_reader r = {fopen(path, "r"), {0}, 0};
     bool complete = true, too_long;
     int rc;
-    *torn = false;
     if (!r.f) {
         if (errno == ENOENT)
             return 0;
@@ -184,7 +182,6 @@ static int load_replayed(const char *path, json_t *done, bool *torn)
     }
     if (rc < 0)
         fprintf(stderr, "replay: %s: cannot read: %s\n", path, strerror(errno));
-    *torn = !complete;
     sg_buf_release(&r.line);
     fclose(r.f);
     return rc < 0 ? -1 : 0;
@@ -305,7 +302,7 @@ int sg_replay_run(const struct sg_config *cfg, const struct sg_replay_opts *opts
     struct sg_buf marks;
     CURL *curl = NULL;
     int donefd = -1, lockfd = -1, status = 1, rc;
-    bool torn = false, log_failed = false, write_failed = false, complete, too_long;
+    bool log_failed = false, write_failed = false, complete, too_long;
 
     sg_buf_init(&rd.line, SG_REPLAY_MAX_LINE);
     sg_buf_init(&marks, 0);
@@ -325,9 +322,9 @@ int sg_replay_run(const struct sg_config *cfg, const struct sg_replay_opts *opts
     if (lockfd < 0)
         goto out;
     /* Where the marks go must be readable and writable before anything is sent. */
-    if (load_replayed(done_path, done, &torn) < 0)
+    if (load_replayed(done_path, done) < 0)
         goto out;
-    donefd = open(done_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    donefd = sg_open_jsonl(done_path);
     if (donefd < 0) {
         fprintf(stderr, "replay: %s: cannot open: %s\n", done_path, strerror(errno));
         goto out;
@@ -408,8 +405,6 @@ int sg_replay_run(const struct sg_config *cfg, const struct sg_replay_opts *opts
         send_batch(curl, &cfg->limits, batch, bn, &reply, &http_status);
         bool ok = reply.result == SG_DEST_OK || reply.result == SG_DEST_PARTIAL;
         sg_buf_reset(&marks);
-        if (torn) /* a torn last line must not swallow our first mark */
-            sg_buf_addc(&marks, '\n');
         for (size_t k = 0; k < bn; k++) {
             const struct sg_replay_line *l = &batch[k]->l;
             batch[k]->done = true;
@@ -462,7 +457,6 @@ int sg_replay_run(const struct sg_config *cfg, const struct sg_replay_opts *opts
         }
         if (ok) {
             delivered += bn;
-            torn = false;
         }
     }
     printf("replay: %zu delivered, %zu failed, %zu for destinations no longer configured, "

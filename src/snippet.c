@@ -16,7 +16,9 @@
 #include <event2/keyvalq_struct.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <ctype.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -127,28 +129,58 @@ static bool etag_matches(const char *inm)
     return false;
 }
 
-/* Accept-Encoding names gzip (or *) without q=0. */
+/*
+ * The q value of an Accept-Encoding element's parameters (";level=1;q=0.5"): 1 when absent,
+ * -1 when malformed (RFC 9110 12.4.2: "0" to "1" with up to three decimals).
+ */
+static double qvalue(const char *p, const char *end)
+{
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ';'))
+            p++;
+        size_t n = (size_t)(end - p), pl = 0;
+        while (pl < n && p[pl] != ';')
+            pl++;
+        if (pl >= 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+            const char *v = p + 2, *ve = p + pl;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            if (v == ve || (*v != '0' && *v != '1'))
+                return -1;
+            double q = *v - '0', scale = 0.1;
+            const char *d = v + 1;
+            if (d < ve && *d++ != '.')
+                return -1;
+            for (int k = 0; d < ve; d++, k++) {
+                if (k == 3 || !isdigit((unsigned char)*d))
+                    return -1;
+                q += (*d - '0') * scale;
+                scale /= 10;
+            }
+            return q > 1 ? -1 : q;
+        }
+        p += pl;
+    }
+    return 1;
+}
+
+/* Accept-Encoding admits gzip: its own q when listed (q=0 refuses it even beside "*"), else
+ * the q of "*"; absent or malformed means no. */
 static bool accepts_gzip(const char *ae)
 {
     const char *e;
     size_t n;
+    double gz = -1, star = -1;
     while (ae && next_elem(&ae, &e, &n)) {
         size_t tok = strcspn(e, "; \t");
         if (tok > n)
             tok = n;
-        if (!((tok == 4 && sg_strncaseeq(e, "gzip", 4)) || (tok == 1 && e[0] == '*')))
-            continue;
-        const char *q = e + tok;
-        while (q < e + n && (*q == ' ' || *q == '\t' || *q == ';'))
-            q++;
-        if (q + 2 <= e + n && (q[0] == 'q' || q[0] == 'Q') && q[1] == '=') {
-            double v = strtod(q + 2, NULL);
-            if (v <= 0)
-                continue;
-        }
-        return true;
+        if (tok == 4 && sg_strncaseeq(e, "gzip", 4))
+            gz = qvalue(e + tok, e + n);
+        else if (tok == 1 && e[0] == '*')
+            star = qvalue(e + tok, e + n);
     }
-    return false;
+    return (gz >= 0 ? gz : star) > 0;
 }
 
 int sg_snippet_negotiate(const char *if_none_match, const char *accept_encoding, bool *gzip)
@@ -199,6 +231,16 @@ void sg_snippet_handle(struct evhttp_request *req)
     if (!b) {
         sg_metrics_ingest_reply("", 503);
         evhttp_send_error(req, 503, "Service Unavailable");
+        return;
+    }
+    if (cmd == EVHTTP_REQ_HEAD) { /* the headers a GET would get, Content-Length included */
+        char len[24];
+        snprintf(len, sizeof(len), "%zu", gz ? snip.gz_len : sg_snippet_js_len);
+        evhttp_add_header(out, "Content-Length", len);
+        if (gz)
+            evhttp_add_header(out, "Content-Encoding", "gzip");
+        evhttp_send_reply(req, 200, "OK", NULL);
+        evbuffer_free(b);
         return;
     }
     if (gz) {

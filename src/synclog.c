@@ -47,7 +47,7 @@ struct sg_synclog *sg_synclog_open(const char *state_dir)
         return NULL;
     }
     char *path = sg_xasprintf("%s/sync-log.jsonl", state_dir);
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    int fd = sg_open_jsonl(path);
     if (fd < 0) {
         sg_error("%s: cannot open: %s", path, strerror(errno));
         free(path);

@@ -58,17 +58,40 @@ static const char *hint_for(const struct sg_dest_reply *reply, long http_status)
     return "unexpected reply: quote the request_id to TikTok support";
 }
 
-/* A bounded, printable copy of text with every occurrence of token blanked out. */
+/*
+ * Blank out of s (in place) the token and every piece of it of TOKEN_PIECE bytes or more: a
+ * reply may quote the token whole, cut, or inside another field. Runs before any truncation,
+ * so that a cut can never leave the token's first bytes behind.
+ */
+#define TOKEN_PIECE 8
+static void redact(char *s, size_t n, const char *token)
+{
+    size_t tl = token ? strlen(token) : 0;
+    if (tl == 0)
+        return;
+    size_t w = SG_MIN(tl, (size_t)TOKEN_PIECE);
+    for (size_t i = 0; i + w <= n; i++)
+        for (size_t k = 0; k + w <= tl; k++) {
+            if (memcmp(s + i, token + k, w) != 0)
+                continue;
+            size_t m = w;
+            while (i + m < n && k + m < tl && s[i + m] == token[k + m])
+                m++;
+            memset(s + i, '*', m);
+            break;
+        }
+}
+
+/* A bounded, printable copy of text with the token (whole or in pieces) blanked out. */
 static char *shown_text(const char *text, size_t len, const char *token)
 {
-    char *s = sg_xmalloc(SG_MIN(len, (size_t)MESSAGE_MAX) + 1);
-    size_t n = 0;
-    for (size_t i = 0; i < len && n < MESSAGE_MAX; i++)
-        s[n++] = (unsigned char)text[i] < 0x20 || text[i] == 0x7f ? ' ' : text[i];
-    s[n] = '\0';
-    size_t tl = token ? strlen(token) : 0;
-    for (char *p = tl ? strstr(s, token) : NULL; p; p = strstr(p + tl, token))
-        memset(p, '*', tl);
+    char *s = sg_xmalloc(len + 1);
+    for (size_t i = 0; i < len; i++)
+        s[i] = (unsigned char)text[i] < 0x20 || text[i] == 0x7f ? ' ' : text[i];
+    s[len] = '\0';
+    redact(s, len, token);
+    if (len > MESSAGE_MAX)
+        s[MESSAGE_MAX] = '\0';
     return s;
 }
 
@@ -107,6 +130,7 @@ static void job_done(void *arg, const struct sg_http_result *res)
     sg_dest_tiktok.classify(res->status, res->body, res->body_len, &reply);
     r->code = reply.code;
     memcpy(r->request_id, reply.request_id, sizeof(r->request_id));
+    redact(r->request_id, strlen(r->request_id), j->token); /* echoed by a hostile api_base */
     json_t *doc = res->body_len ? json_loadb(res->body, res->body_len, 0, NULL) : NULL;
     const char *msg = json_string_value(json_object_get(doc, "message"));
     r->message = msg ? shown_text(msg, strlen(msg), j->token) : sg_xstrdup("");

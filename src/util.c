@@ -180,6 +180,23 @@ int sg_write_all(int fd, const void *p, size_t n)
     return 0;
 }
 
+int sg_open_jsonl(const char *path)
+{
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -1;
+    off_t end = lseek(fd, 0, SEEK_END);
+    char last = '\n';
+    if (end < 0 || (end > 0 && pread(fd, &last, 1, end - 1) != 1) ||
+        (last != '\n' && sg_write_all(fd, "\n", 1) < 0)) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
 int sg_append_lines(int fd, const char *what, const void *p, size_t n, bool sync)
 {
     off_t end = lseek(fd, 0, SEEK_END);

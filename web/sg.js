@@ -28,8 +28,11 @@
     function main() {
         var BATCH_MS = 100;        /* how long events wait for company before they are sent */
         var BATCH_MAX = 20;        /* a batch this long is sent at once */
+        var REQ_MAX = 50;          /* events per request: the proxy refuses over 100 (413) */
         var BEACON_MAX = 60000;    /* bytes per request: browsers cap beacons in flight at 64 KB */
         var NAME_MAX = 100;        /* the proxy's limit on an event name */
+        var URL_MAX = 4000;        /* page.url and page.referrer: the proxy refuses over 4096 */
+        var HOLD = 1, CMP = 2;     /* why a queued event waits (0: it does not) */
         var CM_KEYS = ['ad_storage', 'ad_user_data', 'ad_personalization', 'analytics_storage'];
         var METHODS = ['page', 'track', 'identify', 'instances', 'debug', 'on', 'off', 'once',
             'ready', 'alias', 'group', 'enableCookie', 'disableCookie', 'holdConsent',
@@ -58,7 +61,11 @@
         var base = '';             /* the proxy's origin; '' (this page's origin) when unknown */
         try { if (me && me.src) base = new URL(me.src, location.href).origin; } catch (e) { /* */ }
 
-        var queue = [];            /* events not yet sent, oldest first */
+        /* Events not yet sent, oldest first, each {e: event, w: 0 | HOLD | CMP}. An event that
+         * does not wait carries the consent of the moment it was tracked; a HOLD event takes the
+         * consent of grantConsent()/revokeConsent(), a CMP event that of the CMP's first answer
+         * (or, at page hide, that of the moment without a TC string). */
+        var queue = [];
         var timer = null;
         var user = null;           /* identify() values: this page's memory only */
         var explicit = null;       /* 'granted' or 'denied' once the site called grant/revoke */
@@ -67,6 +74,9 @@
         var tcfState = 0;          /* 0: no __tcfapi seen, 1: waiting for its answer, 2: answered */
 
         function isObj(v) { return v !== null && typeof v === 'object' && !(v instanceof Array); }
+
+        /* A plain object: not an array, a Date, a boxed string, ... */
+        function isPlain(v) { return Object.prototype.toString.call(v) === '[object Object]'; }
 
         function okString(v, max) {
             return typeof v === 'string' && v.length > 0 && v.length <= max;
@@ -86,9 +96,9 @@
             return s;
         }
 
-        /* Google Consent Mode, read from window.dataLayer at send time: every
-         * ['consent', 'default'|'update', {...}] entry (an array, or the `arguments` object gtag()
-         * pushes) is applied in order. The snippet cannot know the visitor's region, so an entry
+        /* Google Consent Mode, read from window.dataLayer when an event is tracked (or stops
+         * waiting): every ['consent', 'default'|'update', {...}] entry (an array, or the
+         * `arguments` object gtag() pushes) is applied in order. The snippet cannot know the visitor's region, so an entry
          * scoped to regions only ever denies (fails closed). */
         function consentMode() {
             var dl = w.dataLayer, out = {}, any = false, i, j, e, v, k;
@@ -109,14 +119,28 @@
             return any ? out : null;
         }
 
-        /* The event's consent field: the site's explicit choice, else what the CMPs said (the
-         * proxy lets the most restrictive signal win), else nothing (the site default decides). */
+        /* The consent field, as of now: the Consent Mode keys, the site's explicit choice on the
+         * four purposes (a grant keeps every Consent Mode denial; a revoke denies all four) and
+         * the TC string, in one object: the proxy lets the most restrictive signal win. Nothing
+         * known: undefined (the site default decides). */
         function consent() {
-            var c = consentMode() || {};
-            if (explicit) return explicit;
+            var c = consentMode() || {}, i, k;
+            if (explicit) for (i = 0; i < CM_KEYS.length; i++) {
+                k = CM_KEYS[i];
+                if (explicit === 'denied' || c[k] !== 'denied') c[k] = explicit;
+            }
             if (tcString) c.tcf = tcString;
-            for (var k in c) return c;
+            for (k in c) return c;
             return undefined;
+        }
+
+        /* The events waiting for `why` stop waiting, with the consent of this moment. */
+        function release(why) {
+            var c = consent(), i;
+            for (i = 0; i < queue.length; i++) if (queue[i].w === why) {
+                if (c !== undefined) queue[i].e.consent = c;
+                queue[i].w = 0;
+            }
         }
 
         /* IAB TCF v2.2/2.3: listen to the CMP. Until it has answered once (tcloaded or
@@ -132,6 +156,7 @@
                         tcString = tc.gdprApplies !== false && okString(tc.tcString, 8192) ?
                             tc.tcString : null;
                         tcfState = 2;
+                        release(CMP);
                         schedule();
                     } catch (e) { /* a CMP's odd answer is not the page's problem */ }
                 });
@@ -164,19 +189,19 @@
             } catch (e) { /* */ }
         }
 
-        /* Send what waits, in arrays of events each under BEACON_MAX bytes. `final` (page hide)
-         * does not wait for the CMP; nothing at all is sent while consent is held. */
+        /* Send the events that do not wait, in arrays of at most REQ_MAX events and BEACON_MAX
+         * bytes. `final`: the page is hidden or left. Nothing at all is sent while consent is
+         * held. */
         function flush(final) {
-            var c, parts = [], size = 2, i, s, n;
+            var parts = [], rest = [], size = 2, i, s, n;
             if (timer) { clearTimeout(timer); timer = null; }
-            if (!queue.length || held || (tcfState == 1 && !explicit && !final)) return;
-            c = consent();
+            if (held) return;
             for (i = 0; i < queue.length; i++) {
-                if (c !== undefined) queue[i].consent = c;
-                s = JSON.stringify(queue[i]);
+                if (queue[i].w) { rest.push(queue[i]); continue; }
+                s = JSON.stringify(queue[i].e);
                 n = byteLength(s) + 1;
                 if (n + 2 > BEACON_MAX) continue; /* one oversized event is dropped, not split */
-                if (size + n > BEACON_MAX) {
+                if (size + n > BEACON_MAX || parts.length >= REQ_MAX) {
                     post('[' + parts.join(',') + ']', final);
                     parts = [];
                     size = 2;
@@ -184,24 +209,43 @@
                 parts.push(s);
                 size += n;
             }
-            queue = [];
+            queue = rest;
             if (parts.length) post('[' + parts.join(',') + ']', final);
         }
 
         function schedule() {
-            if (queue.length >= BATCH_MAX) flush(false);
-            else if (!timer && queue.length)
+            var ready = 0, i;
+            for (i = 0; i < queue.length; i++) if (!queue[i].w) ready++;
+            if (ready >= BATCH_MAX) flush(false);
+            else if (!timer && ready)
                 timer = setTimeout(guard(function () { flush(false); }), BATCH_MS);
+        }
+
+        /* location.href or document.referrer within the proxy's field limit: without its
+         * #fragment, then cut after the last whole parameter (else at URL_MAX), never inside a
+         * %-escape. */
+        function capUrl(u) {
+            var i;
+            u = String(u || '');
+            if (u.length <= URL_MAX) return u;
+            u = u.split('#')[0];
+            if (u.length <= URL_MAX) return u;
+            i = u.lastIndexOf('&', URL_MAX);
+            return i > 0 ? u.substring(0, i) : u.substring(0, URL_MAX).replace(/%.?$/, '');
         }
 
         /* ttq.track(event, properties, {event_id}): the event id, or undefined for a call that is
          * ignored (a name that is not a 1..100 character string, properties that are not a plain
-         * object or cannot be serialized). A given id over 128 characters is replaced. */
+         * object, such as an array or a Date, or cannot be serialized). A given id over 128
+         * characters is replaced. */
         function track(name, props, opts) {
-            var id, ev;
+            var id, ev, c, why = 0;
             if (!okString(name, NAME_MAX)) return undefined;
             if (props === undefined || props === null) props = {};
-            if (!isObj(props)) return undefined;
+            if (!isPlain(props)) return undefined;
+            /* a copy taken now: the site may change its object after the call */
+            props = JSON.parse(JSON.stringify(props));
+            if (!isPlain(props)) return undefined; /* a toJSON that returns no object */
             id = isObj(opts) ? opts.event_id : undefined;
             if (typeof id === 'number' && isFinite(id)) id = String(id);
             if (!okString(id, 128)) id = randomId(); /* the proxy refuses longer ids */
@@ -209,37 +253,57 @@
                 event: name,
                 event_id: id,
                 timestamp: new Date().getTime(),
-                page: { url: location.href, referrer: d.referrer },
-                /* a copy taken now: the site may change its object after the call */
-                properties: JSON.parse(JSON.stringify(props))
+                page: { url: capUrl(location.href), referrer: capUrl(d.referrer) },
+                properties: props
             };
             if (user) ev.user = JSON.parse(JSON.stringify(user));
             if (w.navigator.globalPrivacyControl === true) ev.gpc = true;
             listenTcf();
-            queue.push(ev);
+            if (held) why = HOLD;
+            else if (tcfState == 1) why = CMP;
+            else if ((c = consent()) !== undefined) ev.consent = c; /* the consent of now */
+            queue.push({ e: ev, w: why });
             schedule();
             return id;
         }
 
-        /* ttq.identify({email, phone_number, external_id}): kept in memory for this page's later
-         * events (the proxy hashes them; the snippet never stores them). */
+        /* An identify() value as kept: a string, a finite number as a string, or a copy of an
+         * array of 1 to 5 such strings; anything else is null (ignored). */
+        function idValue(v) {
+            var a = [], i;
+            if (typeof v === 'number' && isFinite(v)) v = String(v);
+            if (okString(v, 1000)) return v;
+            if (!(v instanceof Array) || !v.length || v.length > 5) return null;
+            for (i = 0; i < v.length; i++) {
+                a[i] = typeof v[i] === 'number' && isFinite(v[i]) ? String(v[i]) : v[i];
+                if (!okString(a[i], 1000)) return null;
+            }
+            return a;
+        }
+
+        /* ttq.identify({email, phone_number, external_id}): checked now and kept in memory for
+         * this page's later events (the proxy hashes them; the snippet never stores them). */
         function identify(o) {
             var keys = ['email', 'phone_number', 'external_id'], i, v;
             if (!isObj(o)) return;
             for (i = 0; i < keys.length; i++) {
                 v = o[keys[i]];
                 if (keys[i] === 'phone_number' && v === undefined) v = o.phone;
-                if (typeof v === 'number') v = String(v);
-                if (okString(v, 1000) || (v instanceof Array && v.length)) {
+                if ((v = idValue(v)) !== null) {
                     user = user || {};
                     user[keys[i]] = v;
                 }
             }
         }
 
+        /* grantConsent()/revokeConsent(): the held events leave with this choice (and, while
+         * the CMP has not answered yet, with its answer too). */
         function setConsent(state) {
             explicit = state;
             held = false;
+            for (var i = 0; tcfState == 1 && i < queue.length; i++)
+                if (queue[i].w === HOLD) queue[i].w = CMP;
+            release(HOLD);
             schedule();
         }
 
@@ -295,11 +359,15 @@
         })();
         guard(listenTcf)();
 
-        /* The page is going away (or may be frozen in the background): send now. */
-        var onHide = guard(function () { flush(true); });
-        w.addEventListener('pagehide', onHide);
-        d.addEventListener('visibilitychange', function () {
-            if (d.visibilityState === 'hidden') onHide();
-        });
+        /* Hidden (a tab switch; the page may be frozen, or killed, in the background): send what
+         * does not wait. Left (pagehide): the events waiting for the CMP go too, without a TC
+         * string (the site default decides); held events never leave without a choice. */
+        w.addEventListener('pagehide', guard(function () {
+            release(CMP);
+            flush(true);
+        }));
+        d.addEventListener('visibilitychange', guard(function () {
+            if (d.visibilityState === 'hidden') flush(true);
+        }));
     }
 })(window, document);

@@ -63,6 +63,13 @@ int sg_write_all(int fd, const void *p, size_t n);
  */
 int sg_append_lines(int fd, const char *what, const void *p, size_t n, bool sync);
 /*
+ * Open a JSON-lines log for appending (created mode 0640 if missing). A file that does not end
+ * with a newline (a crash in the middle of a write, before sg_append_lines could cut it back)
+ * gets one first: the torn record stays one unreadable line, and the next record starts a
+ * line of its own instead of being glued to it. The descriptor, or -1 with errno set.
+ */
+int sg_open_jsonl(const char *path);
+/*
  * Take an exclusive advisory lock (flock) on path, created if missing, and
  * write our pid in it. Returns the descriptor (the lock lives as long as it
  * is open, and dies with the process), or -1 with a message saying that

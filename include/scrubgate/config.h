@@ -133,6 +133,9 @@ bool sg_config_is_trusted_proxy(const struct sg_config *cfg, const char *ip);
  * depth (same scheme, default port, not domain itself). */
 bool sg_site_origin_allowed(const struct sg_site *site, const char *origin);
 
+/* host (a Host header: name[:port]) is domain or a subdomain of it, case-insensitively. */
+bool sg_host_within(const char *host, const char *domain);
+
 /* Split "host:port" / "[v6]:port" into parts. 0 or -1. */
 int sg_split_hostport(const char *s, char *host, size_t hostcap, int *port);
 

@@ -546,12 +546,240 @@ class SnippetTest(unittest.TestCase):
             t(function () { return ttq.load({}); });
             t(function () { return ttq.ready(function () { throw new Error("site bug"); }); });
             t(function () { return ttq.on("x", 1) || ttq.debug() || ttq.enableCookie(); });
+            t(function () { return ttq.track("Lead", new Date(0)); });
+            t(function () { var a = ["x"]; a.push(a); return ttq.identify({email: a}); });
+            t(function () { return ttq.identify({get email() { throw new Error("x"); }}); });
+            t(function () {
+                return ttq.track("Lead", {}, {get event_id() { throw new Error("x"); }}); });
+            t(function () { return ttq.holdConsent() || ttq.revokeConsent() ||
+                                   ttq.grantConsent(); });
             t(function () { return ttq.track("Lead", {}, {event_id: "i-ok"}); });
             return out.map(String);""")
         self.assertEqual([x for x in thrown if x.startswith("threw")], [])
         self.assertEqual(thrown[-1], "i-ok")
         self.arrived("i-ok")
         self.assertEqual([e["event_id"] for e in list(self.fake.events)], ["i-ok"])
+
+
+    # (issue 11) more events held than the proxy takes in one request (100): the snippet sends
+    # at most 50 per request, and every held event arrives
+
+    def test_held_events_split_by_count(self):
+        head = ("window.bodies = []; var sb = navigator.sendBeacon.bind(navigator);"
+                "navigator.sendBeacon = function (u, b) { bodies.push(b); return sb(u, b); };")
+        self.open("/many", page(self.sg, head, "ttq.holdConsent();"))
+        n = self.browser.execute("""
+            for (var i = 0; i < 150; i++) ttq.track("ViewContent", {}, {event_id: "m-" + i});
+            var before = bodies.length;
+            ttq.grantConsent();
+            return [i, before];""")
+        self.assertEqual(n, [150, 0])            # nothing left while held
+        want = set("m-%d" % i for i in range(150))
+        wait_for(lambda: want <= set(self.ids()), 15,
+                 "150 held events at the fake TikTok\n" + self.diagnosis())
+        sizes = self.browser.execute(
+            "return bodies.map(function (b) { return JSON.parse(b).length; })")
+        self.assertEqual(sum(sizes), 150)
+        self.assertLessEqual(max(sizes), 50, sizes)
+
+    # held events leave on no page hide (tab switch or page left) and no CMP answer: only a
+    # choice releases them
+
+    def test_held_events_never_leave_on_hide(self):
+        self.pages.pages["/away"] = "<!doctype html><title>away</title>"
+        self.open("/held", page(self.sg, CMP % json.dumps(GRANT_TC),
+                                'ttq.holdConsent(); ttq.track("Lead", {}, {event_id: "hh-1"});'))
+        self.browser.execute(
+            "Object.defineProperty(document, 'visibilityState', {configurable: true,"
+            " get: function () { return 'hidden'; }});"
+            "document.dispatchEvent(new Event('visibilitychange'));"
+            "delete document.visibilityState;")
+        # The CMP's answer (300 ms after a listener registers) does not release them either.
+        self.browser.execute("window.cmpDone = false;"
+                             "__tcfapi('addEventListener', 2, function () { cmpDone = true; });")
+        wait_for(lambda: self.browser.execute("return cmpDone"), what="the CMP's answer")
+        # Then the page is left (pagehide).
+        self.browser.execute('ttq.track("Lead", {}, {event_id: "hh-2"});'
+                             'location.href = "/away";')
+        wait_for(lambda: self.browser.execute("return location.pathname") == "/away",
+                 what="the page left")
+        # A marker tracked after the held page was left: once it arrived, anything the held page
+        # had sent would have arrived before it.
+        self.open("/marker", page(self.sg, "", 'ttq.track("Lead", {}, {event_id: "hh-m"});'))
+        self.arrived("hh-m")
+        self.assertNotIn("hh-1", self.ids())
+        self.assertNotIn("hh-2", self.ids())
+
+    # (issue 11) each event carries the consent in force when it was tracked: the site's choice
+    # and Consent Mode changed within the batch window do not reach earlier events
+
+    def test_consent_is_read_when_tracked(self):
+        self.open("/revoked", page(self.sg), "?ttclid=" + CLICK)
+        self.browser.execute('ttq.revokeConsent();'
+                             'ttq.track("ViewContent", {}, {event_id: "rv-1"});'
+                             'ttq.grantConsent();'
+                             'ttq.track("ViewContent", {}, {event_id: "rv-2"});'
+                             'ttq.revokeConsent();')
+        out = self.arrived("rv-1")
+        self.assertNotIn("ttclid", out["user"], "tracked while denied, sent with the click id")
+        self.assertNotIn("user_agent", out["user"])
+        out = self.arrived("rv-2")
+        self.assertEqual(out["user"].get("ttclid"), CLICK, "tracked while granted")
+        # Consent Mode likewise: a denial pushed after the event does not reach it, and a grant
+        # pushed after an event tracked while denied does not either.
+        head = ("window.dataLayer = [];"
+                "function gtag() { dataLayer.push(arguments); }"
+                "gtag('consent', 'default', {ad_storage: 'granted', ad_user_data: 'granted',"
+                " ad_personalization: 'granted', analytics_storage: 'granted'});")
+        self.open("/cmtime", page(self.sg, head), "?ttclid=" + CLICK)
+        self.browser.execute('ttq.track("Lead", {}, {event_id: "rv-3"});'
+                             "gtag('consent', 'update', {ad_user_data: 'denied'});"
+                             'ttq.track("Lead", {}, {event_id: "rv-4"});'
+                             "gtag('consent', 'update', {ad_user_data: 'granted'});")
+        self.assertEqual(self.arrived("rv-3")["user"].get("ttclid"), CLICK)
+        out = self.arrived("rv-4")
+        self.assertNotIn("ttclid", out["user"])
+        self.assertNotIn("user_agent", out["user"])
+
+    def restart_proxy(self, default):
+        """The fixture's proxy again, with another consent.default."""
+        self.assertEqual(self.proxy.stop(), 0, self.proxy.stderr())
+        site = site_config(self.fake.url, allowed_origins=[self.pages.origin],
+                           consent={"default": default, "honor_gpc": True,
+                                    "tcf": {"vendor_id": VENDOR}},
+                           dest={"events": EVENTS})
+        self.proxy = Proxy([site], limits={"flush_interval_ms": 20}).start()
+        if self.front:
+            self.front.proxy_port = self.proxy.port
+        else:
+            self.sg = "http://127.0.0.1:%d/sg.js" % self.proxy.port
+
+    # (issue 11) a tab switch while the CMP has not answered sends nothing that waits for it:
+    # on a site whose default grants, the event would leave with the click id. It leaves with
+    # the CMP's answer (here a rejection) once that comes.
+
+    def test_tab_switch_keeps_cmp_waiting_events(self):
+        self.restart_proxy("granted")
+        head = ("window.tcfcbs = [];"
+                "window.__tcfapi = function (cmd, v, cb) {"
+                "  if (cmd === 'addEventListener') tcfcbs.push(cb); };")
+        self.open("/pending", page(self.sg, head,
+                                   'ttq.track("ViewContent", {}, {event_id: "tab-1"});'),
+                  "?ttclid=" + CLICK)
+        self.browser.execute(
+            "Object.defineProperty(document, 'visibilityState', {configurable: true,"
+            " get: function () { return 'hidden'; }});"
+            "document.dispatchEvent(new Event('visibilitychange'));"
+            "delete document.visibilityState;"
+            "tcfcbs.forEach(function (cb) { cb({tcString: %s, eventStatus: 'useractioncomplete',"
+            " gdprApplies: true, listenerId: 1}, true); });" % json.dumps(REJECT_TC))
+        # Had the tab switch sent it, the first copy to arrive would carry the click id.
+        out = self.arrived("tab-1")
+        self.assertNotIn("ttclid", out["user"], out)
+        self.assertNotIn("user_agent", out["user"], out)
+
+    # (issue 11) grantConsent() is sent with the other signals, so that a TCF rejection or a
+    # Consent Mode denial still wins; revokeConsent() denies all four purposes
+
+    def test_explicit_choice_keeps_cmp_denials(self):
+        head = ("window.bodies = []; var sb = navigator.sendBeacon.bind(navigator);"
+                "navigator.sendBeacon = function (u, b) { bodies.push(b); return sb(u, b); };")
+        self.open("/tcfgrant", page(self.sg, head + CMP % json.dumps(REJECT_TC),
+                                    'ttq.grantConsent();'
+                                    'ttq.track("ViewContent", {}, {event_id: "tg-1"});'),
+                  "?ttclid=" + CLICK)
+        out = self.arrived("tg-1")
+        self.assertNotIn("ttclid", out["user"], "TCF said no, the click id left")
+        sent = [e for b in self.browser.execute("return bodies") for e in json.loads(b)]
+        self.assertEqual(sent[0]["consent"], {
+            "ad_storage": "granted", "ad_user_data": "granted", "ad_personalization": "granted",
+            "analytics_storage": "granted", "tcf": REJECT_TC})
+        head2 = head + ("window.dataLayer = [['consent', 'default', {ad_user_data: 'denied',"
+                        " ad_storage: 'granted'}]];")
+        self.open("/cmgrant", page(self.sg, head2,
+                                   'ttq.grantConsent();'
+                                   'ttq.track("ViewContent", {}, {event_id: "tg-2"});'
+                                   'ttq.revokeConsent();'
+                                   'ttq.track("ViewContent", {}, {event_id: "tg-3"});'),
+                  "?ttclid=" + CLICK)
+        for i in ("tg-2", "tg-3"):
+            out = self.arrived(i)
+            self.assertNotIn("ttclid", out["user"], out)
+            self.assertNotIn("user_agent", out["user"], out)
+        wait_for(lambda: len(self.browser.execute("return bodies")), what="the beacon")
+        sent = {e["event_id"]: e["consent"]
+                for b in self.browser.execute("return bodies") for e in json.loads(b)}
+        self.assertEqual(sent["tg-2"], {
+            "ad_storage": "granted", "ad_user_data": "denied", "ad_personalization": "granted",
+            "analytics_storage": "granted"})
+        self.assertEqual(sent["tg-3"], dict.fromkeys(
+            ["ad_storage", "ad_user_data", "ad_personalization", "analytics_storage"],
+            "denied"))
+
+    # (issue 11) a page URL or referrer over the proxy's field limit is cut, and the event sent
+
+    def test_long_page_url_is_capped(self):
+        query = "?ttclid=" + CLICK + "&q=" + "a" * 3000
+        self.pages.pages["/from"] = "<!doctype html><title>from</title>"
+        # The referrer: the URL we come from, over 4000 characters but within the 4096 that
+        # Chromium keeps of a referrer (it sends no fragment in it).
+        self.browser.get(self.pages.origin + "/from" + query + "&r=" + "b" * 1000)
+        self.pages.pages["/long"] = page(self.sg, "", "ttq.grantConsent();")
+        self.browser.execute('location.href = "/long" + arguments[0] + "#" + "z".repeat(500);',
+                             query + "&r=" + "b" * 1200)
+        self.wait_snippet()
+        referrer = self.browser.execute("return document.referrer")
+        self.assertGreater(len(referrer), 4000)
+        ret = self.browser.execute('return ttq.track("Lead", {}, {event_id: "long-1"});')
+        self.assertEqual(ret, "long-1")
+        out = self.arrived("long-1")
+        # The fragment goes first, then the parameters from the last '&' before 4000 characters;
+        # the click id, early in the URL, is still read.
+        self.assertEqual(out["user"].get("ttclid"), CLICK, out)
+        self.assertNotIn("r=", out["page"]["url"])
+        self.assertNotIn("#", out["page"]["url"])
+        self.assertLessEqual(len(out["page"]["url"]), 4000)
+        self.assertEqual(out["page"]["referrer"], referrer[:referrer.rindex("&")], out["page"])
+        # One long parameter, no '&': cut at 4000 characters.
+        self.browser.execute('history.replaceState(null, "", "/long?q=" + "c".repeat(5000));')
+        self.browser.execute('ttq.track("Lead", {}, {event_id: "long-2"});')
+        out = self.arrived("long-2")
+        self.assertLessEqual(len(out["page"]["url"]), 4000)
+        self.assertIn("c" * 3000, out["page"]["url"])
+
+    # (issue 11) identify() values are checked when given: a malformed one is ignored and never
+    # breaks later calls
+
+    def test_malformed_identify_is_ignored(self):
+        self.open("/ident", page(self.sg))
+        ret = self.browser.execute("""
+            ttq.grantConsent();
+            var a = ["x@example.com"]; a.push(a);
+            ttq.identify({email: a, external_id: {id: 1}});
+            ttq.identify({phone_number: ["+1", "+2", "+3", "+4", "+5", "+6"]});
+            ttq.identify({external_id: ["k-1", 7]});
+            return [ttq.track("Lead", {}, {event_id: "id-1"}),
+                    ttq.track("Lead", {}, {event_id: "id-2"})];""")
+        self.assertEqual(ret, ["id-1", "id-2"])
+        a, b = self.arrived("id-1"), self.arrived("id-2")
+        self.assertNotIn("email", a["user"])
+        self.assertNotIn("phone_number", a["user"])
+        self.assertIn("external_id", a["user"])   # the valid array, hashed by the proxy
+        self.assertNotIn("k-1", json.dumps(list(self.fake.events)))
+
+    # (issue 11) properties that are not a plain object: the call is ignored (undefined)
+
+    def test_non_plain_properties_are_ignored(self):
+        self.open("/date", page(self.sg))
+        ret = self.browser.execute("""
+            return [ttq.track("Lead", new Date(0), {event_id: "dt-1"}),
+                    ttq.track("Lead", new String("x"), {event_id: "dt-2"}),
+                    ttq.track("Lead", [1, 2], {event_id: "dt-3"}),
+                    ttq.track("Lead", {toJSON: function () { return "s"; }}, {event_id: "dt-4"}),
+                    ttq.track("Lead", {value: 1}, {event_id: "dt-ok"})];""")
+        self.assertEqual(ret, [None, None, None, None, "dt-ok"])
+        self.arrived("dt-ok")
+        self.assertEqual(self.ids(), ["dt-ok"])
 
 
 def main():

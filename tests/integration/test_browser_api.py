@@ -49,7 +49,9 @@ class BrowserApiTest(unittest.TestCase):
         assert rc == 0, cls.proxy.stderr()
 
     def post(self, events, headers=None, site="shop"):
-        h = {"Origin": ORIGIN, "Content-Type": "text/plain;charset=UTF-8"}
+        # The proxy's own first-party name: inside cookie_domain, so cookies get Domain=.
+        h = {"Origin": ORIGIN, "Content-Type": "text/plain;charset=UTF-8",
+             "Host": "sg.shop.example.com"}
         h.update(headers or {})
         return self.proxy.post(json.dumps(events), site=site, headers=h)
 
@@ -92,6 +94,12 @@ class BrowserApiTest(unittest.TestCase):
         self.assertLess(len(gz), 4096, "the snippet must stay under 4 KB gzipped")
         _, _, plain = self.proxy.request("GET", "/sg.js", headers={"Accept-Encoding": "gzip;q=0"})
         self.assertEqual(gzip.decompress(gz), plain)
+        for ae, want in (("gzip;q=0, *", None), ("*", "gzip"), ("gzip;level=1;q=0", None),
+                         ("gzip;q=nan", None), ("GZIP;Q=0.001", "gzip"), ("gzip;q=1.5", None),
+                         ("identity", None), ("deflate, gzip;q=0.5", "gzip"), ("*;q=0", None)):
+            _, h, body = self.proxy.request("GET", "/sg.js", headers={"Accept-Encoding": ae})
+            self.assertEqual(h.get("content-encoding"), want, ae)
+            self.assertEqual(body, gz if want else plain, ae)
 
     def test_snippet_conditional_head_and_methods(self):
         _, h, _ = self.proxy.request("GET", "/sg.js")
@@ -106,6 +114,8 @@ class BrowserApiTest(unittest.TestCase):
         s, h, body = self.proxy.request("HEAD", "/sg.js")
         self.assertEqual((s, body), (200, b""))
         self.assertEqual(h["etag"], etag)
+        _, _, plain = self.proxy.request("GET", "/sg.js")
+        self.assertEqual(h["content-length"], str(len(plain)))
         s, h, _ = self.proxy.request("POST", "/sg.js", body="x")
         self.assertEqual(s, 405)
         self.assertEqual(h["allow"], "GET, HEAD")
@@ -153,6 +163,17 @@ class BrowserApiTest(unittest.TestCase):
                              "page": {"url": "https://shop.example.com/p?ttclid=" + CLICK}})
         self.assertEqual(attrs(cookie(h, "sg_ttclid"))["max-age"], "0")
 
+    def test_cookie_domain_only_where_the_host_lies_within_it(self):
+        for host, domain in (("sg.shop.example.com", "shop.example.com"),
+                             ("SHOP.example.com:8443", "shop.example.com"),
+                             ("127.0.0.1:8080", None), ("evilshop.example.com", None),
+                             ("example.com", None)):
+            s, h, _ = self.post({"event": "ViewContent", "consent": "granted", "ttclid": CLICK},
+                                headers={"Host": host})
+            self.assertEqual(s, 202)
+            for name in ("sg_sid", "sg_ttclid"):
+                self.assertEqual(attrs(cookie(h, name)).get("domain"), domain, (host, name))
+
     def test_a_batch_with_one_denial_expires_the_cookie(self):
         s, h, b = self.post([
             {"event": "ViewContent", "consent": "granted",
@@ -171,6 +192,28 @@ class BrowserApiTest(unittest.TestCase):
                              {"event": "ViewContent", "consent": "granted"}])
         self.assertEqual(s, 202, b)
         self.assertIsNone(cookie(h, "sg_ttclid"))
+
+    def test_personal_data_as_a_click_id_never_leaves_nor_stays(self):
+        """A phone or card number passed as a click id (found by the adversarial review):
+        dropped, so neither TikTok nor the sg_ttclid cookie gets it."""
+        for i, (where, value) in enumerate((("url", "%2B14155552671"), ("event", "4111111111111111"),
+                                             ("event", "jane@doe.com"), ("cookie", "+14155552671"))):
+            ev = {"event": "ViewContent", "event_id": "pii-click-%d" % i, "consent": "granted",
+                  "page": {"url": "https://shop.example.com/landing" +
+                           ("?ttclid=" + value if where == "url" else "")}}
+            headers = {}
+            if where == "event":
+                ev["ttclid"] = value
+            if where == "cookie":
+                headers["Cookie"] = "sg_ttclid=%s; _ttp=%s" % (value, value)
+            s, h, b = self.post(ev, headers=headers)
+            self.assertEqual(s, 202, b)
+            self.assertIsNone(cookie(h, "sg_ttclid"), value)
+            out = self.arrived("pii-click-%d" % i)
+            self.assertNotIn("ttclid", out.get("user", {}), value)
+            self.assertNotIn("ttp", out.get("user", {}), value)
+            for raw in ("14155552671", "4111111111111111", "jane@doe.com"):
+                self.assertNotIn(raw, json.dumps(out))
 
     def test_no_cookie_on_an_error_reply(self):
         s, h, _ = self.post({"event": "ViewContent", "consent": "granted", "ttclid": CLICK},

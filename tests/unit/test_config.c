@@ -320,6 +320,11 @@ static void origins_and_cookies(void **state)
     const struct sg_site *s = &cfg->sites[0];
     assert_string_equal(s->cookie_domain, "shop.example.com"); /* no dot, lower case */
     assert_int_equal(s->click_id_days, 7);
+    assert_true(sg_host_within("sg.shop.example.com:443", "shop.example.com"));
+    assert_true(sg_host_within("SHOP.EXAMPLE.COM", "shop.example.com"));
+    assert_false(sg_host_within("evilshop.example.com", "shop.example.com"));
+    assert_false(sg_host_within("example.com", "shop.example.com"));
+    assert_false(sg_host_within("[::1]:80", "shop.example.com"));
     static const struct { const char *origin; bool ok; } cases[] = {
         {"https://shop.example.com", true},
         {"https://a.b.example.com", true},
@@ -369,6 +374,9 @@ static void origins_and_cookies(void **state)
                          "at least two labels");
     sg_test_config_error(SITE_WITH("\"cookie_domain\":\"shop.example.com; Secure\""),
                          "sites[0].cookie_domain", "domain name");
+    sg_test_config_error(SITE_WITH("\"hosts\":[\"sg.shop.example.com\"],"
+                                   "\"cookie_domain\":\"evil.example\""),
+                         "sites[0].cookie_domain", "covers none of the site's hosts");
     sg_test_config_error(SITE_WITH("\"click_id_days\":0"), "sites[0].click_id_days", "1 to 400");
     sg_test_config_error(SITE_WITH("\"click_id_days\":401"), "sites[0].click_id_days", "400");
 }

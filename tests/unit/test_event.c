@@ -247,6 +247,13 @@ static void identifiers_cannot_carry_personal_data(void **state)
         assert_string_equal(ev.event_id, random_ids[i]);
         sg_event_release(&ev);
     }
+    /* ...but a card number hidden in one is still found. */
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"event_id\":"
+                               "\"abcdef4111111111111111abcdefabcd\"}", &ctx, &ev, err), -1);
+    sg_event_release(&ev);
+    assert_int_equal(normalize("{\"event\":\"Lead\",\"event_id\":"
+                               "\"abcd4111-1111-1111-1111-abcdefabcdef\"}", &ctx, &ev, err), -1);
+    sg_event_release(&ev);
     assert_int_equal(normalize("{\"event\":\"Lead\",\"event_id\":"
                                "\"029b28e5-8149-4976-9740-jane@doe.com\"}", &ctx, &ev, err), -1);
     sg_event_release(&ev);

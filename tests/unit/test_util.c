@@ -3,9 +3,11 @@
 #include "testutil.h"
 
 #include "scrubgate/buf.h"
+#include "scrubgate/log.h"
 #include "scrubgate/metrics.h"
 #include "scrubgate/ratelimit.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* Equal only when equal; a prefix, an extension, the empty string never pass. */
@@ -30,6 +32,28 @@ static void consttime_streq_compares_whole_strings(void **state)
     memset(long_b, 'k', sizeof(long_b) - 1);
     long_b[sizeof(long_b) - 1] = '\0';
     assert_false(sg_consttime_streq(long_a, long_b));
+}
+
+/* JSON log lines are valid UTF-8 JSON whatever bytes a message holds: well-formed sequences are
+ * kept; a stray byte, an overlong form, a surrogate or a code point past U+10FFFF is U+FFFD. */
+static void json_log_lines_are_valid_utf8(void **state)
+{
+    (void)state;
+    sg_log_configure(SG_LOG_JSON, SG_LOG_INFO);
+    sg_capture_begin();
+    sg_error("x %s|%s|%s|%s|%s|%s|%s", "caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+             "\xed\xa0\x80", "\xc0\xaf", "\xe0\x80\xaf", "\xf4\x90\x80\x80\xff");
+    char *out = sg_capture_end();
+    sg_log_configure(SG_LOG_TEXT, SG_LOG_INFO);
+    assert_non_null(strstr(out, "\"level\":\"error\""));
+    assert_non_null(strstr(out, "x caf\xc3\xa9|\xe2\x82\xac|\xf0\x9f\x98\x80|"));
+    assert_null(strstr(out, "\xed\xa0\x80"));
+    assert_null(strstr(out, "\xc0"));
+    assert_null(strstr(out, "\xe0\x80"));
+    assert_null(strstr(out, "\xf4\x90"));
+    assert_null(strstr(out, "\xff"));
+    assert_non_null(strstr(out, "|\\ufffd"));
+    free(out);
 }
 
 static void label_values_are_escaped(void **state)
@@ -109,6 +133,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(consttime_streq_compares_whole_strings),
+        cmocka_unit_test(json_log_lines_are_valid_utf8),
         cmocka_unit_test(label_values_are_escaped),
         cmocka_unit_test(outcomes_are_bounded),
         cmocka_unit_test(token_buckets),
