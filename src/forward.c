@@ -80,6 +80,7 @@ struct sg_forwarder {
     bool closing;
     struct sg_forward_stats stats;
     void *consumer;      /* shared queues: this forwarder's share of the destination's consumer */
+    bool retired;        /* a reload removed its destination: it takes nothing new */
     _Atomic long credit; /* shared queues: events it takes now (read by the consumer's thread) */
 };
 
@@ -337,7 +338,11 @@ static void note_queue(struct sg_forwarder *fw)
      * for max_inflight full batches. */
     long credit = 0;
     size_t want = (size_t)fw->limits->max_inflight * fw->limits->batch_max_events;
-    if (!fw->closing && !fw->stats.paused && hold_until(fw) <= sg_now_mono_ms() && pending < want)
+    if (fw->closing || fw->retired || hold_until(fw) > sg_now_mono_ms())
+        credit = 0;
+    else if (fw->stats.paused) /* one event for the next probe, once the last one is done */
+        credit = fw->requests == 0 && fw->ready.count == 0 ? 1 : 0;
+    else if (pending < want)
         credit = (long)(want - pending);
     atomic_store_explicit(&fw->credit, credit, memory_order_relaxed);
 }
@@ -756,8 +761,9 @@ static void flush(struct sg_forwarder *fw)
         return;
     }
     /* While paused by a token error, one probe request at a time. */
-    size_t limit = fw->stats.paused ? 1 : fw->limits->max_inflight;
+    size_t limit = fw->stats.paused ? 1 : fw->limits->max_inflight, sent = 0;
     while (fw->ready.count && fw->requests < limit) {
+        sent++;
         struct batch *b = sg_xcalloc(1, sizeof(*b));
         b->fw = fw;
         b->n = SG_MIN(fw->ready.count, max);
@@ -766,7 +772,9 @@ static void flush(struct sg_forwarder *fw)
             b->items[i] = ring_pop(&fw->ready);
         send_batch(fw, b);
     }
-    if (fw->stats.paused)
+    /* A shared queue holds a paused destination's events in the stream: the pause restarts
+     * with a probe sent, or the consumer would never pull the event that probes. */
+    if (fw->stats.paused && (sent || fw->d.queue->ops->sends_own))
         fw->paused_until = now + (uint64_t)fw->limits->auth_probe_ms;
     arm_next(fw);
 }
@@ -778,6 +786,12 @@ void sg_forwarder_rebind(struct sg_forwarder *fw, const struct sg_site *site,
     fw->dest = dest;
     fw->limits = limits;
     arm_next(fw);
+}
+
+void sg_forwarder_retire(struct sg_forwarder *fw, bool retired)
+{
+    fw->retired = retired;
+    note_queue(fw);
 }
 
 size_t sg_forwarder_drain(struct sg_forwarder *fw)

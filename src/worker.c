@@ -386,6 +386,7 @@ static void reload_cb(evutil_socket_t fd, short what, void *arg)
                         "the %zu event(s) it still held",
                         w->index, dest->id, site->id, sg_forwarder_pending(fw));
             if (fw) {
+                sg_forwarder_retire(fw, false);
                 sg_forwarder_rebind(fw, site, dest, lim);
             } else {
                 struct sg_forwarder_deps deps = {w->base, w->client, w->log, w->queue,
@@ -410,6 +411,7 @@ static void reload_cb(evutil_socket_t fd, short what, void *arg)
             w->retired_info =
                 sg_xrealloc(w->retired_info, (n_retired + 1) * sizeof(*w->retired_info));
             w->retired[n_retired] = w->fw[i];
+            sg_forwarder_retire(w->fw[i], true);
             w->retired_info[n_retired++] = (struct retired_info){w->epoch, sg_now_mono_ms()};
         }
     w->n_retired = n_retired;

@@ -87,6 +87,10 @@ void sg_forwarder_skip(struct sg_forwarder *fw, const struct sg_event *ev, const
 void sg_forwarder_rebind(struct sg_forwarder *fw, const struct sg_site *site,
                          const struct sg_dest_conf *dest, const struct sg_limits *limits);
 
+/* A reload removed (true) or configured again (false) its destination: a retired
+ * forwarder takes no new events from a shared queue (the stream keeps them). */
+void sg_forwarder_retire(struct sg_forwarder *fw, bool retired);
+
 /* Flush what is ready now (shutdown); returns events queued ready or in flight. */
 size_t sg_forwarder_drain(struct sg_forwarder *fw);
 const struct sg_forward_stats *sg_forwarder_stats(const struct sg_forwarder *fw);

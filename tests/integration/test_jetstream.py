@@ -179,6 +179,23 @@ class JetStreamTest(unittest.TestCase):
         time.sleep(1.0)
         self.assertEqual(len([r for r in p.sync_log() if r["event_id"] == "bad"]), 1)
 
+    def test_token_pause_stops_pulling_and_resumes(self):
+        self.fake.token = "rotated"  # the proxy's token is refused: 40105
+        p = self.proxy(limits={"auth_probe_ms": 300})
+        ids = ["t%d" % i for i in range(30)]
+        self.assertEqual(p.post([{"event": "Lead", "event_id": x} for x in ids])[0], 202)
+        p.wait_log("access token refused")
+        time.sleep(1.5)
+        # Paused: the events went back to the stream (nak with the probe delay) and one
+        # probe per auth_probe_ms pulls a single event; none has an outcome yet.
+        with self.fake.lock:
+            probes = len(self.fake.requests)
+        self.assertGreaterEqual(probes, 2)
+        self.assertLessEqual(probes, 8)
+        self.assertEqual(p.sync_log(), [])
+        self.fake.token = TOKEN
+        self.assertEqual(self.wait_delivered(ids), set())
+
     def test_credentials_never_reach_the_log(self):
         d = tempfile.mkdtemp(prefix="sg-creds-")
         creds = os.path.join(d, "user.creds")
