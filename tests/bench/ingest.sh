@@ -56,7 +56,7 @@ write_conf() {  # write_conf QUEUE_JSON
 cat > "$tmp/conf.json" <<JSON
 {"listen": "127.0.0.1:0", "state_dir": "$tmp/var", "queue": $1,
  "limits": {"max_events_per_request": 1000, "max_body_bytes": 1048576, "rate_per_ip": 0},
- "sites": [{"id": "shop", "rules": "rules/default.json", "secret_env": "BENCH_SECRET",
+ "sites": [{"id": "shop", "rules": "$PWD/rules/default.json", "secret_env": "BENCH_SECRET",
    "destinations": [{"type": "tiktok", "pixel_code": "CBENCH", "access_token_env": "BENCH_TOKEN",
                      "api_base": "$fake"}]}]}
 JSON
@@ -71,7 +71,8 @@ for r in $(seq "$RUNS"); do
     BENCH_SECRET=bench-secret-0123456789 BENCH_TOKEN=bench-token "$BIN" serve -c "$tmp/conf.json" \
         2> "$tmp/serve.log" &
     pid=$!
-    for _ in $(seq 50); do grep -q "listening on" "$tmp/serve.log" && break; sleep 0.1; done
+    for _ in $(seq 100); do grep -q "listening on" "$tmp/serve.log" && break; sleep 0.1; done
+    grep -q "listening on" "$tmp/serve.log" || { cat "$tmp/serve.log" >&2; exit 1; }
     port=$(sed -n 's/.*listening on [^ ]*:\([0-9]*\) .*/\1/p' "$tmp/serve.log")
     start=$(date +%s.%N)
     line=$(load "http://127.0.0.1:$port")
