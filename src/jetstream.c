@@ -224,6 +224,10 @@ struct sg_jetstream *sg_jetstream_open(const struct sg_config *cfg)
         (s = natsOptions_SetReconnectBufSize(o, 0)) != NATS_OK ||
         (s = natsOptions_SetPingInterval(o, 1000)) != NATS_OK ||
         (s = natsOptions_SetMaxPingsOut(o, 2)) != NATS_OK ||
+        /* The loop's publishes only append to this buffer (libnats's flusher thread writes
+         * it); a full buffer on a stalled connection costs at most the write deadline. */
+        (s = natsOptions_SetIOBufSize(o, 1 << 20)) != NATS_OK ||
+        (s = natsOptions_SetWriteDeadline(o, 200)) != NATS_OK ||
         (s = natsOptions_SetDisconnectedCB(o, disconnected_cb, js)) != NATS_OK ||
         (s = natsOptions_SetReconnectedCB(o, reconnected_cb, js)) != NATS_OK ||
         (s = natsOptions_SetName(o, "scrubgate")) != NATS_OK) {
@@ -847,7 +851,15 @@ static void js_free(struct sg_queue *q)
     for (struct group *g = jq->groups; g; g = g->next)
         if (!g->answered)
             answer(jq, g, false);
-    jsCtx_Destroy(jq->ctx); /* waits for no ack: pending publishes are dropped */
+    /* The loop has ended: wait (briefly) for outstanding acks, so that no ack handler runs
+     * on this queue once it is freed. */
+    if (jq->ctx) {
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MaxWait = 2 * PUB_WAIT_MS;
+        js_PublishAsyncComplete(jq->ctx, &po);
+    }
+    jsCtx_Destroy(jq->ctx);
     while (jq->groups) {
         struct group *g = jq->groups;
         jq->groups = g->next;

@@ -191,6 +191,34 @@ struct reloads {
  * and keeps the running values: they are copied into next, so that nothing
  * reading the new configuration sees a value the process does not use.
  */
+static bool queue_conf_equal(const struct sg_queue_conf *a, const struct sg_queue_conf *b)
+{
+    if (a->type != b->type || a->replicas != b->replicas || a->n_servers != b->n_servers ||
+        !a->stream != !b->stream || (a->stream && strcmp(a->stream, b->stream)) ||
+        !a->creds_file != !b->creds_file || (a->creds_file && strcmp(a->creds_file, b->creds_file)))
+        return false;
+    for (size_t i = 0; i < a->n_servers; i++)
+        if (strcmp(a->servers[i], b->servers[i]))
+            return false;
+    return true;
+}
+
+/* Replace dst (freed) with a deep copy of src. */
+static void queue_conf_copy(struct sg_queue_conf *dst, const struct sg_queue_conf *src)
+{
+    for (size_t i = 0; i < dst->n_servers; i++)
+        free(dst->servers[i]);
+    free(dst->servers);
+    free(dst->stream);
+    free(dst->creds_file);
+    *dst = *src;
+    dst->servers = sg_xcalloc(src->n_servers + 1, sizeof(char *));
+    for (size_t i = 0; i < src->n_servers; i++)
+        dst->servers[i] = sg_xstrdup(src->servers[i]);
+    dst->stream = src->stream ? sg_xstrdup(src->stream) : NULL;
+    dst->creds_file = src->creds_file ? sg_xstrdup(src->creds_file) : NULL;
+}
+
 static void keep_restart_settings(const struct sg_config *cur, struct sg_config *next)
 {
     char names[256] = "";
@@ -216,6 +244,10 @@ static void keep_restart_settings(const struct sg_config *cur, struct sg_config 
         CHANGED("admin_listen");
         free(next->admin_listen);
         next->admin_listen = cur->admin_listen ? sg_xstrdup(cur->admin_listen) : NULL;
+    }
+    if (!queue_conf_equal(&cur->queue, &next->queue)) {
+        CHANGED("queue");
+        queue_conf_copy(&next->queue, &cur->queue);
     }
 #define LIMIT(field)                                                                               \
     if (next->limits.field != cur->limits.field) {                                                 \
