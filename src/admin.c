@@ -252,18 +252,27 @@ static void metrics(struct sg_admin *a, struct sg_buf *b)
         sg_buf_printf(b, "} %llu\n", (unsigned long long)c.o[i].n);
     }
 
-    family(b, "queue_events", "gauge",
-           "Events held for a destination: waiting, retrying (paused included) or in flight.");
-    per_series(b, &c, "queue_events", offsetof(struct series, queued));
-    family(b, "destination_paused", "gauge",
-           "1 while a token error has paused the destination (workers paused, summed).");
-    per_series(b, &c, "destination_paused", offsetof(struct series, paused));
-    family(b, "retries_total", "counter",
-           "Events rescheduled after a throttled or failed request.");
-    per_series(b, &c, "retries_total", offsetof(struct series, retried));
-    family(b, "auth_pauses_total", "counter",
-           "Times a destination was paused by a token error (not its refused probes).");
-    per_series(b, &c, "auth_pauses_total", offsetof(struct series, auth_pauses));
+    /* The families with one value per (site, destination). */
+    static const struct {
+        const char *name, *type, *help;
+        size_t off;
+    } per_dest[] = {
+        {"queue_events", "gauge",
+         "Events held for a destination: waiting, retrying (paused included) or in flight.",
+         offsetof(struct series, queued)},
+        {"destination_paused", "gauge",
+         "1 while a token error has paused the destination (workers paused, summed).",
+         offsetof(struct series, paused)},
+        {"retries_total", "counter", "Events rescheduled after a throttled or failed request.",
+         offsetof(struct series, retried)},
+        {"auth_pauses_total", "counter",
+         "Times a destination was paused by a token error (not its refused probes).",
+         offsetof(struct series, auth_pauses)},
+    };
+    for (size_t k = 0; k < SG_ARRAY_SIZE(per_dest); k++) {
+        family(b, per_dest[k].name, per_dest[k].type, per_dest[k].help);
+        per_series(b, &c, per_dest[k].name, per_dest[k].off);
+    }
 
     family(b, "upstream_request_duration_seconds", "histogram",
            "Duration of requests to a destination, replies and failures alike.");

@@ -394,7 +394,255 @@ static void render_text(const json_t *r, FILE *f)
     }
 }
 
-/* ---- Markdown ---- */
+/* ---- Markdown and HTML: one walk over the model, two writers ---- */
+
+/*
+ * Markdown and HTML say the same things in the same order, so one walk (render_doc) goes
+ * over the model and emits through a writer: a handful of block-level calls that each
+ * format spells its own way. The walk decides what is said, and the classes HTML styles it
+ * with; a writer decides only how it is spelled and escaped.
+ */
+
+/* A column header; state is the consent-state key that HTML puts in data-state, or NULL. */
+struct col {
+    const char *title, *state;
+};
+
+/*
+ * A table cell (text may be NULL: an empty cell). cls is HTML's class; head makes the cell
+ * its row's header (<th>); code marks an identifier: backticks in markdown, <code> in HTML
+ * unless a class already styles the cell (td.mono is monospaced).
+ */
+struct cell {
+    const char *text, *cls;
+    bool head, code;
+};
+
+struct writer;
+
+/*
+ * How a format spells each block. Every string is the model's and the writer escapes it,
+ * except a paragraph's: that is this file's own prose, written as is.
+ */
+struct writer_ops {
+    void (*doc_begin)(struct writer *w, const char *title, const char *config);
+    void (*doc_end)(struct writer *w);
+    void (*site_begin)(struct writer *w, const char *id);
+    void (*site_end)(struct writer *w);
+    /* level 1 to 3; code, unless NULL, follows text as an identifier */
+    void (*heading)(struct writer *w, int level, const char *text, const char *code);
+    /* text without its final stop; lead_in: it introduces the table below (md_paragraph) */
+    void (*paragraph)(struct writer *w, const char *text, bool lead_in);
+    /* n == 0 (cols NULL): a key/value table, two columns with no header of their own */
+    void (*table_begin)(struct writer *w, const char *cls, const char *id,
+                        const struct col *cols, size_t n);
+    void (*row)(struct writer *w, const struct cell *cells, size_t n);
+    void (*table_end)(struct writer *w);
+};
+
+struct writer {
+    const struct writer_ops *ops;
+    FILE *f;
+    bool blocks; /* markdown: a block was written, so the next is set off by a blank line */
+    bool thead;  /* HTML: the open table has a <thead>, so its rows are in a <tbody> */
+};
+
+/* ---- the walk ---- */
+
+/* A key/value row: the key is the row's header. */
+static void kv(struct writer *w, const char *k, const char *v)
+{
+    const struct cell c[] = {{.text = k, .head = true}, {.text = v}};
+    w->ops->row(w, c, SG_ARRAY_SIZE(c));
+}
+
+/* The title, the report's own facts, the consent states of the matrix and its legend. */
+static void walk_head(struct writer *w, const json_t *r)
+{
+    static const struct col state_cols[] = {{.title = "column"}, {.title = "signals sent"}};
+    static const struct col legend_cols[] = {{.title = "cell"}, {.title = "meaning"}};
+    size_t i;
+    json_t *v;
+    const char *key;
+    w->ops->heading(w, 1, STR(r, "title"), NULL);
+    w->ops->table_begin(w, "kv", "meta", NULL, 0);
+    kv(w, "Generated (UTC)", STR(r, "generated"));
+    kv(w, "scrubgate version", STR(r, "scrubgate_version"));
+    kv(w, "Configuration file", STR(r, "config"));
+    kv(w, "Snippet integrity (SRI)", STR(json_object_get(r, "snippet"), "integrity"));
+    w->ops->table_end(w);
+    w->ops->heading(w, 2, "Consent states of the policy matrix", NULL);
+    w->ops->paragraph(w,
+                      "Each column of a site's matrix is what the site's real pipeline did to "
+                      "one synthetic probe event carrying every field, sent with these signals",
+                      true);
+    w->ops->table_begin(w, NULL, "states", state_cols, SG_ARRAY_SIZE(state_cols));
+    json_array_foreach(json_object_get(r, "consent_states"), i, v)
+        kv(w, STR(v, "title"), STR(v, "signals"));
+    w->ops->table_end(w);
+    w->ops->table_begin(w, NULL, "legend", legend_cols, SG_ARRAY_SIZE(legend_cols));
+    json_object_foreach(json_object_get(r, "outcomes"), key, v) kv(w, key, json_string_value(v));
+    w->ops->table_end(w);
+}
+
+static void walk_rule_set(struct writer *w, const json_t *site)
+{
+    json_t *rs = json_object_get(site, "rule_set");
+    w->ops->heading(w, 3, "Rule set", NULL);
+    w->ops->table_begin(w, "kv", NULL, NULL, 0);
+    kv(w, "Path", STR(rs, "path"));
+    kv(w, "Name", STR(rs, "name"));
+    kv(w, "Version", STR(rs, "version"));
+    kv(w, "SHA-256 of the file", STR(rs, "sha256"));
+    w->ops->table_end(w);
+}
+
+static void walk_rules(struct writer *w, const json_t *site)
+{
+    static const struct col cols[] = {{.title = "#"},         {.title = "id"},
+                                      {.title = "action"},    {.title = "fields"},
+                                      {.title = "condition"}, {.title = "options"},
+                                      {.title = "why"}};
+    size_t j;
+    json_t *rule;
+    w->ops->heading(w, 3, "Rules (in order)", NULL);
+    w->ops->table_begin(w, "rules", NULL, cols, SG_ARRAY_SIZE(cols));
+    json_array_foreach(json_object_get(site, "rules"), j, rule) {
+        char n[24], *fields = joined(json_object_get(rule, "fields"), "");
+        char *cond = condition_text(rule), *opt = options_text(rule);
+        snprintf(n, sizeof(n), "%zu", j + 1);
+        const struct cell c[] = {{.text = n},
+                                 {.text = STR(rule, "id"), .cls = "mono id", .code = true},
+                                 {.text = STR(rule, "action")},
+                                 {.text = fields, .cls = "mono"},
+                                 {.text = cond, .cls = "mono"},
+                                 {.text = opt, .cls = "mono"},
+                                 {.text = STR(rule, "why"), .cls = "why"}};
+        w->ops->row(w, c, SG_ARRAY_SIZE(c));
+        free(fields);
+        free(cond);
+        free(opt);
+    }
+    w->ops->table_end(w);
+}
+
+static void walk_consent(struct writer *w, const json_t *site)
+{
+    json_t *consent = json_object_get(site, "consent");
+    char *vendor = vendor_text(site);
+    w->ops->heading(w, 3, "Consent policy", NULL);
+    w->ops->table_begin(w, "kv", NULL, NULL, 0);
+    kv(w, "Default (purposes no signal decides)", STR(consent, "default"));
+    kv(w, "Honour GPC", yes_no(json_object_get(consent, "honor_gpc")));
+    kv(w, "TCF vendor id", vendor);
+    free(vendor);
+    for (int p = 0; p < SG_PURPOSE__COUNT; p++) {
+        const char *purpose = sg_purpose_name((enum sg_purpose)p);
+        char label[96], *t = tcf_text(site, purpose);
+        snprintf(label, sizeof(label), "TCF purposes for %s", purpose);
+        kv(w, label, t);
+        free(t);
+    }
+    w->ops->table_end(w);
+}
+
+static void walk_destinations(struct writer *w, const json_t *site)
+{
+    static const struct col cols[] = {{.title = "id"},
+                                      {.title = "dry run"},
+                                      {.title = "test events"},
+                                      {.title = "events allowed"}};
+    size_t j;
+    json_t *d;
+    w->ops->heading(w, 3, "Destinations", NULL);
+    w->ops->table_begin(w, "dests", NULL, cols, SG_ARRAY_SIZE(cols));
+    json_array_foreach(json_object_get(site, "destinations"), j, d) {
+        char *ev = joined(json_object_get(d, "events"), "all");
+        const struct cell c[] = {{.text = STR(d, "id"), .cls = "mono", .code = true},
+                                 {.text = yes_no(json_object_get(d, "dry_run"))},
+                                 {.text = yes_no(json_object_get(d, "test"))},
+                                 {.text = ev}};
+        w->ops->row(w, c, SG_ARRAY_SIZE(c));
+        free(ev);
+    }
+    w->ops->table_end(w);
+}
+
+static void walk_event_map(struct writer *w, const json_t *site)
+{
+    static const struct col cols[] = {
+        {.title = "incoming event"}, {.title = "outbound event(s)"}, {.title = "source"}};
+    char intro[96];
+    const char *key;
+    json_t *v;
+    snprintf(intro, sizeof(intro), "Keys match case-insensitively; the built-in map is %s",
+             json_is_true(json_object_get(site, "standard_events")) ? "on" : "off");
+    w->ops->heading(w, 3, "Event map (effective)", NULL);
+    w->ops->paragraph(w, intro, false);
+    w->ops->table_begin(w, "eventmap", NULL, cols, SG_ARRAY_SIZE(cols));
+    json_object_foreach(json_object_get(site, "event_map"), key, v) {
+        char *to = joined(json_object_get(v, "to"), "");
+        const struct cell c[] = {{.text = key}, {.text = to}, {.text = STR(v, "from")}};
+        w->ops->row(w, c, SG_ARRAY_SIZE(c));
+        free(to);
+    }
+    w->ops->table_end(w);
+}
+
+/* One row per outbound field, one column per consent state; each cell is classed by outcome. */
+static void walk_matrix(struct writer *w, const json_t *site, const json_t *states_)
+{
+    size_t j, n = json_array_size(states_) + 1;
+    struct col *cols = sg_xcalloc(n, sizeof(*cols));
+    struct cell *cells = sg_xcalloc(n, sizeof(*cells));
+    char(*cls)[64] = sg_xcalloc(n, sizeof(*cls));
+    const char *key;
+    json_t *v, *row;
+    cols[0].title = "outbound field";
+    json_array_foreach(states_, j, v) {
+        cols[j + 1].title = STR(v, "title");
+        cols[j + 1].state = STR(v, "key");
+    }
+    w->ops->heading(w, 3, "Policy matrix: what leaves, per outbound field and consent state",
+                    NULL);
+    w->ops->table_begin(w, "matrix", NULL, cols, n);
+    json_object_foreach(json_object_get(site, "matrix"), key, row) {
+        cells[0] = (struct cell){.text = key, .head = true, .code = true};
+        json_array_foreach(states_, j, v) {
+            const char *o = STR(row, STR(v, "key"));
+            snprintf(cls[j], sizeof(cls[j]), "o-%s", o ? o : "");
+            cells[j + 1] = (struct cell){.text = o, .cls = cls[j]};
+        }
+        w->ops->row(w, cells, n);
+    }
+    w->ops->table_end(w);
+    free(cols);
+    free(cells);
+    free(cls);
+}
+
+static void render_doc(const json_t *r, const struct writer_ops *ops, FILE *f)
+{
+    struct writer w = {.ops = ops, .f = f};
+    json_t *site, *states_ = json_object_get(r, "consent_states");
+    size_t i;
+    ops->doc_begin(&w, STR(r, "title"), STR(r, "config"));
+    walk_head(&w, r);
+    json_array_foreach(json_object_get(r, "sites"), i, site) {
+        ops->site_begin(&w, STR(site, "id"));
+        ops->heading(&w, 2, "Site ", STR(site, "id"));
+        walk_rule_set(&w, site);
+        walk_rules(&w, site);
+        walk_consent(&w, site);
+        walk_destinations(&w, site);
+        walk_event_map(&w, site);
+        walk_matrix(&w, site, states_);
+        ops->site_end(&w);
+    }
+    ops->doc_end(&w);
+}
+
+/* ---- the Markdown writer ---- */
 
 /* A table cell: no line breaks, | escaped, and no raw HTML (entities for & < >). */
 static void md(FILE *f, const char *s)
@@ -422,136 +670,99 @@ static void md_code(FILE *f, const char *s)
     fprintf(f, "`%s`", s);
 }
 
-static void md_row2(FILE *f, const char *k, const char *v)
+/* Markdown sets blocks apart by a blank line: one before each block but the first. */
+static void md_block(struct writer *w)
 {
-    fputs("| ", f);
-    md(f, k);
-    fputs(" | ", f);
-    md(f, v);
-    fputs(" |\n", f);
+    if (w->blocks)
+        fputc('\n', w->f);
+    w->blocks = true;
 }
 
-static void render_md(const json_t *r, FILE *f)
+/* A markdown document has no preamble, no sections and no closing; its tables no end mark. */
+static void md_doc_begin(struct writer *w, const char *title, const char *config)
 {
-    size_t i, j;
-    json_t *site, *v, *states_ = json_object_get(r, "consent_states");
-    fprintf(f, "# ");
-    md(f, STR(r, "title"));
-    fputs("\n\n| | |\n|---|---|\n", f);
-    md_row2(f, "Generated (UTC)", STR(r, "generated"));
-    md_row2(f, "scrubgate version", STR(r, "scrubgate_version"));
-    md_row2(f, "Configuration file", STR(r, "config"));
-    md_row2(f, "Snippet integrity (SRI)", STR(json_object_get(r, "snippet"), "integrity"));
-    fputs("\n## Consent states of the policy matrix\n\nEach column of a site's matrix is what "
-          "the site's real pipeline did to one synthetic probe event carrying every field, "
-          "sent with these signals:\n\n| column | signals sent |\n|---|---|\n",
-          f);
-    json_array_foreach(states_, i, v) md_row2(f, STR(v, "title"), STR(v, "signals"));
-    fputs("\n| cell | meaning |\n|---|---|\n", f);
-    const char *key;
-    json_object_foreach(json_object_get(r, "outcomes"), key, v) md_row2(f, key,
-                                                                          json_string_value(v));
-    json_array_foreach(json_object_get(r, "sites"), i, site) {
-        json_t *rs = json_object_get(site, "rule_set"), *rule, *d;
-        fputs("\n## Site ", f);
-        md(f, STR(site, "id"));
-        fputs("\n\n### Rule set\n\n| | |\n|---|---|\n", f);
-        md_row2(f, "Path", STR(rs, "path"));
-        md_row2(f, "Name", STR(rs, "name"));
-        md_row2(f, "Version", STR(rs, "version"));
-        md_row2(f, "SHA-256 of the file", STR(rs, "sha256"));
-        fputs("\n### Rules (in order)\n\n| # | id | action | fields | condition | options | why "
-              "|\n|---|---|---|---|---|---|---|\n",
-              f);
-        json_array_foreach(json_object_get(site, "rules"), j, rule) {
-            char *fields = joined(json_object_get(rule, "fields"), "");
-            char *cond = condition_text(rule), *opt = options_text(rule);
-            fprintf(f, "| %zu | ", j + 1);
-            md_code(f, STR(rule, "id"));
-            fputs(" | ", f);
-            md(f, STR(rule, "action"));
-            fputs(" | ", f);
-            md(f, fields);
-            fputs(" | ", f);
-            md(f, cond);
-            fputs(" | ", f);
-            md(f, opt);
-            fputs(" | ", f);
-            md(f, STR(rule, "why"));
-            fputs(" |\n", f);
-            free(fields);
-            free(cond);
-            free(opt);
-        }
-        json_t *consent = json_object_get(site, "consent");
-        char *vendor = vendor_text(site);
-        fputs("\n### Consent policy\n\n| | |\n|---|---|\n", f);
-        md_row2(f, "Default (purposes no signal decides)", STR(consent, "default"));
-        md_row2(f, "Honour GPC", yes_no(json_object_get(consent, "honor_gpc")));
-        md_row2(f, "TCF vendor id", vendor);
-        free(vendor);
-        for (int p = 0; p < SG_PURPOSE__COUNT; p++) {
-            char label[96], *t = tcf_text(site, sg_purpose_name((enum sg_purpose)p));
-            snprintf(label, sizeof(label), "TCF purposes for %s",
-                     sg_purpose_name((enum sg_purpose)p));
-            md_row2(f, label, t);
-            free(t);
-        }
-        fputs("\n### Destinations\n\n| id | dry run | test events | events allowed "
-              "|\n|---|---|---|---|\n",
-              f);
-        json_array_foreach(json_object_get(site, "destinations"), j, d) {
-            char *ev = joined(json_object_get(d, "events"), "all");
-            fputs("| ", f);
-            md_code(f, STR(d, "id"));
-            fprintf(f, " | %s | %s | ", yes_no(json_object_get(d, "dry_run")),
-                    yes_no(json_object_get(d, "test")));
-            md(f, ev);
-            fputs(" |\n", f);
-            free(ev);
-        }
-        fprintf(f, "\n### Event map (effective)\n\nKeys match case-insensitively; the built-in "
-                   "map is %s.\n\n| incoming event | outbound event(s) | source |\n|---|---|---|\n",
-                json_is_true(json_object_get(site, "standard_events")) ? "on" : "off");
-        json_object_foreach(json_object_get(site, "event_map"), key, v) {
-            char *to = joined(json_object_get(v, "to"), "");
-            fputs("| ", f);
-            md(f, key);
-            fputs(" | ", f);
-            md(f, to);
-            fputs(" | ", f);
-            md(f, STR(v, "from"));
-            fputs(" |\n", f);
-            free(to);
-        }
-        fputs("\n### Policy matrix: what leaves, per outbound field and consent state\n\n"
-              "| outbound field |",
-              f);
-        json_array_foreach(states_, j, v) {
-            fputc(' ', f);
-            md(f, STR(v, "title"));
-            fputs(" |", f);
-        }
-        fputs("\n|---|", f);
-        for (j = 0; j < json_array_size(states_); j++)
-            fputs("---|", f);
-        fputc('\n', f);
-        json_t *row;
-        json_object_foreach(json_object_get(site, "matrix"), key, row) {
-            fputs("| ", f);
-            md_code(f, key);
-            fputs(" |", f);
-            json_array_foreach(states_, j, v) {
-                fputc(' ', f);
-                md(f, STR(row, STR(v, "key")));
-                fputs(" |", f);
-            }
-            fputc('\n', f);
-        }
+    (void)w, (void)title, (void)config;
+}
+
+static void md_site_begin(struct writer *w, const char *id)
+{
+    (void)w, (void)id;
+}
+
+static void md_nothing(struct writer *w)
+{
+    (void)w;
+}
+
+/* The identifier in a heading stays plain, as markdown reports have always had it. */
+static void md_heading(struct writer *w, int level, const char *text, const char *code)
+{
+    md_block(w);
+    fprintf(w->f, "%.*s ", level, "###");
+    md(w->f, text);
+    md(w->f, code);
+    fputc('\n', w->f);
+}
+
+/*
+ * A paragraph that introduces the table below ("these signals") ends with ':' here and with
+ * '.' in HTML, as reports have always been written; scripts compare reports byte for byte.
+ */
+static void md_paragraph(struct writer *w, const char *text, bool lead_in)
+{
+    md_block(w);
+    fprintf(w->f, "%s%c\n", text, lead_in ? ':' : '.');
+}
+
+/* A key/value table still needs a header row in markdown: an empty one. */
+static void md_table_begin(struct writer *w, const char *cls, const char *id,
+                           const struct col *cols, size_t n)
+{
+    (void)cls, (void)id;
+    md_block(w);
+    if (n == 0) {
+        fputs("| | |\n|---|---|\n", w->f);
+        return;
     }
+    fputc('|', w->f);
+    for (size_t i = 0; i < n; i++) {
+        fputc(' ', w->f);
+        md(w->f, cols[i].title);
+        fputs(" |", w->f);
+    }
+    fputs("\n|", w->f);
+    for (size_t i = 0; i < n; i++)
+        fputs("---|", w->f);
+    fputc('\n', w->f);
 }
 
-/* ---- HTML ---- */
+static void md_row(struct writer *w, const struct cell *c, size_t n)
+{
+    fputc('|', w->f);
+    for (size_t i = 0; i < n; i++) {
+        fputc(' ', w->f);
+        if (c[i].code)
+            md_code(w->f, c[i].text);
+        else
+            md(w->f, c[i].text);
+        fputs(" |", w->f);
+    }
+    fputc('\n', w->f);
+}
+
+static const struct writer_ops md_writer = {
+    .doc_begin = md_doc_begin,
+    .doc_end = md_nothing,
+    .site_begin = md_site_begin,
+    .site_end = md_nothing,
+    .heading = md_heading,
+    .paragraph = md_paragraph,
+    .table_begin = md_table_begin,
+    .row = md_row,
+    .table_end = md_nothing,
+};
+
+/* ---- the HTML writer ---- */
 
 static void h(FILE *f, const char *s)
 {
@@ -567,26 +778,14 @@ static void h(FILE *f, const char *s)
     }
 }
 
-/* <tag attrs>escaped text</tag> */
-static void hcell(FILE *f, const char *tag, const char *cls, const char *s)
+/* ` name="value"`, escaped; nothing when value is NULL. */
+static void h_attr(FILE *f, const char *name, const char *value)
 {
-    fprintf(f, "<%s", tag);
-    if (cls) {
-        fputs(" class=\"", f);
-        h(f, cls);
-        fputc('"', f);
-    }
-    fputc('>', f);
-    h(f, s);
-    fprintf(f, "</%s>", tag);
-}
-
-static void h_row2(FILE *f, const char *k, const char *v)
-{
-    fputs("<tr>", f);
-    hcell(f, "th", NULL, k);
-    hcell(f, "td", NULL, v);
-    fputs("</tr>\n", f);
+    if (!value)
+        return;
+    fprintf(f, " %s=\"", name);
+    h(f, value);
+    fputc('"', f);
 }
 
 static const char css[] =
@@ -610,147 +809,127 @@ static const char css[] =
     "td.o-raw,td.o-kept,td.o-dropped,td.o-removed,thead th{-webkit-print-color-adjust:exact;"
     "print-color-adjust:exact}}";
 
-static void render_html(const json_t *r, FILE *f)
+static void html_doc_begin(struct writer *w, const char *title, const char *config)
 {
-    size_t i, j;
-    json_t *site, *v, *states_ = json_object_get(r, "consent_states");
-    const char *key;
     fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>",
-          f);
-    h(f, STR(r, "title"));
-    fputs(" - ", f);
-    h(f, STR(r, "config"));
-    fprintf(f, "</title>\n<style>%s</style>\n</head>\n<body>\n<h1>", css);
-    h(f, STR(r, "title"));
-    fputs("</h1>\n<table class=\"kv\" id=\"meta\">\n", f);
-    h_row2(f, "Generated (UTC)", STR(r, "generated"));
-    h_row2(f, "scrubgate version", STR(r, "scrubgate_version"));
-    h_row2(f, "Configuration file", STR(r, "config"));
-    h_row2(f, "Snippet integrity (SRI)", STR(json_object_get(r, "snippet"), "integrity"));
-    fputs("</table>\n<h2>Consent states of the policy matrix</h2>\n<p>Each column of a site's "
-          "matrix is what the site's real pipeline did to one synthetic probe event carrying "
-          "every field, sent with these signals.</p>\n<table id=\"states\"><thead><tr><th>column"
-          "</th><th>signals sent</th></tr></thead><tbody>\n",
-          f);
-    json_array_foreach(states_, i, v) h_row2(f, STR(v, "title"), STR(v, "signals"));
-    fputs("</tbody></table>\n<table id=\"legend\"><thead><tr><th>cell</th><th>meaning</th></tr>"
-          "</thead><tbody>\n",
-          f);
-    json_object_foreach(json_object_get(r, "outcomes"), key, v) h_row2(f, key,
-                                                                         json_string_value(v));
-    fputs("</tbody></table>\n", f);
-    json_array_foreach(json_object_get(r, "sites"), i, site) {
-        json_t *rs = json_object_get(site, "rule_set"), *rule, *d;
-        fputs("<section class=\"site\" data-site=\"", f);
-        h(f, STR(site, "id"));
-        fputs("\">\n<h2>Site <code>", f);
-        h(f, STR(site, "id"));
-        fputs("</code></h2>\n<h3>Rule set</h3>\n<table class=\"kv\">\n", f);
-        h_row2(f, "Path", STR(rs, "path"));
-        h_row2(f, "Name", STR(rs, "name"));
-        h_row2(f, "Version", STR(rs, "version"));
-        h_row2(f, "SHA-256 of the file", STR(rs, "sha256"));
-        fputs("</table>\n<h3>Rules (in order)</h3>\n<table class=\"rules\"><thead><tr><th>#</th>"
-              "<th>id</th><th>action</th><th>fields</th><th>condition</th><th>options</th>"
-              "<th>why</th></tr></thead><tbody>\n",
-              f);
-        json_array_foreach(json_object_get(site, "rules"), j, rule) {
-            char n[24], *fields = joined(json_object_get(rule, "fields"), "");
-            char *cond = condition_text(rule), *opt = options_text(rule);
-            snprintf(n, sizeof(n), "%zu", j + 1);
-            fputs("<tr>", f);
-            hcell(f, "td", NULL, n);
-            hcell(f, "td", "mono id", STR(rule, "id"));
-            hcell(f, "td", NULL, STR(rule, "action"));
-            hcell(f, "td", "mono", fields);
-            hcell(f, "td", "mono", cond);
-            hcell(f, "td", "mono", opt);
-            hcell(f, "td", "why", STR(rule, "why"));
-            fputs("</tr>\n", f);
-            free(fields);
-            free(cond);
-            free(opt);
-        }
-        json_t *consent = json_object_get(site, "consent");
-        char *vendor = vendor_text(site);
-        fputs("</tbody></table>\n<h3>Consent policy</h3>\n<table class=\"kv\">\n", f);
-        h_row2(f, "Default (purposes no signal decides)", STR(consent, "default"));
-        h_row2(f, "Honour GPC", yes_no(json_object_get(consent, "honor_gpc")));
-        h_row2(f, "TCF vendor id", vendor);
-        free(vendor);
-        for (int p = 0; p < SG_PURPOSE__COUNT; p++) {
-            char label[96], *t = tcf_text(site, sg_purpose_name((enum sg_purpose)p));
-            snprintf(label, sizeof(label), "TCF purposes for %s",
-                     sg_purpose_name((enum sg_purpose)p));
-            h_row2(f, label, t);
-            free(t);
-        }
-        fputs("</table>\n<h3>Destinations</h3>\n<table class=\"dests\"><thead><tr><th>id</th>"
-              "<th>dry run</th><th>test events</th><th>events allowed</th></tr></thead><tbody>\n",
-              f);
-        json_array_foreach(json_object_get(site, "destinations"), j, d) {
-            char *ev = joined(json_object_get(d, "events"), "all");
-            fputs("<tr>", f);
-            hcell(f, "td", "mono", STR(d, "id"));
-            hcell(f, "td", NULL, yes_no(json_object_get(d, "dry_run")));
-            hcell(f, "td", NULL, yes_no(json_object_get(d, "test")));
-            hcell(f, "td", NULL, ev);
-            fputs("</tr>\n", f);
-            free(ev);
-        }
-        fprintf(f, "</tbody></table>\n<h3>Event map (effective)</h3>\n<p>Keys match "
-                   "case-insensitively; the built-in map is %s.</p>\n<table class=\"eventmap\">"
-                   "<thead><tr><th>incoming event</th><th>outbound event(s)</th><th>source</th>"
-                   "</tr></thead><tbody>\n",
-                json_is_true(json_object_get(site, "standard_events")) ? "on" : "off");
-        json_object_foreach(json_object_get(site, "event_map"), key, v) {
-            char *to = joined(json_object_get(v, "to"), "");
-            fputs("<tr>", f);
-            hcell(f, "td", NULL, key);
-            hcell(f, "td", NULL, to);
-            hcell(f, "td", NULL, STR(v, "from"));
-            fputs("</tr>\n", f);
-            free(to);
-        }
-        fputs("</tbody></table>\n<h3>Policy matrix: what leaves, per outbound field and consent "
-              "state</h3>\n<table class=\"matrix\"><thead><tr><th>outbound field</th>",
-              f);
-        json_array_foreach(states_, j, v) {
-            fputs("<th data-state=\"", f);
-            h(f, STR(v, "key"));
-            fputs("\">", f);
-            h(f, STR(v, "title"));
-            fputs("</th>", f);
-        }
-        fputs("</tr></thead><tbody>\n", f);
-        json_t *row;
-        json_object_foreach(json_object_get(site, "matrix"), key, row) {
-            fputs("<tr><th><code>", f);
-            h(f, key);
-            fputs("</code></th>", f);
-            json_array_foreach(states_, j, v) {
-                const char *o = STR(row, STR(v, "key"));
-                char cls[64];
-                snprintf(cls, sizeof(cls), "o-%s", o ? o : "");
-                hcell(f, "td", cls, o);
-            }
-            fputs("</tr>\n", f);
-        }
-        fputs("</tbody></table>\n</section>\n", f);
-    }
+          w->f);
+    h(w->f, title);
+    fputs(" - ", w->f);
+    h(w->f, config);
+    fprintf(w->f, "</title>\n<style>%s</style>\n</head>\n<body>\n", css);
+}
+
+/* The sign-off block is for the printed page (the .signoff style); markdown has none. */
+static void html_doc_end(struct writer *w)
+{
     fputs("<h2>Sign-off</h2>\n<table class=\"kv signoff\">\n<tr><th>Reviewed by</th><td></td>"
           "</tr>\n<tr><th>Role</th><td></td></tr>\n<tr><th>Date</th><td></td></tr>\n<tr><th>"
           "Signature</th><td></td></tr>\n</table>\n</body>\n</html>\n",
-          f);
+          w->f);
 }
+
+/* A site is a section, so that print starts each one on a new page. */
+static void html_site_begin(struct writer *w, const char *id)
+{
+    fputs("<section class=\"site\"", w->f);
+    h_attr(w->f, "data-site", id);
+    fputs(">\n", w->f);
+}
+
+static void html_site_end(struct writer *w)
+{
+    fputs("</section>\n", w->f);
+}
+
+static void html_heading(struct writer *w, int level, const char *text, const char *code)
+{
+    fprintf(w->f, "<h%d>", level);
+    h(w->f, text);
+    if (code) {
+        fputs("<code>", w->f);
+        h(w->f, code);
+        fputs("</code>", w->f);
+    }
+    fprintf(w->f, "</h%d>\n", level);
+}
+
+static void html_paragraph(struct writer *w, const char *text, bool lead_in)
+{
+    (void)lead_in;
+    fprintf(w->f, "<p>%s.</p>\n", text);
+}
+
+static void html_table_begin(struct writer *w, const char *cls, const char *id,
+                             const struct col *cols, size_t n)
+{
+    fputs("<table", w->f);
+    h_attr(w->f, "class", cls);
+    h_attr(w->f, "id", id);
+    fputc('>', w->f);
+    w->thead = n > 0;
+    if (w->thead) {
+        fputs("<thead><tr>", w->f);
+        for (size_t i = 0; i < n; i++) {
+            fputs("<th", w->f);
+            h_attr(w->f, "data-state", cols[i].state);
+            fputc('>', w->f);
+            h(w->f, cols[i].title);
+            fputs("</th>", w->f);
+        }
+        fputs("</tr></thead><tbody>", w->f);
+    }
+    fputc('\n', w->f);
+}
+
+static void html_row(struct writer *w, const struct cell *c, size_t n)
+{
+    fputs("<tr>", w->f);
+    for (size_t i = 0; i < n; i++) {
+        const char *tag = c[i].head ? "th" : "td";
+        bool code = c[i].code && !c[i].cls;
+        fprintf(w->f, "<%s", tag);
+        h_attr(w->f, "class", c[i].cls);
+        fputs(code ? "><code>" : ">", w->f);
+        h(w->f, c[i].text);
+        fprintf(w->f, "%s</%s>", code ? "</code>" : "", tag);
+    }
+    fputs("</tr>\n", w->f);
+}
+
+static void html_table_end(struct writer *w)
+{
+    fputs(w->thead ? "</tbody></table>\n" : "</table>\n", w->f);
+}
+
+static const struct writer_ops html_writer = {
+    .doc_begin = html_doc_begin,
+    .doc_end = html_doc_end,
+    .site_begin = html_site_begin,
+    .site_end = html_site_end,
+    .heading = html_heading,
+    .paragraph = html_paragraph,
+    .table_begin = html_table_begin,
+    .row = html_row,
+    .table_end = html_table_end,
+};
 
 /* ---- CSV (RFC 4180) ---- */
 
+/*
+ * One cell. A cell a spreadsheet would read as a formula (starting with = + - @, a tab or a
+ * carriage return: OWASP's "CSV injection") gets a leading ' so that it shows as text; a site
+ * id such as "-2-1" or a rule-set path is the operator's, but the report is opened by others.
+ */
 static void csv(FILE *f, const char *s, bool last)
 {
+    bool formula = s && *s && strchr("=+-@\t\r", *s);
+    if (formula && !strpbrk(s, ",\"\r\n"))
+        fputc('\'', f);
     if (s && strpbrk(s, ",\"\r\n")) {
         fputc('"', f);
+        if (formula)
+            fputc('\'', f);
         for (; *s; s++) {
             if (*s == '"')
                 fputc('"', f);
@@ -803,10 +982,10 @@ int sg_report_render(const json_t *report, enum sg_report_format fmt, FILE *out)
         break;
     }
     case SG_REPORT_MD:
-        render_md(report, out);
+        render_doc(report, &md_writer, out);
         break;
     case SG_REPORT_HTML:
-        render_html(report, out);
+        render_doc(report, &html_writer, out);
         break;
     case SG_REPORT_CSV:
         render_csv(report, out);
@@ -826,7 +1005,11 @@ int sg_report_write(const json_t *report, enum sg_report_format fmt, const char 
             return sg_error("writing the report to standard output: %s", strerror(errno));
         return 0;
     }
-    size_t n = strlen(path) + 16;
+    struct stat st;
+    size_t plen = strlen(path);
+    if ((stat(path, &st) == 0 && S_ISDIR(st.st_mode)) || (plen && path[plen - 1] == '/'))
+        return sg_error("%s: is a directory; -o takes the report's file name", path);
+    size_t n = plen + 16;
     char *tmp = sg_xmalloc(n);
     snprintf(tmp, n, "%s.tmpXXXXXX", path);
     int rc = -1, fd = mkstemp(tmp);

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,7 +211,12 @@ static int consider(const char *line, size_t len, const struct sg_synclog_query 
     static const char ts_key[] = "{\"ts\":";
     if (len < sizeof(ts_key) || memcmp(line, ts_key, sizeof(ts_key) - 1) != 0)
         return 0;
-    long long ts = strtoll(line + sizeof(ts_key) - 1, NULL, 10);
+    /* The digits, read within the line: the block holding it is not NUL-terminated. */
+    long long ts = 0;
+    for (size_t i = sizeof(ts_key) - 1; i < len && line[i] >= '0' && line[i] <= '9' &&
+                                        ts < (LLONG_MAX - 9) / 10;
+         i++)
+        ts = ts * 10 + (line[i] - '0');
     if (q->has_since && ts < q->since) {
         if (ts < q->since - SG_SYNCLOG_SINCE_SLACK)
             return -1;

@@ -7,6 +7,7 @@ on any other reply; test-connection from the command line and the admin API;
 429 with Retry-After over limits.rate_per_ip / rate_per_site.
 """
 import http.client
+import http.server
 import json
 import os
 import re
@@ -423,6 +424,44 @@ class TestConnectionTest(AdminBase):
         self.assertEqual((rc, out), (2, ""))
         self.assertIn(proxy.config, err)
         self.assertIn('"nope"', err)
+
+    def test_a_hostile_api_base_cannot_make_it_print_the_token(self):
+        """Found by the adversarial review: an api_base that echoes the token in request_id, or
+        with the token across the message's 300-character cut, must not get it printed."""
+        modes = {}
+
+        class Echo(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                tok, mode = self.headers.get("Access-Token", ""), modes["mode"]
+                body = json.dumps({"code": 40105, "data": {},
+                                   "message": "x" * 290 + tok if mode == "cut" else
+                                   "token %s... is bad" % tok[:12],
+                                   "request_id": tok if mode == "rid" else "rid1"}).encode()
+                self.send_response(401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        try:
+            proxy = self.proxy = Proxy([site_config("http://127.0.0.1:%d" % srv.server_port)])
+            for mode in ("cut", "rid", "piece"):
+                modes["mode"] = mode
+                for args in (("--site", "shop"), ("--site", "shop", "--json")):
+                    rc, out, err = self.cli(proxy, *args)
+                    self.assertEqual(rc, 1, (mode, out, err))
+                    for text in (out, err):
+                        for k in range(len(TOKEN) - 7):  # no piece of 8 bytes or more
+                            self.assertNotIn(TOKEN[k:k + 8], text, (mode, args, text))
+        finally:
+            srv.shutdown()
+            srv.server_close()
 
     def test_cli_every_destination_one_line_each(self):
         other = FakeTikTok(token="another-token", pixel="CPIXEL999").start()

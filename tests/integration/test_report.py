@@ -271,6 +271,12 @@ class ReportTest(unittest.TestCase):
                 os.path.join(self.tmp, "nope", "r.md"))
         self.assertEqual(r.returncode, 1)
         self.assertIn("nope", r.stderr)
+        # A directory as the file: a clear error, and no temporary file left beside it.
+        before = sorted(os.listdir(self.tmp))
+        r = run("check", "-c", self.config, "--format", "md", "-o", os.path.join(self.tmp, "out"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("is a directory", r.stderr)
+        self.assertEqual(sorted(os.listdir(self.tmp)), before)
 
     def test_bad_format_is_usage_error(self):
         r = run("check", "-c", self.config, "--format", "pdf")

@@ -82,6 +82,23 @@ static void test_csv_quotes_rfc4180(void **state)
     json_decref(m);
 }
 
+/* A cell a spreadsheet would run as a formula shows as text (a leading '), quoted or not. */
+static void test_csv_defuses_formulas(void **state)
+{
+    (void)state;
+    json_t *m = model();
+    json_t *site = json_array_get(json_object_get(m, "sites"), 0);
+    json_object_set_new(site, "id", json_string("-2-1"));
+    json_object_set_new(json_object_get(site, "rule_set"), "path",
+                        json_string("=cmd|' /C calc'!A0,x"));
+    char *out = render(m, SG_REPORT_CSV);
+    assert_non_null(strstr(out, "\r\n'-2-1,\"'=cmd|' /C calc'!A0,x\",abcdef,user.email,denied,"));
+    assert_null(strstr(out, "\r\n-2-1"));
+    assert_null(strstr(out, ",=cmd"));
+    free(out);
+    json_decref(m);
+}
+
 static void test_html_escapes_everything(void **state)
 {
     (void)state;
@@ -179,6 +196,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_names),
         cmocka_unit_test(test_csv_quotes_rfc4180),
+        cmocka_unit_test(test_csv_defuses_formulas),
         cmocka_unit_test(test_html_escapes_everything),
         cmocka_unit_test(test_markdown_cells_stay_cells),
         cmocka_unit_test(test_write_is_atomic),
