@@ -22,7 +22,9 @@
 #define DUP_WINDOW_NS (120LL * 1000000000LL) /* TikTok dedups event_id; the stream, 2 minutes */
 #define ACK_WAIT_NS (30LL * 1000000000LL)   /* an instance that died: redelivered after this */
 #define PUB_WINDOW 8192                     /* publishes awaiting their ack, per worker */
-#define PUB_WAIT_MS 1000                    /* no stream ack within this: 503 */
+#define PUB_WAIT_MS 1000                    /* a publish's own ack timeout (libnats) */
+#define ANSWER_MS 900                       /* a request without every ack by then: 503 */
+#define TICK_MS 50
 #define FETCH_MAX 256
 
 struct sg_jetstream {
@@ -77,6 +79,16 @@ static char *durable_name(const char *site, const char *dest)
 
 /* ---- connection and setup ---- */
 
+/* A server URL for a log line: user and password (nats://user:pass@host) never appear. */
+static void redact_url(const char *url, char *out, size_t cap)
+{
+    const char *scheme = strstr(url, "://"), *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    if (at)
+        snprintf(out, cap, "%.*s***%s", (int)(scheme + 3 - url), url, at);
+    else
+        snprintf(out, cap, "%s", url);
+}
+
 static void disconnected_cb(natsConnection *nc, void *arg)
 {
     struct sg_jetstream *js = arg;
@@ -88,10 +100,11 @@ static void disconnected_cb(natsConnection *nc, void *arg)
 static void reconnected_cb(natsConnection *nc, void *arg)
 {
     struct sg_jetstream *js = arg;
-    char url[256] = "";
+    char url[256] = "", shown[300];
     natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+    redact_url(url, shown, sizeof(shown));
     atomic_store(&js->connected, true);
-    sg_info("jetstream: reconnected to %s", url);
+    sg_info("jetstream: reconnected to %s", shown);
 }
 
 static int nats_fail(const char *what, natsStatus s, jsErrCode jerr)
@@ -242,7 +255,9 @@ struct sg_jetstream *sg_jetstream_open(const struct sg_config *cfg)
     }
     s = natsConnection_Connect(&js->nc, o);
     if (s != NATS_OK) {
-        sg_error("jetstream: cannot connect to %s%s: %s", qc->servers[0],
+        char shown[300];
+        redact_url(qc->servers[0], shown, sizeof(shown));
+        sg_error("jetstream: cannot connect to %s%s: %s", shown,
                  qc->n_servers > 1 ? " (or the other servers)" : "", natsStatus_GetText(s));
         goto fail;
     }
@@ -366,7 +381,7 @@ static void settle(struct js_queue *jq)
         if (!g->answered && g->pending == 0)
             answer(jq, g, !g->failed);
         else if (!g->answered && (g->failed || now >= g->deadline))
-            answer(jq, g, false); /* never a hang: 503 within PUB_WAIT_MS */
+            answer(jq, g, false); /* never a hang: 503 within ANSWER_MS + TICK_MS */
         if (g->answered && g->pending == 0) {
             *pp = g->next;
             free(g->body);
@@ -569,7 +584,7 @@ static void js_defer(struct sg_queue *q, struct evhttp_request *req, const char 
     g->body = body;
     snprintf(g->site, sizeof(g->site), "%s", site);
     g->deferred = true;
-    g->deadline = sg_now_mono_ms() + PUB_WAIT_MS;
+    g->deadline = sg_now_mono_ms() + ANSWER_MS;
     g->next = jq->groups;
     jq->groups = g;
     jq->n_waiting++;
@@ -914,7 +929,7 @@ struct sg_queue *sg_jetstream_queue_new(void *arg, int worker, struct event_base
     o.PublishAsync.MaxPending = 2 * PUB_WINDOW; /* never reached: has_room() bounds it */
     jq->ack_ev = event_new(base, -1, 0, ack_cb, jq);
     jq->tick = event_new(base, -1, EV_PERSIST, tick_cb, jq);
-    struct timeval tv = {0, 100000};
+    struct timeval tv = {0, TICK_MS * 1000};
     if (!jq->ack_ev || !jq->tick || event_add(jq->tick, &tv) < 0 ||
         natsConnection_JetStream(&jq->ctx, js->nc, &o) != NATS_OK) {
         sg_error("worker %d: cannot create its JetStream queue", worker);

@@ -19,7 +19,8 @@ def available():
 
 
 class Node:
-    def __init__(self, name, base, cluster_routes=None, cluster_port=None, max_payload=None):
+    def __init__(self, name, base, cluster_routes=None, cluster_port=None, max_payload=None,
+                 extra=""):
         self.name = name
         self.port = free_port()
         self.store = os.path.join(base, name)
@@ -33,6 +34,8 @@ class Node:
                  "jetstream { store_dir: %s }" % json.dumps(self.store)]
         if max_payload:
             lines.append("max_payload: %d" % max_payload)
+        if extra:
+            lines.append(extra)
         if cluster_port:
             lines.append("cluster { name: sg; listen: 127.0.0.1:%d; routes: [%s] }"
                          % (cluster_port, ", ".join("nats-route://127.0.0.1:%d" % p
@@ -67,13 +70,14 @@ class Node:
 class Cluster:
     """n nodes (1: a single JetStream server, no cluster block)."""
 
-    def __init__(self, n=1, max_payload=None):
+    def __init__(self, n=1, max_payload=None, extra=""):
+        self.user = None
         self.base = tempfile.mkdtemp(prefix="sg-nats-")
         cports = [free_port() for _ in range(n)] if n > 1 else [None]
         self.nodes = []
         for i in range(n):
             routes = [p for j, p in enumerate(cports) if j != i] if n > 1 else None
-            self.nodes.append(Node("n%d" % i, self.base, routes, cports[i], max_payload))
+            self.nodes.append(Node("n%d" % i, self.base, routes, cports[i], max_payload, extra))
 
     def start(self):
         for n in self.nodes:
@@ -82,6 +86,8 @@ class Cluster:
         return self
 
     def urls(self):
+        if self.user:
+            return [n.url.replace("nats://", "nats://%s@" % self.user) for n in self.nodes]
         return [n.url for n in self.nodes]
 
     def wait_jetstream(self, timeout=30):
@@ -91,7 +97,8 @@ class Cluster:
             for n in self.nodes:
                 if n.proc and n.proc.poll() is None:
                     try:
-                        r = request(n.url, "$JS.API.INFO", b"", timeout=1)
+                        r = request(self.urls()[self.nodes.index(n)], "$JS.API.INFO", b"",
+                                    timeout=1)
                         if "error" not in r:
                             return
                     except (OSError, ValueError):
@@ -108,12 +115,18 @@ class Cluster:
 
 def request(url, subject, payload, timeout=5):
     """One request over the NATS text protocol; the reply's JSON."""
-    host, port = url[len("nats://"):].rsplit(":", 1)
+    rest = url[len("nats://"):]
+    auth = {}
+    if "@" in rest:
+        userinfo, rest = rest.split("@", 1)
+        auth = dict(zip(("user", "pass"), userinfo.split(":", 1)))
+    host, port = rest.rsplit(":", 1)
     s = socket.create_connection((host, int(port)), timeout)
     f = s.makefile("rb")
     f.readline()  # INFO
     inbox = "_INBOX.sgtest%d" % os.getpid()
-    s.sendall(b'CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\n')
+    s.sendall(b"CONNECT " + json.dumps(dict({"verbose": False, "pedantic": False,
+                                              "headers": True}, **auth)).encode() + b"\r\n")
     s.sendall(("SUB %s 1\r\nPUB %s %s %d\r\n" % (inbox, subject, inbox, len(payload))).encode()
               + payload + b"\r\nPING\r\n")
     deadline = time.time() + timeout

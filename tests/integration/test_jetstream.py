@@ -35,8 +35,8 @@ class JetStreamTest(unittest.TestCase):
         self.fake.stop()
         self.nats.stop()
 
-    def proxy(self, limits=None, **over):
-        p = Proxy([site_config(self.fake.url)], limits=limits,
+    def proxy(self, limits=None, workers=2, **over):
+        p = Proxy([site_config(self.fake.url)], limits=limits, workers=workers,
                   extra=js_queue(self.nats, **over))
         self.proxies.append(p)
         return p.start()
@@ -195,6 +195,46 @@ class JetStreamTest(unittest.TestCase):
         self.assertEqual(p.sync_log(), [])
         self.fake.token = TOKEN
         self.assertEqual(self.wait_delivered(ids), set())
+
+    def test_a_publish_without_permission_answers_503_and_hides_the_password(self):
+        self.nats.stop()
+        self.nats = natsctl.Cluster(1, extra=(
+            'authorization { users: [ { user: sg, password: "pw-s3cret-77", permissions: '
+            '{ publish: { allow: [">"], deny: ["scrubgate.shop.>"] } } } ] }'))
+        self.nats.user = "sg:pw-s3cret-77"
+        self.nats.start()
+        p = self.proxy()
+        t = time.time()
+        st, _, body = p.post([{"event": "Lead", "event_id": "denied"}])
+        self.assertEqual(st, 503, body)
+        self.assertLess(time.time() - t, 1.0)
+        self.nats.nodes[0].kill()  # a reconnect line names the server
+        self.nats.nodes[0].start()
+        p.wait_log("reconnected to", 10)
+        self.assertIn("reconnected to nats://***@127.0.0.1", p.stderr())
+        self.assertNotIn("pw-s3cret-77", p.stderr())
+        time.sleep(0.5)
+        self.assertNotIn("denied", self.delivered())
+
+    def test_slow_upstream_leaves_the_backlog_in_the_stream(self):
+        self.fake.delay = 0.5
+        p = self.proxy(limits={"batch_max_events": 10, "max_inflight": 1,
+                               "flush_interval_ms": 20}, workers=1)
+        ids = ["s%d" % i for i in range(100)]
+        for k in range(0, 100, 20):
+            self.assertEqual(p.post([{"event": "Lead", "event_id": x}
+                                     for x in ids[k:k + 20]])[0], 202)
+        time.sleep(1.2)
+        durable = "sg-shop-" + DEST.replace(":", "_")
+        ci = natsctl.consumer_info(self.nats.urls()[0], "SCRUBGATE", durable)
+        # The instance holds what one request can take (max_inflight x batch, plus the fetch
+        # that was under way); the rest waits in the stream, on disk, for any instance.
+        self.assertLessEqual(ci["num_ack_pending"], 20)
+        self.assertGreaterEqual(ci["num_pending"], 50)
+        self.assertLess(len(self.delivered()), 50)
+        self.fake.delay = 0
+        self.assertEqual(self.wait_delivered(ids, 30), set())
+        self.assertEqual(len(self.delivered()), 100)
 
     def test_credentials_never_reach_the_log(self):
         d = tempfile.mkdtemp(prefix="sg-creds-")
