@@ -365,8 +365,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
     /* A mapped event may become up to map_fanout outbound events (event_map arrays). */
     size_t fan = site->map_fanout ? site->map_fanout : 1;
-    const char *failing = queue->ops->failing(queue);
-    if (failing && strcmp(failing, "spool_broken") != 0) {
+    if (!queue->ops->accepts(queue)) {
         /* A shared queue that cannot be reached: refuse now, never a 202 from a local
          * buffer (the spool's own faults are found by its next write, which heals them). */
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");

@@ -566,6 +566,11 @@ static const char *js_failing(const struct sg_queue *q)
     return atomic_load(&jq->js->connected) ? NULL : "queue_unreachable";
 }
 
+static bool js_accepts(const struct sg_queue *q)
+{
+    return js_failing(q) == NULL;
+}
+
 static void group_close_cb(struct evhttp_connection *conn, void *arg)
 {
     struct js_queue *jq = arg;
@@ -899,6 +904,7 @@ static const struct sg_queue_ops js_ops = {
     .appended = js_appended,
     .has_room = js_has_room,
     .failing = js_failing,
+    .accepts = js_accepts,
     .defer = js_defer,
     .waiting = js_waiting,
     .done = js_done,

@@ -46,6 +46,12 @@ static const char *local_failing(const struct sg_queue *q)
     return sg_spool_failing(CLQ(q)->spool) ? "spool_broken" : NULL;
 }
 
+static bool local_accepts(const struct sg_queue *q)
+{
+    SG_UNUSED(q);
+    return true;
+}
+
 static void local_defer(struct sg_queue *q, struct evhttp_request *req, const char *site,
                         char *body)
 {
@@ -94,6 +100,7 @@ static const struct sg_queue_ops local_ops = {
     .appended = local_appended,
     .has_room = local_has_room,
     .failing = local_failing,
+    .accepts = local_accepts,
     .defer = local_defer,
     .waiting = local_waiting,
     .done = local_done,

@@ -65,6 +65,9 @@ struct sg_queue_ops {
     /* From any thread: NULL when events are accepted, else why not ("spool_broken",
      * "queue_unreachable"): /healthz names it, ingest answers 503. */
     const char *(*failing)(const struct sg_queue *q);
+    /* Ingest asks before staging: false answers 503 at once (a shared queue that cannot be
+     * reached). The local spool says true even while failing: its next write heals it. */
+    bool (*accepts)(const struct sg_queue *q);
     /* Answer req (202 with body, stolen) once all appended so far is durable, else 503. */
     void (*defer)(struct sg_queue *q, struct evhttp_request *req, const char *site, char *body);
     /* Replies waiting, plus work in progress that shutdown must wait for. */
