@@ -81,6 +81,7 @@ struct sg_forwarder {
     struct sg_forward_stats stats;
     void *consumer;      /* shared queues: this forwarder's share of the destination's consumer */
     bool retired;        /* a reload removed its destination: it takes nothing new */
+    bool draining;       /* shutdown: send what it holds, pull nothing more */
     _Atomic long credit; /* shared queues: events it takes now (read by the consumer's thread) */
 };
 
@@ -338,7 +339,7 @@ static void note_queue(struct sg_forwarder *fw)
      * for max_inflight full batches. */
     long credit = 0;
     size_t want = (size_t)fw->limits->max_inflight * fw->limits->batch_max_events;
-    if (fw->closing || fw->retired || hold_until(fw) > sg_now_mono_ms())
+    if (fw->closing || fw->retired || fw->draining || hold_until(fw) > sg_now_mono_ms())
         credit = 0;
     else if (fw->stats.paused) /* one event for the next probe, once the last one is done */
         credit = fw->requests == 0 && fw->ready.count == 0 ? 1 : 0;
@@ -796,6 +797,7 @@ void sg_forwarder_retire(struct sg_forwarder *fw, bool retired)
 
 size_t sg_forwarder_drain(struct sg_forwarder *fw)
 {
+    fw->draining = true; /* a shared queue's consumer stops pulling (note_queue) */
     flush(fw);
     /* A destination paused by a token error cannot send: its events wait in the spool,
      * so shutdown does not wait for them. */

@@ -236,6 +236,25 @@ class JetStreamTest(unittest.TestCase):
         self.assertEqual(self.wait_delivered(ids, 30), set())
         self.assertEqual(len(self.delivered()), 100)
 
+    def test_sigterm_under_load_is_prompt_and_the_other_instance_takes_over(self):
+        self.fake.delay = 0.5  # 20 events/s per instance: 200 take both instances 5 s
+        lim = {"batch_max_events": 10, "flush_interval_ms": 20, "max_inflight": 1}
+        a = self.proxy(limits=lim, workers=1)
+        b = self.proxy(limits=lim, workers=1)
+        ids = ["g%d" % i for i in range(200)]
+        for k in range(0, 200, 50):
+            self.assertEqual(a.post([{"event": "Lead", "event_id": x}
+                                     for x in ids[k:k + 50]])[0], 202)
+        a.wait_sync(10, 5)
+        time.sleep(0.2)  # A's next request is in flight (0.5 s): the drain waits for it
+        t = time.time()
+        self.assertEqual(a.stop(), 0)
+        self.assertLess(time.time() - t, 3.0)  # the drain sends what it holds, pulls no more
+        self.fake.delay = 0
+        # Nothing A had taken waits for the 30 s ack wait: B sends the rest at once.
+        self.assertEqual(self.wait_delivered(ids, 15), set())
+        self.assertGreater(len(b.sync_log()), 0)
+
     def test_credentials_never_reach_the_log(self):
         d = tempfile.mkdtemp(prefix="sg-creds-")
         creds = os.path.join(d, "user.creds")
