@@ -109,6 +109,9 @@ class JetStreamClusterTest(unittest.TestCase):
         self.assertGreater(len(self.b.sync_log()), 0)
 
     def test_nats_unreachable_503_then_recovers_by_itself(self):
+        info = natsctl.stream_info(self.nats.urls()[0], "SCRUBGATE")
+        self.assertEqual(info["config"]["num_replicas"], 3)
+        self.assertEqual(len(info["cluster"].get("replicas", [])), 2)  # and a leader
         self.assertEqual(self.a.post([{"event": "Lead", "event_id": "u0"}])[0], 202)
         for n in self.nats.nodes:
             n.kill()
