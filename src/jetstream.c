@@ -423,6 +423,9 @@ static void ack_handler(jsCtx *ctx, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae
     if (!ok && pae)
         sg_warn("jetstream: publish not acknowledged: %s (error %d)",
                 pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err), (int)pae->ErrCode);
+    /* The handler owns the message (libnats 3.4): its entry above is gone, so the address
+     * may be reused by the next publish without being mistaken for this one. */
+    natsMsg_Destroy(msg);
     event_active(jq->ack_ev, EV_READ, 0);
 }
 
