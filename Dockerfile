@@ -10,7 +10,7 @@ FROM debian:bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc g++ make cmake pkg-config uglifyjs \
       libevent-dev libcurl4-openssl-dev libpcre2-dev libjansson-dev libssl-dev \
-      libphonenumber-dev zlib1g-dev \
+      libphonenumber-dev zlib1g-dev libnats-dev \
  && rm -rf /var/lib/apt/lists/*
 COPY . /src
 RUN cmake -S /src -B /build -DCMAKE_BUILD_TYPE=Release -DSG_TESTS=OFF \
@@ -24,7 +24,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates libevent-2.1-7 \
       libevent-core-2.1-7 libevent-extra-2.1-7 libevent-pthreads-2.1-7 libcurl4 \
-      libpcre2-8-0 libjansson4 libssl3 libphonenumber8 zlib1g \
+      libpcre2-8-0 libjansson4 libssl3 libphonenumber8 zlib1g libnats3.4 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin scrubgate \
  && install -d -o scrubgate -g scrubgate -m 0700 /var/lib/scrubgate

@@ -348,7 +348,9 @@ static void healthz(struct sg_admin *a, struct evhttp_request *req)
         if (sg_worker_accepting(w))
             continue;
         /* Name the cause when it is known; sg_worker_accepting() may have others. */
-        const char *why = sg_spool_failing(sg_worker_spool(w)) ? "spool_broken" : "not_accepting";
+        const char *why = sg_worker_failing(w);
+        if (!why)
+            why = "not_accepting";
         char *reason = sg_xasprintf("%s:worker%d", why, sg_worker_index(w));
         add_reason(reasons, reason);
         free(reason);

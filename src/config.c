@@ -104,6 +104,9 @@ void sg_config_free(struct sg_config *cfg)
     sg_free_secret(cfg->admin_token);
     free(cfg->admin_token_env_unset);
     free(cfg->state_dir);
+    free_strv(cfg->queue.servers, cfg->queue.n_servers);
+    free(cfg->queue.stream);
+    free(cfg->queue.creds_file);
     free(cfg);
 }
 
@@ -760,11 +763,13 @@ static int load_site(struct loader *L, json_t *o, const char *path, struct sg_si
 }
 
 /*
- * queue: {"type": "local"} (the default: the on-disk spool under state_dir). The NATS JetStream
- * queue of several instances is not in this build; asking for it is an error, not a fallback
- * (a silent local spool would lose the sharing the operator asked for).
+ * queue: {"type": "local"} (the default: the on-disk spool under state_dir) or
+ * {"type": "jetstream", "servers": [...], "stream": "SCRUBGATE", "replicas": 3,
+ * "creds_file": null}: several instances over one NATS JetStream cluster (docs/SCALING.md).
+ * An unknown type is an error, never a fallback (a silent local spool would lose the
+ * sharing the operator asked for).
  */
-static int load_queue(struct loader *L, json_t *q)
+static int load_queue(struct loader *L, json_t *q, struct sg_queue_conf *out)
 {
     static const char *const keys[] = {"type", "servers", "stream", "replicas", "creds_file",
                                        NULL};
@@ -781,12 +786,43 @@ static int load_queue(struct loader *L, json_t *q)
                                     "the local queue takes no other key than \"type\"");
         return 0;
     }
-    if (t && !strcmp(t, "jetstream"))
-        return sg_jsondoc_error(&L->doc, "queue.type", false,
-                                "the jetstream queue is not available in this build (only "
-                                "\"local\")");
-    return sg_jsondoc_error(&L->doc, json_object_get(q, "type") ? "queue.type" : "queue", false,
-                            "must be \"local\" (or \"jetstream\", not in this build)");
+    if (!t || strcmp(t, "jetstream") != 0)
+        return sg_jsondoc_error(&L->doc, json_object_get(q, "type") ? "queue.type" : "queue",
+                                false, "must be \"local\" or \"jetstream\"");
+    out->type = SG_QUEUE_JETSTREAM;
+    if (get_strv(L, q, "servers", "queue", &out->servers, &out->n_servers) < 0)
+        return -1;
+    if (!out->n_servers)
+        return sg_jsondoc_error(&L->doc, json_object_get(q, "servers") ? "queue.servers" : "queue",
+                                false, "jetstream needs \"servers\": at least one nats:// URL");
+    for (size_t i = 0; i < out->n_servers; i++)
+        if (strncmp(out->servers[i], "nats://", 7) != 0 && strncmp(out->servers[i], "tls://", 6))
+            return sg_jsondoc_error(&L->doc, at(L, "queue.servers[%zu]", i), false,
+                                    "must be a nats:// or tls:// URL");
+    if (get_str(L, q, "stream", "queue", false, &out->stream) < 0)
+        return -1;
+    if (!out->stream)
+        out->stream = sg_xstrdup("SCRUBGATE");
+    /* A stream name is a subject token: no '.', '*', '>' or spaces. */
+    for (const char *c = out->stream; *c; c++)
+        if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-')
+            return sg_jsondoc_error(&L->doc, "queue.stream", false,
+                                    "must be letters, digits, '_' or '-'");
+    long long replicas = 3;
+    if (get_num_why(L, q, "replicas", "queue", 1, 5, "JetStream's limit", &replicas) < 0)
+        return -1;
+    out->replicas = (int)replicas;
+    json_t *cf = json_object_get(q, "creds_file");
+    if (cf && !json_is_null(cf)) {
+        if (!json_is_string(cf) || json_string_length(cf) == 0)
+            return sg_jsondoc_error(&L->doc, "queue.creds_file", false,
+                                    "must name a file, or be null");
+        out->creds_file = resolve(L, json_string_value(cf));
+        if (access(out->creds_file, R_OK) < 0)
+            return sg_jsondoc_error(&L->doc, "queue.creds_file", false, "cannot read %s: %s",
+                                    out->creds_file, strerror(errno));
+    }
+    return 0;
 }
 
 /* log_format: "text" (default) or "json"; log_level: error, warn, info (default), debug. */
@@ -911,7 +947,7 @@ struct sg_config *sg_config_load(const char *path)
     free(state_rel);
     if (missing) /* as with no token at all; serve says so: sg_config_announce() */
         cfg->admin_token_env_unset = sg_xstrdup(env_name(root, "admin_token_env"));
-    if (load_logging(&L, root, cfg) < 0 || load_queue(&L, json_object_get(root, "queue")) < 0)
+    if (load_logging(&L, root, cfg) < 0 || load_queue(&L, json_object_get(root, "queue"), &cfg->queue) < 0)
         goto fail;
     char host[256];
     int port;

@@ -4,7 +4,6 @@
  */
 #include "scrubgate/common.h"
 #include "scrubgate/buf.h"
-#include "scrubgate/commit.h"
 #include "scrubgate/deadletter.h"
 #include "scrubgate/dest.h"
 #include "scrubgate/forward.h"
@@ -12,6 +11,7 @@
 #include "scrubgate/http_client.h"
 #include "scrubgate/log.h"
 #include "scrubgate/rules.h"
+#include "scrubgate/queue.h"
 #include "scrubgate/spool.h"
 #include "scrubgate/synclog.h"
 
@@ -32,7 +32,7 @@ struct item {
     uint32_t attempts;
     uint64_t due_ms; /* retries: not before this monotonic time */
     uint64_t gen;    /* staged: the spool generation that must be durable before it is sent */
-    struct sg_spool_ref ref;
+    struct sg_queue_ref ref;
 };
 
 struct batch {
@@ -79,6 +79,10 @@ struct sg_forwarder {
     uint32_t backoff_step;  /* consecutive throttled/failed requests */
     bool closing;
     struct sg_forward_stats stats;
+    void *consumer;      /* shared queues: this forwarder's share of the destination's consumer */
+    bool retired;        /* a reload removed its destination: it takes nothing new */
+    bool draining;       /* shutdown: send what it holds, pull nothing more */
+    _Atomic long credit; /* shared queues: events it takes now (read by the consumer's thread) */
 };
 
 static void flush(struct sg_forwarder *fw);
@@ -175,13 +179,44 @@ static void record(struct sg_forwarder *fw, const struct item *it, const char *s
     sg_synclog_write(fw->d.log, &r);
 }
 
-/* The event's story ends here: one sync log line, and the spool may forget it. */
+/* The event's story ends here: one sync log line, and the queue may forget it. */
+static void finish_as(struct sg_forwarder *fw, struct item *it, const char *status,
+                      const char *reason, long http_status, long code, const char *request_id,
+                      enum sg_queue_end how)
+{
+    record(fw, it, status, reason, http_status, code, request_id);
+    fw->d.queue->ops->done(fw->d.queue, &it->ref, how);
+    item_free(it);
+}
+
 static void finish(struct sg_forwarder *fw, struct item *it, const char *status,
                    const char *reason, long http_status, long code, const char *request_id)
 {
-    record(fw, it, status, reason, http_status, code, request_id);
-    sg_spool_ack(fw->d.spool, it->ref);
+    finish_as(fw, it, status, reason, http_status, code, request_id, SG_QUEUE_ACK);
+}
+
+/*
+ * The forwarder lets go of an event without an outcome (shutdown, a dead letter that
+ * failed): it stays in the local spool for the next start; a shared queue gets it back
+ * at once (after delay_ms), for any instance to send.
+ */
+static void let_go(struct sg_forwarder *fw, struct item *it, uint64_t delay_ms)
+{
+    if (!fw->d.queue->ops->sends_own)
+        fw->d.queue->ops->retry(fw->d.queue, &it->ref, delay_ms);
     item_free(it);
+}
+
+/* Not now: the local queue keeps it in the retry heap, a shared one gets it back (nak). */
+static void requeue(struct sg_forwarder *fw, struct item *it, uint64_t due_ms)
+{
+    if (fw->d.queue->ops->sends_own) {
+        it->due_ms = due_ms;
+        heap_push(&fw->retry, it);
+        return;
+    }
+    uint64_t now = sg_now_mono_ms();
+    let_go(fw, it, due_ms > now ? due_ms - now : 0);
 }
 
 /* A dead-letter write on the worker's background thread (no disk wait on the loop). */
@@ -215,11 +250,12 @@ static void dead_done(void *arg)
     struct sg_forwarder *fw = j->fw;
     for (size_t i = 0; i < j->n; i++) {
         if (j->kept) {
-            finish(fw, &j->items[i], "failed", j->reason, j->http_status, j->code, j->request_id);
+            finish_as(fw, &j->items[i], "failed", j->reason, j->http_status, j->code,
+                      j->request_id, SG_QUEUE_TERM);
         } else {
             /* The dead letter did not take it: the event stays in the spool and gets its
-             * one outcome after the next start. */
-            item_free(&j->items[i]);
+             * one outcome after the next start (a shared queue redelivers it later). */
+            let_go(fw, &j->items[i], (uint64_t)fw->limits->retry_cap_ms);
         }
     }
     if (!j->kept)
@@ -228,7 +264,7 @@ static void dead_done(void *arg)
                 j->dest, j->site, j->n);
     fw->inflight -= j->n;
     if (j->kept)
-        sg_commit_kick(fw->d.commit);
+        fw->d.queue->ops->kick(fw->d.queue);
     free(j->site);
     free(j->dest);
     free(j->items);
@@ -253,7 +289,7 @@ static void dead_letter(struct sg_forwarder *fw, struct item *items, size_t n, c
     j->code = code;
     snprintf(j->request_id, sizeof(j->request_id), "%s", request_id ? request_id : "");
     fw->inflight += n; /* drain and free wait for it */
-    sg_commit_background(fw->d.commit, dead_run, dead_done, j);
+    fw->d.queue->ops->background(fw->d.queue, dead_run, dead_done, j);
 }
 
 /* ---- timers ---- */
@@ -294,7 +330,22 @@ static uint64_t hold_until(const struct sg_forwarder *fw)
 /* The queue gauge of /metrics: an O(1) sum, stored whenever the queues change shape. */
 static void note_queue(struct sg_forwarder *fw)
 {
-    atomic_store_explicit(&fw->stats.queued, sg_forwarder_pending(fw), memory_order_relaxed);
+    size_t pending = sg_forwarder_pending(fw);
+    atomic_store_explicit(&fw->stats.queued, pending, memory_order_relaxed);
+    if (!fw->consumer)
+        return;
+    /* A shared queue's consumer pulls only what can leave soon: nothing while paused,
+     * backing off or closing (the stream keeps it for another instance), else enough
+     * for max_inflight full batches. */
+    long credit = 0;
+    size_t want = (size_t)fw->limits->max_inflight * fw->limits->batch_max_events;
+    if (fw->closing || fw->retired || fw->draining || hold_until(fw) > sg_now_mono_ms())
+        credit = 0;
+    else if (fw->stats.paused) /* one event for the next probe, once the last one is done */
+        credit = fw->requests == 0 && fw->ready.count == 0 ? 1 : 0;
+    else if (pending < want)
+        credit = (long)(want - pending);
+    atomic_store_explicit(&fw->credit, credit, memory_order_relaxed);
 }
 
 /* Arm the timer for the next thing due: a batch, the earliest retry, the end of a hold. */
@@ -317,6 +368,11 @@ static void arm_next(struct sg_forwarder *fw)
 
 /* ---- lifecycle ---- */
 
+static void deliver_cb(void *arg, struct sg_spool_entry *e, void *msg)
+{
+    sg_forwarder_deliver(arg, e, msg);
+}
+
 struct sg_forwarder *sg_forwarder_new(const struct sg_forwarder_deps *deps,
                                       const struct sg_site *site, const struct sg_dest_conf *dest,
                                       const struct sg_limits *limits)
@@ -331,6 +387,16 @@ struct sg_forwarder *sg_forwarder_new(const struct sg_forwarder_deps *deps,
         free(fw);
         return NULL;
     }
+    if (deps->queue->ops->consume) {
+        fw->consumer = deps->queue->ops->consume(deps->queue, site->id, dest->id, deliver_cb, fw,
+                                                 &fw->credit);
+        if (!fw->consumer) {
+            event_free(fw->timer);
+            free(fw);
+            return NULL;
+        }
+        note_queue(fw); /* its first credit: the consumer's thread starts pulling */
+    }
     return fw;
 }
 
@@ -339,17 +405,20 @@ void sg_forwarder_free(struct sg_forwarder *fw)
     if (!fw)
         return;
     fw->closing = true;
+    atomic_store(&fw->credit, 0);
+    if (fw->consumer)
+        fw->d.queue->ops->unconsume(fw->d.queue, fw->consumer);
     while (fw->staged.count) {
         struct item it = ring_pop(&fw->staged);
         item_free(&it);
     }
     while (fw->ready.count) {
         struct item it = ring_pop(&fw->ready);
-        item_free(&it); /* still in the spool: replayed on the next start */
+        let_go(fw, &it, 0); /* still in the spool: replayed on the next start */
     }
     while (fw->retry.n) {
         struct item it = heap_pop(&fw->retry);
-        item_free(&it);
+        let_go(fw, &it, 0);
     }
     event_free(fw->timer);
     free(fw->staged.v);
@@ -396,12 +465,14 @@ int sg_forwarder_push(struct sg_forwarder *fw, const struct sg_event *ev, const 
         .json = it.json,              .json_len = it.len,   .consent = it.consent,
         .first_ts = it.first_ts,
     };
-    if (sg_spool_append(fw->d.spool, &e) < 0) {
+    if (fw->d.queue->ops->append(fw->d.queue, &e, &it.ref, &it.gen) < 0) {
         item_free(&it);
         return -1;
     }
-    it.ref = e.ref;
-    it.gen = sg_spool_gen(fw->d.spool);
+    if (!fw->d.queue->ops->sends_own) {
+        item_free(&it); /* the stream has it: a consumer of any instance will send it */
+        return 0;
+    }
     ring_push(&fw->staged, &it); /* sent only once the group commit made it durable */
     note_queue(fw);
     return 0;
@@ -429,6 +500,11 @@ void sg_forwarder_committed(struct sg_forwarder *fw, uint64_t gen, bool ok)
 
 void sg_forwarder_restore(struct sg_forwarder *fw, struct sg_spool_entry *e)
 {
+    sg_forwarder_deliver(fw, e, NULL);
+}
+
+void sg_forwarder_deliver(struct sg_forwarder *fw, struct sg_spool_entry *e, void *msg)
+{
     struct item it = {0};
     it.json = e->json;
     it.len = e->json_len;
@@ -439,7 +515,7 @@ void sg_forwarder_restore(struct sg_forwarder *fw, struct sg_spool_entry *e)
     it.consent = e->consent;
     it.first_ts = e->first_ts;
     it.attempts = e->attempts;
-    it.ref = e->ref;
+    it.ref = (struct sg_queue_ref){e->ref.seg, e->ref.idx, msg};
     free(e->site);
     free(e->dest);
     memset(e, 0, sizeof(*e));
@@ -501,9 +577,8 @@ static void schedule_retry(struct sg_forwarder *fw, struct batch *b, const char 
             expired[n_expired++] = *it;
             continue;
         }
-        it->due_ms = sg_now_mono_ms() + delay;
         fw->stats.retried++;
-        heap_push(&fw->retry, it);
+        requeue(fw, it, sg_now_mono_ms() + delay);
     }
     if (n_expired) {
         char why[64];
@@ -528,7 +603,7 @@ static void request_done(void *arg, const struct sg_http_result *res)
     if (res->curl_code == CURLE_ABORTED_BY_CALLBACK) {
         /* Shutting down: the events stay in the spool and are sent after the restart. */
         for (size_t i = 0; i < b->n; i++)
-            item_free(&b->items[i]);
+            let_go(fw, &b->items[i], 0);
         goto out;
     }
     fw->dest->ops->classify(status, res->body, res->body_len, &reply);
@@ -573,10 +648,8 @@ static void request_done(void *arg, const struct sg_http_result *res)
         sg_error("destination %s (site %s): access token refused (code %ld): paused, %zu event(s) "
                  "kept, next probe in %d ms; rotate the token",
                  fw->dest->id, fw->site->id, reply.code, b->n, fw->limits->auth_probe_ms);
-        for (size_t i = 0; i < b->n; i++) {
-            b->items[i].due_ms = fw->paused_until;
-            heap_push(&fw->retry, &b->items[i]);
-        }
+        for (size_t i = 0; i < b->n; i++)
+            requeue(fw, &b->items[i], fw->paused_until);
         break;
     case SG_DEST_RETRY:
         if (res->curl_code != CURLE_OK)
@@ -593,7 +666,7 @@ static void request_done(void *arg, const struct sg_http_result *res)
         break;
     }
     /* The acks buffered above are written and synced by the worker's group commit. */
-    sg_commit_kick(fw->d.commit);
+    fw->d.queue->ops->kick(fw->d.queue);
 out:
     free(b->items);
     free(b);
@@ -689,8 +762,9 @@ static void flush(struct sg_forwarder *fw)
         return;
     }
     /* While paused by a token error, one probe request at a time. */
-    size_t limit = fw->stats.paused ? 1 : fw->limits->max_inflight;
+    size_t limit = fw->stats.paused ? 1 : fw->limits->max_inflight, sent = 0;
     while (fw->ready.count && fw->requests < limit) {
+        sent++;
         struct batch *b = sg_xcalloc(1, sizeof(*b));
         b->fw = fw;
         b->n = SG_MIN(fw->ready.count, max);
@@ -699,7 +773,9 @@ static void flush(struct sg_forwarder *fw)
             b->items[i] = ring_pop(&fw->ready);
         send_batch(fw, b);
     }
-    if (fw->stats.paused)
+    /* A shared queue holds a paused destination's events in the stream: the pause restarts
+     * with a probe sent, or the consumer would never pull the event that probes. */
+    if (fw->stats.paused && (sent || fw->d.queue->ops->sends_own))
         fw->paused_until = now + (uint64_t)fw->limits->auth_probe_ms;
     arm_next(fw);
 }
@@ -713,8 +789,15 @@ void sg_forwarder_rebind(struct sg_forwarder *fw, const struct sg_site *site,
     arm_next(fw);
 }
 
+void sg_forwarder_retire(struct sg_forwarder *fw, bool retired)
+{
+    fw->retired = retired;
+    note_queue(fw);
+}
+
 size_t sg_forwarder_drain(struct sg_forwarder *fw)
 {
+    fw->draining = true; /* a shared queue's consumer stops pulling (note_queue) */
     flush(fw);
     /* A destination paused by a token error cannot send: its events wait in the spool,
      * so shutdown does not wait for them. */

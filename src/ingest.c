@@ -16,9 +16,8 @@
 #include "scrubgate/ratelimit.h"
 #include "scrubgate/rules.h"
 #include "scrubgate/snippet.h"
-#include "scrubgate/commit.h"
 #include "scrubgate/ingest.h"
-#include "scrubgate/spool.h"
+#include "scrubgate/queue.h"
 #include "scrubgate/worker.h"
 
 #include <event2/buffer.h>
@@ -291,7 +290,7 @@ static bool rate_allows(struct sg_worker *w, struct evhttp_request *req,
 static void handle_post(struct sg_worker *w, struct evhttp_request *req)
 {
     const struct sg_config *cfg = sg_worker_config(w);
-    struct sg_spool *spool = sg_worker_spool(w);
+    struct sg_queue *queue = sg_worker_queue(w);
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     char err[256];
     json_t *root = NULL, *events;
@@ -366,7 +365,16 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
     /* A mapped event may become up to map_fanout outbound events (event_map arrays). */
     size_t fan = site->map_fanout ? site->map_fanout : 1;
-    bool room = sg_spool_has_room(spool, (body_len + 512 * n) * fan * (site->n_dests + 1));
+    if (!queue->ops->accepts(queue)) {
+        /* A shared queue that cannot be reached: refuse now, never a 202 from a local
+         * buffer (the spool's own faults are found by its next write, which heals them). */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        reply_error(req, site, 503, "Service Unavailable", "queue unavailable, retry later");
+        sg_request_ctx_release(&ctx);
+        json_decref(root);
+        return;
+    }
+    bool room = queue->ops->has_room(queue, (body_len + 512 * n) * fan * (site->n_dests + 1));
     for (size_t d = 0; room && d < site->n_dests; d++)
         room = sg_forwarder_has_room(sg_worker_forwarder(w, site, d), n * fan);
     if (!room) {
@@ -379,7 +387,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
 
     json_t *ids = json_array(), *errors = json_array(), *item;
     struct click_cookie cc = {0};
-    uint64_t appended = sg_spool_appended(spool);
+    uint64_t appended = queue->ops->appended(queue);
     size_t accepted = 0, i;
     json_array_foreach(events, i, item) {
         struct sg_event ev;
@@ -460,7 +468,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     set_cookies(req, cfg, site, &ctx, &cc, peer);
     sg_request_ctx_release(&ctx);
     json_decref(root);
-    if (sg_spool_appended(spool) == appended) {
+    if (queue->ops->appended(queue) == appended) {
         reply_json(req, site, 202, "Accepted", body); /* nothing to make durable (all skipped) */
         return;
     }
@@ -470,7 +478,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     evhttp_add_header(out, "Cache-Control", "no-store");
     char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(body);
-    sg_commit_defer(sg_worker_commit(w), req, site->id, text);
+    queue->ops->defer(queue, req, site->id, text);
 }
 
 void sg_ingest_handle(struct evhttp_request *req, void *arg)

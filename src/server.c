@@ -11,6 +11,7 @@
 #include "scrubgate/admin.h"
 #include "scrubgate/conn.h"
 #include "scrubgate/deadletter.h"
+#include "scrubgate/jetstream.h"
 #include "scrubgate/log.h"
 #include "scrubgate/server.h"
 #include "scrubgate/spool.h"
@@ -190,6 +191,34 @@ struct reloads {
  * and keeps the running values: they are copied into next, so that nothing
  * reading the new configuration sees a value the process does not use.
  */
+static bool queue_conf_equal(const struct sg_queue_conf *a, const struct sg_queue_conf *b)
+{
+    if (a->type != b->type || a->replicas != b->replicas || a->n_servers != b->n_servers ||
+        !a->stream != !b->stream || (a->stream && strcmp(a->stream, b->stream)) ||
+        !a->creds_file != !b->creds_file || (a->creds_file && strcmp(a->creds_file, b->creds_file)))
+        return false;
+    for (size_t i = 0; i < a->n_servers; i++)
+        if (strcmp(a->servers[i], b->servers[i]))
+            return false;
+    return true;
+}
+
+/* Replace dst (freed) with a deep copy of src. */
+static void queue_conf_copy(struct sg_queue_conf *dst, const struct sg_queue_conf *src)
+{
+    for (size_t i = 0; i < dst->n_servers; i++)
+        free(dst->servers[i]);
+    free(dst->servers);
+    free(dst->stream);
+    free(dst->creds_file);
+    *dst = *src;
+    dst->servers = sg_xcalloc(src->n_servers + 1, sizeof(char *));
+    for (size_t i = 0; i < src->n_servers; i++)
+        dst->servers[i] = sg_xstrdup(src->servers[i]);
+    dst->stream = src->stream ? sg_xstrdup(src->stream) : NULL;
+    dst->creds_file = src->creds_file ? sg_xstrdup(src->creds_file) : NULL;
+}
+
 static void keep_restart_settings(const struct sg_config *cur, struct sg_config *next)
 {
     char names[256] = "";
@@ -215,6 +244,10 @@ static void keep_restart_settings(const struct sg_config *cur, struct sg_config 
         CHANGED("admin_listen");
         free(next->admin_listen);
         next->admin_listen = cur->admin_listen ? sg_xstrdup(cur->admin_listen) : NULL;
+    }
+    if (!queue_conf_equal(&cur->queue, &next->queue)) {
+        CHANGED("queue");
+        queue_conf_copy(&next->queue, &cur->queue);
     }
 #define LIMIT(field)                                                                               \
     if (next->limits.field != cur->limits.field) {                                                 \
@@ -325,6 +358,8 @@ int sg_server_run(struct sg_config *cfg)
     struct sg_worker **workers = NULL;
     struct reloads r = {0};
     struct sg_admin *admin = NULL;
+    struct sg_jetstream *js = NULL;
+    struct sg_queue_factory qf = {sg_jetstream_queue_new, NULL};
     int started = 0, timeout = -1;
 
     json_object_seed(0); /* seed jansson's hash once, before threads exist */
@@ -346,6 +381,24 @@ int sg_server_run(struct sg_config *cfg)
     free(spool_dir);
     if (!spool)
         goto out;
+    if (cfg->queue.type == SG_QUEUE_JETSTREAM) {
+        if (!sg_jetstream_available()) {
+            sg_error("queue: the jetstream queue is not available in this build (built without "
+                     "libnats)");
+            goto out;
+        }
+        if (rec.n) {
+            /* Never strand them: they were answered 202 by this box and only it has them. */
+            sg_error("queue: the local spool under %s still holds %zu event(s); run with the "
+                     "local queue until they are delivered, then switch to jetstream",
+                     cfg->state_dir, rec.n);
+            goto out;
+        }
+        js = sg_jetstream_open(cfg);
+        if (!js)
+            goto out;
+        qf.arg = js;
+    }
 
     /* Signals go to the main thread only: block them before threads inherit the mask. */
     sigemptyset(&sigs);
@@ -361,7 +414,7 @@ int sg_server_run(struct sg_config *cfg)
         int fd = listen_socket(host, &port);
         if (fd < 0)
             goto out;
-        workers[i] = sg_worker_new(i, cfg, log, dead, spool, fd);
+        workers[i] = sg_worker_new(i, cfg, log, dead, spool, js ? &qf : NULL, fd);
         if (!workers[i])
             goto out;
     }
@@ -409,6 +462,7 @@ out:
         sg_config_free(r.v[i].cfg);
     free(r.v);
     sg_spool_recovered_free(&rec);
+    sg_jetstream_free(js); /* after the workers: their queues used its connection */
     sg_spool_shared_free(spool);
     sg_deadletter_free(dead);
     sg_synclog_free(log);

@@ -10,6 +10,7 @@
 #include "scrubgate/http_client.h"
 #include "scrubgate/ingest.h"
 #include "scrubgate/log.h"
+#include "scrubgate/queue.h"
 #include "scrubgate/ratelimit.h"
 #include "scrubgate/rules.h"
 #include "scrubgate/spool.h"
@@ -37,6 +38,9 @@ struct sg_worker {
     struct sg_deadletter *dead;  /* borrowed, shared */
     struct sg_spool *spool;      /* owned: this worker's spool */
     struct sg_commit *commit;    /* owned */
+    struct sg_queue *local;      /* owned: the spool and commit behind the queue interface */
+    struct sg_queue *shared;     /* owned: a shared backend's queue (NULL: local only) */
+    struct sg_queue *queue;      /* where new events go: local or shared */
     struct sg_admin *admin;      /* owned, when this worker runs the admin listener */
     struct event_base *base;
     struct evhttp *http;
@@ -93,9 +97,9 @@ bool sg_worker_stopping(const struct sg_worker *w)
     return w->stopping;
 }
 
-struct sg_commit *sg_worker_commit(struct sg_worker *w)
+struct sg_queue *sg_worker_queue(struct sg_worker *w)
 {
-    return w->commit;
+    return w->queue;
 }
 
 struct sg_spool *sg_worker_spool(struct sg_worker *w)
@@ -125,7 +129,12 @@ int sg_worker_index(const struct sg_worker *w)
 
 bool sg_worker_accepting(const struct sg_worker *w)
 {
-    return !sg_spool_failing(w->spool);
+    return sg_worker_failing(w) == NULL;
+}
+
+const char *sg_worker_failing(const struct sg_worker *w)
+{
+    return w->queue->ops->failing(w->queue);
 }
 
 void sg_worker_attach_admin(struct sg_worker *w, struct sg_admin *admin)
@@ -166,7 +175,9 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
         pending += sg_forwarder_drain(w->fw[i]);
     for (size_t i = 0; i < w->n_retired; i++)
         pending += sg_forwarder_drain(w->retired[i]);
-    pending += sg_commit_waiting(w->commit);
+    pending += w->queue->ops->waiting(w->queue);
+    if (w->queue != w->local)
+        pending += sg_commit_waiting(w->commit);
     if (pending == 0 || sg_now_mono_ms() >= w->drain_deadline) {
         if (pending)
             sg_warn("worker %d: shutdown deadline passed with %zu event(s) undelivered",
@@ -375,10 +386,11 @@ static void reload_cb(evutil_socket_t fd, short what, void *arg)
                         "the %zu event(s) it still held",
                         w->index, dest->id, site->id, sg_forwarder_pending(fw));
             if (fw) {
+                sg_forwarder_retire(fw, false);
                 sg_forwarder_rebind(fw, site, dest, lim);
             } else {
-                struct sg_forwarder_deps deps = {w->base, w->client, w->log,
-                                                 w->spool, w->dead, w->commit};
+                struct sg_forwarder_deps deps = {w->base, w->client, w->log, w->queue,
+                                                 w->dead};
                 fw = sg_forwarder_new(&deps, site, dest, lim);
                 if (!fw)
                     sg_die("worker %d: cannot create a forwarder", w->index);
@@ -399,6 +411,7 @@ static void reload_cb(evutil_socket_t fd, short what, void *arg)
             w->retired_info =
                 sg_xrealloc(w->retired_info, (n_retired + 1) * sizeof(*w->retired_info));
             w->retired[n_retired] = w->fw[i];
+            sg_forwarder_retire(w->fw[i], true);
             w->retired_info[n_retired++] = (struct retired_info){w->epoch, sg_now_mono_ms()};
         }
     w->n_retired = n_retired;
@@ -495,6 +508,8 @@ void sg_worker_free(struct sg_worker *w)
         sg_forwarder_free(w->retired[i]);
     free(w->retired);
     free(w->retired_info);
+    sg_queue_free(w->shared);
+    sg_queue_free(w->local);
     sg_spool_free(w->spool);
     sg_ratelimit_free(w->rate_ip);
     sg_ratelimit_free(w->rate_site);
@@ -518,7 +533,8 @@ void sg_worker_free(struct sg_worker *w)
 }
 
 struct sg_worker *sg_worker_new(int index, const struct sg_config *cfg, struct sg_synclog *log,
-                                struct sg_deadletter *dead, struct sg_spool_shared *spool, int fd)
+                                struct sg_deadletter *dead, struct sg_spool_shared *spool,
+                                const struct sg_queue_factory *qf, int fd)
 {
     const struct sg_limits *lim = &cfg->limits;
     struct sg_worker *w = sg_xcalloc(1, sizeof(*w));
@@ -546,7 +562,13 @@ struct sg_worker *sg_worker_new(int index, const struct sg_config *cfg, struct s
     w->reload_ev = event_new(w->base, -1, 0, reload_cb, w);
     w->sweep_timer = evtimer_new(w->base, sweep_cb, w);
     w->commit = sg_commit_new(w->base, w->spool, committed_cb, w);
-    if (!w->http || !w->client || !w->stop_ev || !w->drain_timer || !w->accept_resume ||
+    w->local = w->commit ? sg_queue_local_new(w->spool, w->commit) : NULL;
+    w->queue = w->local;
+    if (qf && w->local) {
+        w->shared = qf->new(qf->arg, index, w->base, w->local);
+        w->queue = w->shared;
+    }
+    if (!w->queue || !w->http || !w->client || !w->stop_ev || !w->drain_timer || !w->accept_resume ||
         !w->reload_ev || !w->sweep_timer || !w->commit) {
         close(fd);
         sg_error("worker %d: cannot create the loop's objects", index);
@@ -575,7 +597,7 @@ struct sg_worker *sg_worker_new(int index, const struct sg_config *cfg, struct s
     w->fw = sg_xcalloc(w->n_fw ? w->n_fw : 1, sizeof(*w->fw));
     for (size_t s = 0; s < cfg->n_sites; s++)
         for (size_t d = 0; d < cfg->sites[s].n_dests; d++) {
-            struct sg_forwarder_deps deps = {w->base, w->client, log, w->spool, dead, w->commit};
+            struct sg_forwarder_deps deps = {w->base, w->client, log, w->queue, dead};
             struct sg_forwarder *fw =
                 sg_forwarder_new(&deps, &cfg->sites[s], &cfg->sites[s].dests[d], lim);
             if (!fw) {

@@ -82,6 +82,17 @@ struct sg_site {
     size_t n_dests;
 };
 
+/* The queue of accepted events (docs/SCALING.md): the local spool or a JetStream stream. */
+enum sg_queue_type { SG_QUEUE_LOCAL = 0, SG_QUEUE_JETSTREAM };
+struct sg_queue_conf {
+    enum sg_queue_type type;
+    char **servers;      /* jetstream: nats:// URLs (owned) */
+    size_t n_servers;
+    char *stream;        /* jetstream: the stream's name (default "SCRUBGATE") */
+    int replicas;        /* jetstream: 1..5 (default 3) */
+    char *creds_file;    /* jetstream: resolved path of a NATS credentials file, or NULL */
+};
+
 struct sg_config {
     char *path;
     char *listen;        /* "host:port" */
@@ -95,6 +106,7 @@ struct sg_config {
     size_t n_sites;
     struct sg_limits limits;
     int workers;         /* event loops; default: number of CPUs (at most 16) */
+    struct sg_queue_conf queue; /* read once at start (a reload keeps the running one) */
     enum sg_log_format log_format; /* default text */
     enum sg_log_level log_level;   /* default info */
 };

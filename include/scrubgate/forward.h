@@ -23,11 +23,10 @@
 
 #include <event2/event.h>
 
-struct sg_commit;
 struct sg_deadletter;
 struct sg_forwarder;
 struct sg_http;
-struct sg_spool;
+struct sg_queue;
 struct sg_spool_entry;
 struct sg_synclog;
 
@@ -35,9 +34,8 @@ struct sg_forwarder_deps {
     struct event_base *base;
     struct sg_http *http;
     struct sg_synclog *log;
-    struct sg_spool *spool;
+    struct sg_queue *queue;   /* where events wait for their outcome (queue.h) */
     struct sg_deadletter *dead;
-    struct sg_commit *commit; /* written acks are made durable by the worker's group commit */
 };
 
 /* Counters for logs and /metrics (one forwarder's share). */
@@ -78,6 +76,8 @@ void sg_forwarder_committed(struct sg_forwarder *fw, uint64_t gen, bool ok);
 
 /* Queue an event recovered from the spool (steals the entry's strings). */
 void sg_forwarder_restore(struct sg_forwarder *fw, struct sg_spool_entry *e);
+/* Queue an event a shared queue delivered (steals the strings; msg: the queue's handle). */
+void sg_forwarder_deliver(struct sg_forwarder *fw, struct sg_spool_entry *e, void *msg);
 
 /* Record an event that will not be sent (skipped, with reason). */
 void sg_forwarder_skip(struct sg_forwarder *fw, const struct sg_event *ev, const char *reason,
@@ -86,6 +86,10 @@ void sg_forwarder_skip(struct sg_forwarder *fw, const struct sg_event *ev, const
 /* Point a forwarder at a reloaded configuration's site, destination and limits (same ids). */
 void sg_forwarder_rebind(struct sg_forwarder *fw, const struct sg_site *site,
                          const struct sg_dest_conf *dest, const struct sg_limits *limits);
+
+/* A reload removed (true) or configured again (false) its destination: a retired
+ * forwarder takes no new events from a shared queue (the stream keeps them). */
+void sg_forwarder_retire(struct sg_forwarder *fw, bool retired);
 
 /* Flush what is ready now (shutdown); returns events queued ready or in flight. */
 size_t sg_forwarder_drain(struct sg_forwarder *fw);

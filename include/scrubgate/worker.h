@@ -19,6 +19,8 @@ struct sg_admin;
 struct sg_commit;
 struct sg_deadletter;
 struct sg_forwarder;
+struct sg_queue;
+struct sg_queue_factory;
 struct sg_ratelimit;
 struct sg_spool;
 struct sg_spool_entry;
@@ -32,7 +34,8 @@ struct sg_worker;
  * spool are borrowed and must outlive the worker. NULL on failure (logged).
  */
 struct sg_worker *sg_worker_new(int index, const struct sg_config *cfg, struct sg_synclog *log,
-                                struct sg_deadletter *dead, struct sg_spool_shared *spool, int fd);
+                                struct sg_deadletter *dead, struct sg_spool_shared *spool,
+                                const struct sg_queue_factory *qf, int fd);
 /* Free a worker whose thread has ended (or never started). NULL is a no-op. */
 void sg_worker_free(struct sg_worker *w);
 
@@ -71,7 +74,8 @@ struct event_base *sg_worker_base(struct sg_worker *w);
 /* On the worker's thread (ingest): */
 const struct sg_config *sg_worker_config(const struct sg_worker *w);
 bool sg_worker_stopping(const struct sg_worker *w);
-struct sg_commit *sg_worker_commit(struct sg_worker *w);
+/* Where ingest stages events (borrowed). */
+struct sg_queue *sg_worker_queue(struct sg_worker *w);
 /* Ingest's token buckets on this worker, per client IP and per site (borrowed). */
 struct sg_ratelimit *sg_worker_rate_ip(struct sg_worker *w);
 struct sg_ratelimit *sg_worker_rate_site(struct sg_worker *w);
@@ -86,8 +90,10 @@ struct sg_forwarder *sg_worker_forwarder(struct sg_worker *w, const struct sg_si
  */
 typedef void sg_worker_fw_fn(struct sg_forwarder *fw, void *arg);
 void sg_worker_each_forwarder(struct sg_worker *w, sg_worker_fw_fn *fn, void *arg);
-/* From any thread: true when the worker's spool accepts events. */
+/* From any thread: true when the worker's queue accepts events. */
 bool sg_worker_accepting(const struct sg_worker *w);
+/* From any thread: NULL, or why the queue refuses events ("spool_broken", ...). */
+const char *sg_worker_failing(const struct sg_worker *w);
 int sg_worker_index(const struct sg_worker *w);
 
 #endif

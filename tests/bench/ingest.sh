@@ -6,7 +6,10 @@
 #   tests/bench/ingest.sh [RUNS=3]
 #   env: BATCH (events per request, 1), CONNS (32), SECONDS_ (10), RATE (paced requests/s), BIN,
 #        SINK=fake (the strict Python fake TikTok, default) or SINK=nginx (nginx answering code 0:
-#        measures the proxy without the fake's CPU cost)
+#        measures the proxy without the fake's CPU cost),
+#        QUEUES="local jetstream" (each run measures every queue named, in turn: the local spool
+#        and/or the JetStream queue on a single nats-server started here; REPLICAS=3 starts a
+#        3-node cluster on 127.0.0.1 instead)
 # Prints one line per run and the medians.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,6 +22,27 @@ command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 
 command -v nginx >/dev/null || { echo "needs nginx (apt-get install nginx-light)" >&2; exit 2; }
 
 . tests/bench/lib.sh
+QUEUES=${QUEUES:-local}
+queue_json='{"type": "local"}'
+if [[ " $QUEUES " == *" jetstream "* ]]; then
+    command -v nats-server >/dev/null || { echo "needs nats-server" >&2; exit 2; }
+    REPLICAS=${REPLICAS:-1}
+    urls=() cports=()
+    for i in $(seq "$REPLICAS"); do cports+=("$(free_port)"); done
+    for i in $(seq "$REPLICAS"); do
+        p=$(free_port); urls+=("\"nats://127.0.0.1:$p\"")
+        if [ "$REPLICAS" -gt 1 ]; then
+            routes=$(printf 'nats-route://127.0.0.1:%s,' "${cports[@]}")
+            nats-server -js -a 127.0.0.1 -p "$p" -sd "$tmp/js$i" -n "n$i" --cluster_name sg \
+                --cluster "nats://127.0.0.1:${cports[$((i-1))]}" --routes "${routes%,}" \
+                > "$tmp/nats$i.log" 2>&1 &
+        else
+            nats-server -js -a 127.0.0.1 -p "$p" -sd "$tmp/js$i" > "$tmp/nats$i.log" 2>&1 &
+        fi
+    done
+    sleep 3  # a cluster elects its JetStream meta leader
+    js_json="{\"type\": \"jetstream\", \"servers\": [$(IFS=,; echo "${urls[*]}")], \"replicas\": $REPLICAS}"
+fi
 python3 tests/fake_tiktok.py --port 0 --token bench-token --pixel CBENCH > "$tmp/fake.out" &
 for _ in $(seq 50); do grep -q "fake tiktok on" "$tmp/fake.out" && break; sleep 0.1; done
 fake=$(sed -n 's/fake tiktok on //p' "$tmp/fake.out")
@@ -28,21 +52,27 @@ NGINX_WORKERS=2 start_nginx <<NGINX
   server { listen 127.0.0.1:$nport; location / { return 204; } }
   server { listen 127.0.0.1:$sport; $(json_reply 0 OK) }
 NGINX
+write_conf() {  # write_conf QUEUE_JSON
 cat > "$tmp/conf.json" <<JSON
-{"listen": "127.0.0.1:0", "state_dir": "$tmp/var",
+{"listen": "127.0.0.1:0", "state_dir": "$tmp/var", "queue": $1,
  "limits": {"max_events_per_request": 1000, "max_body_bytes": 1048576, "rate_per_ip": 0},
- "sites": [{"id": "shop", "rules": "rules/default.json", "secret_env": "BENCH_SECRET",
+ "sites": [{"id": "shop", "rules": "$PWD/rules/default.json", "secret_env": "BENCH_SECRET",
    "destinations": [{"type": "tiktok", "pixel_code": "CBENCH", "access_token_env": "BENCH_TOKEN",
                      "api_base": "$fake"}]}]}
 JSON
+}
 load() { wrk -t1 -c"$CONNS" -d"${SECONDS_}s" -s tests/bench/post.lua "$1" | grep RESULT; }
-sg_eps=() sg_p99=() ng_eps=() fwd_eps=()
+declare -A sg_eps sg_p99 fwd_eps
+ng_eps=()
 for r in $(seq "$RUNS"); do
+  for q in $QUEUES; do
+    if [ "$q" = jetstream ]; then write_conf "$js_json"; else write_conf "$queue_json"; fi
     rm -rf "$tmp/var"
     BENCH_SECRET=bench-secret-0123456789 BENCH_TOKEN=bench-token "$BIN" serve -c "$tmp/conf.json" \
         2> "$tmp/serve.log" &
     pid=$!
-    for _ in $(seq 50); do grep -q "listening on" "$tmp/serve.log" && break; sleep 0.1; done
+    for _ in $(seq 100); do grep -q "listening on" "$tmp/serve.log" && break; sleep 0.1; done
+    grep -q "listening on" "$tmp/serve.log" || { cat "$tmp/serve.log" >&2; exit 1; }
     port=$(sed -n 's/.*listening on [^ ]*:\([0-9]*\) .*/\1/p' "$tmp/serve.log")
     start=$(date +%s.%N)
     line=$(load "http://127.0.0.1:$port")
@@ -55,12 +85,18 @@ for r in $(seq "$RUNS"); do
     done
     fwd=$(python3 -c "import time; print(round($got / (time.time() - $start)))")
     kill -TERM "$pid"; wait "$pid" || true
-    ngx=$(load "http://127.0.0.1:$nport")
-    echo "run $r: scrubgate $line accepted=$got/$want forward_events_per_s=$fwd | nginx-204 $ngx"
-    sg_eps+=("$(echo "$line" | field events_per_s)") sg_p99+=("$(echo "$line" | field p99_ms)")
-    ng_eps+=("$(echo "$ngx" | field requests_per_s)") fwd_eps+=("$fwd")
+    echo "run $r queue=$q: scrubgate $line accepted=$got/$want forward_events_per_s=$fwd"
+    sg_eps[$q]+="$(echo "$line" | field events_per_s) " sg_p99[$q]+="$(echo "$line" | field p99_ms) "
+    fwd_eps[$q]+="$fwd "
+  done
+  ngx=$(load "http://127.0.0.1:$nport")
+  echo "run $r: nginx-204 $ngx"
+  ng_eps+=("$(echo "$ngx" | field requests_per_s)")
 done
-s=$(printf '%s\n' "${sg_eps[@]}" | median); n=$(printf '%s\n' "${ng_eps[@]}" | median)
-echo "median: scrubgate events_per_s=$s p99_ms=$(printf '%s\n' "${sg_p99[@]}" | median)" \
-     "forward_events_per_s=$(printf '%s\n' "${fwd_eps[@]}" | median)" \
-     "nginx_requests_per_s=$n ratio=$(python3 -c "print(round($s / $BATCH / $n, 3))")"
+n=$(printf '%s\n' "${ng_eps[@]}" | median)
+for q in $QUEUES; do
+  s=$(printf '%s\n' ${sg_eps[$q]} | median)
+  echo "median queue=$q: scrubgate events_per_s=$s p99_ms=$(printf '%s\n' ${sg_p99[$q]} | median)" \
+       "forward_events_per_s=$(printf '%s\n' ${fwd_eps[$q]} | median)" \
+       "nginx_requests_per_s=$n ratio=$(python3 -c "print(round($s / $BATCH / $n, 3))")"
+done

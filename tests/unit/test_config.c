@@ -141,7 +141,19 @@ static void errors_with_positions(void **state)
                  "trusted_proxies[0]", "CIDR");
     sg_test_config_error("{\"sites\": [], \"listen\": \"x\"}", "listen", "host:port");
     sg_test_config_error("{\"sites\": [" SITE_OK "], \"queue\": {\"type\": \"jetstream\"}}",
-                         "queue.type", "not available in this build");
+                         "queue", "at least one nats:// URL");
+    sg_test_config_error("{\"sites\": [" SITE_OK "], \"queue\": {\"type\": \"jetstream\", "
+                         "\"servers\": [\"nats://a:4222\", \"http://b\"]}}",
+                         "queue.servers[1]", "nats:// or tls:// URL");
+    sg_test_config_error("{\"sites\": [" SITE_OK "], \"queue\": {\"type\": \"jetstream\", "
+                         "\"servers\": [\"nats://a:4222\"], \"replicas\": 7}}",
+                         "queue.replicas", "from 1 to 5");
+    sg_test_config_error("{\"sites\": [" SITE_OK "], \"queue\": {\"type\": \"jetstream\", "
+                         "\"servers\": [\"nats://a:4222\"], \"stream\": \"A.B\"}}",
+                         "queue.stream", "letters, digits");
+    sg_test_config_error("{\"sites\": [" SITE_OK "], \"queue\": {\"type\": \"jetstream\", "
+                         "\"servers\": [\"nats://a:4222\"], \"creds_file\": \"/no/such.creds\"}}",
+                         "queue.creds_file", "cannot read /no/such.creds");
     sg_test_config_error("{\"sites\": [" SITE_OK "], \"queue\": {\"type\": \"redis\"}}",
                          "queue.type", "must be \"local\"");
     sg_test_config_error("{\"sites\": [" SITE_OK "], \"queue\": {\"type\": \"local\", "

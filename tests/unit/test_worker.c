@@ -131,7 +131,7 @@ static void serves_reloads_and_reports_health(void **state)
     struct sg_spool_shared *sh = sg_spool_shared_new(spool_dir, rec.next_seq, 1 << 20, 1 << 20);
     sg_spool_recovered_free(&rec);
     int port, fd = listen_any(&port);
-    struct sg_worker *w = sg_worker_new(0, cfg, log, dead, sh, fd);
+    struct sg_worker *w = sg_worker_new(0, cfg, log, dead, sh, NULL, fd);
     assert_non_null(w);
     struct sg_admin *admin = NULL;
     assert_int_equal(sg_admin_new(sg_worker_base(w), cfg, &w, 1, NULL, &admin), 0);

@@ -1,0 +1,44 @@
+/*
+ * jetstream.h - the shared queue over NATS JetStream (docs/SCALING.md).
+ *
+ * One connection per process (libnats runs its socket I/O, reconnects and
+ * timers on its own threads); one queue per worker (queue.h), whose calls
+ * on the loop never block: publishes are asynchronous with a bounded window,
+ * their acks come back to the loop through an event, and each forwarder's
+ * pulls run on a thread of their own that hands messages to the loop.
+ *
+ * Stream: file storage, `replicas`, a 2-minute duplicate window, subjects
+ * scrubgate.>; subject scrubgate.<site>.<destination> ('.' in either id
+ * written '_'); header Nats-Msg-Id: <site>/<destination>/<event_id>. One
+ * durable pull consumer per destination, shared by every instance.
+ */
+#ifndef SCRUBGATE_JETSTREAM_H
+#define SCRUBGATE_JETSTREAM_H
+
+#include "scrubgate/common.h"
+#include "scrubgate/config.h"
+#include "scrubgate/queue.h"
+
+struct sg_jetstream;
+
+/* True when this build has the JetStream queue (libnats was found). */
+bool sg_jetstream_available(void);
+
+/*
+ * Connect to cfg->queue.servers, create the stream and one consumer per
+ * configured destination, or adopt existing ones whose settings match (a
+ * mismatch is an error naming the setting). Blocking: call before workers
+ * start. NULL on failure (logged; credentials never are).
+ */
+struct sg_jetstream *sg_jetstream_open(const struct sg_config *cfg);
+void sg_jetstream_free(struct sg_jetstream *js);
+
+/* The factory workers call (queue.h): arg is the sg_jetstream. */
+struct sg_queue *sg_jetstream_queue_new(void *arg, int worker, struct event_base *base,
+                                        struct sg_queue *local);
+
+/* The subject and message id of an event (exposed for tests). Owned by the caller. */
+char *sg_jetstream_subject(const char *site, const char *dest);
+char *sg_jetstream_msg_id(const char *site, const char *dest, const char *event_id);
+
+#endif

@@ -1,0 +1,949 @@
+/*
+ * jetstream.c - the shared queue over NATS JetStream. See jetstream.h and
+ * docs/SCALING.md. What it does not do: hold events of its own. A publish
+ * the stream did not acknowledge is answered 503, never 202 from a buffer.
+ */
+#include "scrubgate/common.h"
+#include "scrubgate/jetstream.h"
+#include "scrubgate/log.h"
+#include "scrubgate/metrics.h"
+#include "scrubgate/spool.h"
+
+#include <event2/event.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DUP_WINDOW_NS (120LL * 1000000000LL) /* TikTok dedups event_id; the stream, 2 minutes */
+#define ACK_WAIT_NS (30LL * 1000000000LL)   /* an instance that died: redelivered after this */
+#define PUB_WINDOW 8192                     /* publishes awaiting their ack, per worker */
+#define PUB_WAIT_MS 1000                    /* a publish's own ack timeout (libnats) */
+#define ANSWER_MS 900                       /* a request without every ack by then: 503 */
+#define TICK_MS 50
+#define FETCH_MAX 256
+
+struct sg_jetstream {
+    natsConnection *nc;
+    char *stream;
+    _Atomic bool connected;
+};
+
+bool sg_jetstream_available(void)
+{
+    return true;
+}
+
+/* ---- names ---- */
+
+static void underscore_dots(char *s)
+{
+    for (; *s; s++)
+        if (*s == '.')
+            *s = '_';
+}
+
+char *sg_jetstream_subject(const char *site, const char *dest)
+{
+    char *s = sg_xstrdup(site), *d = sg_xstrdup(dest);
+    underscore_dots(s);
+    underscore_dots(d);
+    char *out = sg_xasprintf("scrubgate.%s.%s", s, d);
+    free(s);
+    free(d);
+    return out;
+}
+
+char *sg_jetstream_msg_id(const char *site, const char *dest, const char *event_id)
+{
+    char *d = sg_xstrdup(dest);
+    underscore_dots(d);
+    char *out = sg_xasprintf("%s/%s/%s", site, d, event_id);
+    free(d);
+    return out;
+}
+
+/* A durable name: no '.', '*', '>' or ':' (one token). */
+static char *durable_name(const char *site, const char *dest)
+{
+    char *out = sg_xasprintf("sg-%s-%s", site, dest);
+    for (char *c = out; *c; c++)
+        if (*c == '.' || *c == ':' || *c == '*' || *c == '>')
+            *c = '_';
+    return out;
+}
+
+/* ---- connection and setup ---- */
+
+/* A server URL for a log line: user and password (nats://user:pass@host) never appear. */
+static void redact_url(const char *url, char *out, size_t cap)
+{
+    const char *scheme = strstr(url, "://"), *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    if (at)
+        snprintf(out, cap, "%.*s***%s", (int)(scheme + 3 - url), url, at);
+    else
+        snprintf(out, cap, "%s", url);
+}
+
+static void disconnected_cb(natsConnection *nc, void *arg)
+{
+    struct sg_jetstream *js = arg;
+    SG_UNUSED(nc);
+    atomic_store(&js->connected, false);
+    sg_warn("jetstream: connection to NATS lost; ingest answers 503 until it is back");
+}
+
+static void reconnected_cb(natsConnection *nc, void *arg)
+{
+    struct sg_jetstream *js = arg;
+    char url[256] = "", shown[300];
+    natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+    redact_url(url, shown, sizeof(shown));
+    atomic_store(&js->connected, true);
+    sg_info("jetstream: reconnected to %s", shown);
+}
+
+static int nats_fail(const char *what, natsStatus s, jsErrCode jerr)
+{
+    return sg_error("jetstream: %s: %s (status %d, JetStream error %d)", what,
+                    natsStatus_GetText(s), (int)s, (int)jerr);
+}
+
+static int ensure_stream(struct sg_jetstream *js, jsCtx *ctx, int replicas)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetStreamInfo(&si, ctx, js->stream, NULL, &jerr);
+    if (s == NATS_OK) {
+        jsStreamConfig *c = si->Config;
+        const char *bad = NULL;
+        char want[64], got[64];
+        if (c->Storage != js_FileStorage) {
+            bad = "storage";
+            snprintf(want, sizeof(want), "file");
+            snprintf(got, sizeof(got), "memory");
+        } else if (c->Replicas != replicas) {
+            bad = "replicas";
+            snprintf(want, sizeof(want), "%d", replicas);
+            snprintf(got, sizeof(got), "%lld", (long long)c->Replicas);
+        } else if (c->Duplicates != DUP_WINDOW_NS) {
+            bad = "duplicate window";
+            snprintf(want, sizeof(want), "120 s");
+            snprintf(got, sizeof(got), "%lld s", (long long)(c->Duplicates / 1000000000LL));
+        } else if (c->SubjectsLen != 1 || strcmp(c->Subjects[0], "scrubgate.>") != 0) {
+            bad = "subjects";
+            snprintf(want, sizeof(want), "scrubgate.>");
+            snprintf(got, sizeof(got), "%.50s%s", c->SubjectsLen ? c->Subjects[0] : "(none)",
+                     c->SubjectsLen > 1 ? ",..." : "");
+        }
+        jsStreamInfo_Destroy(si);
+        if (bad)
+            return sg_error("jetstream: stream %s exists with another %s (%s, configured: %s); "
+                            "fix the configuration or the stream (nats stream edit/rm)",
+                            js->stream, bad, got, want);
+        sg_info("jetstream: stream %s adopted (file storage, %d replica(s), 2-minute duplicate "
+                "window)",
+                js->stream, replicas);
+        return 0;
+    }
+    if (jerr != JSStreamNotFoundErr && s != NATS_NOT_FOUND)
+        return nats_fail("stream info", s, jerr);
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    const char *subjects[] = {"scrubgate.>"};
+    cfg.Name = js->stream;
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    cfg.Replicas = replicas;
+    cfg.Duplicates = DUP_WINDOW_NS;
+    s = js_AddStream(&si, ctx, &cfg, NULL, &jerr);
+    if (s != NATS_OK)
+        return nats_fail("cannot create the stream", s, jerr);
+    jsStreamInfo_Destroy(si);
+    sg_info("jetstream: stream %s created (file storage, %d replica(s), 2-minute duplicate "
+            "window)",
+            js->stream, replicas);
+    return 0;
+}
+
+/* Create the destination's durable pull consumer, or check an existing one. */
+static int ensure_consumer(const char *stream, jsCtx *ctx, const char *site, const char *dest)
+{
+    char *durable = durable_name(site, dest), *subject = sg_jetstream_subject(site, dest);
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    int rc = -1;
+    natsStatus s = js_GetConsumerInfo(&ci, ctx, stream, durable, NULL, &jerr);
+    if (s == NATS_OK) {
+        jsConsumerConfig *c = ci->Config;
+        if (c->AckPolicy != js_AckExplicit || !c->FilterSubject ||
+            strcmp(c->FilterSubject, subject) != 0 || c->AckWait != ACK_WAIT_NS ||
+            (c->DeliverSubject && *c->DeliverSubject))
+            sg_error("jetstream: consumer %s of stream %s exists with other settings (want: pull, "
+                     "explicit acks, ack wait 30 s, filter %s); remove it (nats consumer rm)",
+                     durable, stream, subject);
+        else
+            rc = 0;
+        jsConsumerInfo_Destroy(ci);
+        goto out;
+    }
+    if (jerr != JSConsumerNotFoundErr && s != NATS_NOT_FOUND) {
+        nats_fail("consumer info", s, jerr);
+        goto out;
+    }
+    jsConsumerConfig cfg;
+    jsConsumerConfig_Init(&cfg);
+    cfg.Durable = durable;
+    cfg.AckPolicy = js_AckExplicit;
+    cfg.AckWait = ACK_WAIT_NS;
+    cfg.DeliverPolicy = js_DeliverAll;
+    cfg.FilterSubject = subject;
+    cfg.MaxAckPending = 100000;
+    cfg.MaxDeliver = -1; /* the give-up is scrubgate's (retry_give_up_s from first_ts) */
+    s = js_AddConsumer(&ci, ctx, stream, &cfg, NULL, &jerr);
+    if (s != NATS_OK && jerr != JSConsumerNameExistErr) {
+        nats_fail("cannot create a consumer", s, jerr);
+        goto out;
+    }
+    jsConsumerInfo_Destroy(ci);
+    rc = 0;
+out:
+    free(durable);
+    free(subject);
+    return rc;
+}
+
+struct sg_jetstream *sg_jetstream_open(const struct sg_config *cfg)
+{
+    const struct sg_queue_conf *qc = &cfg->queue;
+    struct sg_jetstream *js = sg_xcalloc(1, sizeof(*js));
+    natsOptions *o = NULL;
+    jsCtx *ctx = NULL;
+    natsStatus s;
+    js->stream = sg_xstrdup(qc->stream);
+    if ((s = natsOptions_Create(&o)) != NATS_OK ||
+        (s = natsOptions_SetServers(o, (const char **)qc->servers, (int)qc->n_servers)) !=
+            NATS_OK ||
+        (s = natsOptions_SetTimeout(o, 2000)) != NATS_OK ||
+        (s = natsOptions_SetMaxReconnect(o, -1)) != NATS_OK ||
+        (s = natsOptions_SetReconnectWait(o, 200)) != NATS_OK ||
+        /* No buffering while disconnected: a publish then fails at once (503), it never
+         * waits in a local buffer that a crash would lose. */
+        (s = natsOptions_SetReconnectBufSize(o, 0)) != NATS_OK ||
+        (s = natsOptions_SetPingInterval(o, 1000)) != NATS_OK ||
+        (s = natsOptions_SetMaxPingsOut(o, 2)) != NATS_OK ||
+        /* The loop's publishes only append to this buffer (libnats's flusher thread writes
+         * it); a full buffer on a stalled connection costs at most the write deadline. */
+        (s = natsOptions_SetIOBufSize(o, 1 << 20)) != NATS_OK ||
+        (s = natsOptions_SetWriteDeadline(o, 200)) != NATS_OK ||
+        (s = natsOptions_SetDisconnectedCB(o, disconnected_cb, js)) != NATS_OK ||
+        (s = natsOptions_SetReconnectedCB(o, reconnected_cb, js)) != NATS_OK ||
+        (s = natsOptions_SetName(o, "scrubgate")) != NATS_OK) {
+        nats_fail("options", s, 0);
+        goto fail;
+    }
+    if (qc->creds_file &&
+        (s = natsOptions_SetUserCredentialsFromFiles(o, qc->creds_file, NULL)) != NATS_OK) {
+        /* The status text only: a credentials file's content never reaches a log. */
+        nats_fail("creds_file", s, 0);
+        goto fail;
+    }
+    s = natsConnection_Connect(&js->nc, o);
+    if (s != NATS_OK) {
+        char shown[300];
+        redact_url(qc->servers[0], shown, sizeof(shown));
+        sg_error("jetstream: cannot connect to %s%s: %s", shown,
+                 qc->n_servers > 1 ? " (or the other servers)" : "", natsStatus_GetText(s));
+        goto fail;
+    }
+    atomic_store(&js->connected, true);
+    if ((s = natsConnection_JetStream(&ctx, js->nc, NULL)) != NATS_OK) {
+        nats_fail("JetStream context", s, 0);
+        goto fail;
+    }
+    if (ensure_stream(js, ctx, qc->replicas) < 0)
+        goto fail;
+    for (size_t i = 0; i < cfg->n_sites; i++)
+        for (size_t d = 0; d < cfg->sites[i].n_dests; d++)
+            if (ensure_consumer(js->stream, ctx, cfg->sites[i].id, cfg->sites[i].dests[d].id) <
+                0)
+                goto fail;
+    jsCtx_Destroy(ctx);
+    natsOptions_Destroy(o);
+    return js;
+fail:
+    jsCtx_Destroy(ctx);
+    natsOptions_Destroy(o);
+    sg_jetstream_free(js);
+    return NULL;
+}
+
+void sg_jetstream_free(struct sg_jetstream *js)
+{
+    if (!js)
+        return;
+    if (js->nc) {
+        natsConnection_Close(js->nc);
+        natsConnection_Destroy(js->nc);
+    }
+    free(js->stream);
+    free(js);
+}
+
+/* ---- the per-worker queue ---- */
+
+/* One request's publishes: answered once all are acked (202) or any failed or timed out (503). */
+struct group {
+    struct group *next;
+    struct evhttp_request *req; /* NULL once answered or its client left */
+    struct evhttp_connection *conn;
+    char *body;
+    char site[72];
+    size_t pending;  /* publishes without an ack */
+    bool failed;
+    bool deferred;   /* defer() was called */
+    bool answered;
+    uint64_t deadline;
+};
+
+struct pub { natsMsg *msg; struct group *g; };
+struct ack { struct group *g; bool ok; };
+
+struct js_queue {
+    struct sg_queue q; /* first */
+    struct sg_jetstream *js;
+    struct sg_queue *local; /* background jobs */
+    struct event_base *base;
+    jsCtx *ctx;
+    int worker;
+    uint64_t appended;
+    struct group *open;    /* the request being staged now */
+    struct group *groups;  /* deferred and not yet settled */
+    size_t n_waiting;
+    struct event *ack_ev, *tick;
+    pthread_mutex_t mu;    /* pubs and acks: the ack handler runs on a libnats thread */
+    struct pub *pubs;      /* a FIFO of publishes awaiting their ack */
+    size_t pub_head, pub_n;
+    struct ack *acks;      /* handed to the loop */
+    size_t n_acks, cap_acks;
+    size_t inflight;       /* on the loop: publishes not settled */
+};
+
+#define JQ(q) ((struct js_queue *)(q))
+
+static void send_text(struct evhttp_request *req, int code, const char *reason, const char *body)
+{
+    struct evbuffer *buf = evbuffer_new();
+    if (buf) {
+        evbuffer_add(buf, body, strlen(body));
+        evbuffer_add(buf, "\n", 1);
+    }
+    evhttp_send_reply(req, code, reason, buf);
+    if (buf)
+        evbuffer_free(buf);
+}
+
+static void answer(struct js_queue *jq, struct group *g, bool ok)
+{
+    if (g->answered)
+        return;
+    g->answered = true;
+    jq->n_waiting--;
+    if (!g->req)
+        return; /* the client left: its events were published (or not) all the same */
+    evhttp_connection_set_closecb(g->conn, NULL, NULL);
+    sg_metrics_ingest_reply(g->site, ok ? 202 : 503);
+    if (ok) {
+        send_text(g->req, 202, "Accepted", g->body);
+    } else {
+        struct evkeyvalq *out = evhttp_request_get_output_headers(g->req);
+        while (evhttp_remove_header(out, "Set-Cookie") == 0)
+            ;
+        evhttp_add_header(out, "Retry-After", "1");
+        send_text(g->req, 503, "Service Unavailable",
+                  "{\"error\":\"queue did not acknowledge, retry later\"}");
+    }
+    g->req = NULL;
+}
+
+/* Answer what can be answered; free groups with nothing pending any more. */
+static void settle(struct js_queue *jq)
+{
+    uint64_t now = sg_now_mono_ms();
+    struct group **pp = &jq->groups;
+    while (*pp) {
+        struct group *g = *pp;
+        if (!g->answered && g->pending == 0)
+            answer(jq, g, !g->failed);
+        else if (!g->answered && (g->failed || now >= g->deadline))
+            answer(jq, g, false); /* never a hang: 503 within ANSWER_MS + TICK_MS */
+        if (g->answered && g->pending == 0) {
+            *pp = g->next;
+            free(g->body);
+            free(g);
+            continue;
+        }
+        pp = &g->next;
+    }
+}
+
+static void ack_handler(jsCtx *ctx, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+    struct js_queue *jq = closure;
+    SG_UNUSED(ctx);
+    bool ok = pa != NULL && pae == NULL; /* a duplicate is acked too (pa->Duplicate) */
+    pthread_mutex_lock(&jq->mu);
+    struct group *g = NULL;
+    /* Acks come in publish order almost always: the search ends at the head. */
+    for (size_t i = 0; i < jq->pub_n; i++) {
+        struct pub *p = &jq->pubs[(jq->pub_head + i) % PUB_WINDOW];
+        if (p->msg == msg) {
+            g = p->g;
+            p->msg = NULL;
+            break;
+        }
+    }
+    while (jq->pub_n && !jq->pubs[jq->pub_head].msg) {
+        jq->pub_head = (jq->pub_head + 1) % PUB_WINDOW;
+        jq->pub_n--;
+    }
+    if (g) {
+        if (jq->n_acks == jq->cap_acks) {
+            jq->cap_acks = jq->cap_acks ? jq->cap_acks * 2 : 256;
+            jq->acks = sg_xrealloc(jq->acks, jq->cap_acks * sizeof(*jq->acks));
+        }
+        jq->acks[jq->n_acks++] = (struct ack){g, ok};
+    }
+    pthread_mutex_unlock(&jq->mu);
+    if (!ok && pae)
+        sg_warn("jetstream: publish not acknowledged: %s (error %d)",
+                pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err), (int)pae->ErrCode);
+    /* The handler owns the message (libnats 3.4): its entry above is gone, so the address
+     * may be reused by the next publish without being mistaken for this one. */
+    natsMsg_Destroy(msg);
+    event_active(jq->ack_ev, EV_READ, 0);
+}
+
+static void ack_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct js_queue *jq = arg;
+    SG_UNUSED(fd);
+    SG_UNUSED(what);
+    pthread_mutex_lock(&jq->mu);
+    struct ack *v = jq->acks;
+    size_t n = jq->n_acks;
+    jq->acks = NULL;
+    jq->n_acks = jq->cap_acks = 0;
+    pthread_mutex_unlock(&jq->mu);
+    for (size_t i = 0; i < n; i++) {
+        v[i].g->pending--;
+        jq->inflight--;
+        if (!v[i].ok)
+            v[i].g->failed = true;
+    }
+    free(v);
+    settle(jq);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    SG_UNUSED(fd);
+    SG_UNUSED(what);
+    settle(arg);
+}
+
+static struct group *open_group(struct js_queue *jq)
+{
+    if (!jq->open)
+        jq->open = sg_xcalloc(1, sizeof(*jq->open));
+    return jq->open;
+}
+
+static void add_hex(natsMsg *m, const char *key, const unsigned char *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    char buf[256];
+    for (size_t i = 0; i < n && 2 * i + 2 < sizeof(buf); i++) {
+        buf[2 * i] = hex[p[i] >> 4];
+        buf[2 * i + 1] = hex[p[i] & 15];
+        buf[2 * i + 2] = '\0';
+    }
+    natsMsgHeader_Set(m, key, n ? buf : "");
+}
+
+static int js_append(struct sg_queue *q, struct sg_spool_entry *e, struct sg_queue_ref *ref,
+                     uint64_t *gen)
+{
+    struct js_queue *jq = JQ(q);
+    char *subject = sg_jetstream_subject(e->site, e->dest);
+    char *id = sg_jetstream_msg_id(e->site, e->dest, e->event_id);
+    natsMsg *m = NULL;
+    int rc = 0;
+    memset(ref, 0, sizeof(*ref));
+    *gen = 0;
+    if ((int64_t)e->json_len > natsConnection_GetMaxPayload(jq->js->nc) - 4096) {
+        rc = -1; /* larger than the servers take: the event is not accepted (its own error) */
+        goto out;
+    }
+    struct group *g = open_group(jq);
+    jq->appended++;
+    if (natsMsg_Create(&m, subject, NULL, e->json, (int)e->json_len) != NATS_OK) {
+        g->failed = true;
+        goto out;
+    }
+    unsigned char consent[3 * SG_PURPOSE__COUNT + 2];
+    memcpy(consent, e->consent.state, SG_PURPOSE__COUNT);
+    memcpy(consent + SG_PURPOSE__COUNT, e->consent.source, SG_PURPOSE__COUNT);
+    memcpy(consent + 2 * SG_PURPOSE__COUNT, e->consent.evidence, SG_PURPOSE__COUNT);
+    consent[3 * SG_PURPOSE__COUNT] = e->consent.tcf;
+    consent[3 * SG_PURPOSE__COUNT + 1] =
+        (unsigned char)((e->consent.gpc ? 1 : 0) | (e->consent.sale_opt_out ? 2 : 0));
+    char ts[32];
+    snprintf(ts, sizeof(ts), "%lld", (long long)e->first_ts);
+    natsMsgHeader_Set(m, "Sg-Site", e->site);
+    natsMsgHeader_Set(m, "Sg-Dest", e->dest);
+    natsMsgHeader_Set(m, "Sg-Event", e->event);
+    natsMsgHeader_Set(m, "Sg-Event-Id", e->event_id);
+    natsMsgHeader_Set(m, "Sg-Rules", e->rules ? e->rules : "[]");
+    if (e->rule_set)
+        natsMsgHeader_Set(m, "Sg-Rule-Set", e->rule_set);
+    natsMsgHeader_Set(m, "Sg-First-Ts", ts);
+    add_hex(m, "Sg-Consent", consent, sizeof(consent));
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = id;
+    po.MaxWait = PUB_WAIT_MS;
+    /* Registered before the publish: its ack may arrive before js_PublishMsgAsync returns. */
+    pthread_mutex_lock(&jq->mu);
+    if (jq->pub_n == PUB_WINDOW) {
+        pthread_mutex_unlock(&jq->mu);
+        g->failed = true; /* has_room() keeps this from happening; never a blocking wait */
+        natsMsg_Destroy(m);
+        goto out;
+    }
+    jq->pubs[(jq->pub_head + jq->pub_n++) % PUB_WINDOW] = (struct pub){m, g};
+    pthread_mutex_unlock(&jq->mu);
+    natsMsg *sent = m;
+    natsStatus s = atomic_load(&jq->js->connected) ? js_PublishMsgAsync(jq->ctx, &m, &po)
+                                                   : NATS_CONNECTION_DISCONNECTED;
+    if (s != NATS_OK) {
+        pthread_mutex_lock(&jq->mu);
+        for (size_t i = 0; i < jq->pub_n; i++) {
+            struct pub *p = &jq->pubs[(jq->pub_head + i) % PUB_WINDOW];
+            if (p->msg == sent)
+                p->msg = NULL;
+        }
+        pthread_mutex_unlock(&jq->mu);
+        natsMsg_Destroy(m);
+        g->failed = true;
+        goto out;
+    }
+    g->pending++;
+    jq->inflight++;
+out:
+    free(subject);
+    free(id);
+    return rc;
+}
+
+static uint64_t js_appended(const struct sg_queue *q)
+{
+    return ((const struct js_queue *)q)->appended;
+}
+
+static bool js_has_room(const struct sg_queue *q, size_t bytes)
+{
+    const struct js_queue *jq = (const struct js_queue *)q;
+    SG_UNUSED(bytes);
+    return jq->inflight + 1024 < PUB_WINDOW; /* a request's events fit in what is left */
+}
+
+static const char *js_failing(const struct sg_queue *q)
+{
+    const struct js_queue *jq = (const struct js_queue *)q;
+    return atomic_load(&jq->js->connected) ? NULL : "queue_unreachable";
+}
+
+static bool js_accepts(const struct sg_queue *q)
+{
+    return js_failing(q) == NULL;
+}
+
+static void group_close_cb(struct evhttp_connection *conn, void *arg)
+{
+    struct js_queue *jq = arg;
+    for (struct group *g = jq->groups; g; g = g->next)
+        if (g->conn == conn)
+            g->req = NULL;
+}
+
+static void js_defer(struct sg_queue *q, struct evhttp_request *req, const char *site, char *body)
+{
+    struct js_queue *jq = JQ(q);
+    struct group *g = open_group(jq);
+    jq->open = NULL;
+    g->req = req;
+    g->conn = evhttp_request_get_connection(req);
+    g->body = body;
+    snprintf(g->site, sizeof(g->site), "%s", site);
+    g->deferred = true;
+    g->deadline = sg_now_mono_ms() + ANSWER_MS;
+    g->next = jq->groups;
+    jq->groups = g;
+    jq->n_waiting++;
+    evhttp_connection_set_closecb(g->conn, group_close_cb, jq);
+    settle(jq); /* a publish that failed at once answers now */
+}
+
+static size_t js_waiting(const struct sg_queue *q)
+{
+    return ((const struct js_queue *)q)->n_waiting;
+}
+
+static void js_done(struct sg_queue *q, struct sg_queue_ref *ref, enum sg_queue_end how)
+{
+    SG_UNUSED(q);
+    natsMsg *m = ref->msg;
+    if (!m)
+        return;
+    /* Asynchronous: an ack lost with the connection means a redelivery (at least once). */
+    if (how == SG_QUEUE_TERM)
+        natsMsg_Term(m, NULL);
+    else
+        natsMsg_Ack(m, NULL);
+    natsMsg_Destroy(m);
+    ref->msg = NULL;
+}
+
+static void js_retry(struct sg_queue *q, struct sg_queue_ref *ref, uint64_t delay_ms)
+{
+    SG_UNUSED(q);
+    natsMsg *m = ref->msg;
+    if (!m)
+        return;
+    if (delay_ms)
+        natsMsg_NakWithDelay(m, (int64_t)delay_ms, NULL);
+    else
+        natsMsg_Nak(m, NULL);
+    natsMsg_Destroy(m);
+    ref->msg = NULL;
+}
+
+static void js_kick(struct sg_queue *q)
+{
+    SG_UNUSED(q); /* acks go out as they are made */
+}
+
+static void js_background(struct sg_queue *q, sg_queue_job_fn *run, sg_queue_job_fn *done,
+                          void *arg)
+{
+    struct sg_queue *local = JQ(q)->local;
+    local->ops->background(local, run, done, arg);
+}
+
+/* ---- consumers: a pull thread per forwarder ---- */
+
+struct consumer {
+    struct js_queue *jq;
+    char *site, *dest, *durable, *subject;
+    sg_queue_deliver_fn *fn;
+    void *fw;
+    _Atomic long *credit;
+    pthread_t thread;
+    _Atomic bool quit;
+    struct event *ev;
+    pthread_mutex_t mu;
+    natsMsg **inbox;
+    size_t n_inbox, cap_inbox;
+};
+
+static char *hdr(natsMsg *m, const char *key)
+{
+    const char *v = NULL;
+    if (natsMsgHeader_Get(m, key, &v) != NATS_OK || !v)
+        return NULL;
+    return sg_xstrdup(v);
+}
+
+static int unhex(const char *s, unsigned char *out, size_t n)
+{
+    if (!s || strlen(s) != 2 * n)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v = 0;
+        for (int k = 0; k < 2; k++) {
+            char c = s[2 * i + (size_t)k];
+            v <<= 4;
+            if (c >= '0' && c <= '9')
+                v |= (unsigned)(c - '0');
+            else if (c >= 'a' && c <= 'f')
+                v |= (unsigned)(c - 'a' + 10);
+            else
+                return -1;
+        }
+        out[i] = (unsigned char)v;
+    }
+    return 0;
+}
+
+/* A delivered message back into a spool entry (owned strings). -1 when it is not ours. */
+static int decode(natsMsg *m, struct sg_spool_entry *e)
+{
+    memset(e, 0, sizeof(*e));
+    const char *cs = NULL, *ts = NULL;
+    unsigned char consent[3 * SG_PURPOSE__COUNT + 2];
+    e->site = hdr(m, "Sg-Site");
+    e->dest = hdr(m, "Sg-Dest");
+    e->event = hdr(m, "Sg-Event");
+    e->event_id = hdr(m, "Sg-Event-Id");
+    e->rules = hdr(m, "Sg-Rules");
+    e->rule_set = hdr(m, "Sg-Rule-Set");
+    natsMsgHeader_Get(m, "Sg-Consent", &cs);
+    natsMsgHeader_Get(m, "Sg-First-Ts", &ts);
+    if (!e->site || !e->dest || !e->event || !e->event_id || !e->rules || !ts ||
+        unhex(cs, consent, sizeof(consent)) < 0 || natsMsg_GetDataLength(m) <= 0) {
+        sg_spool_entry_release(e);
+        return -1;
+    }
+    memcpy(e->consent.state, consent, SG_PURPOSE__COUNT);
+    memcpy(e->consent.source, consent + SG_PURPOSE__COUNT, SG_PURPOSE__COUNT);
+    memcpy(e->consent.evidence, consent + 2 * SG_PURPOSE__COUNT, SG_PURPOSE__COUNT);
+    e->consent.tcf = consent[3 * SG_PURPOSE__COUNT];
+    e->consent.gpc = consent[3 * SG_PURPOSE__COUNT + 1] & 1;
+    e->consent.sale_opt_out = (consent[3 * SG_PURPOSE__COUNT + 1] & 2) != 0;
+    e->first_ts = strtoll(ts, NULL, 10);
+    e->json_len = (size_t)natsMsg_GetDataLength(m);
+    e->json = sg_xmalloc(e->json_len + 1);
+    memcpy(e->json, natsMsg_GetData(m), e->json_len);
+    e->json[e->json_len] = '\0';
+    jsMsgMetaData *meta = NULL;
+    if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+        e->attempts = meta->NumDelivered > 1 ? (uint32_t)(meta->NumDelivered - 1) : 0;
+        jsMsgMetaData_Destroy(meta);
+    }
+    return 0;
+}
+
+static void deliver_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct consumer *c = arg;
+    SG_UNUSED(fd);
+    SG_UNUSED(what);
+    pthread_mutex_lock(&c->mu);
+    natsMsg **v = c->inbox;
+    size_t n = c->n_inbox;
+    c->inbox = NULL;
+    c->n_inbox = c->cap_inbox = 0;
+    pthread_mutex_unlock(&c->mu);
+    for (size_t i = 0; i < n; i++) {
+        struct sg_spool_entry e;
+        if (decode(v[i], &e) < 0) {
+            sg_warn("jetstream: a message on %s is not a scrubgate event: terminated",
+                    c->subject);
+            natsMsg_Term(v[i], NULL);
+            natsMsg_Destroy(v[i]);
+            continue;
+        }
+        c->fn(c->fw, &e, v[i]); /* steals e's strings; v[i] comes back through done/retry */
+    }
+    free(v);
+}
+
+static void *pull_main(void *arg)
+{
+    struct consumer *c = arg;
+    natsSubscription *sub = NULL;
+    jsCtx *ctx = NULL;
+    while (!atomic_load(&c->quit)) {
+        if (!atomic_load(&c->jq->js->connected)) {
+            usleep(100000);
+            continue;
+        }
+        if (!sub) {
+            /* Created here, off the loop: a reload that adds a destination blocks nothing. */
+            jsErrCode jerr = 0;
+            jsSubOptions so;
+            jsSubOptions_Init(&so);
+            so.Stream = c->jq->js->stream;
+            so.Consumer = c->durable;
+            if (!ctx && natsConnection_JetStream(&ctx, c->jq->js->nc, NULL) != NATS_OK) {
+                usleep(500000);
+                continue;
+            }
+            if (ensure_consumer(c->jq->js->stream, ctx, c->site, c->dest) < 0 ||
+                js_PullSubscribe(&sub, ctx, c->subject, c->durable, NULL, &so, &jerr) != NATS_OK) {
+                sub = NULL;
+                usleep(1000000);
+                continue;
+            }
+        }
+        long credit = atomic_load(c->credit);
+        if (credit <= 0) {
+            usleep(20000);
+            continue;
+        }
+        natsMsgList list = {0};
+        jsErrCode jerr = 0;
+        natsStatus s = natsSubscription_Fetch(&list, sub, (int)SG_MIN(credit, FETCH_MAX), 500,
+                                              &jerr);
+        if (s != NATS_OK || list.Count == 0) {
+            natsMsgList_Destroy(&list);
+            if (s != NATS_TIMEOUT)
+                usleep(100000);
+            continue;
+        }
+        atomic_fetch_sub(c->credit, (long)list.Count);
+        pthread_mutex_lock(&c->mu);
+        if (c->n_inbox + (size_t)list.Count > c->cap_inbox) {
+            c->cap_inbox = c->n_inbox + (size_t)list.Count + 64;
+            c->inbox = sg_xrealloc(c->inbox, c->cap_inbox * sizeof(*c->inbox));
+        }
+        for (int i = 0; i < list.Count; i++) {
+            c->inbox[c->n_inbox++] = list.Msgs[i];
+            list.Msgs[i] = NULL; /* ours now */
+        }
+        pthread_mutex_unlock(&c->mu);
+        natsMsgList_Destroy(&list);
+        event_active(c->ev, EV_READ, 0);
+    }
+    natsSubscription_Destroy(sub);
+    jsCtx_Destroy(ctx);
+    nats_ReleaseThreadMemory();
+    return NULL;
+}
+
+static void *js_consume(struct sg_queue *q, const char *site, const char *dest,
+                        sg_queue_deliver_fn *fn, void *fw, _Atomic long *credit)
+{
+    struct js_queue *jq = JQ(q);
+    struct consumer *c = sg_xcalloc(1, sizeof(*c));
+    c->jq = jq;
+    c->site = sg_xstrdup(site);
+    c->dest = sg_xstrdup(dest);
+    c->durable = durable_name(site, dest);
+    c->subject = sg_jetstream_subject(site, dest);
+    c->fn = fn;
+    c->fw = fw;
+    c->credit = credit;
+    pthread_mutex_init(&c->mu, NULL);
+    c->ev = event_new(jq->base, -1, 0, deliver_cb, c);
+    if (!c->ev || pthread_create(&c->thread, NULL, pull_main, c) != 0) {
+        sg_error("jetstream: cannot start the consumer of %s", c->subject);
+        if (c->ev)
+            event_free(c->ev);
+        free(c->site);
+        free(c->dest);
+        free(c->durable);
+        free(c->subject);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void js_unconsume(struct sg_queue *q, void *handle)
+{
+    struct consumer *c = handle;
+    SG_UNUSED(q);
+    atomic_store(&c->quit, true);
+    pthread_join(c->thread, NULL); /* a fetch ends within 500 ms */
+    for (size_t i = 0; i < c->n_inbox; i++) {
+        natsMsg_Nak(c->inbox[i], NULL); /* another instance takes it now */
+        natsMsg_Destroy(c->inbox[i]);
+    }
+    free(c->inbox);
+    event_free(c->ev);
+    pthread_mutex_destroy(&c->mu);
+    free(c->site);
+    free(c->dest);
+    free(c->durable);
+    free(c->subject);
+    free(c);
+}
+
+static void js_free(struct sg_queue *q)
+{
+    struct js_queue *jq = JQ(q);
+    /* Requests still waiting get their 503; their publishes may still land (the client's
+     * retry is then a duplicate the stream drops). */
+    for (struct group *g = jq->groups; g; g = g->next)
+        if (!g->answered)
+            answer(jq, g, false);
+    /* The loop has ended: wait (briefly) for outstanding acks, so that no ack handler runs
+     * on this queue once it is freed. */
+    if (jq->ctx) {
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MaxWait = 2 * PUB_WAIT_MS;
+        js_PublishAsyncComplete(jq->ctx, &po);
+    }
+    jsCtx_Destroy(jq->ctx);
+    while (jq->groups) {
+        struct group *g = jq->groups;
+        jq->groups = g->next;
+        free(g->body);
+        free(g);
+    }
+    free(jq->open);
+    if (jq->ack_ev)
+        event_free(jq->ack_ev);
+    if (jq->tick)
+        event_free(jq->tick);
+    free(jq->pubs);
+    free(jq->acks);
+    pthread_mutex_destroy(&jq->mu);
+    free(jq);
+}
+
+static const struct sg_queue_ops js_ops = {
+    .type = "jetstream",
+    .sends_own = false,
+    .append = js_append,
+    .appended = js_appended,
+    .has_room = js_has_room,
+    .failing = js_failing,
+    .accepts = js_accepts,
+    .defer = js_defer,
+    .waiting = js_waiting,
+    .done = js_done,
+    .retry = js_retry,
+    .kick = js_kick,
+    .background = js_background,
+    .consume = js_consume,
+    .unconsume = js_unconsume,
+    .free = js_free,
+};
+
+struct sg_queue *sg_jetstream_queue_new(void *arg, int worker, struct event_base *base,
+                                        struct sg_queue *local)
+{
+    struct sg_jetstream *js = arg;
+    struct js_queue *jq = sg_xcalloc(1, sizeof(*jq));
+    jq->q.ops = &js_ops;
+    jq->js = js;
+    jq->local = local;
+    jq->base = base;
+    jq->worker = worker;
+    jq->pubs = sg_xcalloc(PUB_WINDOW, sizeof(*jq->pubs));
+    pthread_mutex_init(&jq->mu, NULL);
+    jsOptions o;
+    jsOptions_Init(&o);
+    o.PublishAsync.AckHandler = ack_handler;
+    o.PublishAsync.AckHandlerClosure = jq;
+    o.PublishAsync.MaxPending = 2 * PUB_WINDOW; /* never reached: has_room() bounds it */
+    jq->ack_ev = event_new(base, -1, 0, ack_cb, jq);
+    jq->tick = event_new(base, -1, EV_PERSIST, tick_cb, jq);
+    struct timeval tv = {0, TICK_MS * 1000};
+    if (!jq->ack_ev || !jq->tick || event_add(jq->tick, &tv) < 0 ||
+        natsConnection_JetStream(&jq->ctx, js->nc, &o) != NATS_OK) {
+        sg_error("worker %d: cannot create its JetStream queue", worker);
+        js_free(&jq->q);
+        return NULL;
+    }
+    return &jq->q;
+}

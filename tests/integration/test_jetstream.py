@@ -1,0 +1,280 @@
+"""The JetStream queue against one real nats-server (fast enough for every run): publish
+before 202, delivery through the durable pull consumer, duplicates, NATS down (503 within 1 s,
+then back by itself), a stream that refuses publishes, an oversized event, retries (nak with
+delay), the dead letter (term), a stream config mismatch, credentials kept out of logs."""
+import json
+import os
+import tempfile
+import time
+import unittest
+
+from harness import PIXEL, TOKEN, FakeTikTok, Proxy, site_config
+import natsctl
+
+DEST = "tiktok:" + PIXEL
+
+
+def js_queue(cluster, **over):
+    q = {"type": "jetstream", "servers": cluster.urls(), "stream": "SCRUBGATE", "replicas": 1,
+         "creds_file": None}
+    q.update(over)
+    return {"queue": q}
+
+
+@unittest.skipUnless(natsctl.available(), "nats-server is not installed")
+class JetStreamTest(unittest.TestCase):
+    def setUp(self):
+        self.fake = FakeTikTok(token=TOKEN, pixel=PIXEL).start()
+        self.nats = natsctl.Cluster(1).start()
+        self.proxies = []
+
+    def tearDown(self):
+        for p in self.proxies:
+            if p.proc and p.proc.poll() is None:
+                p.stop()
+        self.fake.stop()
+        self.nats.stop()
+
+    def proxy(self, limits=None, workers=2, **over):
+        p = Proxy([site_config(self.fake.url)], limits=limits, workers=workers,
+                  extra=js_queue(self.nats, **over))
+        self.proxies.append(p)
+        return p.start()
+
+    def delivered(self):
+        with self.fake.lock:
+            return [e["event_id"] for e in self.fake.events]
+
+    def wait_delivered(self, ids, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline and not set(ids) <= set(self.delivered()):
+            time.sleep(0.05)
+        return set(ids) - set(self.delivered())
+
+    def test_published_scrubbed_then_delivered_once_with_outcomes(self):
+        p = self.proxy()
+        ids = ["a%d" % i for i in range(20)]
+        st, _, body = p.post([{"event": "Lead", "event_id": x,
+                               "user": {"email": "someone@example.com"}} for x in ids])
+        self.assertEqual(st, 202, body)
+        self.assertEqual(self.wait_delivered(ids), set())
+        # The stream holds the formatted event under its subject, never the raw input.
+        info = natsctl.stream_info(self.nats.urls()[0], "SCRUBGATE")
+        self.assertEqual(info["config"]["subjects"], ["scrubgate.>"])
+        self.assertEqual(info["config"]["duplicate_window"], 120 * 10**9)
+        self.assertEqual(info["config"]["storage"], "file")
+        self.assertEqual(info["state"]["messages"], 20)
+        raw = b""
+        for root, _, files in os.walk(self.nats.nodes[0].store):
+            for f in files:
+                with open(os.path.join(root, f), "rb") as fh:
+                    raw += fh.read()
+        self.assertIn(b"scrubgate.shop." + DEST.encode(), raw)
+        self.assertIn(b"shop/" + DEST.encode() + b"/a0", raw)  # Nats-Msg-Id
+        self.assertNotIn(b"someone@example.com", raw)
+        lines = p.wait_sync(20)
+        self.assertEqual(sorted(r["event_id"] for r in lines), sorted(ids))
+        self.assertTrue(all(r["status"] == "accepted" for r in lines))
+        # Acked on the outcome: the consumer has nothing pending.
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            ci = natsctl.consumer_info(self.nats.urls()[0], "SCRUBGATE",
+                                       "sg-shop-" + DEST.replace(":", "_"))
+            if ci["num_ack_pending"] == 0 and ci["num_pending"] == 0:
+                break
+            time.sleep(0.1)
+        self.assertEqual((ci["num_ack_pending"], ci["num_pending"]), (0, 0))
+
+    def test_repeated_event_id_inside_the_window_is_202_and_sent_once(self):
+        p = self.proxy()
+        for _ in range(3):
+            st, _, body = p.post([{"event": "Lead", "event_id": "dup-1"}])
+            self.assertEqual(st, 202, body)
+        st, _, _ = p.post([{"event": "Lead", "event_id": "other"}])
+        self.assertEqual(self.wait_delivered(["dup-1", "other"]), set())
+        time.sleep(0.5)
+        self.assertEqual(self.delivered().count("dup-1"), 1)
+
+    def test_nats_down_answers_503_within_1s_and_recovers_by_itself(self):
+        p = self.proxy()
+        self.assertEqual(p.post([{"event": "Lead", "event_id": "before"}])[0], 202)
+        self.nats.nodes[0].kill()
+        p.wait_log("connection to NATS lost")
+        for i in range(5):
+            t = time.time()
+            st, hdrs, body = p.post([{"event": "Lead", "event_id": "down-%d" % i}])
+            self.assertEqual(st, 503, body)
+            self.assertLess(time.time() - t, 1.0)
+            self.assertEqual(hdrs.get("retry-after"), "1")
+        self.nats.nodes[0].start()
+        deadline, st = time.time() + 15, 0
+        while time.time() < deadline and st != 202:
+            st, _, _ = p.post([{"event": "Lead", "event_id": "after"}])
+            time.sleep(0.1)
+        self.assertEqual(st, 202)
+        self.assertEqual(self.wait_delivered(["before", "after"]), set())
+        self.assertFalse({"down-%d" % i for i in range(5)} & set(self.delivered()))
+
+    def test_a_stream_that_refuses_a_publish_answers_503_and_sends_nothing(self):
+        # An operator's stream with a message limit (discard new): adopted, since storage,
+        # replicas, duplicate window and subjects match; once full it refuses publishes.
+        r = natsctl.create_stream(self.nats.urls()[0], {
+            "name": "SCRUBGATE", "subjects": ["scrubgate.>"], "storage": "file",
+            "num_replicas": 1, "duplicate_window": 120 * 10**9, "max_msgs": 3,
+            "discard": "new", "retention": "limits"})
+        self.assertNotIn("error", r)
+        p = self.proxy()
+        self.fake.delay = 0  # nothing is removed from a limits stream: it stays full
+        self.assertEqual(p.post([{"event": "Lead", "event_id": "f%d" % i}
+                                 for i in range(3)])[0], 202)
+        t = time.time()
+        st, _, body = p.post([{"event": "Lead", "event_id": "over"}])
+        self.assertEqual(st, 503, body)
+        self.assertLess(time.time() - t, 1.5)
+        self.assertEqual(self.wait_delivered(["f0", "f1", "f2"]), set())
+        time.sleep(0.5)
+        self.assertNotIn("over", self.delivered())
+
+    def test_stream_config_mismatch_is_a_clear_start_error(self):
+        natsctl.create_stream(self.nats.urls()[0], {
+            "name": "SCRUBGATE", "subjects": ["scrubgate.>"], "storage": "file",
+            "num_replicas": 1, "duplicate_window": 30 * 10**9})
+        p = Proxy([site_config(self.fake.url)], extra=js_queue(self.nats))
+        self.proxies.append(p)
+        with self.assertRaises(RuntimeError) as cm:
+            p.start()
+        self.assertIn("stream SCRUBGATE exists with another duplicate window (30 s, "
+                      "configured: 120 s)", str(cm.exception))
+
+    def test_oversized_event_is_refused_with_its_reason(self):
+        self.nats.stop()
+        self.nats = natsctl.Cluster(1, max_payload=6000).start()
+        p = self.proxy()
+        big = {"event": "Lead", "event_id": "big",
+               "properties": {"contents": [{"content_id": "c%05d" % i, "content_name": "x" * 40}
+                                           for i in range(60)]}}
+        st, _, body = p.post([big, {"event": "Lead", "event_id": "small"}])
+        self.assertEqual(st, 202, body)
+        doc = json.loads(body)
+        self.assertEqual(doc["event_ids"], ["small"])
+        self.assertEqual(doc["errors"][0]["index"], 0)
+        self.assertIn("too large", doc["errors"][0]["reason"])
+        self.assertEqual(self.wait_delivered(["small"]), set())
+
+    def test_retries_go_back_to_the_stream_and_give_up_terminates(self):
+        self.fake.script([{"http": 503, "body": ""}] * 2)
+        p = self.proxy(limits={"retry_base_ms": 100, "retry_cap_ms": 200})
+        self.assertEqual(p.post([{"event": "Lead", "event_id": "r1"}])[0], 202)
+        self.assertEqual(self.wait_delivered(["r1"]), set())
+        line = [r for r in p.wait_sync(1) if r["event_id"] == "r1"][0]
+        self.assertEqual(line["status"], "accepted")
+        self.assertEqual(line["attempts"], 3)  # from the stream's delivery count
+        # A bad request: dead letter, then the message is terminated (never redelivered).
+        self.fake.script([{"code": 40002}])
+        self.assertEqual(p.post([{"event": "Lead", "event_id": "bad"}])[0], 202)
+        lines = p.wait_sync(2)
+        bad = [r for r in lines if r["event_id"] == "bad"]
+        self.assertEqual(len(bad), 1)
+        self.assertEqual(bad[0]["status"], "failed")
+        time.sleep(1.0)
+        self.assertEqual(len([r for r in p.sync_log() if r["event_id"] == "bad"]), 1)
+
+    def test_token_pause_stops_pulling_and_resumes(self):
+        self.fake.token = "rotated"  # the proxy's token is refused: 40105
+        p = self.proxy(limits={"auth_probe_ms": 300})
+        ids = ["t%d" % i for i in range(30)]
+        self.assertEqual(p.post([{"event": "Lead", "event_id": x} for x in ids])[0], 202)
+        p.wait_log("access token refused")
+        time.sleep(1.5)
+        # Paused: the events went back to the stream (nak with the probe delay) and one
+        # probe per auth_probe_ms pulls a single event; none has an outcome yet.
+        with self.fake.lock:
+            probes = len(self.fake.requests)
+        self.assertGreaterEqual(probes, 2)
+        self.assertLessEqual(probes, 8)
+        self.assertEqual(p.sync_log(), [])
+        self.fake.token = TOKEN
+        self.assertEqual(self.wait_delivered(ids), set())
+
+    def test_a_publish_without_permission_answers_503_and_hides_the_password(self):
+        self.nats.stop()
+        self.nats = natsctl.Cluster(1, extra=(
+            'authorization { users: [ { user: sg, password: "pw-s3cret-77", permissions: '
+            '{ publish: { allow: [">"], deny: ["scrubgate.shop.>"] } } } ] }'))
+        self.nats.user = "sg:pw-s3cret-77"
+        self.nats.start()
+        p = self.proxy()
+        t = time.time()
+        st, _, body = p.post([{"event": "Lead", "event_id": "denied"}])
+        self.assertEqual(st, 503, body)
+        self.assertLess(time.time() - t, 1.0)
+        self.nats.nodes[0].kill()  # a reconnect line names the server
+        self.nats.nodes[0].start()
+        p.wait_log("reconnected to", 10)
+        self.assertIn("reconnected to nats://***@127.0.0.1", p.stderr())
+        self.assertNotIn("pw-s3cret-77", p.stderr())
+        time.sleep(0.5)
+        self.assertNotIn("denied", self.delivered())
+
+    def test_slow_upstream_leaves_the_backlog_in_the_stream(self):
+        self.fake.delay = 0.5
+        p = self.proxy(limits={"batch_max_events": 10, "max_inflight": 1,
+                               "flush_interval_ms": 20}, workers=1)
+        ids = ["s%d" % i for i in range(100)]
+        for k in range(0, 100, 20):
+            self.assertEqual(p.post([{"event": "Lead", "event_id": x}
+                                     for x in ids[k:k + 20]])[0], 202)
+        time.sleep(1.2)
+        durable = "sg-shop-" + DEST.replace(":", "_")
+        ci = natsctl.consumer_info(self.nats.urls()[0], "SCRUBGATE", durable)
+        # The instance holds what one request can take (max_inflight x batch, plus the fetch
+        # that was under way); the rest waits in the stream, on disk, for any instance.
+        self.assertLessEqual(ci["num_ack_pending"], 20)
+        self.assertGreaterEqual(ci["num_pending"], 50)
+        self.assertLess(len(self.delivered()), 50)
+        self.fake.delay = 0
+        self.assertEqual(self.wait_delivered(ids, 30), set())
+        self.assertEqual(len(self.delivered()), 100)
+
+    def test_sigterm_under_load_is_prompt_and_the_other_instance_takes_over(self):
+        self.fake.delay = 0.5  # 20 events/s per instance: 200 take both instances 5 s
+        lim = {"batch_max_events": 10, "flush_interval_ms": 20, "max_inflight": 1}
+        a = self.proxy(limits=lim, workers=1)
+        b = self.proxy(limits=lim, workers=1)
+        ids = ["g%d" % i for i in range(200)]
+        for k in range(0, 200, 50):
+            self.assertEqual(a.post([{"event": "Lead", "event_id": x}
+                                     for x in ids[k:k + 50]])[0], 202)
+        a.wait_sync(10, 5)
+        time.sleep(0.2)  # A's next request is in flight (0.5 s): the drain waits for it
+        t = time.time()
+        self.assertEqual(a.stop(), 0)
+        self.assertLess(time.time() - t, 3.0)  # the drain sends what it holds, pulls no more
+        self.fake.delay = 0
+        # Nothing A had taken waits for the 30 s ack wait: B sends the rest at once.
+        self.assertEqual(self.wait_delivered(ids, 15), set())
+        self.assertGreater(len(b.sync_log()), 0)
+
+    def test_credentials_never_reach_the_log(self):
+        d = tempfile.mkdtemp(prefix="sg-creds-")
+        creds = os.path.join(d, "user.creds")
+        with open(creds, "w") as f:
+            f.write("-----BEGIN NATS USER JWT-----\nSECRETJWTVALUE123\n------END NATS USER "
+                    "JWT------\n\n-----BEGIN USER NKEY SEED-----\nSUSECRETSEED456\n"
+                    "------END USER NKEY SEED------\n")
+        os.chmod(creds, 0o600)
+        p = Proxy([site_config(self.fake.url)], extra=js_queue(self.nats, creds_file=creds))
+        self.proxies.append(p)
+        try:
+            p.start()
+            p.post([{"event": "Lead", "event_id": "c1"}])
+            p.stop()
+        except RuntimeError:
+            p.proc.wait(10)
+        log = p.stderr()
+        self.assertNotIn("SECRETJWTVALUE123", log)
+        self.assertNotIn("SUSECRETSEED456", log)
+
+
+if __name__ == "__main__":
+    unittest.main()

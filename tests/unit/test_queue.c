@@ -1,0 +1,61 @@
+/* The queue's names and configuration: what a JetStream deployment depends on. */
+#include "scrubgate/common.h"
+#include "scrubgate/config.h"
+#include "scrubgate/jetstream.h"
+#include "testutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SITE_OK                                                                                    \
+    "{\"id\":\"s.1\",\"rules\":\"rules/default.json\",\"secret_env\":\"SGT_SECRET\","              \
+    "\"destinations\":[{\"type\":\"tiktok\",\"pixel_code\":\"P1\",\"access_token_env\":"          \
+    "\"SGT_TOKEN\",\"id\":\"tt.main\"}]}"
+
+/* Subjects have one token per id: '.' is written '_' (site and destination). */
+static void names(void **state)
+{
+    (void)state;
+    char *s = sg_jetstream_subject("shop", "tiktok:CABC.1");
+    assert_string_equal(s, "scrubgate.shop.tiktok:CABC_1");
+    free(s);
+    s = sg_jetstream_subject("s.1", "tt.main");
+    assert_string_equal(s, "scrubgate.s_1.tt_main");
+    free(s);
+    s = sg_jetstream_msg_id("shop", "tiktok:CABC.1", "ev-7");
+    assert_string_equal(s, "shop/tiktok:CABC_1/ev-7");
+    free(s);
+}
+
+static void jetstream_config(void **state)
+{
+    (void)state;
+    char *log = NULL;
+    struct sg_config *cfg = sg_test_config_load("{\"sites\":[" SITE_OK "]}", &log);
+    free(log);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->queue.type, SG_QUEUE_LOCAL); /* the default: nothing changes */
+    sg_config_free(cfg);
+    cfg = sg_test_config_load("{\"sites\":[" SITE_OK "], \"queue\": {\"type\": \"jetstream\", "
+                              "\"servers\": [\"nats://10.0.0.1:4222\", \"nats://10.0.0.2:4222\"], "
+                              "\"creds_file\": null}}",
+                              &log);
+    free(log);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->queue.type, SG_QUEUE_JETSTREAM);
+    assert_int_equal(cfg->queue.n_servers, 2);
+    assert_string_equal(cfg->queue.servers[1], "nats://10.0.0.2:4222");
+    assert_string_equal(cfg->queue.stream, "SCRUBGATE"); /* defaults */
+    assert_int_equal(cfg->queue.replicas, 3);
+    assert_null(cfg->queue.creds_file);
+    sg_config_free(cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(names),
+        cmocka_unit_test(jetstream_config),
+    };
+    return cmocka_run_group_tests(tests, sg_test_config_env, NULL);
+}
