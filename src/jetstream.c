@@ -40,40 +40,51 @@ bool sg_jetstream_available(void)
 
 /* ---- names ---- */
 
-static void underscore_dots(char *s)
+/* An injective escape of an id ([A-Za-z0-9_.-], a destination's also ':'): letters, digits
+ * (and '-' or ':' where they are not special) as they are, '_' written "_u", '.' "_d", ':'
+ * "_c", '-' "_h". Two different ids never give the same name (docs/SCALING.md). */
+static char *escape_id(const char *id, bool durable)
 {
-    for (; *s; s++)
-        if (*s == '.')
-            *s = '_';
+    size_t n = 0;
+    for (const char *c = id; *c; c++)
+        n += (*c == '_' || *c == '.' || (durable && (*c == ':' || *c == '-'))) ? 2 : 1;
+    char *out = sg_xmalloc(n + 1), *o = out;
+    for (const char *c = id; *c; c++) {
+        char e = *c == '_' ? 'u' : *c == '.' ? 'd' : (durable && *c == ':') ? 'c'
+                 : (durable && *c == '-') ? 'h' : 0;
+        if (e) {
+            *o++ = '_';
+            *o++ = e;
+        } else {
+            *o++ = *c;
+        }
+    }
+    *o = '\0';
+    return out;
 }
 
 char *sg_jetstream_subject(const char *site, const char *dest)
 {
-    char *s = sg_xstrdup(site), *d = sg_xstrdup(dest);
-    underscore_dots(s);
-    underscore_dots(d);
+    char *s = escape_id(site, false), *d = escape_id(dest, false);
     char *out = sg_xasprintf("scrubgate.%s.%s", s, d);
     free(s);
     free(d);
     return out;
 }
 
+/* Ids hold no '/': the raw ids, '/'-separated, are already unambiguous. */
 char *sg_jetstream_msg_id(const char *site, const char *dest, const char *event_id)
 {
-    char *d = sg_xstrdup(dest);
-    underscore_dots(d);
-    char *out = sg_xasprintf("%s/%s/%s", site, d, event_id);
-    free(d);
-    return out;
+    return sg_xasprintf("%s/%s/%s", site, dest, event_id);
 }
 
-/* A durable name: no '.', '*', '>' or ':' (one token). */
+/* A durable name: one token, no '.', '*', '>' or ':'; '-' separates site and destination. */
 static char *durable_name(const char *site, const char *dest)
 {
-    char *out = sg_xasprintf("sg-%s-%s", site, dest);
-    for (char *c = out; *c; c++)
-        if (*c == '.' || *c == ':' || *c == '*' || *c == '>')
-            *c = '_';
+    char *s = escape_id(site, true), *d = escape_id(dest, true);
+    char *out = sg_xasprintf("sg-%s-%s", s, d);
+    free(s);
+    free(d);
     return out;
 }
 

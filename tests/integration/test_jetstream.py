@@ -35,21 +35,72 @@ class JetStreamTest(unittest.TestCase):
         self.fake.stop()
         self.nats.stop()
 
-    def proxy(self, limits=None, workers=2, **over):
-        p = Proxy([site_config(self.fake.url)], limits=limits, workers=workers,
+    def proxy(self, limits=None, workers=2, sites=None, **over):
+        p = Proxy(sites or [site_config(self.fake.url)], limits=limits, workers=workers,
                   extra=js_queue(self.nats, **over))
         self.proxies.append(p)
         return p.start()
 
-    def delivered(self):
-        with self.fake.lock:
-            return [e["event_id"] for e in self.fake.events]
+    def delivered(self, fake=None):
+        fake = fake or self.fake
+        with fake.lock:
+            return [e["event_id"] for e in fake.events]
 
-    def wait_delivered(self, ids, timeout=15):
+    def wait_delivered(self, ids, timeout=15, fake=None):
         deadline = time.time() + timeout
-        while time.time() < deadline and not set(ids) <= set(self.delivered()):
+        while time.time() < deadline and not set(ids) <= set(self.delivered(fake)):
             time.sleep(0.05)
-        return set(ids) - set(self.delivered())
+        return set(ids) - set(self.delivered(fake))
+
+    def other_fake(self):
+        other = FakeTikTok(token=TOKEN, pixel="CPIXEL999").start()
+        self.addCleanup(other.stop)
+        return other
+
+    # Names derived from ids are injective (SCALING.md): "a.b" and "a_b", "t.1" and "t_1",
+    # "a-b"+"c" and "a"+"b-c" share no subject, message id or durable.
+    def test_site_ids_dot_and_underscore_do_not_share_a_subject(self):
+        other = self.other_fake()
+        s1 = site_config(self.fake.url, id="a.b", hosts=["ab1.example.com"],
+                         dest={"id": "tt"})
+        s2 = site_config(other.url, id="a_b", hosts=["ab2.example.com"],
+                         dest={"id": "tt", "pixel_code": "CPIXEL999"})
+        p = self.proxy(sites=[s1, s2])
+        ids = ["x%d" % i for i in range(20)]
+        st, _, body = p.post([{"event": "Lead", "event_id": x} for x in ids], site="a.b")
+        self.assertEqual(st, 202, body)
+        st, _, body = p.post([{"event": "Lead", "event_id": "y0"}], site="a_b")
+        self.assertEqual(st, 202, body)
+        self.assertEqual(self.wait_delivered(ids), set())
+        self.assertEqual(self.wait_delivered(["y0"], fake=other), set())
+        # y0 delivered at a_b after every x at a.b was published: a shared subject would have
+        # handed some x to a_b's consumer by now.
+        self.assertEqual(set(self.delivered(other)), {"y0"})
+        self.assertEqual(set(self.delivered()), set(ids))
+
+    def test_destination_ids_dot_and_underscore_each_get_every_event(self):
+        other = self.other_fake()
+        s = site_config(self.fake.url, dest={"id": "t.1"})
+        d2 = dict(s["destinations"][0], id="t_1", pixel_code="CPIXEL999", api_base=other.url)
+        s["destinations"].append(d2)
+        p = self.proxy(sites=[s])
+        ids = ["m%d" % i for i in range(20)]
+        self.assertEqual(p.post([{"event": "Lead", "event_id": x} for x in ids])[0], 202)
+        self.assertEqual(self.wait_delivered(ids), set())
+        self.assertEqual(self.wait_delivered(ids, fake=other), set())
+
+    def test_durable_names_do_not_collide(self):
+        other = self.other_fake()
+        s1 = site_config(self.fake.url, id="a-b", hosts=["ab1.example.com"], dest={"id": "c"})
+        s2 = site_config(other.url, id="a", hosts=["ab2.example.com"],
+                         dest={"id": "b-c", "pixel_code": "CPIXEL999"})
+        p = self.proxy(sites=[s1, s2])
+        st, _, body = p.post([{"event": "Lead", "event_id": "dn1"}], site="a-b")
+        self.assertEqual(st, 202, body)
+        st, _, body = p.post([{"event": "Lead", "event_id": "dn2"}], site="a")
+        self.assertEqual(st, 202, body)
+        self.assertEqual(self.wait_delivered(["dn1"]), set())
+        self.assertEqual(self.wait_delivered(["dn2"], fake=other), set())
 
     def test_published_scrubbed_then_delivered_once_with_outcomes(self):
         p = self.proxy()
@@ -79,7 +130,7 @@ class JetStreamTest(unittest.TestCase):
         deadline = time.time() + 5
         while time.time() < deadline:
             ci = natsctl.consumer_info(self.nats.urls()[0], "SCRUBGATE",
-                                       "sg-shop-" + DEST.replace(":", "_"))
+                                       "sg-shop-tiktok_c" + PIXEL)
             if ci["num_ack_pending"] == 0 and ci["num_pending"] == 0:
                 break
             time.sleep(0.1)
@@ -225,7 +276,7 @@ class JetStreamTest(unittest.TestCase):
             self.assertEqual(p.post([{"event": "Lead", "event_id": x}
                                      for x in ids[k:k + 20]])[0], 202)
         time.sleep(1.2)
-        durable = "sg-shop-" + DEST.replace(":", "_")
+        durable = "sg-shop-tiktok_c" + PIXEL
         ci = natsctl.consumer_info(self.nats.urls()[0], "SCRUBGATE", durable)
         # The instance holds what one request can take (max_inflight x batch, plus the fetch
         # that was under way); the rest waits in the stream, on disk, for any instance.

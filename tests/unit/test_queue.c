@@ -12,18 +12,23 @@
     "\"destinations\":[{\"type\":\"tiktok\",\"pixel_code\":\"P1\",\"access_token_env\":"          \
     "\"SGT_TOKEN\",\"id\":\"tt.main\"}]}"
 
-/* Subjects have one token per id: '.' is written '_' (site and destination). */
+/* Names derived from ids are injective: '_' -> "_u", '.' -> "_d" (and in durables ':' -> "_c",
+ * '-' -> "_h"), so "a.b" and "a_b" never share a subject, a message id or a durable. */
 static void names(void **state)
 {
     (void)state;
     char *s = sg_jetstream_subject("shop", "tiktok:CABC.1");
-    assert_string_equal(s, "scrubgate.shop.tiktok:CABC_1");
+    assert_string_equal(s, "scrubgate.shop.tiktok:CABC_d1");
     free(s);
     s = sg_jetstream_subject("s.1", "tt.main");
-    assert_string_equal(s, "scrubgate.s_1.tt_main");
+    assert_string_equal(s, "scrubgate.s_d1.tt_dmain");
+    char *t = sg_jetstream_subject("s_1", "tt_main");
+    assert_string_not_equal(s, t);
+    assert_string_equal(t, "scrubgate.s_u1.tt_umain");
+    free(t);
     free(s);
     s = sg_jetstream_msg_id("shop", "tiktok:CABC.1", "ev-7");
-    assert_string_equal(s, "shop/tiktok:CABC_1/ev-7");
+    assert_string_equal(s, "shop/tiktok:CABC.1/ev-7");
     free(s);
 }
 
