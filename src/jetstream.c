@@ -145,6 +145,11 @@ static int ensure_stream(struct sg_jetstream *js, jsCtx *ctx, int replicas)
             bad = "duplicate window";
             snprintf(want, sizeof(want), "120 s");
             snprintf(got, sizeof(got), "%lld s", (long long)(c->Duplicates / 1000000000LL));
+        } else if (c->Retention != js_WorkQueuePolicy) {
+            bad = "retention";
+            snprintf(want, sizeof(want), "workqueue");
+            snprintf(got, sizeof(got), "%s",
+                     c->Retention == js_LimitsPolicy ? "limits" : "interest");
         } else if (c->SubjectsLen != 1 || strcmp(c->Subjects[0], "scrubgate.>") != 0) {
             bad = "subjects";
             snprintf(want, sizeof(want), "scrubgate.>");
@@ -156,8 +161,8 @@ static int ensure_stream(struct sg_jetstream *js, jsCtx *ctx, int replicas)
             return sg_error("jetstream: stream %s exists with another %s (%s, configured: %s); "
                             "fix the configuration or the stream (nats stream edit/rm)",
                             js->stream, bad, got, want);
-        sg_info("jetstream: stream %s adopted (file storage, %d replica(s), 2-minute duplicate "
-                "window)",
+        sg_info("jetstream: stream %s adopted (file storage, workqueue retention, %d replica(s), "
+                "2-minute duplicate window)",
                 js->stream, replicas);
         return 0;
     }
@@ -170,14 +175,17 @@ static int ensure_stream(struct sg_jetstream *js, jsCtx *ctx, int replicas)
     cfg.Subjects = subjects;
     cfg.SubjectsLen = 1;
     cfg.Storage = js_FileStorage;
+    /* An acked event is removed: the stream holds only what waits for delivery. Every
+     * destination's durable filters on its own subject (no overlap, as WorkQueue requires). */
+    cfg.Retention = js_WorkQueuePolicy;
     cfg.Replicas = replicas;
     cfg.Duplicates = DUP_WINDOW_NS;
     s = js_AddStream(&si, ctx, &cfg, NULL, &jerr);
     if (s != NATS_OK)
         return nats_fail("cannot create the stream", s, jerr);
     jsStreamInfo_Destroy(si);
-    sg_info("jetstream: stream %s created (file storage, %d replica(s), 2-minute duplicate "
-            "window)",
+    sg_info("jetstream: stream %s created (file storage, workqueue retention, %d replica(s), "
+            "2-minute duplicate window)",
             js->stream, replicas);
     return 0;
 }

@@ -105,10 +105,10 @@ class JetStreamTest(unittest.TestCase):
     def test_published_scrubbed_then_delivered_once_with_outcomes(self):
         p = self.proxy()
         ids = ["a%d" % i for i in range(20)]
+        self.fake.delay = 3.0  # the events stay in the stream (unacked) while it is looked at
         st, _, body = p.post([{"event": "Lead", "event_id": x,
                                "user": {"email": "someone@example.com"}} for x in ids])
         self.assertEqual(st, 202, body)
-        self.assertEqual(self.wait_delivered(ids), set())
         # The stream holds the formatted event under its subject, never the raw input.
         info = natsctl.stream_info(self.nats.urls()[0], "SCRUBGATE")
         self.assertEqual(info["config"]["subjects"], ["scrubgate.>"])
@@ -123,6 +123,8 @@ class JetStreamTest(unittest.TestCase):
         self.assertIn(b"scrubgate.shop." + DEST.encode(), raw)
         self.assertIn(b"shop/" + DEST.encode() + b"/a0", raw)  # Nats-Msg-Id
         self.assertNotIn(b"someone@example.com", raw)
+        self.fake.delay = 0
+        self.assertEqual(self.wait_delivered(ids), set())
         lines = p.wait_sync(20)
         self.assertEqual(sorted(r["event_id"] for r in lines), sorted(ids))
         self.assertTrue(all(r["status"] == "accepted" for r in lines))
@@ -166,25 +168,44 @@ class JetStreamTest(unittest.TestCase):
         self.assertEqual(self.wait_delivered(["before", "after"]), set())
         self.assertFalse({"down-%d" % i for i in range(5)} & set(self.delivered()))
 
-    def test_a_stream_that_refuses_a_publish_answers_503_and_sends_nothing(self):
-        # An operator's stream with a message limit (discard new): adopted, since storage,
-        # replicas, duplicate window and subjects match; once full it refuses publishes.
-        r = natsctl.create_stream(self.nats.urls()[0], {
-            "name": "SCRUBGATE", "subjects": ["scrubgate.>"], "storage": "file",
-            "num_replicas": 1, "duplicate_window": 120 * 10**9, "max_msgs": 3,
-            "discard": "new", "retention": "limits"})
-        self.assertNotIn("error", r)
+    def test_a_stream_that_is_gone_answers_503_and_sends_nothing(self):
+        # The stream removed under a running instance: a publish has no stream to land in.
         p = self.proxy()
-        self.fake.delay = 0  # nothing is removed from a limits stream: it stays full
-        self.assertEqual(p.post([{"event": "Lead", "event_id": "f%d" % i}
-                                 for i in range(3)])[0], 202)
+        self.assertEqual(p.post([{"event": "Lead", "event_id": "f0"}])[0], 202)
+        self.assertEqual(self.wait_delivered(["f0"]), set())
+        r = natsctl.request(self.nats.urls()[0], "$JS.API.STREAM.DELETE.SCRUBGATE", b"")
+        self.assertTrue(r.get("success"), r)
         t = time.time()
         st, _, body = p.post([{"event": "Lead", "event_id": "over"}])
         self.assertEqual(st, 503, body)
         self.assertLess(time.time() - t, 1.5)
-        self.assertEqual(self.wait_delivered(["f0", "f1", "f2"]), set())
-        time.sleep(0.5)
         self.assertNotIn("over", self.delivered())
+
+    def test_acked_events_are_removed_from_the_stream(self):
+        # WorkQueue retention: the stream holds only what waits for delivery; a consumer
+        # removed and recreated replays nothing.
+        p = self.proxy()
+        ids = ["r%d" % i for i in range(10)]
+        self.assertEqual(p.post([{"event": "Lead", "event_id": x} for x in ids])[0], 202)
+        self.assertEqual(self.wait_delivered(ids), set())
+        deadline, info = time.time() + 10, {}
+        while time.time() < deadline:
+            info = natsctl.stream_info(self.nats.urls()[0], "SCRUBGATE")
+            if info["state"]["messages"] == 0:
+                break
+            time.sleep(0.1)
+        self.assertEqual(info["config"]["retention"], "workqueue")
+        self.assertEqual(info["state"]["messages"], 0)
+        p.stop()
+        r = natsctl.request(self.nats.urls()[0],
+                            "$JS.API.CONSUMER.DELETE.SCRUBGATE.sg-shop-tiktok_c" + PIXEL, b"")
+        self.assertTrue(r.get("success"), r)
+        with self.fake.lock:
+            self.fake.events.clear()
+        p = self.proxy()
+        self.assertEqual(p.post([{"event": "Lead", "event_id": "r-new"}])[0], 202)
+        self.assertEqual(self.wait_delivered(["r-new"]), set())
+        self.assertEqual(self.delivered(), ["r-new"])  # no replay of r0..r9
 
     def test_stream_config_mismatch_is_a_clear_start_error(self):
         natsctl.create_stream(self.nats.urls()[0], {
