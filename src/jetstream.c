@@ -150,6 +150,18 @@ static int ensure_stream(struct sg_jetstream *js, jsCtx *ctx, int replicas)
             snprintf(want, sizeof(want), "workqueue");
             snprintf(got, sizeof(got), "%s",
                      c->Retention == js_LimitsPolicy ? "limits" : "interest");
+        } else if (c->MaxMsgs > 0 || c->MaxBytes > 0 || c->MaxAge > 0 ||
+                   c->MaxMsgsPerSubject > 0 || c->MaxMsgSize > 0) {
+            /* Any limit drops (discard old) or refuses (discard new) an event once reached:
+             * an accepted event is never dropped, and the stream only holds the backlog. */
+            bad = c->MaxMsgs > 0 ? "max_msgs" : c->MaxBytes > 0 ? "max_bytes"
+                  : c->MaxAge > 0 ? "max_age" : c->MaxMsgsPerSubject > 0 ? "max_msgs_per_subject"
+                  : "max_msg_size";
+            snprintf(want, sizeof(want), "unlimited");
+            snprintf(got, sizeof(got), "%lld",
+                     (long long)(c->MaxMsgs > 0 ? c->MaxMsgs : c->MaxBytes > 0 ? c->MaxBytes
+                                 : c->MaxAge > 0 ? c->MaxAge : c->MaxMsgsPerSubject > 0
+                                 ? c->MaxMsgsPerSubject : (int64_t)c->MaxMsgSize));
         } else if (c->SubjectsLen != 1 || strcmp(c->Subjects[0], "scrubgate.>") != 0) {
             bad = "subjects";
             snprintf(want, sizeof(want), "scrubgate.>");
@@ -200,12 +212,24 @@ static int ensure_consumer(const char *stream, jsCtx *ctx, const char *site, con
     natsStatus s = js_GetConsumerInfo(&ci, ctx, stream, durable, NULL, &jerr);
     if (s == NATS_OK) {
         jsConsumerConfig *c = ci->Config;
-        if (c->AckPolicy != js_AckExplicit || !c->FilterSubject ||
-            strcmp(c->FilterSubject, subject) != 0 || c->AckWait != ACK_WAIT_NS ||
-            (c->DeliverSubject && *c->DeliverSubject))
-            sg_error("jetstream: consumer %s of stream %s exists with other settings (want: pull, "
-                     "explicit acks, ack wait 30 s, filter %s); remove it (nats consumer rm)",
-                     durable, stream, subject);
+        const char *bad = NULL;
+        if (c->DeliverSubject && *c->DeliverSubject)
+            bad = "delivery (push, want pull)";
+        else if (c->AckPolicy != js_AckExplicit)
+            bad = "ack_policy (want explicit)";
+        else if (!c->FilterSubject || strcmp(c->FilterSubject, subject) != 0)
+            bad = "filter_subject";
+        else if (c->AckWait != ACK_WAIT_NS)
+            bad = "ack_wait (want 30 s)";
+        else if (c->MaxDeliver > 0)
+            bad = "max_deliver (want unlimited: a retry must never be dropped)";
+        else if (c->DeliverPolicy != js_DeliverAll)
+            bad = "deliver_policy (want all)";
+        if (bad)
+            sg_error("jetstream: consumer %s of stream %s exists with another %s; remove it "
+                     "(nats consumer rm) and scrubgate creates it (pull, explicit acks, ack "
+                     "wait 30 s, max_deliver unlimited, deliver all, filter %s)",
+                     durable, stream, bad, subject);
         else
             rc = 0;
         jsConsumerInfo_Destroy(ci);

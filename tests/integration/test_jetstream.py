@@ -218,6 +218,42 @@ class JetStreamTest(unittest.TestCase):
         self.assertIn("stream SCRUBGATE exists with another duplicate window (30 s, "
                       "configured: 120 s)", str(cm.exception))
 
+    def test_adopted_stream_with_a_limit_is_refused_at_start(self):
+        # max_msgs with discard old would drop the oldest accepted (202) events once reached.
+        r = natsctl.create_stream(self.nats.urls()[0], {
+            "name": "SCRUBGATE", "subjects": ["scrubgate.>"], "storage": "file",
+            "num_replicas": 1, "duplicate_window": 120 * 10**9, "max_msgs": 5,
+            "discard": "old", "retention": "workqueue"})
+        self.assertNotIn("error", r, r)
+        p = Proxy([site_config(self.fake.url)], extra=js_queue(self.nats))
+        self.proxies.append(p)
+        with self.assertRaises(RuntimeError) as cm:
+            p.start()
+        self.assertIn("stream SCRUBGATE exists with another max_msgs (5, configured: "
+                      "unlimited)", str(cm.exception))
+
+    def test_adopted_consumer_with_max_deliver_is_refused_at_start(self):
+        # max_deliver 1 would drop a 202 event at its first retry (a nak is never redelivered).
+        durable = "sg-shop-tiktok_c" + PIXEL
+        r = natsctl.create_stream(self.nats.urls()[0], {
+            "name": "SCRUBGATE", "subjects": ["scrubgate.>"], "storage": "file",
+            "num_replicas": 1, "duplicate_window": 120 * 10**9, "retention": "workqueue"})
+        self.assertNotIn("error", r, r)
+        r = natsctl.request(self.nats.urls()[0],
+                            "$JS.API.CONSUMER.DURABLE.CREATE.SCRUBGATE." + durable,
+                            json.dumps({"stream_name": "SCRUBGATE", "config": {
+                                "durable_name": durable, "ack_policy": "explicit",
+                                "ack_wait": 30 * 10**9, "deliver_policy": "all",
+                                "filter_subject": "scrubgate.shop." + DEST,
+                                "max_deliver": 1}}).encode())
+        self.assertNotIn("error", r, r)
+        p = Proxy([site_config(self.fake.url)], extra=js_queue(self.nats))
+        self.proxies.append(p)
+        with self.assertRaises(RuntimeError) as cm:
+            p.start()
+        self.assertIn("consumer %s of stream SCRUBGATE exists with another max_deliver"
+                      % durable, str(cm.exception))
+
     def test_oversized_event_is_refused_with_its_reason(self):
         self.nats.stop()
         self.nats = natsctl.Cluster(1, max_payload=6000).start()
