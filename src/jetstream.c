@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define DUP_WINDOW_NS (120LL * 1000000000LL) /* TikTok dedups event_id; the stream, 2 minutes */
@@ -290,6 +291,16 @@ struct sg_jetstream *sg_jetstream_open(const struct sg_config *cfg)
         nats_fail("options", s, 0);
         goto fail;
     }
+    /* A tls:// URL requires TLS (server certificate checked against the system's CAs): a
+     * server that does not offer it is refused, never used in plaintext. */
+    for (size_t i = 0; i < qc->n_servers; i++)
+        if (strncasecmp(qc->servers[i], "tls://", 6) == 0) {
+            if ((s = natsOptions_SetSecure(o, true)) != NATS_OK) {
+                nats_fail("TLS (a tls:// server)", s, 0);
+                goto fail;
+            }
+            break;
+        }
     if (qc->creds_file &&
         (s = natsOptions_SetUserCredentialsFromFiles(o, qc->creds_file, NULL)) != NATS_OK) {
         /* The status text only: a credentials file's content never reaches a log. */

@@ -254,6 +254,16 @@ class JetStreamTest(unittest.TestCase):
         self.assertIn("consumer %s of stream SCRUBGATE exists with another max_deliver"
                       % durable, str(cm.exception))
 
+    def test_tls_url_is_not_downgraded_to_plaintext(self):
+        # A tls:// URL to a server without TLS: refused (start error), never plaintext.
+        url = "tls://" + self.nats.urls()[0][len("nats://"):]
+        p = Proxy([site_config(self.fake.url)], extra=js_queue(self.nats, servers=[url]))
+        self.proxies.append(p)
+        with self.assertRaises(RuntimeError) as cm:
+            p.start()
+        self.assertIn("jetstream: cannot connect to tls://", str(cm.exception))
+        self.assertIn("Secure Connection", str(cm.exception))
+
     def test_oversized_event_is_refused_with_its_reason(self):
         self.nats.stop()
         self.nats = natsctl.Cluster(1, max_payload=6000).start()
