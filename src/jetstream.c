@@ -21,7 +21,6 @@
 #include <unistd.h>
 
 #define DUP_WINDOW_NS (120LL * 1000000000LL) /* TikTok dedups event_id; the stream, 2 minutes */
-#define ACK_WAIT_NS (30LL * 1000000000LL)   /* an instance that died: redelivered after this */
 #define PUB_WINDOW 8192                     /* publishes awaiting their ack, per worker */
 #define PUB_WAIT_MS 1000                    /* a publish's own ack timeout (libnats) */
 #define ANSWER_MS 900                       /* a request without every ack by then: 503 */
@@ -31,62 +30,13 @@
 struct sg_jetstream {
     natsConnection *nc;
     char *stream;
+    int64_t ack_wait_ns; /* sg_jetstream_ack_wait_ns() of the configuration at the start */
     _Atomic bool connected;
 };
 
 bool sg_jetstream_available(void)
 {
     return true;
-}
-
-/* ---- names ---- */
-
-/* An injective escape of an id ([A-Za-z0-9_.-], a destination's also ':'): letters, digits
- * (and '-' or ':' where they are not special) as they are, '_' written "_u", '.' "_d", ':'
- * "_c", '-' "_h". Two different ids never give the same name (docs/SCALING.md). */
-static char *escape_id(const char *id, bool durable)
-{
-    size_t n = 0;
-    for (const char *c = id; *c; c++)
-        n += (*c == '_' || *c == '.' || (durable && (*c == ':' || *c == '-'))) ? 2 : 1;
-    char *out = sg_xmalloc(n + 1), *o = out;
-    for (const char *c = id; *c; c++) {
-        char e = *c == '_' ? 'u' : *c == '.' ? 'd' : (durable && *c == ':') ? 'c'
-                 : (durable && *c == '-') ? 'h' : 0;
-        if (e) {
-            *o++ = '_';
-            *o++ = e;
-        } else {
-            *o++ = *c;
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
-char *sg_jetstream_subject(const char *site, const char *dest)
-{
-    char *s = escape_id(site, false), *d = escape_id(dest, false);
-    char *out = sg_xasprintf("scrubgate.%s.%s", s, d);
-    free(s);
-    free(d);
-    return out;
-}
-
-/* Ids hold no '/': the raw ids, '/'-separated, are already unambiguous. */
-char *sg_jetstream_msg_id(const char *site, const char *dest, const char *event_id)
-{
-    return sg_xasprintf("%s/%s/%s", site, dest, event_id);
-}
-
-/* A durable name: one token, no '.', '*', '>' or ':'; '-' separates site and destination. */
-static char *durable_name(const char *site, const char *dest)
-{
-    char *s = escape_id(site, true), *d = escape_id(dest, true);
-    char *out = sg_xasprintf("sg-%s-%s", s, d);
-    free(s);
-    free(d);
-    return out;
 }
 
 /* ---- connection and setup ---- */
@@ -204,9 +154,10 @@ static int ensure_stream(struct sg_jetstream *js, jsCtx *ctx, int replicas)
 }
 
 /* Create the destination's durable pull consumer, or check an existing one. */
-static int ensure_consumer(const char *stream, jsCtx *ctx, const char *site, const char *dest)
+static int ensure_consumer(const char *stream, int64_t ack_wait, jsCtx *ctx, const char *site,
+                           const char *dest)
 {
-    char *durable = durable_name(site, dest), *subject = sg_jetstream_subject(site, dest);
+    char *durable = sg_jetstream_durable(site, dest), *subject = sg_jetstream_subject(site, dest);
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
     int rc = -1;
@@ -220,19 +171,38 @@ static int ensure_consumer(const char *stream, jsCtx *ctx, const char *site, con
             bad = "ack_policy (want explicit)";
         else if (!c->FilterSubject || strcmp(c->FilterSubject, subject) != 0)
             bad = "filter_subject";
-        else if (c->AckWait != ACK_WAIT_NS)
-            bad = "ack_wait (want 30 s)";
         else if (c->MaxDeliver > 0)
             bad = "max_deliver (want unlimited: a retry must never be dropped)";
         else if (c->DeliverPolicy != js_DeliverAll)
             bad = "deliver_policy (want all)";
-        if (bad)
+        if (bad) {
             sg_error("jetstream: consumer %s of stream %s exists with another %s; remove it "
                      "(nats consumer rm) and scrubgate creates it (pull, explicit acks, ack "
-                     "wait 30 s, max_deliver unlimited, deliver all, filter %s)",
+                     "wait upstream_timeout_ms + 30 s, max_deliver unlimited, deliver all, "
+                     "filter %s)",
                      durable, stream, bad, subject);
-        else
+        } else if (c->AckWait < ack_wait) {
+            /* Shorter than a TikTok request can take: a slow send would be redelivered while
+             * in flight (sent twice). Raised to ours; a longer one (another instance's larger
+             * upstream_timeout_ms) is kept: it only delays a redelivery after a crash. */
+            jsConsumerConfig up = *c;
+            jsConsumerInfo *ui = NULL;
+            up.AckWait = ack_wait;
+            s = js_UpdateConsumer(&ui, ctx, stream, &up, NULL, &jerr);
+            if (s != NATS_OK) {
+                sg_error("jetstream: consumer %s of stream %s has an ack_wait of %lld ms, below "
+                         "upstream_timeout_ms + 30 s (%lld ms), and cannot be updated: %s",
+                         durable, stream, (long long)(c->AckWait / 1000000),
+                         (long long)(ack_wait / 1000000), natsStatus_GetText(s));
+            } else {
+                sg_info("jetstream: consumer %s: ack_wait raised to %lld ms", durable,
+                        (long long)(ack_wait / 1000000));
+                rc = 0;
+            }
+            jsConsumerInfo_Destroy(ui);
+        } else {
             rc = 0;
+        }
         jsConsumerInfo_Destroy(ci);
         goto out;
     }
@@ -244,7 +214,7 @@ static int ensure_consumer(const char *stream, jsCtx *ctx, const char *site, con
     jsConsumerConfig_Init(&cfg);
     cfg.Durable = durable;
     cfg.AckPolicy = js_AckExplicit;
-    cfg.AckWait = ACK_WAIT_NS;
+    cfg.AckWait = ack_wait;
     cfg.DeliverPolicy = js_DeliverAll;
     cfg.FilterSubject = subject;
     cfg.MaxAckPending = 100000;
@@ -270,6 +240,7 @@ struct sg_jetstream *sg_jetstream_open(const struct sg_config *cfg)
     jsCtx *ctx = NULL;
     natsStatus s;
     js->stream = sg_xstrdup(qc->stream);
+    js->ack_wait_ns = sg_jetstream_ack_wait_ns(cfg);
     if ((s = natsOptions_Create(&o)) != NATS_OK ||
         (s = natsOptions_SetServers(o, (const char **)qc->servers, (int)qc->n_servers)) !=
             NATS_OK ||
@@ -324,7 +295,7 @@ struct sg_jetstream *sg_jetstream_open(const struct sg_config *cfg)
         goto fail;
     for (size_t i = 0; i < cfg->n_sites; i++)
         for (size_t d = 0; d < cfg->sites[i].n_dests; d++)
-            if (ensure_consumer(js->stream, ctx, cfg->sites[i].id, cfg->sites[i].dests[d].id) <
+            if (ensure_consumer(js->stream, js->ack_wait_ns, ctx, cfg->sites[i].id, cfg->sites[i].dests[d].id) <
                 0)
                 goto fail;
     jsCtx_Destroy(ctx);
@@ -829,7 +800,7 @@ static void *pull_main(void *arg)
                 usleep(500000);
                 continue;
             }
-            if (ensure_consumer(c->jq->js->stream, ctx, c->site, c->dest) < 0 ||
+            if (ensure_consumer(c->jq->js->stream, c->jq->js->ack_wait_ns, ctx, c->site, c->dest) < 0 ||
                 js_PullSubscribe(&sub, ctx, c->subject, c->durable, NULL, &so, &jerr) != NATS_OK) {
                 sub = NULL;
                 usleep(1000000);
@@ -879,7 +850,7 @@ static void *js_consume(struct sg_queue *q, const char *site, const char *dest,
     c->jq = jq;
     c->site = sg_xstrdup(site);
     c->dest = sg_xstrdup(dest);
-    c->durable = durable_name(site, dest);
+    c->durable = sg_jetstream_durable(site, dest);
     c->subject = sg_jetstream_subject(site, dest);
     c->fn = fn;
     c->fw = fw;

@@ -264,6 +264,20 @@ class JetStreamTest(unittest.TestCase):
         self.assertIn("jetstream: cannot connect to tls://", str(cm.exception))
         self.assertIn("Secure Connection", str(cm.exception))
 
+    def test_ack_wait_outlasts_the_upstream_timeout(self):
+        # ack_wait = upstream_timeout_ms + 30 s: a slow send is never redelivered in flight.
+        # An adopted shorter one is raised; a longer one (another instance's) is kept.
+        durable = "sg-shop-tiktok_c" + PIXEL
+        url = self.nats.urls()[0]
+        for timeout_ms, want_s in ((1000, 31), (5000, 35), (1000, 35)):
+            p = self.proxy(limits={"upstream_timeout_ms": timeout_ms})
+            ci = natsctl.consumer_info(url, "SCRUBGATE", durable)
+            self.assertEqual(ci["config"]["ack_wait"], want_s * 10**9, (timeout_ms, ci))
+            st, _, body = p.post([{"event": "Lead", "event_id": "aw%d" % timeout_ms}])
+            self.assertEqual(st, 202, body)
+            self.assertEqual(self.wait_delivered(["aw%d" % timeout_ms]), set())
+            p.stop()
+
     def test_oversized_event_is_refused_with_its_reason(self):
         self.nats.stop()
         self.nats = natsctl.Cluster(1, max_payload=6000).start()
