@@ -31,8 +31,17 @@ struct sg_jetstream {
     natsConnection *nc;
     char *stream;
     int64_t ack_wait_ns; /* sg_jetstream_ack_wait_ns() of the configuration at the start */
+    int replicas;
     _Atomic bool connected;
+    /* Publishes: the last acked and the last failed (monotonic ms), for failing(). */
+    _Atomic uint64_t pub_ok_ms, pub_fail_ms;
+    _Atomic uint64_t warn_s;   /* the second of the last "publish not acknowledged" line */
+    _Atomic unsigned long warn_skipped;
+    _Atomic bool stream_lost;  /* a publish found no stream: the pull threads create it again */
+    _Atomic uint64_t ensure_ms; /* the last attempt at that (one a second, all threads) */
 };
+
+#define UNUSABLE_MS 10000 /* a failed publish newer than any acked one: /healthz degraded */
 
 bool sg_jetstream_available(void)
 {
@@ -241,6 +250,7 @@ struct sg_jetstream *sg_jetstream_open(const struct sg_config *cfg)
     natsStatus s;
     js->stream = sg_xstrdup(qc->stream);
     js->ack_wait_ns = sg_jetstream_ack_wait_ns(cfg);
+    js->replicas = qc->replicas;
     if ((s = natsOptions_Create(&o)) != NATS_OK ||
         (s = natsOptions_SetServers(o, (const char **)qc->servers, (int)qc->n_servers)) !=
             NATS_OK ||
@@ -445,9 +455,31 @@ static void ack_handler(jsCtx *ctx, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae
         jq->acks[jq->n_acks++] = (struct ack){g, ok};
     }
     pthread_mutex_unlock(&jq->mu);
-    if (!ok && pae)
-        sg_warn("jetstream: publish not acknowledged: %s (error %d)",
-                pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err), (int)pae->ErrCode);
+    struct sg_jetstream *js = jq->js;
+    uint64_t now = sg_now_mono_ms();
+    if (ok) {
+        atomic_store(&js->pub_ok_ms, now);
+    } else {
+        atomic_store(&js->pub_fail_ms, now);
+        if (pae && (pae->Err == NATS_NO_RESPONDERS || pae->ErrCode == JSStreamNotFoundErr))
+            atomic_store(&js->stream_lost, true);
+        /* One line a second at most, with the count of those not logged. */
+        uint64_t sec = now / 1000;
+        if (atomic_exchange(&js->warn_s, sec) != sec) {
+            unsigned long skipped = atomic_exchange(&js->warn_skipped, 0);
+            const char *why = pae && pae->ErrText ? pae->ErrText
+                                                  : natsStatus_GetText(pae ? pae->Err : NATS_TIMEOUT);
+            if (skipped)
+                sg_warn("jetstream: publish not acknowledged: %s (error %d); %lu more not "
+                        "logged since the last such line",
+                        why, pae ? (int)pae->ErrCode : 0, skipped);
+            else
+                sg_warn("jetstream: publish not acknowledged: %s (error %d)", why,
+                        pae ? (int)pae->ErrCode : 0);
+        } else {
+            atomic_fetch_add(&js->warn_skipped, 1);
+        }
+    }
     /* The handler owns the message (libnats 3.4): its entry above is gone, so the address
      * may be reused by the next publish without being mistaken for this one. */
     natsMsg_Destroy(msg);
@@ -566,6 +598,8 @@ static int js_append(struct sg_queue *q, struct sg_spool_entry *e, struct sg_que
         pthread_mutex_unlock(&jq->mu);
         natsMsg_Destroy(m);
         g->failed = true;
+        if (s != NATS_CONNECTION_DISCONNECTED)
+            atomic_store(&jq->js->pub_fail_ms, sg_now_mono_ms());
         goto out;
     }
     g->pending++;
@@ -588,15 +622,22 @@ static bool js_has_room(const struct sg_queue *q, size_t bytes)
     return jq->inflight + 1024 < PUB_WINDOW; /* a request's events fit in what is left */
 }
 
+/* For /healthz: unreachable, or connected but the last publishes failed (the stream is gone,
+ * full, or without quorum). Ingest keeps trying (accepts()): an acked publish clears it. */
 static const char *js_failing(const struct sg_queue *q)
 {
-    const struct js_queue *jq = (const struct js_queue *)q;
-    return atomic_load(&jq->js->connected) ? NULL : "queue_unreachable";
+    const struct sg_jetstream *js = ((const struct js_queue *)q)->js;
+    if (!atomic_load(&js->connected))
+        return "queue_unreachable";
+    uint64_t fail = atomic_load(&js->pub_fail_ms), ok = atomic_load(&js->pub_ok_ms);
+    if (fail && fail > ok && sg_now_mono_ms() - fail < UNUSABLE_MS)
+        return "stream_unusable";
+    return NULL;
 }
 
 static bool js_accepts(const struct sg_queue *q)
 {
-    return js_failing(q) == NULL;
+    return atomic_load(&((const struct js_queue *)q)->js->connected);
 }
 
 static void group_close_cb(struct evhttp_connection *conn, void *arg)
@@ -681,6 +722,7 @@ struct consumer {
     _Atomic long *credit;
     pthread_t thread;
     _Atomic bool quit;
+    uint64_t recover_ms; /* the pull thread's last recover() */
     struct event *ev;
     pthread_mutex_t mu;
     natsMsg **inbox;
@@ -779,6 +821,31 @@ static void deliver_cb(evutil_socket_t fd, short what, void *arg)
     free(v);
 }
 
+/* The stream or this consumer is gone (a wiped or removed stream): create them again, at most
+ * once a second (the stream: once a second across all threads). */
+static void recover(struct consumer *c, jsCtx *ctx)
+{
+    struct sg_jetstream *js = c->jq->js;
+    usleep(100000);
+    uint64_t now = sg_now_mono_ms();
+    if (now - c->recover_ms < 1000)
+        return;
+    c->recover_ms = now;
+    if (atomic_load(&js->stream_lost)) {
+        uint64_t last = atomic_load(&js->ensure_ms);
+        if (now - last >= 1000 && atomic_compare_exchange_strong(&js->ensure_ms, &last, now)) {
+            jsStreamInfo *si = NULL;
+            jsErrCode jerr = 0;
+            natsStatus s = js_GetStreamInfo(&si, ctx, js->stream, NULL, &jerr);
+            jsStreamInfo_Destroy(si);
+            if (s == NATS_OK || ensure_stream(js, ctx, js->replicas) == 0)
+                atomic_store(&js->stream_lost, false);
+        }
+    }
+    if (!atomic_load(&js->stream_lost))
+        ensure_consumer(js->stream, js->ack_wait_ns, ctx, c->site, c->dest);
+}
+
 static void *pull_main(void *arg)
 {
     struct consumer *c = arg;
@@ -818,8 +885,8 @@ static void *pull_main(void *arg)
                                               &jerr);
         if (s != NATS_OK || list.Count == 0) {
             natsMsgList_Destroy(&list);
-            if (s != NATS_TIMEOUT)
-                usleep(100000);
+            if (s != NATS_TIMEOUT || atomic_load(&c->jq->js->stream_lost))
+                recover(c, ctx);
             continue;
         }
         atomic_fetch_sub(c->credit, (long)list.Count);

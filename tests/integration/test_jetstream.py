@@ -168,18 +168,47 @@ class JetStreamTest(unittest.TestCase):
         self.assertEqual(self.wait_delivered(["before", "after"]), set())
         self.assertFalse({"down-%d" % i for i in range(5)} & set(self.delivered()))
 
-    def test_a_stream_that_is_gone_answers_503_and_sends_nothing(self):
-        # The stream removed under a running instance: a publish has no stream to land in.
-        p = self.proxy()
+    def test_a_stream_that_is_gone_answers_503_then_is_created_again(self):
+        # The stream removed under a running instance: a publish has no stream to land in
+        # (503, /healthz stream_unusable, one log line a second, not one per event); the
+        # instance creates the stream and its consumer again by itself.
+        import http.client
+        from harness import free_port
+        port = free_port()
+        p = Proxy([site_config(self.fake.url)], workers=1,
+                  extra=dict(js_queue(self.nats), admin_listen="127.0.0.1:%d" % port))
+        self.proxies.append(p)
+        p.start()
         self.assertEqual(p.post([{"event": "Lead", "event_id": "f0"}])[0], 202)
         self.assertEqual(self.wait_delivered(["f0"]), set())
         r = natsctl.request(self.nats.urls()[0], "$JS.API.STREAM.DELETE.SCRUBGATE", b"")
         self.assertTrue(r.get("success"), r)
+        before = len(p.stderr_lines)
         t = time.time()
-        st, _, body = p.post([{"event": "Lead", "event_id": "over"}])
+        st, _, body = p.post([{"event": "Lead", "event_id": "over%d" % i} for i in range(50)])
         self.assertEqual(st, 503, body)
         self.assertLess(time.time() - t, 1.5)
-        self.assertNotIn("over", self.delivered())
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", "/healthz")
+        r = c.getresponse()
+        hb = r.read()
+        c.close()
+        self.assertEqual(r.status, 503, hb)
+        self.assertIn(b"stream_unusable", hb)
+        warned = [x for x in p.stderr_lines[before:] if "publish not acknowledged" in x]
+        self.assertLessEqual(len(warned), 2, warned)
+        deadline, st = time.time() + 15, 0
+        while time.time() < deadline and st != 202:
+            st, _, _ = p.post([{"event": "Lead", "event_id": "again"}])
+            if st != 202:
+                time.sleep(0.2)
+        self.assertEqual(st, 202)
+        self.assertEqual(self.wait_delivered(["again"]), set())
+        self.assertFalse({"over%d" % i for i in range(50)} & set(self.delivered()))
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", "/healthz")
+        self.assertEqual(c.getresponse().status, 200)
+        c.close()
 
     def test_acked_events_are_removed_from_the_stream(self):
         # WorkQueue retention: the stream holds only what waits for delivery; a consumer
