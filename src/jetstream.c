@@ -686,6 +686,15 @@ static void js_done(struct sg_queue *q, struct sg_queue_ref *ref, enum sg_queue_
     ref->msg = NULL;
 }
 
+/* The ack wait starts again now: time the event spent waiting in the forwarder (a batch, a
+ * backoff, a rate limit) does not count against its send (upstream_timeout_ms + 30 s). */
+static void js_sending(struct sg_queue *q, struct sg_queue_ref *ref)
+{
+    SG_UNUSED(q);
+    if (ref->msg)
+        natsMsg_InProgress(ref->msg, NULL);
+}
+
 static void js_retry(struct sg_queue *q, struct sg_queue_ref *ref, uint64_t delay_ms)
 {
     SG_UNUSED(q);
@@ -1003,6 +1012,7 @@ static const struct sg_queue_ops js_ops = {
     .defer = js_defer,
     .waiting = js_waiting,
     .done = js_done,
+    .sending = js_sending,
     .retry = js_retry,
     .kick = js_kick,
     .background = js_background,
