@@ -740,6 +740,9 @@ static void send_batch(struct sg_forwarder *fw, struct batch *b)
         free(b);
         return;
     }
+    if (fw->d.queue->ops->sending)
+        for (size_t i = 0; i < b->n; i++)
+            fw->d.queue->ops->sending(fw->d.queue, &b->items[i].ref);
     size_t len;
     char *data = sg_buf_detach(&body, &len);
     b->started_us = now_us();

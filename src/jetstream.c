@@ -17,10 +17,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define DUP_WINDOW_NS (120LL * 1000000000LL) /* TikTok dedups event_id; the stream, 2 minutes */
-#define ACK_WAIT_NS (30LL * 1000000000LL)   /* an instance that died: redelivered after this */
 #define PUB_WINDOW 8192                     /* publishes awaiting their ack, per worker */
 #define PUB_WAIT_MS 1000                    /* a publish's own ack timeout (libnats) */
 #define ANSWER_MS 900                       /* a request without every ack by then: 503 */
@@ -30,51 +30,22 @@
 struct sg_jetstream {
     natsConnection *nc;
     char *stream;
+    int64_t ack_wait_ns; /* sg_jetstream_ack_wait_ns() of the configuration at the start */
+    int replicas;
     _Atomic bool connected;
+    /* Publishes: the last acked and the last failed (monotonic ms), for failing(). */
+    _Atomic uint64_t pub_ok_ms, pub_fail_ms;
+    _Atomic uint64_t warn_s;   /* the second of the last "publish not acknowledged" line */
+    _Atomic unsigned long warn_skipped;
+    _Atomic bool stream_lost;  /* a publish found no stream: the pull threads create it again */
+    _Atomic uint64_t ensure_ms; /* the last attempt at that (one a second, all threads) */
 };
+
+#define UNUSABLE_MS 10000 /* a failed publish newer than any acked one: /healthz degraded */
 
 bool sg_jetstream_available(void)
 {
     return true;
-}
-
-/* ---- names ---- */
-
-static void underscore_dots(char *s)
-{
-    for (; *s; s++)
-        if (*s == '.')
-            *s = '_';
-}
-
-char *sg_jetstream_subject(const char *site, const char *dest)
-{
-    char *s = sg_xstrdup(site), *d = sg_xstrdup(dest);
-    underscore_dots(s);
-    underscore_dots(d);
-    char *out = sg_xasprintf("scrubgate.%s.%s", s, d);
-    free(s);
-    free(d);
-    return out;
-}
-
-char *sg_jetstream_msg_id(const char *site, const char *dest, const char *event_id)
-{
-    char *d = sg_xstrdup(dest);
-    underscore_dots(d);
-    char *out = sg_xasprintf("%s/%s/%s", site, d, event_id);
-    free(d);
-    return out;
-}
-
-/* A durable name: no '.', '*', '>' or ':' (one token). */
-static char *durable_name(const char *site, const char *dest)
-{
-    char *out = sg_xasprintf("sg-%s-%s", site, dest);
-    for (char *c = out; *c; c++)
-        if (*c == '.' || *c == ':' || *c == '*' || *c == '>')
-            *c = '_';
-    return out;
 }
 
 /* ---- connection and setup ---- */
@@ -134,6 +105,23 @@ static int ensure_stream(struct sg_jetstream *js, jsCtx *ctx, int replicas)
             bad = "duplicate window";
             snprintf(want, sizeof(want), "120 s");
             snprintf(got, sizeof(got), "%lld s", (long long)(c->Duplicates / 1000000000LL));
+        } else if (c->Retention != js_WorkQueuePolicy) {
+            bad = "retention";
+            snprintf(want, sizeof(want), "workqueue");
+            snprintf(got, sizeof(got), "%s",
+                     c->Retention == js_LimitsPolicy ? "limits" : "interest");
+        } else if (c->MaxMsgs > 0 || c->MaxBytes > 0 || c->MaxAge > 0 ||
+                   c->MaxMsgsPerSubject > 0 || c->MaxMsgSize > 0) {
+            /* Any limit drops (discard old) or refuses (discard new) an event once reached:
+             * an accepted event is never dropped, and the stream only holds the backlog. */
+            bad = c->MaxMsgs > 0 ? "max_msgs" : c->MaxBytes > 0 ? "max_bytes"
+                  : c->MaxAge > 0 ? "max_age" : c->MaxMsgsPerSubject > 0 ? "max_msgs_per_subject"
+                  : "max_msg_size";
+            snprintf(want, sizeof(want), "unlimited");
+            snprintf(got, sizeof(got), "%lld",
+                     (long long)(c->MaxMsgs > 0 ? c->MaxMsgs : c->MaxBytes > 0 ? c->MaxBytes
+                                 : c->MaxAge > 0 ? c->MaxAge : c->MaxMsgsPerSubject > 0
+                                 ? c->MaxMsgsPerSubject : (int64_t)c->MaxMsgSize));
         } else if (c->SubjectsLen != 1 || strcmp(c->Subjects[0], "scrubgate.>") != 0) {
             bad = "subjects";
             snprintf(want, sizeof(want), "scrubgate.>");
@@ -145,8 +133,8 @@ static int ensure_stream(struct sg_jetstream *js, jsCtx *ctx, int replicas)
             return sg_error("jetstream: stream %s exists with another %s (%s, configured: %s); "
                             "fix the configuration or the stream (nats stream edit/rm)",
                             js->stream, bad, got, want);
-        sg_info("jetstream: stream %s adopted (file storage, %d replica(s), 2-minute duplicate "
-                "window)",
+        sg_info("jetstream: stream %s adopted (file storage, workqueue retention, %d replica(s), "
+                "2-minute duplicate window)",
                 js->stream, replicas);
         return 0;
     }
@@ -159,36 +147,71 @@ static int ensure_stream(struct sg_jetstream *js, jsCtx *ctx, int replicas)
     cfg.Subjects = subjects;
     cfg.SubjectsLen = 1;
     cfg.Storage = js_FileStorage;
+    /* An acked event is removed: the stream holds only what waits for delivery. Every
+     * destination's durable filters on its own subject (no overlap, as WorkQueue requires). */
+    cfg.Retention = js_WorkQueuePolicy;
     cfg.Replicas = replicas;
     cfg.Duplicates = DUP_WINDOW_NS;
     s = js_AddStream(&si, ctx, &cfg, NULL, &jerr);
     if (s != NATS_OK)
         return nats_fail("cannot create the stream", s, jerr);
     jsStreamInfo_Destroy(si);
-    sg_info("jetstream: stream %s created (file storage, %d replica(s), 2-minute duplicate "
-            "window)",
+    sg_info("jetstream: stream %s created (file storage, workqueue retention, %d replica(s), "
+            "2-minute duplicate window)",
             js->stream, replicas);
     return 0;
 }
 
 /* Create the destination's durable pull consumer, or check an existing one. */
-static int ensure_consumer(const char *stream, jsCtx *ctx, const char *site, const char *dest)
+static int ensure_consumer(const char *stream, int64_t ack_wait, jsCtx *ctx, const char *site,
+                           const char *dest)
 {
-    char *durable = durable_name(site, dest), *subject = sg_jetstream_subject(site, dest);
+    char *durable = sg_jetstream_durable(site, dest), *subject = sg_jetstream_subject(site, dest);
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
     int rc = -1;
     natsStatus s = js_GetConsumerInfo(&ci, ctx, stream, durable, NULL, &jerr);
     if (s == NATS_OK) {
         jsConsumerConfig *c = ci->Config;
-        if (c->AckPolicy != js_AckExplicit || !c->FilterSubject ||
-            strcmp(c->FilterSubject, subject) != 0 || c->AckWait != ACK_WAIT_NS ||
-            (c->DeliverSubject && *c->DeliverSubject))
-            sg_error("jetstream: consumer %s of stream %s exists with other settings (want: pull, "
-                     "explicit acks, ack wait 30 s, filter %s); remove it (nats consumer rm)",
-                     durable, stream, subject);
-        else
+        const char *bad = NULL;
+        if (c->DeliverSubject && *c->DeliverSubject)
+            bad = "delivery (push, want pull)";
+        else if (c->AckPolicy != js_AckExplicit)
+            bad = "ack_policy (want explicit)";
+        else if (!c->FilterSubject || strcmp(c->FilterSubject, subject) != 0)
+            bad = "filter_subject";
+        else if (c->MaxDeliver > 0)
+            bad = "max_deliver (want unlimited: a retry must never be dropped)";
+        else if (c->DeliverPolicy != js_DeliverAll)
+            bad = "deliver_policy (want all)";
+        if (bad) {
+            sg_error("jetstream: consumer %s of stream %s exists with another %s; remove it "
+                     "(nats consumer rm) and scrubgate creates it (pull, explicit acks, ack "
+                     "wait upstream_timeout_ms + 30 s, max_deliver unlimited, deliver all, "
+                     "filter %s)",
+                     durable, stream, bad, subject);
+        } else if (c->AckWait < ack_wait) {
+            /* Shorter than a TikTok request can take: a slow send would be redelivered while
+             * in flight (sent twice). Raised to ours; a longer one (another instance's larger
+             * upstream_timeout_ms) is kept: it only delays a redelivery after a crash. */
+            jsConsumerConfig up = *c;
+            jsConsumerInfo *ui = NULL;
+            up.AckWait = ack_wait;
+            s = js_UpdateConsumer(&ui, ctx, stream, &up, NULL, &jerr);
+            if (s != NATS_OK) {
+                sg_error("jetstream: consumer %s of stream %s has an ack_wait of %lld ms, below "
+                         "upstream_timeout_ms + 30 s (%lld ms), and cannot be updated: %s",
+                         durable, stream, (long long)(c->AckWait / 1000000),
+                         (long long)(ack_wait / 1000000), natsStatus_GetText(s));
+            } else {
+                sg_info("jetstream: consumer %s: ack_wait raised to %lld ms", durable,
+                        (long long)(ack_wait / 1000000));
+                rc = 0;
+            }
+            jsConsumerInfo_Destroy(ui);
+        } else {
             rc = 0;
+        }
         jsConsumerInfo_Destroy(ci);
         goto out;
     }
@@ -200,7 +223,7 @@ static int ensure_consumer(const char *stream, jsCtx *ctx, const char *site, con
     jsConsumerConfig_Init(&cfg);
     cfg.Durable = durable;
     cfg.AckPolicy = js_AckExplicit;
-    cfg.AckWait = ACK_WAIT_NS;
+    cfg.AckWait = ack_wait;
     cfg.DeliverPolicy = js_DeliverAll;
     cfg.FilterSubject = subject;
     cfg.MaxAckPending = 100000;
@@ -226,6 +249,8 @@ struct sg_jetstream *sg_jetstream_open(const struct sg_config *cfg)
     jsCtx *ctx = NULL;
     natsStatus s;
     js->stream = sg_xstrdup(qc->stream);
+    js->ack_wait_ns = sg_jetstream_ack_wait_ns(cfg);
+    js->replicas = qc->replicas;
     if ((s = natsOptions_Create(&o)) != NATS_OK ||
         (s = natsOptions_SetServers(o, (const char **)qc->servers, (int)qc->n_servers)) !=
             NATS_OK ||
@@ -247,6 +272,16 @@ struct sg_jetstream *sg_jetstream_open(const struct sg_config *cfg)
         nats_fail("options", s, 0);
         goto fail;
     }
+    /* A tls:// URL requires TLS (server certificate checked against the system's CAs): a
+     * server that does not offer it is refused, never used in plaintext. */
+    for (size_t i = 0; i < qc->n_servers; i++)
+        if (strncasecmp(qc->servers[i], "tls://", 6) == 0) {
+            if ((s = natsOptions_SetSecure(o, true)) != NATS_OK) {
+                nats_fail("TLS (a tls:// server)", s, 0);
+                goto fail;
+            }
+            break;
+        }
     if (qc->creds_file &&
         (s = natsOptions_SetUserCredentialsFromFiles(o, qc->creds_file, NULL)) != NATS_OK) {
         /* The status text only: a credentials file's content never reaches a log. */
@@ -270,7 +305,7 @@ struct sg_jetstream *sg_jetstream_open(const struct sg_config *cfg)
         goto fail;
     for (size_t i = 0; i < cfg->n_sites; i++)
         for (size_t d = 0; d < cfg->sites[i].n_dests; d++)
-            if (ensure_consumer(js->stream, ctx, cfg->sites[i].id, cfg->sites[i].dests[d].id) <
+            if (ensure_consumer(js->stream, js->ack_wait_ns, ctx, cfg->sites[i].id, cfg->sites[i].dests[d].id) <
                 0)
                 goto fail;
     jsCtx_Destroy(ctx);
@@ -420,9 +455,31 @@ static void ack_handler(jsCtx *ctx, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae
         jq->acks[jq->n_acks++] = (struct ack){g, ok};
     }
     pthread_mutex_unlock(&jq->mu);
-    if (!ok && pae)
-        sg_warn("jetstream: publish not acknowledged: %s (error %d)",
-                pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err), (int)pae->ErrCode);
+    struct sg_jetstream *js = jq->js;
+    uint64_t now = sg_now_mono_ms();
+    if (ok) {
+        atomic_store(&js->pub_ok_ms, now);
+    } else {
+        atomic_store(&js->pub_fail_ms, now);
+        if (pae && (pae->Err == NATS_NO_RESPONDERS || pae->ErrCode == JSStreamNotFoundErr))
+            atomic_store(&js->stream_lost, true);
+        /* One line a second at most, with the count of those not logged. */
+        uint64_t sec = now / 1000;
+        if (atomic_exchange(&js->warn_s, sec) != sec) {
+            unsigned long skipped = atomic_exchange(&js->warn_skipped, 0);
+            const char *why = pae && pae->ErrText ? pae->ErrText
+                                                  : natsStatus_GetText(pae ? pae->Err : NATS_TIMEOUT);
+            if (skipped)
+                sg_warn("jetstream: publish not acknowledged: %s (error %d); %lu more not "
+                        "logged since the last such line",
+                        why, pae ? (int)pae->ErrCode : 0, skipped);
+            else
+                sg_warn("jetstream: publish not acknowledged: %s (error %d)", why,
+                        pae ? (int)pae->ErrCode : 0);
+        } else {
+            atomic_fetch_add(&js->warn_skipped, 1);
+        }
+    }
     /* The handler owns the message (libnats 3.4): its entry above is gone, so the address
      * may be reused by the next publish without being mistaken for this one. */
     natsMsg_Destroy(msg);
@@ -541,6 +598,8 @@ static int js_append(struct sg_queue *q, struct sg_spool_entry *e, struct sg_que
         pthread_mutex_unlock(&jq->mu);
         natsMsg_Destroy(m);
         g->failed = true;
+        if (s != NATS_CONNECTION_DISCONNECTED)
+            atomic_store(&jq->js->pub_fail_ms, sg_now_mono_ms());
         goto out;
     }
     g->pending++;
@@ -563,15 +622,22 @@ static bool js_has_room(const struct sg_queue *q, size_t bytes)
     return jq->inflight + 1024 < PUB_WINDOW; /* a request's events fit in what is left */
 }
 
+/* For /healthz: unreachable, or connected but the last publishes failed (the stream is gone,
+ * full, or without quorum). Ingest keeps trying (accepts()): an acked publish clears it. */
 static const char *js_failing(const struct sg_queue *q)
 {
-    const struct js_queue *jq = (const struct js_queue *)q;
-    return atomic_load(&jq->js->connected) ? NULL : "queue_unreachable";
+    const struct sg_jetstream *js = ((const struct js_queue *)q)->js;
+    if (!atomic_load(&js->connected))
+        return "queue_unreachable";
+    uint64_t fail = atomic_load(&js->pub_fail_ms), ok = atomic_load(&js->pub_ok_ms);
+    if (fail && fail > ok && sg_now_mono_ms() - fail < UNUSABLE_MS)
+        return "stream_unusable";
+    return NULL;
 }
 
 static bool js_accepts(const struct sg_queue *q)
 {
-    return js_failing(q) == NULL;
+    return atomic_load(&((const struct js_queue *)q)->js->connected);
 }
 
 static void group_close_cb(struct evhttp_connection *conn, void *arg)
@@ -620,6 +686,15 @@ static void js_done(struct sg_queue *q, struct sg_queue_ref *ref, enum sg_queue_
     ref->msg = NULL;
 }
 
+/* The ack wait starts again now: time the event spent waiting in the forwarder (a batch, a
+ * backoff, a rate limit) does not count against its send (upstream_timeout_ms + 30 s). */
+static void js_sending(struct sg_queue *q, struct sg_queue_ref *ref)
+{
+    SG_UNUSED(q);
+    if (ref->msg)
+        natsMsg_InProgress(ref->msg, NULL);
+}
+
 static void js_retry(struct sg_queue *q, struct sg_queue_ref *ref, uint64_t delay_ms)
 {
     SG_UNUSED(q);
@@ -656,6 +731,7 @@ struct consumer {
     _Atomic long *credit;
     pthread_t thread;
     _Atomic bool quit;
+    uint64_t recover_ms; /* the pull thread's last recover() */
     struct event *ev;
     pthread_mutex_t mu;
     natsMsg **inbox;
@@ -754,6 +830,31 @@ static void deliver_cb(evutil_socket_t fd, short what, void *arg)
     free(v);
 }
 
+/* The stream or this consumer is gone (a wiped or removed stream): create them again, at most
+ * once a second (the stream: once a second across all threads). */
+static void recover(struct consumer *c, jsCtx *ctx)
+{
+    struct sg_jetstream *js = c->jq->js;
+    usleep(100000);
+    uint64_t now = sg_now_mono_ms();
+    if (now - c->recover_ms < 1000)
+        return;
+    c->recover_ms = now;
+    if (atomic_load(&js->stream_lost)) {
+        uint64_t last = atomic_load(&js->ensure_ms);
+        if (now - last >= 1000 && atomic_compare_exchange_strong(&js->ensure_ms, &last, now)) {
+            jsStreamInfo *si = NULL;
+            jsErrCode jerr = 0;
+            natsStatus s = js_GetStreamInfo(&si, ctx, js->stream, NULL, &jerr);
+            jsStreamInfo_Destroy(si);
+            if (s == NATS_OK || ensure_stream(js, ctx, js->replicas) == 0)
+                atomic_store(&js->stream_lost, false);
+        }
+    }
+    if (!atomic_load(&js->stream_lost))
+        ensure_consumer(js->stream, js->ack_wait_ns, ctx, c->site, c->dest);
+}
+
 static void *pull_main(void *arg)
 {
     struct consumer *c = arg;
@@ -775,7 +876,7 @@ static void *pull_main(void *arg)
                 usleep(500000);
                 continue;
             }
-            if (ensure_consumer(c->jq->js->stream, ctx, c->site, c->dest) < 0 ||
+            if (ensure_consumer(c->jq->js->stream, c->jq->js->ack_wait_ns, ctx, c->site, c->dest) < 0 ||
                 js_PullSubscribe(&sub, ctx, c->subject, c->durable, NULL, &so, &jerr) != NATS_OK) {
                 sub = NULL;
                 usleep(1000000);
@@ -793,8 +894,8 @@ static void *pull_main(void *arg)
                                               &jerr);
         if (s != NATS_OK || list.Count == 0) {
             natsMsgList_Destroy(&list);
-            if (s != NATS_TIMEOUT)
-                usleep(100000);
+            if (s != NATS_TIMEOUT || atomic_load(&c->jq->js->stream_lost))
+                recover(c, ctx);
             continue;
         }
         atomic_fetch_sub(c->credit, (long)list.Count);
@@ -825,7 +926,7 @@ static void *js_consume(struct sg_queue *q, const char *site, const char *dest,
     c->jq = jq;
     c->site = sg_xstrdup(site);
     c->dest = sg_xstrdup(dest);
-    c->durable = durable_name(site, dest);
+    c->durable = sg_jetstream_durable(site, dest);
     c->subject = sg_jetstream_subject(site, dest);
     c->fn = fn;
     c->fw = fw;
@@ -911,6 +1012,7 @@ static const struct sg_queue_ops js_ops = {
     .defer = js_defer,
     .waiting = js_waiting,
     .done = js_done,
+    .sending = js_sending,
     .retry = js_retry,
     .kick = js_kick,
     .background = js_background,

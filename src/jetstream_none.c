@@ -30,13 +30,3 @@ struct sg_queue *sg_jetstream_queue_new(void *arg, int worker, struct event_base
     SG_UNUSED(local);
     return NULL;
 }
-
-char *sg_jetstream_subject(const char *site, const char *dest)
-{
-    return sg_xasprintf("scrubgate.%s.%s", site, dest);
-}
-
-char *sg_jetstream_msg_id(const char *site, const char *dest, const char *event_id)
-{
-    return sg_xasprintf("%s/%s/%s", site, dest, event_id);
-}

@@ -37,8 +37,13 @@ void sg_jetstream_free(struct sg_jetstream *js);
 struct sg_queue *sg_jetstream_queue_new(void *arg, int worker, struct event_base *base,
                                         struct sg_queue *local);
 
-/* The subject and message id of an event (exposed for tests). Owned by the caller. */
+/* The subject, message id and durable name of an event (jetstream_names.c; exposed for
+ * tests). Injective: two different ids never share a name. Owned by the caller. */
 char *sg_jetstream_subject(const char *site, const char *dest);
 char *sg_jetstream_msg_id(const char *site, const char *dest, const char *event_id);
+char *sg_jetstream_durable(const char *site, const char *dest);
+
+/* The consumers' ack wait in ns: upstream_timeout_ms + 30 s. */
+int64_t sg_jetstream_ack_wait_ns(const struct sg_config *cfg);
 
 #endif

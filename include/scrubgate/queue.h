@@ -73,6 +73,9 @@ struct sg_queue_ops {
     /* Replies waiting, plus work in progress that shutdown must wait for. */
     size_t (*waiting)(const struct sg_queue *q);
     void (*done)(struct sg_queue *q, struct sg_queue_ref *ref, enum sg_queue_end how);
+    /* A send of the event starts (it may take upstream_timeout_ms): a shared queue restarts
+     * its redelivery timer. NULL when nothing is to be done (the local queue). */
+    void (*sending)(struct sg_queue *q, struct sg_queue_ref *ref);
     /* Hand the event back for a later attempt, not before delay_ms (shared queues only). */
     void (*retry)(struct sg_queue *q, struct sg_queue_ref *ref, uint64_t delay_ms);
     /* Outcomes were recorded outside a request: make them durable soon. */

@@ -35,29 +35,80 @@ class JetStreamTest(unittest.TestCase):
         self.fake.stop()
         self.nats.stop()
 
-    def proxy(self, limits=None, workers=2, **over):
-        p = Proxy([site_config(self.fake.url)], limits=limits, workers=workers,
+    def proxy(self, limits=None, workers=2, sites=None, **over):
+        p = Proxy(sites or [site_config(self.fake.url)], limits=limits, workers=workers,
                   extra=js_queue(self.nats, **over))
         self.proxies.append(p)
         return p.start()
 
-    def delivered(self):
-        with self.fake.lock:
-            return [e["event_id"] for e in self.fake.events]
+    def delivered(self, fake=None):
+        fake = fake or self.fake
+        with fake.lock:
+            return [e["event_id"] for e in fake.events]
 
-    def wait_delivered(self, ids, timeout=15):
+    def wait_delivered(self, ids, timeout=15, fake=None):
         deadline = time.time() + timeout
-        while time.time() < deadline and not set(ids) <= set(self.delivered()):
+        while time.time() < deadline and not set(ids) <= set(self.delivered(fake)):
             time.sleep(0.05)
-        return set(ids) - set(self.delivered())
+        return set(ids) - set(self.delivered(fake))
+
+    def other_fake(self):
+        other = FakeTikTok(token=TOKEN, pixel="CPIXEL999").start()
+        self.addCleanup(other.stop)
+        return other
+
+    # Names derived from ids are injective (SCALING.md): "a.b" and "a_b", "t.1" and "t_1",
+    # "a-b"+"c" and "a"+"b-c" share no subject, message id or durable.
+    def test_site_ids_dot_and_underscore_do_not_share_a_subject(self):
+        other = self.other_fake()
+        s1 = site_config(self.fake.url, id="a.b", hosts=["ab1.example.com"],
+                         dest={"id": "tt"})
+        s2 = site_config(other.url, id="a_b", hosts=["ab2.example.com"],
+                         dest={"id": "tt", "pixel_code": "CPIXEL999"})
+        p = self.proxy(sites=[s1, s2])
+        ids = ["x%d" % i for i in range(20)]
+        st, _, body = p.post([{"event": "Lead", "event_id": x} for x in ids], site="a.b")
+        self.assertEqual(st, 202, body)
+        st, _, body = p.post([{"event": "Lead", "event_id": "y0"}], site="a_b")
+        self.assertEqual(st, 202, body)
+        self.assertEqual(self.wait_delivered(ids), set())
+        self.assertEqual(self.wait_delivered(["y0"], fake=other), set())
+        # y0 delivered at a_b after every x at a.b was published: a shared subject would have
+        # handed some x to a_b's consumer by now.
+        self.assertEqual(set(self.delivered(other)), {"y0"})
+        self.assertEqual(set(self.delivered()), set(ids))
+
+    def test_destination_ids_dot_and_underscore_each_get_every_event(self):
+        other = self.other_fake()
+        s = site_config(self.fake.url, dest={"id": "t.1"})
+        d2 = dict(s["destinations"][0], id="t_1", pixel_code="CPIXEL999", api_base=other.url)
+        s["destinations"].append(d2)
+        p = self.proxy(sites=[s])
+        ids = ["m%d" % i for i in range(20)]
+        self.assertEqual(p.post([{"event": "Lead", "event_id": x} for x in ids])[0], 202)
+        self.assertEqual(self.wait_delivered(ids), set())
+        self.assertEqual(self.wait_delivered(ids, fake=other), set())
+
+    def test_durable_names_do_not_collide(self):
+        other = self.other_fake()
+        s1 = site_config(self.fake.url, id="a-b", hosts=["ab1.example.com"], dest={"id": "c"})
+        s2 = site_config(other.url, id="a", hosts=["ab2.example.com"],
+                         dest={"id": "b-c", "pixel_code": "CPIXEL999"})
+        p = self.proxy(sites=[s1, s2])
+        st, _, body = p.post([{"event": "Lead", "event_id": "dn1"}], site="a-b")
+        self.assertEqual(st, 202, body)
+        st, _, body = p.post([{"event": "Lead", "event_id": "dn2"}], site="a")
+        self.assertEqual(st, 202, body)
+        self.assertEqual(self.wait_delivered(["dn1"]), set())
+        self.assertEqual(self.wait_delivered(["dn2"], fake=other), set())
 
     def test_published_scrubbed_then_delivered_once_with_outcomes(self):
         p = self.proxy()
         ids = ["a%d" % i for i in range(20)]
+        self.fake.delay = 3.0  # the events stay in the stream (unacked) while it is looked at
         st, _, body = p.post([{"event": "Lead", "event_id": x,
                                "user": {"email": "someone@example.com"}} for x in ids])
         self.assertEqual(st, 202, body)
-        self.assertEqual(self.wait_delivered(ids), set())
         # The stream holds the formatted event under its subject, never the raw input.
         info = natsctl.stream_info(self.nats.urls()[0], "SCRUBGATE")
         self.assertEqual(info["config"]["subjects"], ["scrubgate.>"])
@@ -72,6 +123,8 @@ class JetStreamTest(unittest.TestCase):
         self.assertIn(b"scrubgate.shop." + DEST.encode(), raw)
         self.assertIn(b"shop/" + DEST.encode() + b"/a0", raw)  # Nats-Msg-Id
         self.assertNotIn(b"someone@example.com", raw)
+        self.fake.delay = 0
+        self.assertEqual(self.wait_delivered(ids), set())
         lines = p.wait_sync(20)
         self.assertEqual(sorted(r["event_id"] for r in lines), sorted(ids))
         self.assertTrue(all(r["status"] == "accepted" for r in lines))
@@ -79,7 +132,7 @@ class JetStreamTest(unittest.TestCase):
         deadline = time.time() + 5
         while time.time() < deadline:
             ci = natsctl.consumer_info(self.nats.urls()[0], "SCRUBGATE",
-                                       "sg-shop-" + DEST.replace(":", "_"))
+                                       "sg-shop-tiktok_c" + PIXEL)
             if ci["num_ack_pending"] == 0 and ci["num_pending"] == 0:
                 break
             time.sleep(0.1)
@@ -115,25 +168,73 @@ class JetStreamTest(unittest.TestCase):
         self.assertEqual(self.wait_delivered(["before", "after"]), set())
         self.assertFalse({"down-%d" % i for i in range(5)} & set(self.delivered()))
 
-    def test_a_stream_that_refuses_a_publish_answers_503_and_sends_nothing(self):
-        # An operator's stream with a message limit (discard new): adopted, since storage,
-        # replicas, duplicate window and subjects match; once full it refuses publishes.
-        r = natsctl.create_stream(self.nats.urls()[0], {
-            "name": "SCRUBGATE", "subjects": ["scrubgate.>"], "storage": "file",
-            "num_replicas": 1, "duplicate_window": 120 * 10**9, "max_msgs": 3,
-            "discard": "new", "retention": "limits"})
-        self.assertNotIn("error", r)
-        p = self.proxy()
-        self.fake.delay = 0  # nothing is removed from a limits stream: it stays full
-        self.assertEqual(p.post([{"event": "Lead", "event_id": "f%d" % i}
-                                 for i in range(3)])[0], 202)
+    def test_a_stream_that_is_gone_answers_503_then_is_created_again(self):
+        # The stream removed under a running instance: a publish has no stream to land in
+        # (503, /healthz stream_unusable, one log line a second, not one per event); the
+        # instance creates the stream and its consumer again by itself.
+        import http.client
+        from harness import free_port
+        port = free_port()
+        p = Proxy([site_config(self.fake.url)], workers=1,
+                  extra=dict(js_queue(self.nats), admin_listen="127.0.0.1:%d" % port))
+        self.proxies.append(p)
+        p.start()
+        self.assertEqual(p.post([{"event": "Lead", "event_id": "f0"}])[0], 202)
+        self.assertEqual(self.wait_delivered(["f0"]), set())
+        r = natsctl.request(self.nats.urls()[0], "$JS.API.STREAM.DELETE.SCRUBGATE", b"")
+        self.assertTrue(r.get("success"), r)
+        before = len(p.stderr_lines)
         t = time.time()
-        st, _, body = p.post([{"event": "Lead", "event_id": "over"}])
+        st, _, body = p.post([{"event": "Lead", "event_id": "over%d" % i} for i in range(50)])
         self.assertEqual(st, 503, body)
         self.assertLess(time.time() - t, 1.5)
-        self.assertEqual(self.wait_delivered(["f0", "f1", "f2"]), set())
-        time.sleep(0.5)
-        self.assertNotIn("over", self.delivered())
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", "/healthz")
+        r = c.getresponse()
+        hb = r.read()
+        c.close()
+        self.assertEqual(r.status, 503, hb)
+        self.assertIn(b"stream_unusable", hb)
+        warned = [x for x in p.stderr_lines[before:] if "publish not acknowledged" in x]
+        self.assertLessEqual(len(warned), 2, warned)
+        deadline, st = time.time() + 15, 0
+        while time.time() < deadline and st != 202:
+            st, _, _ = p.post([{"event": "Lead", "event_id": "again"}])
+            if st != 202:
+                time.sleep(0.2)
+        self.assertEqual(st, 202)
+        self.assertEqual(self.wait_delivered(["again"]), set())
+        self.assertFalse({"over%d" % i for i in range(50)} & set(self.delivered()))
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", "/healthz")
+        self.assertEqual(c.getresponse().status, 200)
+        c.close()
+
+    def test_acked_events_are_removed_from_the_stream(self):
+        # WorkQueue retention: the stream holds only what waits for delivery; a consumer
+        # removed and recreated replays nothing.
+        p = self.proxy()
+        ids = ["r%d" % i for i in range(10)]
+        self.assertEqual(p.post([{"event": "Lead", "event_id": x} for x in ids])[0], 202)
+        self.assertEqual(self.wait_delivered(ids), set())
+        deadline, info = time.time() + 10, {}
+        while time.time() < deadline:
+            info = natsctl.stream_info(self.nats.urls()[0], "SCRUBGATE")
+            if info["state"]["messages"] == 0:
+                break
+            time.sleep(0.1)
+        self.assertEqual(info["config"]["retention"], "workqueue")
+        self.assertEqual(info["state"]["messages"], 0)
+        p.stop()
+        r = natsctl.request(self.nats.urls()[0],
+                            "$JS.API.CONSUMER.DELETE.SCRUBGATE.sg-shop-tiktok_c" + PIXEL, b"")
+        self.assertTrue(r.get("success"), r)
+        with self.fake.lock:
+            self.fake.events.clear()
+        p = self.proxy()
+        self.assertEqual(p.post([{"event": "Lead", "event_id": "r-new"}])[0], 202)
+        self.assertEqual(self.wait_delivered(["r-new"]), set())
+        self.assertEqual(self.delivered(), ["r-new"])  # no replay of r0..r9
 
     def test_stream_config_mismatch_is_a_clear_start_error(self):
         natsctl.create_stream(self.nats.urls()[0], {
@@ -145,6 +246,66 @@ class JetStreamTest(unittest.TestCase):
             p.start()
         self.assertIn("stream SCRUBGATE exists with another duplicate window (30 s, "
                       "configured: 120 s)", str(cm.exception))
+
+    def test_adopted_stream_with_a_limit_is_refused_at_start(self):
+        # max_msgs with discard old would drop the oldest accepted (202) events once reached.
+        r = natsctl.create_stream(self.nats.urls()[0], {
+            "name": "SCRUBGATE", "subjects": ["scrubgate.>"], "storage": "file",
+            "num_replicas": 1, "duplicate_window": 120 * 10**9, "max_msgs": 5,
+            "discard": "old", "retention": "workqueue"})
+        self.assertNotIn("error", r, r)
+        p = Proxy([site_config(self.fake.url)], extra=js_queue(self.nats))
+        self.proxies.append(p)
+        with self.assertRaises(RuntimeError) as cm:
+            p.start()
+        self.assertIn("stream SCRUBGATE exists with another max_msgs (5, configured: "
+                      "unlimited)", str(cm.exception))
+
+    def test_adopted_consumer_with_max_deliver_is_refused_at_start(self):
+        # max_deliver 1 would drop a 202 event at its first retry (a nak is never redelivered).
+        durable = "sg-shop-tiktok_c" + PIXEL
+        r = natsctl.create_stream(self.nats.urls()[0], {
+            "name": "SCRUBGATE", "subjects": ["scrubgate.>"], "storage": "file",
+            "num_replicas": 1, "duplicate_window": 120 * 10**9, "retention": "workqueue"})
+        self.assertNotIn("error", r, r)
+        r = natsctl.request(self.nats.urls()[0],
+                            "$JS.API.CONSUMER.DURABLE.CREATE.SCRUBGATE." + durable,
+                            json.dumps({"stream_name": "SCRUBGATE", "config": {
+                                "durable_name": durable, "ack_policy": "explicit",
+                                "ack_wait": 30 * 10**9, "deliver_policy": "all",
+                                "filter_subject": "scrubgate.shop." + DEST,
+                                "max_deliver": 1}}).encode())
+        self.assertNotIn("error", r, r)
+        p = Proxy([site_config(self.fake.url)], extra=js_queue(self.nats))
+        self.proxies.append(p)
+        with self.assertRaises(RuntimeError) as cm:
+            p.start()
+        self.assertIn("consumer %s of stream SCRUBGATE exists with another max_deliver"
+                      % durable, str(cm.exception))
+
+    def test_tls_url_is_not_downgraded_to_plaintext(self):
+        # A tls:// URL to a server without TLS: refused (start error), never plaintext.
+        url = "tls://" + self.nats.urls()[0][len("nats://"):]
+        p = Proxy([site_config(self.fake.url)], extra=js_queue(self.nats, servers=[url]))
+        self.proxies.append(p)
+        with self.assertRaises(RuntimeError) as cm:
+            p.start()
+        self.assertIn("jetstream: cannot connect to tls://", str(cm.exception))
+        self.assertIn("Secure Connection", str(cm.exception))
+
+    def test_ack_wait_outlasts_the_upstream_timeout(self):
+        # ack_wait = upstream_timeout_ms + 30 s: a slow send is never redelivered in flight.
+        # An adopted shorter one is raised; a longer one (another instance's) is kept.
+        durable = "sg-shop-tiktok_c" + PIXEL
+        url = self.nats.urls()[0]
+        for timeout_ms, want_s in ((1000, 31), (5000, 35), (1000, 35)):
+            p = self.proxy(limits={"upstream_timeout_ms": timeout_ms})
+            ci = natsctl.consumer_info(url, "SCRUBGATE", durable)
+            self.assertEqual(ci["config"]["ack_wait"], want_s * 10**9, (timeout_ms, ci))
+            st, _, body = p.post([{"event": "Lead", "event_id": "aw%d" % timeout_ms}])
+            self.assertEqual(st, 202, body)
+            self.assertEqual(self.wait_delivered(["aw%d" % timeout_ms]), set())
+            p.stop()
 
     def test_oversized_event_is_refused_with_its_reason(self):
         self.nats.stop()
@@ -225,7 +386,7 @@ class JetStreamTest(unittest.TestCase):
             self.assertEqual(p.post([{"event": "Lead", "event_id": x}
                                      for x in ids[k:k + 20]])[0], 202)
         time.sleep(1.2)
-        durable = "sg-shop-" + DEST.replace(":", "_")
+        durable = "sg-shop-tiktok_c" + PIXEL
         ci = natsctl.consumer_info(self.nats.urls()[0], "SCRUBGATE", durable)
         # The instance holds what one request can take (max_inflight x batch, plus the fetch
         # that was under way); the rest waits in the stream, on disk, for any instance.

@@ -12,19 +12,48 @@
     "\"destinations\":[{\"type\":\"tiktok\",\"pixel_code\":\"P1\",\"access_token_env\":"          \
     "\"SGT_TOKEN\",\"id\":\"tt.main\"}]}"
 
-/* Subjects have one token per id: '.' is written '_' (site and destination). */
+/* Names derived from ids are injective: '_' -> "_u", '.' -> "_d" (and in durables ':' -> "_c",
+ * '-' -> "_h"), so "a.b" and "a_b" never share a subject, a message id or a durable. */
 static void names(void **state)
 {
     (void)state;
     char *s = sg_jetstream_subject("shop", "tiktok:CABC.1");
-    assert_string_equal(s, "scrubgate.shop.tiktok:CABC_1");
+    assert_string_equal(s, "scrubgate.shop.tiktok:CABC_d1");
     free(s);
     s = sg_jetstream_subject("s.1", "tt.main");
-    assert_string_equal(s, "scrubgate.s_1.tt_main");
+    assert_string_equal(s, "scrubgate.s_d1.tt_dmain");
+    char *t = sg_jetstream_subject("s_1", "tt_main");
+    assert_string_not_equal(s, t);
+    assert_string_equal(t, "scrubgate.s_u1.tt_umain");
+    free(t);
     free(s);
     s = sg_jetstream_msg_id("shop", "tiktok:CABC.1", "ev-7");
-    assert_string_equal(s, "shop/tiktok:CABC_1/ev-7");
+    assert_string_equal(s, "shop/tiktok:CABC.1/ev-7");
     free(s);
+    /* Durables: '-' separates, so it is escaped too ("a-b"+"c" vs "a"+"b-c"). */
+    s = sg_jetstream_durable("a-b", "c");
+    t = sg_jetstream_durable("a", "b-c");
+    assert_string_equal(s, "sg-a_hb-c");
+    assert_string_equal(t, "sg-a-b_hc");
+    free(s);
+    free(t);
+    s = sg_jetstream_durable("shop", "tiktok:CABC.1_x");
+    assert_string_equal(s, "sg-shop-tiktok_cCABC_d1_ux");
+    free(s);
+}
+
+/* The ack wait outlasts the longest TikTok request by 30 s (no redelivery while in flight). */
+static void ack_wait(void **state)
+{
+    (void)state;
+    char *log = NULL;
+    struct sg_config *cfg = sg_test_config_load("{\"sites\":[" SITE_OK "]}", &log);
+    free(log);
+    assert_non_null(cfg);
+    assert_int_equal(sg_jetstream_ack_wait_ns(cfg), 40LL * 1000000000LL); /* 10 s default */
+    cfg->limits.upstream_timeout_ms = 600000;
+    assert_int_equal(sg_jetstream_ack_wait_ns(cfg), 630LL * 1000000000LL);
+    sg_config_free(cfg);
 }
 
 static void jetstream_config(void **state)
@@ -55,6 +84,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(names),
+        cmocka_unit_test(ack_wait),
         cmocka_unit_test(jetstream_config),
     };
     return cmocka_run_group_tests(tests, sg_test_config_env, NULL);
