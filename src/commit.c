@@ -10,12 +10,10 @@
  */
 #include "scrubgate/common.h"
 #include "scrubgate/commit.h"
+#include "scrubgate/ingest.h"
 #include "scrubgate/log.h"
-#include "scrubgate/metrics.h"
 #include "scrubgate/spool.h"
 
-#include <event2/buffer.h>
-#include <event2/keyvalq_struct.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,18 +59,6 @@ struct sg_commit {
     struct event *finished_ev;    /* activated (thread-safe) when a job finishes */
 };
 
-static void send_body(struct evhttp_request *req, int code, const char *reason, const char *body)
-{
-    struct evbuffer *buf = evbuffer_new();
-    if (buf) {
-        evbuffer_add(buf, body, strlen(body));
-        evbuffer_add(buf, "\n", 1);
-    }
-    evhttp_send_reply(req, code, reason, buf);
-    if (buf)
-        evbuffer_free(buf);
-}
-
 static void arm_probe(struct sg_commit *c)
 {
     struct timeval tv = {1, 0};
@@ -91,20 +77,9 @@ static void settle(struct sg_commit *c, uint64_t gen, bool ok)
             i++;
             continue;
         }
-        if (p->req) {
-            evhttp_connection_set_closecb(p->conn, NULL, NULL);
-            sg_metrics_ingest_reply(p->site, ok ? 202 : 503);
-            if (ok) {
-                send_body(p->req, 202, "Accepted", p->body);
-            } else {
-                struct evkeyvalq *out = evhttp_request_get_output_headers(p->req);
-                while (evhttp_remove_header(out, "Set-Cookie") == 0)
-                    ; /* nothing was accepted: no session or click-id cookie either */
-                evhttp_add_header(out, "Retry-After", "1");
-                send_body(p->req, 503, "Service Unavailable",
-                          "{\"error\":\"spool unavailable, retry later\"}");
-            }
-        }
+        if (p->req)
+            sg_ingest_answer(p->req, p->site, ok, p->body,
+                             "{\"error\":\"spool unavailable, retry later\"}");
         free(p->body);
         c->pending[i] = c->pending[--c->n_pending];
     }

@@ -10,6 +10,7 @@
 #include "scrubgate/eventmap.h"
 #include "scrubgate/dest.h"
 #include "scrubgate/hash.h"
+#include "scrubgate/jetstream.h"
 #include "scrubgate/jsonpos.h"
 #include "scrubgate/log.h"
 #include "scrubgate/phone.h"
@@ -911,6 +912,26 @@ static int load_limits(struct loader *L, json_t *o, struct sg_limits *l)
     return 0;
 }
 
+/* NATS refuses a consumer name over 255 bytes: a destination whose escaped site and
+ * destination ids are that long could take events and never deliver them. */
+static int check_durables(struct loader *L, const struct sg_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_sites; i++)
+        for (size_t d = 0; d < cfg->sites[i].n_dests; d++) {
+            char *durable = sg_jetstream_durable(cfg->sites[i].id, cfg->sites[i].dests[d].id);
+            size_t n = strlen(durable);
+            free(durable);
+            if (n > SG_JETSTREAM_NAME_MAX)
+                return sg_jsondoc_error(&L->doc, at(L, "sites[%zu].destinations[%zu]", i, d),
+                                        false,
+                                        "its JetStream consumer name would be %zu bytes, over "
+                                        "NATS's %d: shorten the site or destination id "
+                                        "('_', '.', ':' and '-' count twice)",
+                                        n, SG_JETSTREAM_NAME_MAX);
+        }
+    return 0;
+}
+
 struct sg_config *sg_config_load(const char *path)
 {
     static const char *const keys[] = {"listen",   "admin_listen", "admin_token_env",
@@ -1005,6 +1026,8 @@ struct sg_config *sg_config_load(const char *path)
                 goto fail;
             }
     }
+    if (cfg->queue.type == SG_QUEUE_JETSTREAM && check_durables(&L, cfg) < 0)
+        goto fail;
     sg_jsondoc_release(&L.doc);
     free(L.dir);
     return cfg;

@@ -562,6 +562,7 @@ static void destination_backoff(struct sg_forwarder *fw)
         fw->backoff_step++;
     uint64_t half = (uint64_t)fw->limits->retry_base_ms / 2;
     fw->backoff_until = sg_now_mono_ms() + half + backoff_ms(fw->limits, fw->backoff_step);
+    note_queue(fw); /* a shared queue's consumer stops pulling before the batch goes back */
 }
 
 static void schedule_retry(struct sg_forwarder *fw, struct batch *b, const char *reason,
@@ -645,6 +646,7 @@ static void request_done(void *arg, const struct sg_http_result *res)
             fw->stats.auth_pauses++;
         fw->stats.paused = true;
         fw->paused_until = sg_now_mono_ms() + (uint64_t)fw->limits->auth_probe_ms;
+        note_queue(fw);
         sg_error("destination %s (site %s): access token refused (code %ld): paused, %zu event(s) "
                  "kept, next probe in %d ms; rotate the token",
                  fw->dest->id, fw->site->id, reply.code, b->n, fw->limits->auth_probe_ms);

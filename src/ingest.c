@@ -30,6 +30,28 @@
 
 #define SESSION_MAX_AGE 34128000 /* 395 days, like TikTok's own _ttp cookie (13 months) */
 
+void sg_ingest_answer(struct evhttp_request *req, const char *site, bool ok, const char *body,
+                      const char *why_503)
+{
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    struct evbuffer *buf = evbuffer_new();
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
+    sg_metrics_ingest_reply(site, ok ? 202 : 503);
+    if (!ok) {
+        while (evhttp_remove_header(out, "Set-Cookie") == 0)
+            ;
+        evhttp_add_header(out, "Retry-After", "1");
+        body = why_503;
+    }
+    if (buf) {
+        evbuffer_add(buf, body, strlen(body));
+        evbuffer_add(buf, "\n", 1);
+    }
+    evhttp_send_reply(req, ok ? 202 : 503, ok ? "Accepted" : "Service Unavailable", buf);
+    if (buf)
+        evbuffer_free(buf);
+}
+
 /* Every reply of the ingest API goes through here and is counted per site (NULL: none). */
 static void reply_json(struct evhttp_request *req, const struct sg_site *site, int code,
                        const char *reason, json_t *body)

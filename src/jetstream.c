@@ -4,13 +4,12 @@
  * the stream did not acknowledge is answered 503, never 202 from a buffer.
  */
 #include "scrubgate/common.h"
+#include "scrubgate/ingest.h"
 #include "scrubgate/jetstream.h"
 #include "scrubgate/log.h"
-#include "scrubgate/metrics.h"
 #include "scrubgate/spool.h"
 
 #include <event2/event.h>
-#include <event2/buffer.h>
 #include <event2/http.h>
 #include <nats/nats.h>
 #include <pthread.h>
@@ -26,6 +25,9 @@
 #define ANSWER_MS 900                       /* a request without every ack by then: 503 */
 #define TICK_MS 50
 #define FETCH_MAX 256
+#define FETCH_WAIT_MS 500
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 struct sg_jetstream {
     natsConnection *nc;
@@ -50,10 +52,15 @@ bool sg_jetstream_available(void)
 
 /* ---- connection and setup ---- */
 
-/* A server URL for a log line: user and password (nats://user:pass@host) never appear. */
+/* A server URL for a log line: user and password (nats://user:pass@host) never appear, even
+ * when the password holds an '@' (the host follows the last '@' before the path). */
 static void redact_url(const char *url, char *out, size_t cap)
 {
-    const char *scheme = strstr(url, "://"), *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *scheme = strstr(url, "://"), *at = NULL;
+    if (scheme)
+        for (const char *c = scheme + 3; *c && !strchr("/?#", *c); c++)
+            if (*c == '@')
+                at = c;
     if (at)
         snprintf(out, cap, "%.*s***%s", (int)(scheme + 3 - url), url, at);
     else
@@ -162,10 +169,42 @@ static int ensure_stream(struct sg_jetstream *js, jsCtx *ctx, int replicas)
     return 0;
 }
 
-/* Create the destination's durable pull consumer, or check an existing one. */
-static int ensure_consumer(const char *stream, int64_t ack_wait, jsCtx *ctx, const char *site,
+/* Why an existing consumer cannot serve as the destination's, or NULL. */
+static const char *consumer_mismatch(const jsConsumerConfig *c, const char *subject)
+{
+    if (c->DeliverSubject && *c->DeliverSubject)
+        return "delivery (push, want pull)";
+    if (c->AckPolicy != js_AckExplicit)
+        return "ack_policy (want explicit)";
+    if (!c->FilterSubject || strcmp(c->FilterSubject, subject) != 0)
+        return "filter_subject";
+    if (c->MaxDeliver > 0)
+        return "max_deliver (want unlimited: a retry must never be dropped)";
+    if (c->DeliverPolicy != js_DeliverAll)
+        return "deliver_policy (want all)";
+    /* Each of these makes a pull deliver nothing, or bodies without their event. */
+    if (c->HeadersOnly)
+        return "headers_only (want false: the event is the body)";
+    if (c->MaxRequestBatch > 0 && c->MaxRequestBatch < FETCH_MAX)
+        return "max_batch (want unlimited or at least " STR(FETCH_MAX) ")";
+    if (c->MaxRequestExpires > 0 && c->MaxRequestExpires < FETCH_WAIT_MS * 1000000LL)
+        return "max_expires (want unlimited or at least " STR(FETCH_WAIT_MS) " ms)";
+    if (c->MaxRequestMaxBytes > 0)
+        return "max_bytes (want unlimited)";
+    /* Backoff replaces the ack wait for redeliveries: an event being sent could be
+     * redelivered to another instance while its send is in flight. */
+    if (c->BackOffLen > 0)
+        return "backoff (want none: scrubgate's own retry delays apply)";
+    return NULL;
+}
+
+/* Create the destination's durable pull consumer, or check an existing one. A missing stream
+ * sets stream_lost (the pull threads create it again). */
+static int ensure_consumer(struct sg_jetstream *js, jsCtx *ctx, const char *site,
                            const char *dest)
 {
+    const char *stream = js->stream;
+    int64_t ack_wait = js->ack_wait_ns;
     char *durable = sg_jetstream_durable(site, dest), *subject = sg_jetstream_subject(site, dest);
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
@@ -173,17 +212,7 @@ static int ensure_consumer(const char *stream, int64_t ack_wait, jsCtx *ctx, con
     natsStatus s = js_GetConsumerInfo(&ci, ctx, stream, durable, NULL, &jerr);
     if (s == NATS_OK) {
         jsConsumerConfig *c = ci->Config;
-        const char *bad = NULL;
-        if (c->DeliverSubject && *c->DeliverSubject)
-            bad = "delivery (push, want pull)";
-        else if (c->AckPolicy != js_AckExplicit)
-            bad = "ack_policy (want explicit)";
-        else if (!c->FilterSubject || strcmp(c->FilterSubject, subject) != 0)
-            bad = "filter_subject";
-        else if (c->MaxDeliver > 0)
-            bad = "max_deliver (want unlimited: a retry must never be dropped)";
-        else if (c->DeliverPolicy != js_DeliverAll)
-            bad = "deliver_policy (want all)";
+        const char *bad = consumer_mismatch(c, subject);
         if (bad) {
             sg_error("jetstream: consumer %s of stream %s exists with another %s; remove it "
                      "(nats consumer rm) and scrubgate creates it (pull, explicit acks, ack "
@@ -213,6 +242,11 @@ static int ensure_consumer(const char *stream, int64_t ack_wait, jsCtx *ctx, con
             rc = 0;
         }
         jsConsumerInfo_Destroy(ci);
+        goto out;
+    }
+    if (jerr == JSStreamNotFoundErr) {
+        if (!atomic_exchange(&js->stream_lost, true))
+            sg_warn("jetstream: stream %s not found; creating it again", stream);
         goto out;
     }
     if (jerr != JSConsumerNotFoundErr && s != NATS_NOT_FOUND) {
@@ -305,8 +339,7 @@ struct sg_jetstream *sg_jetstream_open(const struct sg_config *cfg)
         goto fail;
     for (size_t i = 0; i < cfg->n_sites; i++)
         for (size_t d = 0; d < cfg->sites[i].n_dests; d++)
-            if (ensure_consumer(js->stream, js->ack_wait_ns, ctx, cfg->sites[i].id, cfg->sites[i].dests[d].id) <
-                0)
+            if (ensure_consumer(js, ctx, cfg->sites[i].id, cfg->sites[i].dests[d].id) < 0)
                 goto fail;
     jsCtx_Destroy(ctx);
     natsOptions_Destroy(o);
@@ -347,6 +380,18 @@ struct group {
 };
 
 struct pub { natsMsg *msg; struct group *g; };
+
+/*
+ * A message handed to a forwarder, until done() or retry(). The forwarder may keep it longer
+ * than the ack wait (a batch's flush interval, a backoff, a token pause, a busy slot): the
+ * server would then redeliver it, and another instance send it while this one still holds it.
+ * So the queue marks it in progress every third of the ack wait, oldest mark first.
+ */
+struct held {
+    natsMsg *m;
+    struct held *prev, *next;
+    uint64_t mark_ms; /* its ack wait last started (delivery, a send, a mark) */
+};
 struct ack { struct group *g; bool ok; };
 
 struct js_queue {
@@ -367,21 +412,11 @@ struct js_queue {
     struct ack *acks;      /* handed to the loop */
     size_t n_acks, cap_acks;
     size_t inflight;       /* on the loop: publishes not settled */
+    struct held *held, *held_tail; /* by mark_ms, oldest first (loop only) */
+    uint64_t mark_every_ms;
 };
 
 #define JQ(q) ((struct js_queue *)(q))
-
-static void send_text(struct evhttp_request *req, int code, const char *reason, const char *body)
-{
-    struct evbuffer *buf = evbuffer_new();
-    if (buf) {
-        evbuffer_add(buf, body, strlen(body));
-        evbuffer_add(buf, "\n", 1);
-    }
-    evhttp_send_reply(req, code, reason, buf);
-    if (buf)
-        evbuffer_free(buf);
-}
 
 static void answer(struct js_queue *jq, struct group *g, bool ok)
 {
@@ -391,18 +426,8 @@ static void answer(struct js_queue *jq, struct group *g, bool ok)
     jq->n_waiting--;
     if (!g->req)
         return; /* the client left: its events were published (or not) all the same */
-    evhttp_connection_set_closecb(g->conn, NULL, NULL);
-    sg_metrics_ingest_reply(g->site, ok ? 202 : 503);
-    if (ok) {
-        send_text(g->req, 202, "Accepted", g->body);
-    } else {
-        struct evkeyvalq *out = evhttp_request_get_output_headers(g->req);
-        while (evhttp_remove_header(out, "Set-Cookie") == 0)
-            ;
-        evhttp_add_header(out, "Retry-After", "1");
-        send_text(g->req, 503, "Service Unavailable",
-                  "{\"error\":\"queue did not acknowledge, retry later\"}");
-    }
+    sg_ingest_answer(g->req, g->site, ok, g->body,
+                     "{\"error\":\"queue did not acknowledge, retry later\"}");
     g->req = NULL;
 }
 
@@ -507,11 +532,39 @@ static void ack_cb(evutil_socket_t fd, short what, void *arg)
     settle(jq);
 }
 
+static void held_unlink(struct js_queue *jq, struct held *h)
+{
+    *(h->prev ? &h->prev->next : &jq->held) = h->next;
+    *(h->next ? &h->next->prev : &jq->held_tail) = h->prev;
+    h->prev = h->next = NULL;
+}
+
+static void held_append(struct js_queue *jq, struct held *h, uint64_t now)
+{
+    h->mark_ms = now;
+    h->prev = jq->held_tail;
+    h->next = NULL;
+    *(jq->held_tail ? &jq->held_tail->next : &jq->held) = h;
+    jq->held_tail = h;
+}
+
+/* Messages held for a third of the ack wait: in progress (the server restarts their wait). */
+static void keep_held(struct js_queue *jq, uint64_t now)
+{
+    while (jq->held && now - jq->held->mark_ms >= jq->mark_every_ms) {
+        struct held *h = jq->held;
+        natsMsg_InProgress(h->m, NULL); /* asynchronous: a lost one costs a redelivery */
+        held_unlink(jq, h);
+        held_append(jq, h, now);
+    }
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     SG_UNUSED(fd);
     SG_UNUSED(what);
     settle(arg);
+    keep_held(arg, sg_now_mono_ms());
 }
 
 static struct group *open_group(struct js_queue *jq)
@@ -521,7 +574,7 @@ static struct group *open_group(struct js_queue *jq)
     return jq->open;
 }
 
-static void add_hex(natsMsg *m, const char *key, const unsigned char *p, size_t n)
+static natsStatus add_hex(natsMsg *m, const char *key, const unsigned char *p, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     char buf[256];
@@ -530,7 +583,7 @@ static void add_hex(natsMsg *m, const char *key, const unsigned char *p, size_t 
         buf[2 * i + 1] = hex[p[i] & 15];
         buf[2 * i + 2] = '\0';
     }
-    natsMsgHeader_Set(m, key, n ? buf : "");
+    return natsMsgHeader_Set(m, key, n ? buf : "");
 }
 
 static int js_append(struct sg_queue *q, struct sg_spool_entry *e, struct sg_queue_ref *ref,
@@ -538,7 +591,7 @@ static int js_append(struct sg_queue *q, struct sg_spool_entry *e, struct sg_que
 {
     struct js_queue *jq = JQ(q);
     char *subject = sg_jetstream_subject(e->site, e->dest);
-    char *id = sg_jetstream_msg_id(e->site, e->dest, e->event_id);
+    char *id = sg_jetstream_msg_id(e->site, e->dest, e->event, e->event_id);
     natsMsg *m = NULL;
     int rc = 0;
     memset(ref, 0, sizeof(*ref));
@@ -562,15 +615,19 @@ static int js_append(struct sg_queue *q, struct sg_spool_entry *e, struct sg_que
         (unsigned char)((e->consent.gpc ? 1 : 0) | (e->consent.sale_opt_out ? 2 : 0));
     char ts[32];
     snprintf(ts, sizeof(ts), "%lld", (long long)e->first_ts);
-    natsMsgHeader_Set(m, "Sg-Site", e->site);
-    natsMsgHeader_Set(m, "Sg-Dest", e->dest);
-    natsMsgHeader_Set(m, "Sg-Event", e->event);
-    natsMsgHeader_Set(m, "Sg-Event-Id", e->event_id);
-    natsMsgHeader_Set(m, "Sg-Rules", e->rules ? e->rules : "[]");
-    if (e->rule_set)
-        natsMsgHeader_Set(m, "Sg-Rule-Set", e->rule_set);
-    natsMsgHeader_Set(m, "Sg-First-Ts", ts);
-    add_hex(m, "Sg-Consent", consent, sizeof(consent));
+    /* A header that cannot be set would make a message decode() refuses: 503, not 202. */
+    if (natsMsgHeader_Set(m, "Sg-Site", e->site) != NATS_OK ||
+        natsMsgHeader_Set(m, "Sg-Dest", e->dest) != NATS_OK ||
+        natsMsgHeader_Set(m, "Sg-Event", e->event) != NATS_OK ||
+        natsMsgHeader_Set(m, "Sg-Event-Id", e->event_id) != NATS_OK ||
+        natsMsgHeader_Set(m, "Sg-Rules", e->rules ? e->rules : "[]") != NATS_OK ||
+        (e->rule_set && natsMsgHeader_Set(m, "Sg-Rule-Set", e->rule_set) != NATS_OK) ||
+        natsMsgHeader_Set(m, "Sg-First-Ts", ts) != NATS_OK ||
+        add_hex(m, "Sg-Consent", consent, sizeof(consent)) != NATS_OK) {
+        g->failed = true;
+        natsMsg_Destroy(m);
+        goto out;
+    }
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MsgId = id;
@@ -671,10 +728,22 @@ static size_t js_waiting(const struct sg_queue *q)
     return ((const struct js_queue *)q)->n_waiting;
 }
 
+/* The forwarder is done with the message: it leaves the held list. */
+static natsMsg *release(struct js_queue *jq, struct sg_queue_ref *ref)
+{
+    struct held *h = ref->msg;
+    if (!h)
+        return NULL;
+    natsMsg *m = h->m;
+    held_unlink(jq, h);
+    free(h);
+    ref->msg = NULL;
+    return m;
+}
+
 static void js_done(struct sg_queue *q, struct sg_queue_ref *ref, enum sg_queue_end how)
 {
-    SG_UNUSED(q);
-    natsMsg *m = ref->msg;
+    natsMsg *m = release(JQ(q), ref);
     if (!m)
         return;
     /* Asynchronous: an ack lost with the connection means a redelivery (at least once). */
@@ -683,22 +752,23 @@ static void js_done(struct sg_queue *q, struct sg_queue_ref *ref, enum sg_queue_
     else
         natsMsg_Ack(m, NULL);
     natsMsg_Destroy(m);
-    ref->msg = NULL;
 }
 
-/* The ack wait starts again now: time the event spent waiting in the forwarder (a batch, a
- * backoff, a rate limit) does not count against its send (upstream_timeout_ms + 30 s). */
+/* The ack wait starts again now: the send has all of it (upstream_timeout_ms + 30 s). */
 static void js_sending(struct sg_queue *q, struct sg_queue_ref *ref)
 {
-    SG_UNUSED(q);
-    if (ref->msg)
-        natsMsg_InProgress(ref->msg, NULL);
+    struct js_queue *jq = JQ(q);
+    struct held *h = ref->msg;
+    if (!h)
+        return;
+    natsMsg_InProgress(h->m, NULL);
+    held_unlink(jq, h);
+    held_append(jq, h, sg_now_mono_ms());
 }
 
 static void js_retry(struct sg_queue *q, struct sg_queue_ref *ref, uint64_t delay_ms)
 {
-    SG_UNUSED(q);
-    natsMsg *m = ref->msg;
+    natsMsg *m = release(JQ(q), ref);
     if (!m)
         return;
     if (delay_ms)
@@ -706,7 +776,6 @@ static void js_retry(struct sg_queue *q, struct sg_queue_ref *ref, uint64_t dela
     else
         natsMsg_Nak(m, NULL);
     natsMsg_Destroy(m);
-    ref->msg = NULL;
 }
 
 static void js_kick(struct sg_queue *q)
@@ -816,6 +885,7 @@ static void deliver_cb(evutil_socket_t fd, short what, void *arg)
     c->inbox = NULL;
     c->n_inbox = c->cap_inbox = 0;
     pthread_mutex_unlock(&c->mu);
+    uint64_t now = sg_now_mono_ms();
     for (size_t i = 0; i < n; i++) {
         struct sg_spool_entry e;
         if (decode(v[i], &e) < 0) {
@@ -825,7 +895,10 @@ static void deliver_cb(evutil_socket_t fd, short what, void *arg)
             natsMsg_Destroy(v[i]);
             continue;
         }
-        c->fn(c->fw, &e, v[i]); /* steals e's strings; v[i] comes back through done/retry */
+        struct held *h = sg_xcalloc(1, sizeof(*h));
+        h->m = v[i];
+        held_append(c->jq, h, now);
+        c->fn(c->fw, &e, h); /* steals e's strings; h comes back through done/retry */
     }
     free(v);
 }
@@ -852,7 +925,7 @@ static void recover(struct consumer *c, jsCtx *ctx)
         }
     }
     if (!atomic_load(&js->stream_lost))
-        ensure_consumer(js->stream, js->ack_wait_ns, ctx, c->site, c->dest);
+        ensure_consumer(js, ctx, c->site, c->dest);
 }
 
 static void *pull_main(void *arg)
@@ -863,6 +936,10 @@ static void *pull_main(void *arg)
     while (!atomic_load(&c->quit)) {
         if (!atomic_load(&c->jq->js->connected)) {
             usleep(100000);
+            continue;
+        }
+        if (atomic_load(&c->jq->js->stream_lost)) {
+            recover(c, ctx);
             continue;
         }
         if (!sub) {
@@ -876,7 +953,7 @@ static void *pull_main(void *arg)
                 usleep(500000);
                 continue;
             }
-            if (ensure_consumer(c->jq->js->stream, c->jq->js->ack_wait_ns, ctx, c->site, c->dest) < 0 ||
+            if (ensure_consumer(c->jq->js, ctx, c->site, c->dest) < 0 ||
                 js_PullSubscribe(&sub, ctx, c->subject, c->durable, NULL, &so, &jerr) != NATS_OK) {
                 sub = NULL;
                 usleep(1000000);
@@ -890,7 +967,7 @@ static void *pull_main(void *arg)
         }
         natsMsgList list = {0};
         jsErrCode jerr = 0;
-        natsStatus s = natsSubscription_Fetch(&list, sub, (int)SG_MIN(credit, FETCH_MAX), 500,
+        natsStatus s = natsSubscription_Fetch(&list, sub, (int)SG_MIN(credit, FETCH_MAX), FETCH_WAIT_MS,
                                               &jerr);
         if (s != NATS_OK || list.Count == 0) {
             natsMsgList_Destroy(&list);
@@ -991,6 +1068,10 @@ static void js_free(struct sg_queue *q)
         free(g);
     }
     free(jq->open);
+    while (jq->held) { /* forwarders are freed first: none should be left */
+        struct sg_queue_ref ref = {.msg = jq->held};
+        js_retry(q, &ref, 0);
+    }
     if (jq->ack_ev)
         event_free(jq->ack_ev);
     if (jq->tick)
@@ -1032,6 +1113,7 @@ struct sg_queue *sg_jetstream_queue_new(void *arg, int worker, struct event_base
     jq->base = base;
     jq->worker = worker;
     jq->pubs = sg_xcalloc(PUB_WINDOW, sizeof(*jq->pubs));
+    jq->mark_every_ms = (uint64_t)(js->ack_wait_ns / 1000000 / 3);
     pthread_mutex_init(&jq->mu, NULL);
     jsOptions o;
     jsOptions_Init(&o);

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* ---- names ---- */
 
@@ -43,10 +44,13 @@ char *sg_jetstream_subject(const char *site, const char *dest)
     return out;
 }
 
-/* Ids hold no '/': the raw ids, '/'-separated, are already unambiguous. */
-char *sg_jetstream_msg_id(const char *site, const char *dest, const char *event_id)
+/* TikTok counts an event once per (event, event_id): so does the stream's duplicate window.
+ * Ids hold no '/'; the event_id's length ends it, so an event name or event_id holding '/'
+ * cannot make two events share an id. */
+char *sg_jetstream_msg_id(const char *site, const char *dest, const char *event,
+                          const char *event_id)
 {
-    return sg_xasprintf("%s/%s/%s", site, dest, event_id);
+    return sg_xasprintf("%s/%s/%zu/%s/%s", site, dest, strlen(event_id), event_id, event);
 }
 
 /* A durable name: one token, no '.', '*', '>' or ':'; '-' separates site and destination. */

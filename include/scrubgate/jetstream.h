@@ -9,8 +9,9 @@
  *
  * Stream: file storage, `replicas`, a 2-minute duplicate window, subjects
  * scrubgate.>; subject scrubgate.<site>.<destination> ('.' in either id
- * written '_'); header Nats-Msg-Id: <site>/<destination>/<event_id>. One
- * durable pull consumer per destination, shared by every instance.
+ * escaped, jetstream_names.c); header Nats-Msg-Id:
+ * <site>/<destination>/<length of event_id>/<event_id>/<event>. One durable
+ * pull consumer per destination, shared by every instance.
  */
 #ifndef SCRUBGATE_JETSTREAM_H
 #define SCRUBGATE_JETSTREAM_H
@@ -40,8 +41,10 @@ struct sg_queue *sg_jetstream_queue_new(void *arg, int worker, struct event_base
 /* The subject, message id and durable name of an event (jetstream_names.c; exposed for
  * tests). Injective: two different ids never share a name. Owned by the caller. */
 char *sg_jetstream_subject(const char *site, const char *dest);
-char *sg_jetstream_msg_id(const char *site, const char *dest, const char *event_id);
+char *sg_jetstream_msg_id(const char *site, const char *dest, const char *event,
+                          const char *event_id);
 char *sg_jetstream_durable(const char *site, const char *dest);
+#define SG_JETSTREAM_NAME_MAX 255 /* NATS's longest stream or consumer name */
 
 /* The consumers' ack wait in ns: upstream_timeout_ms + 30 s. */
 int64_t sg_jetstream_ack_wait_ns(const struct sg_config *cfg);

@@ -121,7 +121,7 @@ class JetStreamTest(unittest.TestCase):
                 with open(os.path.join(root, f), "rb") as fh:
                     raw += fh.read()
         self.assertIn(b"scrubgate.shop." + DEST.encode(), raw)
-        self.assertIn(b"shop/" + DEST.encode() + b"/a0", raw)  # Nats-Msg-Id
+        self.assertIn(b"shop/" + DEST.encode() + b"/2/a0/Lead", raw)  # Nats-Msg-Id
         self.assertNotIn(b"someone@example.com", raw)
         self.fake.delay = 0
         self.assertEqual(self.wait_delivered(ids), set())
@@ -261,27 +261,174 @@ class JetStreamTest(unittest.TestCase):
         self.assertIn("stream SCRUBGATE exists with another max_msgs (5, configured: "
                       "unlimited)", str(cm.exception))
 
-    def test_adopted_consumer_with_max_deliver_is_refused_at_start(self):
-        # max_deliver 1 would drop a 202 event at its first retry (a nak is never redelivered).
+    def test_adopted_consumers_that_would_lose_or_never_deliver_events_are_refused(self):
+        # Each setting makes a 202 event undeliverable or sent twice: max_deliver drops it at
+        # its first retry; headers_only delivers it without its body; max_batch, max_expires
+        # and max_bytes refuse scrubgate's pulls; a backoff redelivers a send in flight.
+        url = self.nats.urls()[0]
         durable = "sg-shop-tiktok_c" + PIXEL
-        r = natsctl.create_stream(self.nats.urls()[0], {
+        r = natsctl.create_stream(url, {
             "name": "SCRUBGATE", "subjects": ["scrubgate.>"], "storage": "file",
             "num_replicas": 1, "duplicate_window": 120 * 10**9, "retention": "workqueue"})
         self.assertNotIn("error", r, r)
-        r = natsctl.request(self.nats.urls()[0],
-                            "$JS.API.CONSUMER.DURABLE.CREATE.SCRUBGATE." + durable,
-                            json.dumps({"stream_name": "SCRUBGATE", "config": {
-                                "durable_name": durable, "ack_policy": "explicit",
-                                "ack_wait": 30 * 10**9, "deliver_policy": "all",
-                                "filter_subject": "scrubgate.shop." + DEST,
-                                "max_deliver": 1}}).encode())
-        self.assertNotIn("error", r, r)
-        p = Proxy([site_config(self.fake.url)], extra=js_queue(self.nats))
+        cases = [({"max_deliver": 1}, "max_deliver"),
+                 ({"headers_only": True}, "headers_only"),
+                 ({"max_batch": 1}, "max_batch"),
+                 ({"max_expires": 100 * 10**6}, "max_expires"),
+                 ({"max_bytes": 1024}, "max_bytes"),
+                 ({"backoff": [10**9, 2 * 10**9], "max_deliver": 5}, "max_deliver"),
+                 ({"backoff": [10**9, 2 * 10**9]}, "backoff")]
+        for extra, named in cases:
+            with self.subTest(extra=extra):
+                natsctl.request(url, "$JS.API.CONSUMER.DELETE.SCRUBGATE." + durable, b"")
+                r = natsctl.request(url, "$JS.API.CONSUMER.DURABLE.CREATE.SCRUBGATE." + durable,
+                                    json.dumps({"stream_name": "SCRUBGATE", "config": dict({
+                                        "durable_name": durable, "ack_policy": "explicit",
+                                        "ack_wait": 60 * 10**9, "deliver_policy": "all",
+                                        "filter_subject": "scrubgate.shop." + DEST},
+                                        **extra)}).encode())
+                if "error" in r and named == "backoff":
+                    continue  # this nats-server wants max_deliver with a backoff: case above
+                self.assertNotIn("error", r, r)
+                p = Proxy([site_config(self.fake.url)], workers=1, extra=js_queue(self.nats))
+                self.proxies.append(p)
+                with self.assertRaises(RuntimeError) as cm:
+                    p.start()
+                self.assertIn("consumer %s of stream SCRUBGATE exists with another %s"
+                              % (durable, named), str(cm.exception))
+
+    def test_a_destination_whose_consumer_name_nats_refuses_is_a_config_error(self):
+        # Ids whose escape doubles them make a consumer name over NATS's 255 bytes: refused
+        # when the configuration is read, at start and on reload (the running one stays);
+        # never a site that answers 202 and cannot deliver.
+        from test_reload import Reloader
+        p = self.proxy(workers=1)
+        r = Reloader(p)
+        cfg = r.config()
+        sid = "a" + "-" * 63
+        cfg["sites"].append(site_config(self.fake.url, id=sid, hosts=["long.example.com"],
+                                        dest={"id": "b" + "-" * 63}))
+        with open(p.config, "w") as f:
+            json.dump(cfg, f)
+        p.proc.send_signal(__import__("signal").SIGHUP)
+        r.wait_log(r"sites\[1\]\.destinations\[0\].*consumer name would be 258 bytes")
+        r.wait_log(r"reload: the new configuration is invalid")
+        st, _, body = p.post([{"event": "Lead", "event_id": "long1"}], site=sid)
+        self.assertEqual(st, 404, body)
+        self.assertEqual(p.post([{"event": "Lead", "event_id": "still"}])[0], 202)
+        self.assertEqual(self.wait_delivered(["still"]), set())
+        p.stop()
+        q = Proxy([cfg["sites"][1]], workers=1, extra=js_queue(self.nats))
+        self.proxies.append(q)
+        with self.assertRaises(RuntimeError) as cm:
+            q.start()
+        self.assertIn("consumer name would be 258 bytes", str(cm.exception))
+
+    def test_events_held_longer_than_the_ack_wait_are_sent_once(self):
+        # A fetched event may wait in an instance longer than the ack wait (upstream_timeout_ms
+        # + 30 s): for its batch (flush_interval_ms, up to 60 s), or through the destination's
+        # backoff. The queue marks it in progress meanwhile: the server never redelivers it,
+        # to this instance or another, and it is sent once. Both cases run at once (~45 s).
+        #
+        # Backoff: A sends "first" (fails after 1.5 s) while "second" waits in A; A then backs
+        # off 38 s, past the 33 s ack wait, and sends "second" when it ends. B, started
+        # meanwhile, must not get "second" redelivered.
+        nats2 = natsctl.Cluster(1).start()
+        self.addCleanup(nats2.stop)
+        limits = {"upstream_timeout_ms": 3000, "max_inflight": 1, "retry_base_ms": 76000,
+                  "retry_cap_ms": 1, "flush_interval_ms": 1}
+        a = Proxy([site_config(self.fake.url)], limits=limits, workers=1, extra=js_queue(nats2))
+        self.proxies.append(a)
+        a.start()
+        self.fake.script([{"delay": 1.5, "http": 503}])
+        self.assertEqual(a.post([{"event": "Lead", "event_id": "first"}])[0], 202)
+        self.assertEqual(len(self.fake.wait_requests(1)), 1)  # "first" is in flight
+        self.assertEqual(a.post([{"event": "Lead", "event_id": "second"}])[0], 202)
+        durable = "sg-shop-tiktok_c" + PIXEL
+
+        def ack_pending():
+            return natsctl.consumer_info(nats2.urls()[0], "SCRUBGATE", durable)["num_ack_pending"]
+        deadline = time.time() + 5
+        while time.time() < deadline and ack_pending() != 2:
+            time.sleep(0.02)
+        self.assertEqual(ack_pending(), 2)  # "second" waits in A
+        deadline = time.time() + 5
+        while time.time() < deadline and not self.fake.requests[0].get("code"):
+            time.sleep(0.02)  # the 503: A backs off
+        b = Proxy([site_config(self.fake.url)], limits=limits, workers=1,
+                  extra=js_queue(nats2))
+        self.proxies.append(b)
+        b.start()
+        # Batch: an event waits 40 s for its batch; the ack wait is 30.1 s.
+        other = self.other_fake()
+        c = Proxy([site_config(other.url, dest={"pixel_code": "CPIXEL999"})], workers=1,
+                  limits={"upstream_timeout_ms": 100, "flush_interval_ms": 40000},
+                  extra=js_queue(self.nats))
+        self.proxies.append(c)
+        c.start()
+        self.assertEqual(c.post([{"event": "Lead", "event_id": "slow-batch"}])[0], 202)
+        self.assertEqual(self.wait_delivered(["slow-batch"], 55, fake=other), set())
+        self.assertEqual(self.delivered(other), ["slow-batch"])
+        self.assertEqual([x["event_id"] for x in c.wait_sync(1)], ["slow-batch"])
+        # A sends "second" when its backoff ends; B never had it. "first" went back to the
+        # stream after its 503 (A or B sent it again).
+        deadline = time.time() + 50
+        while time.time() < deadline and "second" not in [x["event_id"] for x in a.sync_log()]:
+            time.sleep(0.2)
+        self.assertIn("second", [x["event_id"] for x in a.sync_log()])
+        self.assertEqual(self.wait_delivered(["first", "second"]), set())
+        self.assertEqual(sorted(self.delivered()), ["first", "second"])
+        self.assertNotIn("second", [x["event_id"] for x in b.sync_log()])
+        self.assertEqual(sorted(x["event_id"] for x in a.sync_log() + b.sync_log()),
+                         ["first", "second"])
+
+    def test_a_removed_stream_is_created_again_before_any_publish(self):
+        # The pull threads find the stream gone and create it (and their consumers) again,
+        # with one warning, not a line per consumer per second; the next request is a 202.
+        s = site_config(self.fake.url, dest={"id": "d0"})
+        for i in range(1, 6):
+            s["destinations"].append(dict(s["destinations"][0], id="d%d" % i))
+        p = self.proxy(sites=[s], workers=2)
+        url = self.nats.urls()[0]
+        r = natsctl.request(url, "$JS.API.STREAM.DELETE.SCRUBGATE", b"")
+        self.assertTrue(r.get("success"), r)
+        before = len(p.stderr_lines)
+        self.assertIn("stream SCRUBGATE created", p.wait_log("stream SCRUBGATE created", 10))
+        deadline, names = time.time() + 10, []
+        while time.time() < deadline and len(names) < 6:
+            r = natsctl.request(url, "$JS.API.CONSUMER.NAMES.SCRUBGATE", b"")
+            names = r.get("consumers") or []
+            time.sleep(0.1)
+        self.assertEqual(sorted(names), ["sg-shop-d%d" % i for i in range(6)])
+        logged = [x for x in p.stderr_lines[before:] if " error: " in x or " warn" in x]
+        self.assertLessEqual(len(logged), 4, logged)
+        st, _, body = p.post([{"event": "Lead", "event_id": "after-rm"}])
+        self.assertEqual(st, 202, body)
+        self.assertEqual(self.wait_delivered(["after-rm"]), set())
+
+    def test_event_ids_with_line_breaks_are_not_merged_by_the_duplicate_window(self):
+        # The Nats-Msg-Id header carries the event_id: one holding CR LF must neither end the
+        # header early (merging ids that share a prefix) nor add a header of its own.
+        p = self.proxy()
+        ids = ["ev\r\nX-A: 1", "ev\r\nX-B: 2", "ev"]
+        for x in ids:
+            st, _, body = p.post([{"event": "Lead", "event_id": x}])
+            self.assertEqual(st, 202, body)
+        self.assertEqual(self.wait_delivered(ids), set())
+        self.assertEqual(len(p.wait_sync(3)), 3)
+        self.assertEqual(sorted(self.delivered()), sorted(ids))
+
+    def test_a_password_holding_an_at_sign_is_not_logged(self):
+        from harness import free_port
+        p = Proxy([site_config(self.fake.url)], workers=1, extra={"queue": {
+            "type": "jetstream", "stream": "SCRUBGATE", "replicas": 1,
+            "servers": ["nats://scrub:hunter2@tail-of-secret@127.0.0.1:%d/x@y" % free_port()]}})
         self.proxies.append(p)
         with self.assertRaises(RuntimeError) as cm:
             p.start()
-        self.assertIn("consumer %s of stream SCRUBGATE exists with another max_deliver"
-                      % durable, str(cm.exception))
+        self.assertIn("cannot connect to nats://***@127.0.0.1:", str(cm.exception))
+        self.assertNotIn("hunter2", str(cm.exception))
+        self.assertNotIn("tail-of-secret", str(cm.exception))
 
     def test_tls_url_is_not_downgraded_to_plaintext(self):
         # A tls:// URL to a server without TLS: refused (start error), never plaintext.

@@ -27,9 +27,19 @@ static void names(void **state)
     assert_string_equal(t, "scrubgate.s_u1.tt_umain");
     free(t);
     free(s);
-    s = sg_jetstream_msg_id("shop", "tiktok:CABC.1", "ev-7");
-    assert_string_equal(s, "shop/tiktok:CABC.1/ev-7");
+    /* The event name is part of it (TikTok dedups on event and event_id), and the event_id's
+     * length ends it: "a/b"+"c" and "a"+"b/c" differ. */
+    s = sg_jetstream_msg_id("shop", "tiktok:CABC.1", "Lead", "ev-7");
+    assert_string_equal(s, "shop/tiktok:CABC.1/4/ev-7/Lead");
+    t = sg_jetstream_msg_id("shop", "d", "Purchase", "ev-7");
+    assert_string_not_equal(s, t);
+    free(t);
     free(s);
+    s = sg_jetstream_msg_id("shop", "d", "c", "a/b");
+    t = sg_jetstream_msg_id("shop", "d", "b/c", "a");
+    assert_string_not_equal(s, t);
+    free(s);
+    free(t);
     /* Durables: '-' separates, so it is escaped too ("a-b"+"c" vs "a"+"b-c"). */
     s = sg_jetstream_durable("a-b", "c");
     t = sg_jetstream_durable("a", "b-c");
@@ -80,12 +90,52 @@ static void jetstream_config(void **state)
     sg_config_free(cfg);
 }
 
+#define LONG_IDS                                                                                   \
+    "{\"queue\": %s, \"sites\":[{\"id\":\"%s\",\"rules\":\"rules/default.json\","               \
+    "\"secret_env\":\"SGT_SECRET\",\"destinations\":[{\"type\":\"tiktok\",\"pixel_code\":\"P1\","   \
+    "\"access_token_env\":\"SGT_TOKEN\",\"id\":\"%s\"}]}]}"
+#define JS_QUEUE "{\"type\": \"jetstream\", \"servers\": [\"nats://10.0.0.1:4222\"]}"
+
+/* A consumer name NATS would refuse (over 255 bytes once escaped) is a load error naming the
+ * destination, at start and on reload: its events could never be delivered. 255 loads. */
+static void durable_too_long(void **state)
+{
+    (void)state;
+    char *log = NULL, doc[2048], site[64], dest[65];
+    /* "sg-" + 2 * 63 + "-" + 2 * 62 + 1 = 255 bytes: the longest name NATS takes. */
+    memset(site, '-', 63);
+    site[63] = '\0';
+    memset(dest, '.', 62);
+    memcpy(dest + 62, "x", 2);
+    snprintf(doc, sizeof(doc), LONG_IDS, JS_QUEUE, site, dest);
+    struct sg_config *cfg = sg_test_config_load(doc, &log);
+    free(log);
+    assert_non_null(cfg);
+    char *durable = sg_jetstream_durable(cfg->sites[0].id, cfg->sites[0].dests[0].id);
+    assert_int_equal(strlen(durable), 255);
+    free(durable);
+    sg_config_free(cfg);
+    memcpy(dest + 62, "xy", 3);
+    snprintf(doc, sizeof(doc), LONG_IDS, JS_QUEUE, site, dest);
+    assert_null(sg_test_config_load(doc, &log));
+    assert_non_null(strstr(log, "sites[0].destinations[0]"));
+    assert_non_null(strstr(log, "consumer name would be 256 bytes"));
+    free(log);
+    /* The local queue has no such limit. */
+    snprintf(doc, sizeof(doc), LONG_IDS, "{\"type\": \"local\"}", site, dest);
+    cfg = sg_test_config_load(doc, &log);
+    free(log);
+    assert_non_null(cfg);
+    sg_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(names),
         cmocka_unit_test(ack_wait),
         cmocka_unit_test(jetstream_config),
+        cmocka_unit_test(durable_too_long),
     };
     return cmocka_run_group_tests(tests, sg_test_config_env, NULL);
 }
