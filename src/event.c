@@ -126,16 +126,29 @@ void sg_event_receipt(struct sg_event *ev, const char *rule_id, int field,
     e->count = (unsigned short)SG_MIN(count, 65535u);
 }
 
-const char *sg_event_outbound(const struct sg_event *ev, unsigned i, char *idbuf, size_t idlen,
-                              const char **id)
+void sg_event_outbound_begin(struct sg_outbound *o, struct sg_event *ev, unsigned first)
 {
-    if (i == 0) {
-        *id = ev->event_id;
-        return ev->name;
+    o->ev = ev;
+    o->name0 = ev->name;
+    o->id0 = ev->event_id;
+    o->next = first;
+}
+
+bool sg_event_outbound_next(struct sg_outbound *o)
+{
+    struct sg_event *ev = o->ev;
+    unsigned i = o->next;
+    ev->name = o->name0;
+    ev->event_id = o->id0;
+    if (i > ev->n_also)
+        return false;
+    o->next++;
+    if (i > 0) {
+        snprintf(o->idbuf, sizeof(o->idbuf), "%s:%s", o->id0, ev->also[i - 1]);
+        ev->name = ev->also[i - 1];
+        ev->event_id = o->idbuf;
     }
-    snprintf(idbuf, idlen, "%s:%s", ev->event_id, ev->also[i - 1]);
-    *id = idbuf;
-    return ev->also[i - 1];
+    return true;
 }
 
 /* ---- timestamps ---- */

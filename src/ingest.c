@@ -437,14 +437,10 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
         json_decref(rules);
         /* One outbound event per mapped name (event_map arrays), each with its own id and
          * its own sync-log outcome; all of them spooled in this request's group commit, so
-         * the 202 covers every one. ev.name/ev.event_id are swapped in for each and put back. */
+         * the 202 covers every one. */
         bool spooled = true;
-        char *name0 = ev.name, *id0 = ev.event_id;
-        for (unsigned k = 0; k <= ev.n_also; k++) {
-            char idbuf[SG_EVENT_NAME_MAX + 160];
-            const char *id;
-            ev.name = (char *)sg_event_outbound(&ev, k, idbuf, sizeof(idbuf), &id);
-            ev.event_id = (char *)id;
+        struct sg_outbound o;
+        for (sg_event_outbound_begin(&o, &ev, 0); sg_event_outbound_next(&o);) {
             for (size_t d = 0; d < s->n_dests; d++) {
                 struct sg_forwarder *fw = sg_worker_forwarder(w, s, d);
                 if (pr == SG_PIPE_SKIP)
@@ -454,8 +450,6 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
                 else if (sg_forwarder_push(fw, &ev, rules_txt) < 0)
                     spooled = false;
             }
-            ev.name = name0;
-            ev.event_id = id0;
         }
         free(rules_txt);
         if (!spooled) {

@@ -41,6 +41,7 @@ struct sg_jetstream {
     _Atomic unsigned long warn_skipped;
     _Atomic bool stream_lost;  /* a publish found no stream: the pull threads create it again */
     _Atomic uint64_t ensure_ms; /* the last attempt at that (one a second, all threads) */
+    _Atomic unsigned stream_gen; /* the stream was created again this many times */
 };
 
 #define UNUSABLE_MS 10000 /* a failed publish newer than any acked one: /healthz degraded */
@@ -801,6 +802,7 @@ struct consumer {
     pthread_t thread;
     _Atomic bool quit;
     uint64_t recover_ms; /* the pull thread's last recover() */
+    unsigned stream_gen; /* the stream_gen its consumer was last made for */
     struct event *ev;
     pthread_mutex_t mu;
     natsMsg **inbox;
@@ -903,8 +905,12 @@ static void deliver_cb(evutil_socket_t fd, short what, void *arg)
     free(v);
 }
 
-/* The stream or this consumer is gone (a wiped or removed stream): create them again, at most
- * once a second (the stream: once a second across all threads). */
+/*
+ * The stream or this consumer is gone (a wiped or removed stream): create them again, at most
+ * once a second (the stream: once a second across all threads). A stream created again has
+ * none of the consumers: every pull thread creates its own (stream_gen), not only those
+ * whose fetch happened to fail.
+ */
 static void recover(struct consumer *c, jsCtx *ctx)
 {
     struct sg_jetstream *js = c->jq->js;
@@ -920,12 +926,15 @@ static void recover(struct consumer *c, jsCtx *ctx)
             jsErrCode jerr = 0;
             natsStatus s = js_GetStreamInfo(&si, ctx, js->stream, NULL, &jerr);
             jsStreamInfo_Destroy(si);
-            if (s == NATS_OK || ensure_stream(js, ctx, js->replicas) == 0)
+            if (s == NATS_OK || ensure_stream(js, ctx, js->replicas) == 0) {
+                atomic_fetch_add(&js->stream_gen, 1);
                 atomic_store(&js->stream_lost, false);
+            }
         }
     }
-    if (!atomic_load(&js->stream_lost))
-        ensure_consumer(js, ctx, c->site, c->dest);
+    unsigned gen = atomic_load(&js->stream_gen);
+    if (!atomic_load(&js->stream_lost) && ensure_consumer(js, ctx, c->site, c->dest) == 0)
+        c->stream_gen = gen;
 }
 
 static void *pull_main(void *arg)
@@ -938,7 +947,12 @@ static void *pull_main(void *arg)
             usleep(100000);
             continue;
         }
-        if (atomic_load(&c->jq->js->stream_lost)) {
+        if (!ctx && natsConnection_JetStream(&ctx, c->jq->js->nc, NULL) != NATS_OK) {
+            usleep(500000);
+            continue;
+        }
+        if (atomic_load(&c->jq->js->stream_lost) ||
+            c->stream_gen != atomic_load(&c->jq->js->stream_gen)) {
             recover(c, ctx);
             continue;
         }
@@ -949,10 +963,6 @@ static void *pull_main(void *arg)
             jsSubOptions_Init(&so);
             so.Stream = c->jq->js->stream;
             so.Consumer = c->durable;
-            if (!ctx && natsConnection_JetStream(&ctx, c->jq->js->nc, NULL) != NATS_OK) {
-                usleep(500000);
-                continue;
-            }
             if (ensure_consumer(c->jq->js, ctx, c->site, c->dest) < 0 ||
                 js_PullSubscribe(&sub, ctx, c->subject, c->durable, NULL, &so, &jerr) != NATS_OK) {
                 sub = NULL;

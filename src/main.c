@@ -355,19 +355,12 @@ static int cmd_explain(const struct args *a)
     if (ev.n_also) {
         /* A one-to-many map: the further outbound events, each with its derived id. */
         json_t *more = json_array();
-        char *name0 = ev.name, *id0 = ev.event_id;
-        for (unsigned k = 1; k <= ev.n_also; k++) {
-            char idbuf[SG_EVENT_NAME_MAX + 160];
-            const char *id;
-            ev.name = (char *)sg_event_outbound(&ev, k, idbuf, sizeof(idbuf), &id);
-            ev.event_id = (char *)id;
+        struct sg_outbound o;
+        for (sg_event_outbound_begin(&o, &ev, 1); sg_event_outbound_next(&o);)
             json_array_append_new(more, pr == SG_PIPE_OK
                                             ? sg_tiktok_event_json(&ev)
                                             : json_pack("{s:s,s:s}", "event", ev.name,
                                                         "event_id", ev.event_id));
-        }
-        ev.name = name0;
-        ev.event_id = id0;
         json_object_set_new(report, "more_events", more);
     }
     json_t *dests = json_array();

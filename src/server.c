@@ -363,6 +363,16 @@ int sg_server_run(struct sg_config *cfg)
     int started = 0, timeout = -1;
 
     json_object_seed(0); /* seed jansson's hash once, before threads exist */
+    /* Signals go to the main thread only: block them before any thread exists (libnats
+     * starts its own in sg_jetstream_open()), or a SIGHUP could reach one whose default
+     * action ends the process. One that comes during the start waits for wait_signal(). */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a file size limit is a write error (EFBIG), not a crash */
     if (evthread_use_pthreads() < 0)
         return sg_error("libevent: no pthreads support"), 1;
     if (sg_split_hostport(cfg->listen, host, sizeof(host), &port) < 0)
@@ -399,15 +409,6 @@ int sg_server_run(struct sg_config *cfg)
             goto out;
         qf.arg = js;
     }
-
-    /* Signals go to the main thread only: block them before threads inherit the mask. */
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGXFSZ, SIG_IGN); /* a file size limit is a write error (EFBIG), not a crash */
 
     workers = sg_xcalloc((size_t)cfg->workers, sizeof(*workers));
     for (int i = 0; i < cfg->workers; i++) {

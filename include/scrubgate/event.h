@@ -141,12 +141,24 @@ void sg_event_receipt(struct sg_event *ev, const char *rule_id, int field,
                       enum sg_receipt_action a, unsigned count);
 
 /*
- * The i-th outbound event of ev (0 <= i <= ev->n_also): its name, and its
- * event id written into idbuf (the event's own id for i == 0, else
- * "<event_id>:<name>"). Returns the name; *id points at the event id.
+ * A walk over ev's outbound events, one per mapped name (event_map arrays):
+ *
+ *     struct sg_outbound o;
+ *     for (sg_event_outbound_begin(&o, &ev, 0); sg_event_outbound_next(&o);)
+ *         ... ev.name and ev.event_id are this outbound event's ...
+ *
+ * The i-th event (first <= i <= ev->n_also) has the i-th name and, past the
+ * first, the id "<event_id>:<name>". ev->name and ev->event_id are the
+ * event's own again once next() returned false: walk to the end.
  */
-const char *sg_event_outbound(const struct sg_event *ev, unsigned i, char *idbuf, size_t idlen,
-                              const char **id);
+struct sg_outbound {
+    struct sg_event *ev;
+    char *name0, *id0;
+    unsigned next;
+    char idbuf[SG_EVENT_NAME_MAX + 160];
+};
+void sg_event_outbound_begin(struct sg_outbound *o, struct sg_event *ev, unsigned first);
+bool sg_event_outbound_next(struct sg_outbound *o);
 
 /*
  * Validate one input event object and fill ev (ev must be initialized).

@@ -4,8 +4,8 @@
  *
  * SG_FAULTS names a control file; each line is one rule:
  *     CALL ERRNO PATH-SUBSTRING [COUNT]
- * CALL is open, write, read, fdatasync, fsync, dup, rename, ftruncate or
- * unlink; ERRNO a name (EMFILE, ENOSPC, EIO, EACCES, EROFS, EFBIG), or
+ * CALL is open, write, read, pread, fdatasync, fsync, dup, rename, ftruncate
+ * or unlink; ERRNO a name (EMFILE, ENOSPC, EIO, EACCES, EROFS, EFBIG), or
  * DELAYms to make the call wait that many milliseconds and then succeed; a call
  * fails when the path it works on (for descriptor calls, the file the
  * descriptor refers to) contains PATH-SUBSTRING; COUNT, when given, is how
@@ -49,6 +49,7 @@ static int (*real_open)(const char *, int, ...);
 static int (*real_openat)(int, const char *, int, ...);
 static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_read)(int, void *, size_t);
+static ssize_t (*real_pread)(int, void *, size_t, off_t);
 static int (*real_fdatasync)(int);
 static int (*real_fsync)(int);
 static int (*real_dup)(int);
@@ -62,6 +63,7 @@ __attribute__((constructor)) static void init(void)
     real_openat = (int (*)(int, const char *, int, ...))dlsym(RTLD_NEXT, "openat");
     real_write = (ssize_t(*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
     real_read = (ssize_t(*)(int, void *, size_t))dlsym(RTLD_NEXT, "read");
+    real_pread = (ssize_t(*)(int, void *, size_t, off_t))dlsym(RTLD_NEXT, "pread");
     real_fdatasync = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
     real_fsync = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
     real_dup = (int (*)(int))dlsym(RTLD_NEXT, "dup");
@@ -221,6 +223,18 @@ ssize_t read(int fd, void *buf, size_t n)
 {
     FAIL_IF(fd_fault("read", fd));
     return real_read(fd, buf, n);
+}
+
+ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+    FAIL_IF(fd_fault("pread", fd));
+    return real_pread(fd, buf, n, off);
+}
+
+/* The same call under the name a _FILE_OFFSET_BITS=64 build links to. */
+ssize_t pread64(int fd, void *buf, size_t n, off_t off)
+{
+    return pread(fd, buf, n, off);
 }
 
 int fdatasync(int fd)

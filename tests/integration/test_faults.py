@@ -132,6 +132,47 @@ class FaultInjectionTest(unittest.TestCase):
     def fake_dir(self):
         return tempfile.mkdtemp(prefix="sg-faults-")
 
+    def test_a_torn_log_line_is_ended_or_the_start_fails_naming_the_file(self):
+        # A crash mid-append leaves the sync log or the dead letter without its last newline;
+        # the next start ends that line before appending, so the next record is a line of its
+        # own. When the file's last byte cannot be read, or the newline cannot be written,
+        # the start fails naming the file, and the file is left as it was.
+        for call, log in (("pread", "sync-log.jsonl"), ("write", "sync-log.jsonl"),
+                          ("pread", "dead-letter.jsonl"), ("write", "dead-letter.jsonl")):
+            with self.subTest(call=call, log=log):
+                faults = Faults(self.fake_dir())
+                self.proxy = Proxy([site_config(self.fake.url)], workers=1,
+                                   limits={"flush_interval_ms": 20},
+                                   env=faults.env())
+                path = os.path.join(self.proxy.state_dir,
+                                    log if log.startswith("sync") else "dead-letter/" + log)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                torn = b'{"event_id":"old","status":"accepted"}\n{"event_id":"to'
+                with open(path, "wb") as f:
+                    f.write(torn)
+                faults.arm("%s EIO %s 1" % (call, log))
+                with self.assertRaises(RuntimeError) as cm:
+                    self.proxy.start()
+                self.assertIn("%s: cannot open: Input/output error" % log, str(cm.exception))
+                with open(path, "rb") as f:
+                    self.assertEqual(f.read(), torn)
+                self.proxy.proc.wait(10)
+                faults.clear()
+                self.proxy.start()
+                with open(path, "rb") as f:
+                    self.assertEqual(f.read(), torn + b"\n")
+                if log.startswith("sync"):
+                    self.assertEqual(self.proxy.post([{"event": "Lead", "event_id": "new"}])[0],
+                                     202)
+                    deadline, lines = time.time() + 10, []
+                    while time.time() < deadline and len(lines) < 4:
+                        with open(path, "rb") as f:
+                            lines = f.read().split(b"\n")
+                        time.sleep(0.02)
+                    self.assertEqual(lines[:2], torn.split(b"\n"))
+                    self.assertEqual(json.loads(lines[2])["event_id"], "new")
+                self.proxy.stop()
+
     def test_segment_create_fails_emfile(self):
         self.check_point("open", "EMFILE")
 

@@ -297,6 +297,27 @@ class JetStreamTest(unittest.TestCase):
                 self.assertIn("consumer %s of stream SCRUBGATE exists with another %s"
                               % (durable, named), str(cm.exception))
 
+    def test_reload_signals_reach_the_main_thread_only(self):
+        # libnats starts threads of its own before the workers. Each must block SIGHUP,
+        # SIGINT and SIGTERM: a SIGHUP (reload) that arrives while the main thread is busy
+        # goes to any thread that does not block it, and its default action ends the process.
+        import signal
+        p = self.proxy(workers=2)
+        tasks = "/proc/%d/task" % p.proc.pid
+        wanted = (1 << (signal.SIGHUP - 1)) | (1 << (signal.SIGINT - 1)) | \
+            (1 << (signal.SIGTERM - 1))
+        others = [t for t in os.listdir(tasks) if int(t) != p.proc.pid]
+        self.assertGreater(len(others), 4)  # workers, commit threads, libnats, pull threads
+        for t in others:
+            with open("%s/%s/status" % (tasks, t)) as f:
+                blk = [x for x in f.read().splitlines() if x.startswith("SigBlk:")][0]
+            self.assertEqual(int(blk.split()[1], 16) & wanted, wanted, "thread %s: %s" % (t, blk))
+        p.proc.send_signal(signal.SIGHUP)
+        self.assertIn("applied by every worker", p.wait_log("applied by every worker", 10))
+        self.assertIsNone(p.proc.poll())
+        self.assertEqual(p.post([{"event": "Lead", "event_id": "after-hup"}])[0], 202)
+        self.assertEqual(self.wait_delivered(["after-hup"]), set())
+
     def test_a_destination_whose_consumer_name_nats_refuses_is_a_config_error(self):
         # Ids whose escape doubles them make a consumer name over NATS's 255 bytes: refused
         # when the configuration is read, at start and on reload (the running one stays);
@@ -308,8 +329,10 @@ class JetStreamTest(unittest.TestCase):
         sid = "a" + "-" * 63
         cfg["sites"].append(site_config(self.fake.url, id=sid, hosts=["long.example.com"],
                                         dest={"id": "b" + "-" * 63}))
-        with open(p.config, "w") as f:
+        tmp = p.config + ".tmp"
+        with open(tmp, "w") as f:
             json.dump(cfg, f)
+        os.replace(tmp, p.config)
         p.proc.send_signal(__import__("signal").SIGHUP)
         r.wait_log(r"sites\[1\]\.destinations\[0\].*consumer name would be 258 bytes")
         r.wait_log(r"reload: the new configuration is invalid")

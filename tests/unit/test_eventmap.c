@@ -306,12 +306,21 @@ static void site_map_wins_and_receipt_says_which(void **state)
     /* One-to-many: derived ids. */
     assert_int_equal(run(site, "{\"event\":\"WON\",\"event_id\":\"X\"}", &ev, err), SG_PIPE_OK);
     assert_int_equal(ev.n_also, 1);
-    char idbuf[300];
-    const char *id;
-    assert_string_equal(sg_event_outbound(&ev, 0, idbuf, sizeof(idbuf), &id), "Purchase");
-    assert_string_equal(id, "X");
-    assert_string_equal(sg_event_outbound(&ev, 1, idbuf, sizeof(idbuf), &id), "Won Deal");
-    assert_string_equal(id, "X:Won Deal");
+    struct sg_outbound o;
+    sg_event_outbound_begin(&o, &ev, 0);
+    assert_true(sg_event_outbound_next(&o));
+    assert_string_equal(ev.name, "Purchase");
+    assert_string_equal(ev.event_id, "X");
+    assert_true(sg_event_outbound_next(&o));
+    assert_string_equal(ev.name, "Won Deal");
+    assert_string_equal(ev.event_id, "X:Won Deal");
+    assert_false(sg_event_outbound_next(&o));
+    assert_string_equal(ev.name, "Purchase"); /* the event's own again */
+    assert_string_equal(ev.event_id, "X");
+    sg_event_outbound_begin(&o, &ev, 1); /* from the second */
+    assert_true(sg_event_outbound_next(&o));
+    assert_string_equal(ev.name, "Won Deal");
+    assert_false(sg_event_outbound_next(&o));
     sg_event_release(&ev);
 
     assert_int_equal(run(site, "{\"event\":\"Sign Up / Register\"}", &ev, err), SG_PIPE_OK);
