@@ -4,6 +4,7 @@
  * object per line (ts, level, msg) for a log collector.
  */
 #include "scrubgate/common.h"
+#include "scrubgate/buf.h"
 #include "scrubgate/log.h"
 
 #include <stdarg.h>
@@ -83,23 +84,11 @@ static void json_escape(char *out, size_t cap, size_t *len, const char *s)
         } else if (c >= 0x80) {
             /* A well-formed UTF-8 sequence is copied; any other byte becomes U+FFFD, so
              * that a line is valid JSON whatever a file name in it holds. */
-            size_t need = c >= 0xf0 && c <= 0xf4   ? 3
-                          : c >= 0xe0 && c < 0xf0 ? 2
-                          : c >= 0xc2 && c < 0xe0 ? 1
-                                                  : 0;
-            /* The second byte's range rules out overlong forms (E0 80..9F, F0 80..8F),
-             * surrogates (ED A0..BF) and code points past U+10FFFF (F4 90..BF). */
-            unsigned char lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
-            unsigned char hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
-            size_t k = 0;
-            if (need && ((unsigned char)s[1] < lo || (unsigned char)s[1] > hi))
-                need = 0;
-            while (need && k < need && ((unsigned char)s[k + 1] & 0xc0) == 0x80)
-                k++;
-            if (need && k == need && need < sizeof(esc)) {
-                memcpy(esc, s, need + 1);
-                n = need + 1;
-                s += need;
+            size_t k = sg_utf8_seq((const unsigned char *)s, strnlen(s, 4));
+            if (k) {
+                memcpy(esc, s, k);
+                n = k;
+                s += k - 1;
             } else {
                 memcpy(esc, "\\ufffd", 6);
                 n = 6;

@@ -299,7 +299,7 @@ void sg_buf_reset(struct sg_buf *b)
  * NUL): the cap bounds memory, not only the length. Sizes that would wrap
  * size_t are refused like an exceeded maximum.
  */
-int sg_buf_add(struct sg_buf *b, const void *p, size_t n)
+int sg_buf_reserve(struct sg_buf *b, size_t n)
 {
     size_t limit = b->max ? b->max : SIZE_MAX - 1;
     if (n > limit || b->len > limit - n)
@@ -313,7 +313,15 @@ int sg_buf_add(struct sg_buf *b, const void *p, size_t n)
             cap = limit + 1;
         b->data = sg_xrealloc(b->data, cap);
         b->cap = cap;
+        b->data[b->len] = '\0';
     }
+    return 0;
+}
+
+int sg_buf_add(struct sg_buf *b, const void *p, size_t n)
+{
+    if (sg_buf_reserve(b, n) < 0)
+        return -1;
     if (n)
         memcpy(b->data + b->len, p, n);
     b->len += n;
@@ -366,4 +374,120 @@ char *sg_buf_detach(struct sg_buf *b, size_t *len)
         *len = b->len;
     sg_buf_init(b, b->max);
     return p;
+}
+
+/* ---- JSON text ---- */
+
+int sg_buf_json_string(struct sg_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t start = b->len, run = 0;
+    if (sg_buf_addc(b, '"') < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        /* the bytes before it as they are, then its escape */
+        char esc[6] = {'\\', (char)c};
+        size_t k = 2;
+        switch (c) {
+        case '"':
+        case '\\':
+            break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            k = 6;
+        }
+        if (sg_buf_add(b, s + run, i - run) < 0 || sg_buf_add(b, esc, k) < 0)
+            goto fail;
+        run = i + 1;
+    }
+    if (sg_buf_add(b, s + run, n - run) == 0 && sg_buf_addc(b, '"') == 0)
+        return 0;
+fail:
+    b->len = start;
+    if (b->data)
+        b->data[start] = '\0';
+    return -1;
+}
+
+int sg_buf_json_real(struct sg_buf *b, double d)
+{
+    char t[40];
+    int n = snprintf(t, sizeof(t), "%.15g", d);
+    if (n < 0 || (size_t)n >= sizeof(t) - 3)
+        return -1;
+    if (!strchr(t, '.') && !strchr(t, 'e')) {
+        memcpy(t + n, ".0", 3);
+        n += 2;
+    }
+    char *e = strchr(t, 'e');
+    if (e) {
+        char *from = e + 1, *to = e + 1;
+        if (*from == '-')
+            from = ++to;
+        else if (*from == '+')
+            from++;
+        while (*from == '0' && from[1])
+            from++;
+        memmove(to, from, strlen(from) + 1);
+        n = (int)strlen(t);
+    }
+    return sg_buf_add(b, t, (size_t)n);
+}
+
+int sg_buf_json_int(struct sg_buf *b, long long v)
+{
+    char t[24], *p = t + sizeof(t);
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do
+        *--p = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0)
+        *--p = '-';
+    return sg_buf_add(b, p, (size_t)(t + sizeof(t) - p));
+}
+
+size_t sg_utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t need = c >= 0xf0 && c <= 0xf4 ? 3 : c >= 0xe0 && c < 0xf0 ? 2 : c >= 0xc2 && c < 0xe0 ? 1 : 0;
+    if (!need || need >= n)
+        return 0;
+    /* The second byte's range rules out overlong forms (E0 80..9F, F0 80..8F), surrogates
+     * (ED A0..BF) and code points past U+10FFFF (F4 90..BF). */
+    unsigned char lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+    unsigned char hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t k = 2; k <= need; k++)
+        if ((s[k] & 0xc0) != 0x80)
+            return 0;
+    return need + 1;
+}
+
+bool sg_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k = sg_utf8_seq(p + i, n - i);
+        if (!k)
+            return false;
+        i += k;
+    }
+    return true;
 }

@@ -26,10 +26,31 @@ void sg_buf_reset(struct sg_buf *b);
 int sg_buf_add(struct sg_buf *b, const void *p, size_t n);
 int sg_buf_adds(struct sg_buf *b, const char *s);
 int sg_buf_addc(struct sg_buf *b, char c);
+/* Room for n more bytes without growing (within max); -1 past max. */
+int sg_buf_reserve(struct sg_buf *b, size_t n);
 int sg_buf_printf(struct sg_buf *b, const char *fmt, ...) SG_PRINTF(2, 3);
 /* The contents as a C string (borrowed; valid until the next change). */
 const char *sg_buf_cstr(struct sg_buf *b);
 /* Hand the allocation to the caller (owned; free()) and reset the buffer. */
 char *sg_buf_detach(struct sg_buf *b, size_t *len);
+
+/*
+ * JSON text written directly (no tree), as jansson's json_dumps() writes it with
+ * JSON_COMPACT | JSON_REAL_PRECISION(15), so that either may produce a document:
+ *   string  quoted; '"' '\\' and \b \f \n \r \t escaped short, other bytes under 0x20
+ *           as \u00XX; the rest (UTF-8) as it is. The caller checks sg_utf8_valid().
+ *   real    "%.15g", with ".0" when it would read as an integer, and the exponent
+ *           without '+' or leading zeros (1e20, 1e-5).
+ * Each returns sg_buf_add()'s result.
+ */
+int sg_buf_json_string(struct sg_buf *b, const char *s, size_t n);
+int sg_buf_json_real(struct sg_buf *b, double d);
+int sg_buf_json_int(struct sg_buf *b, long long v);
+
+/* The length (1 to 4) of the well-formed UTF-8 sequence at s (n bytes readable), or 0:
+ * no overlong forms, surrogates or code points past U+10FFFF. */
+size_t sg_utf8_seq(const unsigned char *s, size_t n);
+/* True when s[0..n) is well-formed UTF-8 (NUL bytes included). */
+bool sg_utf8_valid(const char *s, size_t n);
 
 #endif

@@ -1,8 +1,9 @@
 /*
  * fuzz_ingest - an ingest body through everything that reads it: JSON,
  * event normalization, consent resolution, every shipped rule set (URL and
- * text scrubbing included) and the TikTok formatter. Invariant checked
- * besides memory safety: a raw email never reaches the formatted output.
+ * text scrubbing included) and the TikTok writer. Invariants checked besides
+ * memory safety: a raw email never reaches the formatted output, and the
+ * output is the JSON jansson reads and dumps back byte for byte.
  */
 #include "scrubgate/common.h"
 #include "scrubgate/dest.h"
@@ -64,6 +65,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 char *out = sg_dest_tiktok.format_event(&ev);
                 if (strstr(out, "fuzz.probe@example.com"))
                     abort(); /* a raw email left the pipeline */
+                /* The writer writes what jansson would: valid JSON that dumps back the same. */
+                json_t *back = json_loads(out, 0, NULL);
+                char *again = back ? json_dumps(back, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                                                          JSON_REAL_PRECISION(15))
+                                   : NULL;
+                if (!again || strcmp(again, out) != 0)
+                    abort();
+                free(again);
+                json_decref(back);
                 free(out);
             }
             sg_event_release(&ev);

@@ -3,6 +3,9 @@
 
 #include "scrubgate/buf.h"
 
+#include <jansson.h>
+#include <stdlib.h>
+
 #include <stdint.h>
 #include <string.h>
 
@@ -62,11 +65,62 @@ static void sizes_that_wrap_are_refused(void **state)
     sg_buf_release(&b);
 }
 
+/* The writer's JSON is jansson's, byte for byte: strings, reals, integers. */
+static void json_text_as_jansson_writes_it(void **state)
+{
+    (void)state;
+    static const char str[] = "a\"b\\c/\b\f\n\r\t\x01\x1f\x7f\xc3\xa9\0z";
+    static const double reals[] = {1e20,  1e-5, 19.99, 100.0, 1.5e300, -0.0, 123456789012345678.0,
+                                   0.1 + 0.2, 5e-324, 1e100, -2.5e-100, 0.0, 12345678901234567890.0};
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    json_t *j = json_stringn(str, sizeof(str) - 1);
+    char *want = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+    assert_int_equal(sg_buf_json_string(&b, str, sizeof(str) - 1), 0);
+    assert_string_equal(b.data, want);
+    free(want);
+    json_decref(j);
+    for (size_t i = 0; i < sizeof(reals) / sizeof(reals[0]); i++) {
+        sg_buf_reset(&b);
+        j = json_real(reals[i]);
+        want = json_dumps(j, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+        assert_int_equal(sg_buf_json_real(&b, reals[i]), 0);
+        assert_string_equal(b.data, want);
+        free(want);
+        json_decref(j);
+    }
+    sg_buf_reset(&b);
+    assert_int_equal(sg_buf_json_int(&b, INT64_MIN), 0);
+    assert_string_equal(b.data, "-9223372036854775808");
+    /* Over the cap: refused, and the buffer is as it was. */
+    struct sg_buf small;
+    sg_buf_init(&small, 8);
+    assert_int_equal(sg_buf_adds(&small, "ab"), 0);
+    assert_int_equal(sg_buf_json_string(&small, "\n\n\n\n", 4), -1);
+    assert_string_equal(small.data, "ab");
+    sg_buf_release(&small);
+    sg_buf_release(&b);
+}
+
+static void utf8_validity(void **state)
+{
+    (void)state;
+    assert_true(sg_utf8_valid("caf\xc3\xa9 \xe2\x98\x83 \xf0\x9f\x98\x80", 14));
+    assert_true(sg_utf8_valid("a\0b", 3));
+    assert_false(sg_utf8_valid("\xc3", 1));             /* cut short */
+    assert_false(sg_utf8_valid("\xc0\xaf", 2));         /* overlong */
+    assert_false(sg_utf8_valid("\xed\xa0\x80", 3));     /* a surrogate */
+    assert_false(sg_utf8_valid("\xf4\x90\x80\x80", 4)); /* past U+10FFFF */
+    assert_false(sg_utf8_valid("\xff", 1));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(growth_is_clamped_to_the_maximum),
         cmocka_unit_test(sizes_that_wrap_are_refused),
+        cmocka_unit_test(json_text_as_jansson_writes_it),
+        cmocka_unit_test(utf8_validity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
