@@ -7,6 +7,7 @@
  * value from the request.
  */
 #include "scrubgate/common.h"
+#include "scrubgate/buf.h"
 #include "scrubgate/forward.h"
 #include "scrubgate/jsonpos.h"
 #include "scrubgate/log.h"
@@ -30,11 +31,19 @@
 
 #define SESSION_MAX_AGE 34128000 /* 395 days, like TikTok's own _ttp cookie (13 months) */
 
+/* The body and a newline, straight into the request's output buffer, and the reply. */
+static void send_text(struct evhttp_request *req, int code, const char *reason, const char *body)
+{
+    struct evbuffer *buf = evhttp_request_get_output_buffer(req);
+    evbuffer_add(buf, body, strlen(body));
+    evbuffer_add(buf, "\n", 1);
+    evhttp_send_reply(req, code, reason, NULL);
+}
+
 void sg_ingest_answer(struct evhttp_request *req, const char *site, bool ok, const char *body,
                       const char *why_503)
 {
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    struct evbuffer *buf = evbuffer_new();
     evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
     sg_metrics_ingest_reply(site, ok ? 202 : 503);
     if (!ok) {
@@ -43,32 +52,25 @@ void sg_ingest_answer(struct evhttp_request *req, const char *site, bool ok, con
         evhttp_add_header(out, "Retry-After", "1");
         body = why_503;
     }
-    if (buf) {
-        evbuffer_add(buf, body, strlen(body));
-        evbuffer_add(buf, "\n", 1);
-    }
-    evhttp_send_reply(req, ok ? 202 : 503, ok ? "Accepted" : "Service Unavailable", buf);
-    if (buf)
-        evbuffer_free(buf);
+    send_text(req, ok ? 202 : 503, ok ? "Accepted" : "Service Unavailable", body);
 }
 
 /* Every reply of the ingest API goes through here and is counted per site (NULL: none). */
-static void reply_json(struct evhttp_request *req, const struct sg_site *site, int code,
-                       const char *reason, json_t *body)
+static void reply_text(struct evhttp_request *req, const struct sg_site *site, int code,
+                       const char *reason, const char *body)
 {
     sg_metrics_ingest_reply(site ? site->id : "", code);
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    struct evbuffer *buf = evbuffer_new();
-    char *s = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     evhttp_add_header(out, "Content-Type", "application/json");
     evhttp_add_header(out, "Cache-Control", "no-store");
-    if (buf && s) {
-        evbuffer_add(buf, s, strlen(s));
-        evbuffer_add(buf, "\n", 1);
-    }
-    evhttp_send_reply(req, code, reason, buf);
-    if (buf)
-        evbuffer_free(buf);
+    send_text(req, code, reason, body);
+}
+
+static void reply_json(struct evhttp_request *req, const struct sg_site *site, int code,
+                       const char *reason, json_t *body)
+{
+    char *s = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    reply_text(req, site, code, reason, s ? s : "{}");
     free(s);
     json_decref(body);
 }
@@ -407,7 +409,13 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
         return;
     }
 
-    json_t *ids = json_array(), *errors = json_array(), *item;
+    /* The reply's event ids are written as the events go: a request with only valid events
+     * builds no JSON tree for its reply. */
+    struct sg_buf ids;
+    size_t n_ids = 0;
+    sg_buf_init(&ids, 0);
+    sg_buf_reserve(&ids, 64 + 40 * n);
+    json_t *errors = json_array(), *item;
     struct click_cookie cc = {0};
     uint64_t appended = queue->ops->appended(queue);
     size_t accepted = 0, i;
@@ -432,9 +440,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
             continue;
         }
         click_cookie_note(&cc, &ev);
-        json_t *rules = sg_event_changed_rules(&ev);
-        char *rules_txt = json_dumps(rules, JSON_COMPACT);
-        json_decref(rules);
+        char *rules_txt = sg_event_changed_rules(&ev);
         /* One outbound event per mapped name (event_map arrays), each with its own id and
          * its own sync-log outcome; all of them spooled in this request's group commit, so
          * the 202 covers every one. */
@@ -459,7 +465,11 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
             sg_event_release(&ev);
             continue;
         }
-        json_array_append_new(ids, json_string(ev.event_id));
+        if (sg_utf8_valid(ev.event_id, strlen(ev.event_id))) {
+            if (n_ids++)
+                sg_buf_addc(&ids, ',');
+            sg_buf_json_string(&ids, ev.event_id, strlen(ev.event_id));
+        }
         accepted++;
         sg_event_release(&ev);
     }
@@ -470,31 +480,45 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
         snprintf(err, sizeof(err), "no valid event: %s%s", reason ? reason : "invalid",
                  n > 1 ? " (and others, see errors)" : "");
         json_t *body = json_pack("{s:s,s:o}", "error", err, "errors", errors);
-        json_decref(ids);
+        sg_buf_release(&ids);
         sg_request_ctx_release(&ctx);
         json_decref(root);
         reply_json(req, site, 400, "Bad Request", body);
         return;
     }
-    json_t *body = json_pack("{s:I,s:I,s:o}", "accepted", (json_int_t)accepted, "dropped",
-                             (json_int_t)(n - accepted), "event_ids", ids);
-    if (json_array_size(errors))
-        json_object_set(body, "errors", errors);
+    struct sg_buf body;
+    sg_buf_init(&body, 0);
+    sg_buf_reserve(&body, ids.len + 64);
+    sg_buf_adds(&body, "{\"accepted\":");
+    sg_buf_json_int(&body, (long long)accepted);
+    sg_buf_adds(&body, ",\"dropped\":");
+    sg_buf_json_int(&body, (long long)(n - accepted));
+    sg_buf_adds(&body, ",\"event_ids\":[");
+    sg_buf_add(&body, ids.data, ids.len);
+    sg_buf_addc(&body, ']');
+    if (json_array_size(errors)) {
+        char *e = json_dumps(errors, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        sg_buf_adds(&body, ",\"errors\":");
+        sg_buf_adds(&body, e ? e : "[]");
+        free(e);
+    }
+    sg_buf_addc(&body, '}');
+    sg_buf_release(&ids);
     json_decref(errors);
     set_cookies(req, cfg, site, &ctx, &cc, peer);
     sg_request_ctx_release(&ctx);
     json_decref(root);
     if (queue->ops->appended(queue) == appended) {
-        reply_json(req, site, 202, "Accepted", body); /* nothing to make durable (all skipped) */
+        /* nothing to make durable (all skipped) */
+        reply_text(req, site, 202, "Accepted", sg_buf_cstr(&body));
+        sg_buf_release(&body);
         return;
     }
     /* The 202 waits for the group commit: never a 202 before the events are on disk. */
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
     evhttp_add_header(out, "Content-Type", "application/json");
     evhttp_add_header(out, "Cache-Control", "no-store");
-    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(body);
-    queue->ops->defer(queue, req, site->id, text);
+    queue->ops->defer(queue, req, site->id, sg_buf_detach(&body, NULL));
 }
 
 void sg_ingest_handle(struct evhttp_request *req, void *arg)

@@ -7,6 +7,7 @@
 #include "scrubgate/commit.h"
 #include "scrubgate/conn.h"
 #include "scrubgate/forward.h"
+#include "scrubgate/hash.h"
 #include "scrubgate/http_client.h"
 #include "scrubgate/ingest.h"
 #include "scrubgate/log.h"
@@ -469,6 +470,7 @@ static void *worker_main(void *arg)
     sg_log_set_thread_worker(w->index); /* the "worker" field of JSON log lines */
     event_base_dispatch(w->base);
     sg_rules_thread_release();
+    sg_hash_thread_release();
     sg_synclog_thread_release();
     sg_spool_thread_release();
     return NULL;

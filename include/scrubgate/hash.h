@@ -14,6 +14,8 @@ void sg_sha256_hex(const void *data, size_t len, char out[SG_HEX256_LEN + 1]);
 /* HMAC-SHA256 over (domain, 0x00, data): the domain separates uses of one key. */
 void sg_hmac_hex(const unsigned char *key, size_t key_len, const char *domain, const void *data,
                  size_t len, char out[SG_HEX256_LEN + 1]);
+/* Free this thread's keyed contexts (call before a thread that hashed exits). */
+void sg_hash_thread_release(void);
 /* True when s is exactly 64 lowercase hex characters (an already hashed value). */
 bool sg_is_hex256(const char *s);
 

@@ -55,9 +55,9 @@ int sg_ruleset_apply(const struct sg_ruleset *rs, struct sg_event *ev,
 void sg_rules_thread_release(void);
 
 /*
- * Ids of the rules that changed ev, as a JSON array of strings (new
- * reference). Rules that only allowed a field are not listed.
+ * Ids of the rules that changed ev, each once, as the text of a JSON array of
+ * strings (owned: free()). Rules that only allowed a field are not listed.
  */
-json_t *sg_event_changed_rules(const struct sg_event *ev);
+char *sg_event_changed_rules(const struct sg_event *ev);
 
 #endif

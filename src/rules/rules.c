@@ -1053,9 +1053,13 @@ int sg_ruleset_apply(const struct sg_ruleset *rs, struct sg_event *ev,
     return 0;
 }
 
-json_t *sg_event_changed_rules(const struct sg_event *ev)
+char *sg_event_changed_rules(const struct sg_event *ev)
 {
-    json_t *arr = json_array();
+    struct sg_buf b;
+    size_t n = 0;
+    sg_buf_init(&b, 0);
+    sg_buf_reserve(&b, 128);
+    sg_buf_addc(&b, '[');
     for (size_t i = 0; i < ev->n_receipt; i++) {
         const struct sg_receipt_entry *e = &ev->receipt[i];
         bool seen = false;
@@ -1064,8 +1068,12 @@ json_t *sg_event_changed_rules(const struct sg_event *ev)
         for (size_t j = 0; j < i && !seen; j++)
             seen = ev->receipt[j].action != SG_RA_ALLOW &&
                    strcmp(ev->receipt[j].rule_id, e->rule_id) == 0;
-        if (!seen)
-            json_array_append_new(arr, json_string(e->rule_id));
+        if (!seen) {
+            if (n++)
+                sg_buf_addc(&b, ',');
+            sg_buf_json_string(&b, e->rule_id, strlen(e->rule_id));
+        }
     }
-    return arr;
+    sg_buf_addc(&b, ']');
+    return sg_buf_detach(&b, NULL);
 }

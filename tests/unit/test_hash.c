@@ -173,6 +173,37 @@ static void hmac_is_keyed_and_domain_separated(void **state)
     assert_string_not_equal(a, c);
 }
 
+/* RFC 2104 over every key size: short, one block, over a block (hashed first), past the
+ * per-thread cache's key limit; and more keys than the cache holds, twice round. Expected
+ * values from python3 hmac.new(key, b"d\\0msg", sha256). */
+static void hmac_key_sizes_and_cache(void **state)
+{
+    static const struct {
+        char ch;
+        size_t len;
+        const char *want;
+    } keys[] = {
+        {'k', 1, "048295f470af4c8933b8ca59142638ef2c847fb2178522f380ee983f37a74b18"},
+        {'a', 64, "be13743c9bd63231e933c9ab3b928c1b14b017f63e6a1582da6accbcffae7f47"},
+        {'b', 65, "57f586ce4fb259199c4f47a0aed024d7374fa907adb69afecc998402297fa311"},
+        {'c', 128, "7b5273809c3c06ef0bccc1fe6038985272a99fdd83c13c0a0c2df62d10e41fd7"},
+        {'d', 131, "cb8878758e4054405d8f5c470dc89fdc3f93076a06d9880975b2b632c1f88438"},
+    };
+    char got[SG_HEX256_LEN + 1];
+    unsigned char key[200];
+    (void)state;
+    for (int round = 0; round < 2; round++)
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+            memset(key, keys[i].ch, keys[i].len);
+            sg_hmac_hex(key, keys[i].len, "d", "msg", 3, got);
+            assert_string_equal(got, keys[i].want);
+        }
+    sg_hash_thread_release();
+    memset(key, 'k', 1);
+    sg_hmac_hex(key, 1, "d", "msg", 3, got);
+    assert_string_equal(got, keys[0].want);
+}
+
 static void hex256_detection(void **state)
 {
     (void)state;
@@ -193,6 +224,7 @@ int main(void)
         cmocka_unit_test(official_external_id_example),
         cmocka_unit_test(normalization_rejects_non_identifiers),
         cmocka_unit_test(hmac_is_keyed_and_domain_separated),
+        cmocka_unit_test(hmac_key_sizes_and_cache),
         cmocka_unit_test(hex256_detection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -301,10 +301,9 @@ static void drop_removes_and_disallows(void **state)
         "{\"event\":\"Lead\",\"user\":{\"email\":\"a@b.co\"}}", false);
     assert_null(r.ev.val[SG_F_USER_EMAIL]);
     assert_false(r.ev.allowed & SG_FIELD_BIT(SG_F_USER_EMAIL));
-    json_t *changed = sg_event_changed_rules(&r.ev);
-    assert_int_equal(json_array_size(changed), 1);
-    assert_string_equal(json_string_value(json_array_get(changed, 0)), "d");
-    json_decref(changed);
+    char *changed = sg_event_changed_rules(&r.ev);
+    assert_string_equal(changed, "[\"d\"]");
+    free(changed);
     run_free(&r);
 }
 
