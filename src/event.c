@@ -618,7 +618,8 @@ int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_
     if (props) {
         if (check_props(&r, props, 0) < 0)
             return -1;
-        ev->props = json_deep_copy(props);
+        /* The rules change properties in place: a copy, unless the input is read once. */
+        ev->props = ctx->input_disposable ? json_incref(props) : json_deep_copy(props);
     }
     ev->consent_field = json_object_get(in, "consent");
     return 0;

@@ -7,6 +7,7 @@
  * value from the request.
  */
 #include "scrubgate/common.h"
+#include "scrubgate/arena.h"
 #include "scrubgate/buf.h"
 #include "scrubgate/forward.h"
 #include "scrubgate/jsonpos.h"
@@ -69,7 +70,7 @@ static void reply_text(struct evhttp_request *req, const struct sg_site *site, i
 static void reply_json(struct evhttp_request *req, const struct sg_site *site, int code,
                        const char *reason, json_t *body)
 {
-    char *s = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *s = sg_json_text(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     reply_text(req, site, code, reason, s ? s : "{}");
     free(s);
     json_decref(body);
@@ -380,6 +381,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
         return;
     }
     ctx.trusted_server = auth == 1;
+    ctx.input_disposable = true; /* each event is read once, and the tree freed after */
     if (!rate_allows(w, req, site, &ctx, n)) {
         sg_request_ctx_release(&ctx);
         json_decref(root);
@@ -497,7 +499,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     sg_buf_add(&body, ids.data, ids.len);
     sg_buf_addc(&body, ']');
     if (json_array_size(errors)) {
-        char *e = json_dumps(errors, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char *e = sg_json_text(errors, JSON_COMPACT | JSON_PRESERVE_ORDER);
         sg_buf_adds(&body, ",\"errors\":");
         sg_buf_adds(&body, e ? e : "[]");
         free(e);
@@ -542,7 +544,10 @@ void sg_ingest_handle(struct evhttp_request *req, void *arg)
     }
     switch (evhttp_request_get_command(req)) {
     case EVHTTP_REQ_POST:
+        /* The request's JSON lives in one region, released here (arena.h). */
+        sg_json_arena_begin();
         handle_post(w, req);
+        sg_json_arena_end();
         return;
     case EVHTTP_REQ_OPTIONS:
         preflight(w, req);

@@ -4,6 +4,7 @@
  * Exit status: 0 success, 1 runtime failure, 2 bad usage or invalid config.
  */
 #include "scrubgate/common.h"
+#include "scrubgate/arena.h"
 #include "scrubgate/dest.h"
 #include "scrubgate/eventmap.h"
 #include "scrubgate/jsonpos.h"
@@ -464,6 +465,7 @@ int main(int argc, char **argv)
     int start = 2;
     struct args a;
 
+    sg_json_alloc_init(); /* before any JSON value exists */
     if (first && !strcmp(first, "--version"))
         return cmd_version(NULL);
     if (first && (!strcmp(first, "-h") || !strcmp(first, "--help"))) {

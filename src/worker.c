@@ -3,6 +3,7 @@
  * drain on stop, configuration switch on reload. See worker.h.
  */
 #include "scrubgate/common.h"
+#include "scrubgate/arena.h"
 #include "scrubgate/admin.h"
 #include "scrubgate/commit.h"
 #include "scrubgate/conn.h"
@@ -471,6 +472,7 @@ static void *worker_main(void *arg)
     event_base_dispatch(w->base);
     sg_rules_thread_release();
     sg_hash_thread_release();
+    sg_json_arena_thread_release();
     sg_synclog_thread_release();
     sg_spool_thread_release();
     return NULL;

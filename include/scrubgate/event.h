@@ -89,6 +89,8 @@ struct sg_request_ctx {
     int64_t now;                 /* Unix seconds at request start */
     char *cookies;               /* owned: copy of the Cookie header the pointers above use */
     struct evkeyvalq *headers;   /* borrowed: the request headers, for set-from-header rules */
+    bool input_disposable;       /* the input events are read once (ingest): the pipeline may
+                                  * take their properties instead of copying them */
 };
 
 struct sg_event {

@@ -6,6 +6,7 @@
  * output is the JSON jansson reads and dumps back byte for byte.
  */
 #include "scrubgate/common.h"
+#include "scrubgate/arena.h"
 #include "scrubgate/dest.h"
 #include "scrubgate/pipeline.h"
 #include "scrubgate/rules.h"
@@ -25,6 +26,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
+    sg_json_alloc_init(); /* as the binary does: each input is one request's region */
     for (size_t i = 0; i < SG_ARRAY_SIZE(rule_sets); i++) {
         struct sg_site *site = &sites[i];
         site->id = "fuzz";
@@ -43,9 +45,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    sg_json_arena_begin();
     json_t *root = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
-    if (!root)
+    if (!root) {
+        sg_json_arena_end();
         return 0;
+    }
     json_t *events = json_is_array(root) ? root : NULL;
     json_t *one = json_is_object(root) ? root : NULL;
     size_t n = events ? json_array_size(events) : 1;
@@ -80,5 +85,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     json_decref(root);
+    sg_json_arena_end(); /* under ASan a value used past here is an error */
     return 0;
 }
