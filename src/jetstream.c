@@ -27,6 +27,7 @@
 #define TICK_MS 50
 #define FETCH_MAX 256
 #define FETCH_WAIT_MS 500
+#define API_WAIT_MS 500 /* a JetStream API call from a pull thread (libnats's default: 5 s) */
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -539,7 +540,8 @@ static void ack_handler(jsCtx *ctx, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae
         atomic_store(&js->pub_ok_ms, now);
     } else {
         atomic_store(&js->pub_fail_ms, now);
-        if (pae && (pae->Err == NATS_NO_RESPONDERS || pae->ErrCode == JSStreamNotFoundErr))
+        if (pae && (pae->Err == NATS_NO_RESPONDERS || pae->ErrCode == JSStreamNotFoundErr ||
+                    pae->ErrCode == JSStreamNotMatchErr))
             atomic_store(&js->stream_lost, true);
         /* One line a second at most, with the count of those not logged. */
         uint64_t sec = now / 1000;
@@ -694,6 +696,9 @@ static int js_append(struct sg_queue *q, struct sg_spool_entry *e, struct sg_que
     jsPubOptions_Init(&po);
     po.MsgId = id;
     po.MaxWait = PUB_WAIT_MS;
+    /* Only our stream's ack is an ack: another stream on the same subjects (a stream made by
+     * someone else, with limits that drop events) answers with an error instead. */
+    po.ExpectStream = jq->js->stream;
     /* Registered before the publish: its ack may arrive before js_PublishMsgAsync returns. */
     pthread_mutex_lock(&jq->mu);
     if (jq->pub_n == PUB_WINDOW) {
@@ -999,11 +1004,18 @@ static void watch_stream(struct sg_jetstream *js, jsCtx *ctx)
         atomic_store(&js->stream_lost, false);
 }
 
+/* Sleep ms, or less when the consumer is stopped (js_unconsume() joins the thread on the loop). */
+static void nap(struct consumer *c, unsigned ms)
+{
+    for (unsigned slept = 0; slept < ms && !atomic_load(&c->quit); slept += 20)
+        usleep(20000);
+}
+
 /* The stream or this consumer is gone: create them again, at most once a second. */
 static void recover(struct consumer *c, jsCtx *ctx)
 {
     struct sg_jetstream *js = c->jq->js;
-    usleep(100000);
+    nap(c, 100);
     uint64_t now = sg_now_mono_ms();
     if (now - c->recover_ms < 1000)
         return;
@@ -1019,13 +1031,19 @@ static void *pull_main(void *arg)
     struct consumer *c = arg;
     natsSubscription *sub = NULL; /* c->sub once made: js_unconsume() destroys it */
     jsCtx *ctx = NULL;
+    /* Every call here ends within API_WAIT_MS or FETCH_WAIT_MS (or a nap): js_unconsume()
+     * joins this thread from the worker's loop (a reload, the shutdown), even while NATS
+     * does not answer. */
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = API_WAIT_MS;
     while (!atomic_load(&c->quit)) {
         if (!atomic_load(&c->jq->js->connected)) {
-            usleep(100000);
+            nap(c, 100);
             continue;
         }
-        if (!ctx && natsConnection_JetStream(&ctx, c->jq->js->nc, NULL) != NATS_OK) {
-            usleep(500000);
+        if (!ctx && natsConnection_JetStream(&ctx, c->jq->js->nc, &jo) != NATS_OK) {
+            nap(c, 500);
             continue;
         }
         watch_stream(c->jq->js, ctx);
@@ -1044,14 +1062,14 @@ static void *pull_main(void *arg)
             if (ensure_consumer(c->jq->js, ctx, c->site, c->dest) < 0 ||
                 js_PullSubscribe(&sub, ctx, c->subject, c->durable, NULL, &so, &jerr) != NATS_OK) {
                 sub = NULL;
-                usleep(1000000);
+                nap(c, 1000);
                 continue;
             }
             c->sub = sub;
         }
         long credit = atomic_load(c->credit);
         if (credit <= 0) {
-            usleep(20000);
+            nap(c, 20);
             continue;
         }
         natsMsgList list = {0};
@@ -1117,7 +1135,7 @@ static void js_unconsume(struct sg_queue *q, void *handle)
     struct consumer *c = handle;
     struct js_queue *jq = JQ(q);
     atomic_store(&c->quit, true);
-    pthread_join(c->thread, NULL); /* a fetch ends within 500 ms */
+    pthread_join(c->thread, NULL); /* within FETCH_WAIT_MS or API_WAIT_MS (pull_main) */
     /* Everything it pulled goes back now, for another instance, while its subscription is
      * still there (a message is acked through it): what waits in the inbox, and what the
      * forwarder holds (whose later done() or retry() then has nothing to do). */

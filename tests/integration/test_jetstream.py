@@ -521,6 +521,74 @@ class JetStreamTest(unittest.TestCase):
         self.assertEqual(self.wait_delivered(["fixed"]), set(), p.stderr()[-3000:])
         self.assertEqual(natsctl.stream_info(url, "SCRUBGATE")["config"].get("max_msgs"), -1)
 
+    def test_a_publish_stored_by_another_stream_is_not_a_202(self):
+        # SCRUBGATE removed, and another stream (limits retention, max_msgs 5) now takes the
+        # subjects scrubgate.>: its acks would name that stream, which no consumer of ours
+        # reads and which drops events past 5. Publishes expect SCRUBGATE: 503, never a 202.
+        p = self.proxy_with_admin()
+        url = self.nats.urls()[0]
+        self.assertEqual(p.post([{"event": "Lead", "event_id": "before"}])[0], 202)
+        self.assertEqual(self.wait_delivered(["before"]), set())
+        self.assertTrue(natsctl.request(url, "$JS.API.STREAM.DELETE.SCRUBGATE", b"")
+                        .get("success"))
+        r = natsctl.create_stream(url, {"name": "OTHER", "subjects": ["scrubgate.>"],
+                                        "storage": "file", "num_replicas": 1,
+                                        "max_msgs": 5, "discard": "old"})
+        self.assertNotIn("error", r, r)
+        for i in range(10):
+            st, _, body = p.post([{"event": "Lead", "event_id": "fs%d" % i}])
+            self.assertEqual(st, 503, body)
+        self.assertIn(b"stream_unusable", self.healthz()[1])
+        self.assertEqual(natsctl.stream_info(url, "OTHER")["state"]["messages"], 0)
+
+    def test_reloads_while_nats_does_not_answer_do_not_hold_the_loop(self):
+        # NATS stops answering (SIGSTOP: the connection stays up) while reloads remove and add a
+        # destination: the worker joins the destination's pull thread, which may be inside a
+        # JetStream API call. Every such call ends within 0.5 s: requests are still answered
+        # (503) within about a second, and each reload applies within one.
+        import signal
+        import threading
+        from test_reload import Reloader
+        other = self.other_fake()
+        s2 = site_config(other.url, id="other", hosts=["other.example.com"],
+                         dest={"pixel_code": "CPIXEL999"})
+        p = self.proxy(sites=[site_config(self.fake.url), s2], workers=1,
+                       limits={"shutdown_timeout_ms": 100})
+        r = Reloader(p)
+        full, one = r.config(), r.config()
+        one["sites"] = one["sites"][:1]
+        node = self.nats.nodes[0]
+        node.proc.send_signal(signal.SIGSTOP)
+        self.addCleanup(lambda: node.proc.poll() is None and node.proc.send_signal(signal.SIGCONT))
+        slow, stop = [], threading.Event()
+
+        def load():
+            k = 0
+            while not stop.is_set():
+                t = time.time()
+                try:
+                    st, _, _ = p.post([{"event": "Lead", "event_id": "stall%d" % k}])
+                except OSError:
+                    st = 0
+                if time.time() - t > 1.5:
+                    slow.append(("request", st, round(time.time() - t, 1)))
+                k += 1
+                time.sleep(0.05)
+        th = threading.Thread(target=load, daemon=True)
+        th.start()
+        try:
+            for i in range(6):
+                t = time.time()
+                r.reload(one if i % 2 == 0 else full)
+                if time.time() - t > 1.5:
+                    slow.append(("reload %d" % i, round(time.time() - t, 1)))
+                time.sleep(0.5)
+        finally:
+            stop.set()
+            th.join(10)
+            node.proc.send_signal(signal.SIGCONT)
+        self.assertEqual(slow, [], p.stderr()[-1500:])
+
     def test_a_reload_without_the_queue_cannot_add_a_name_nats_refuses(self):
         # The queue is a restart setting: a reload file without it keeps the running jetstream
         # queue, so its names are checked all the same.
