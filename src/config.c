@@ -805,6 +805,10 @@ static int load_queue(struct loader *L, json_t *q, struct sg_queue_conf *out)
     if (!out->stream)
         out->stream = sg_xstrdup("SCRUBGATE");
     /* A stream name is a subject token: no '.', '*', '>' or spaces. */
+    size_t len = strlen(out->stream);
+    if (len == 0 || len > SG_JETSTREAM_NAME_MAX)
+        return sg_jsondoc_error(&L->doc, "queue.stream", false, "must be 1 to %d bytes (NATS)",
+                                SG_JETSTREAM_NAME_MAX);
     for (const char *c = out->stream; *c; c++)
         if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-')
             return sg_jsondoc_error(&L->doc, "queue.stream", false,
@@ -916,20 +920,14 @@ static int load_limits(struct loader *L, json_t *o, struct sg_limits *l)
  * destination ids are that long could take events and never deliver them. */
 static int check_durables(struct loader *L, const struct sg_config *cfg)
 {
-    for (size_t i = 0; i < cfg->n_sites; i++)
-        for (size_t d = 0; d < cfg->sites[i].n_dests; d++) {
-            char *durable = sg_jetstream_durable(cfg->sites[i].id, cfg->sites[i].dests[d].id);
-            size_t n = strlen(durable);
-            free(durable);
-            if (n > SG_JETSTREAM_NAME_MAX)
-                return sg_jsondoc_error(&L->doc, at(L, "sites[%zu].destinations[%zu]", i, d),
-                                        false,
-                                        "its JetStream consumer name would be %zu bytes, over "
-                                        "NATS's %d: shorten the site or destination id "
-                                        "('_', '.', ':' and '-' count twice)",
-                                        n, SG_JETSTREAM_NAME_MAX);
-        }
-    return 0;
+    size_t site, dest, n;
+    if (sg_jetstream_names_fit(cfg, &site, &dest, &n))
+        return 0;
+    return sg_jsondoc_error(&L->doc, at(L, "sites[%zu].destinations[%zu]", site, dest), false,
+                            "its JetStream consumer name would be %zu bytes, over NATS's %d: "
+                            "shorten the site or destination id ('_', '.', ':' and '-' count "
+                            "twice)",
+                            n, SG_JETSTREAM_NAME_MAX);
 }
 
 struct sg_config *sg_config_load(const char *path)

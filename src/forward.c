@@ -800,10 +800,26 @@ void sg_forwarder_retire(struct sg_forwarder *fw, bool retired)
     note_queue(fw);
 }
 
+/* A shared queue takes back what the forwarder cannot send now: another instance may. */
+static void give_back(struct sg_forwarder *fw)
+{
+    while (fw->ready.count) {
+        struct item it = ring_pop(&fw->ready);
+        let_go(fw, &it, 0);
+    }
+    while (fw->retry.n) {
+        struct item it = heap_pop(&fw->retry);
+        let_go(fw, &it, 0);
+    }
+    note_queue(fw);
+}
+
 size_t sg_forwarder_drain(struct sg_forwarder *fw)
 {
     fw->draining = true; /* a shared queue's consumer stops pulling (note_queue) */
     flush(fw);
+    if (!fw->d.queue->ops->sends_own && hold_until(fw) > sg_now_mono_ms())
+        give_back(fw); /* backing off or paused: shutdown does not wait for the end of it */
     /* A destination paused by a token error cannot send: its events wait in the spool,
      * so shutdown does not wait for them. */
     return (fw->stats.paused ? 0 : fw->ready.count) + fw->staged.count + fw->inflight;
@@ -824,6 +840,15 @@ void sg_forwarder_abandon(struct sg_forwarder *fw, const char *reason)
     size_t n = fw->ready.count + fw->retry.n;
     if (!n)
         return;
+    if (!fw->d.queue->ops->sends_own) {
+        /* Instances that still configure the destination (a rolling change) send them; if
+         * none does, they wait in the stream until it is configured again. */
+        sg_warn("destination %s (site %s) was removed by a reload: %zu event(s) it held go back "
+                "to the stream",
+                fw->dest->id, fw->site->id, n);
+        give_back(fw);
+        return;
+    }
     struct item *items = sg_xcalloc(n, sizeof(*items));
     size_t k = 0;
     while (fw->ready.count)

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DUP_WINDOW_NS (120LL * 1000000000LL) /* TikTok dedups event_id; the stream, 2 minutes */
@@ -26,6 +27,7 @@
 #define TICK_MS 50
 #define FETCH_MAX 256
 #define FETCH_WAIT_MS 500
+#define API_WAIT_MS 500 /* a JetStream API call from a pull thread (libnats's default: 5 s) */
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -40,8 +42,14 @@ struct sg_jetstream {
     _Atomic uint64_t warn_s;   /* the second of the last "publish not acknowledged" line */
     _Atomic unsigned long warn_skipped;
     _Atomic bool stream_lost;  /* a publish found no stream: the pull threads create it again */
+    _Atomic bool stream_bad;   /* it exists with settings that could drop events: 503 */
     _Atomic uint64_t ensure_ms; /* the last attempt at that (one a second, all threads) */
-    _Atomic unsigned stream_gen; /* the stream was created again this many times */
+    _Atomic unsigned stream_gen; /* another stream was seen this many times (note_stream) */
+    _Atomic int64_t stream_created; /* the creation time of the stream last seen */
+    _Atomic bool closing;
+    pthread_mutex_t close_mu; /* closed: set by closed_cb() */
+    pthread_cond_t close_cv;
+    bool closed;
 };
 
 #define UNUSABLE_MS 10000 /* a failed publish newer than any acked one: /healthz degraded */
@@ -54,14 +62,11 @@ bool sg_jetstream_available(void)
 /* ---- connection and setup ---- */
 
 /* A server URL for a log line: user and password (nats://user:pass@host) never appear, even
- * when the password holds an '@' (the host follows the last '@' before the path). */
+ * when the password holds an '@', '/', '?' or '#' (libnats takes them as they are): the host
+ * is what follows the last '@' of the URL. */
 static void redact_url(const char *url, char *out, size_t cap)
 {
-    const char *scheme = strstr(url, "://"), *at = NULL;
-    if (scheme)
-        for (const char *c = scheme + 3; *c && !strchr("/?#", *c); c++)
-            if (*c == '@')
-                at = c;
+    const char *scheme = strstr(url, "://"), *at = scheme ? strrchr(scheme + 3, '@') : NULL;
     if (at)
         snprintf(out, cap, "%.*s***%s", (int)(scheme + 3 - url), url, at);
     else
@@ -73,7 +78,20 @@ static void disconnected_cb(natsConnection *nc, void *arg)
     struct sg_jetstream *js = arg;
     SG_UNUSED(nc);
     atomic_store(&js->connected, false);
-    sg_warn("jetstream: connection to NATS lost; ingest answers 503 until it is back");
+    if (!atomic_load(&js->closing))
+        sg_warn("jetstream: connection to NATS lost; ingest answers 503 until it is back");
+}
+
+/* libnats's last callback of a connection (its callbacks run in order on its own thread):
+ * sg_jetstream_free() waits for it before freeing what the callbacks use. */
+static void closed_cb(natsConnection *nc, void *arg)
+{
+    struct sg_jetstream *js = arg;
+    SG_UNUSED(nc);
+    pthread_mutex_lock(&js->close_mu);
+    js->closed = true;
+    pthread_cond_signal(&js->close_cv);
+    pthread_mutex_unlock(&js->close_mu);
 }
 
 static void reconnected_cb(natsConnection *nc, void *arg)
@@ -92,7 +110,18 @@ static int nats_fail(const char *what, natsStatus s, jsErrCode jerr)
                     natsStatus_GetText(s), (int)s, (int)jerr);
 }
 
-static int ensure_stream(struct sg_jetstream *js, jsCtx *ctx, int replicas)
+/* The stream seen now: another one than the last seen (removed and created again, by us or
+ * anyone) has none of the consumers, which the pull threads then create (stream_gen). */
+static void note_stream(struct sg_jetstream *js, int64_t created)
+{
+    int64_t last = atomic_exchange(&js->stream_created, created);
+    if (last && last != created)
+        atomic_fetch_add(&js->stream_gen, 1);
+}
+
+/* Create the stream, or check the one there: 0, -1 on an API error, -2 when it exists with
+ * settings that could lose an accepted event (logged). quiet: no line for a good one. */
+static int ensure_stream(struct sg_jetstream *js, jsCtx *ctx, int replicas, bool quiet)
 {
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
@@ -101,6 +130,7 @@ static int ensure_stream(struct sg_jetstream *js, jsCtx *ctx, int replicas)
         jsStreamConfig *c = si->Config;
         const char *bad = NULL;
         char want[64], got[64];
+        note_stream(js, si->Created);
         if (c->Storage != js_FileStorage) {
             bad = "storage";
             snprintf(want, sizeof(want), "file");
@@ -137,13 +167,16 @@ static int ensure_stream(struct sg_jetstream *js, jsCtx *ctx, int replicas)
                      c->SubjectsLen > 1 ? ",..." : "");
         }
         jsStreamInfo_Destroy(si);
-        if (bad)
-            return sg_error("jetstream: stream %s exists with another %s (%s, configured: %s); "
-                            "fix the configuration or the stream (nats stream edit/rm)",
-                            js->stream, bad, got, want);
-        sg_info("jetstream: stream %s adopted (file storage, workqueue retention, %d replica(s), "
-                "2-minute duplicate window)",
-                js->stream, replicas);
+        if (bad) {
+            sg_error("jetstream: stream %s exists with another %s (%s, configured: %s); "
+                     "fix the configuration or the stream (nats stream edit/rm)",
+                     js->stream, bad, got, want);
+            return -2;
+        }
+        if (!quiet)
+            sg_info("jetstream: stream %s adopted (file storage, workqueue retention, %d "
+                    "replica(s), 2-minute duplicate window)",
+                    js->stream, replicas);
         return 0;
     }
     if (jerr != JSStreamNotFoundErr && s != NATS_NOT_FOUND)
@@ -163,6 +196,7 @@ static int ensure_stream(struct sg_jetstream *js, jsCtx *ctx, int replicas)
     s = js_AddStream(&si, ctx, &cfg, NULL, &jerr);
     if (s != NATS_OK)
         return nats_fail("cannot create the stream", s, jerr);
+    note_stream(js, si->Created);
     jsStreamInfo_Destroy(si);
     sg_info("jetstream: stream %s created (file storage, workqueue retention, %d replica(s), "
             "2-minute duplicate window)",
@@ -283,6 +317,8 @@ struct sg_jetstream *sg_jetstream_open(const struct sg_config *cfg)
     natsOptions *o = NULL;
     jsCtx *ctx = NULL;
     natsStatus s;
+    pthread_mutex_init(&js->close_mu, NULL);
+    pthread_cond_init(&js->close_cv, NULL);
     js->stream = sg_xstrdup(qc->stream);
     js->ack_wait_ns = sg_jetstream_ack_wait_ns(cfg);
     js->replicas = qc->replicas;
@@ -303,6 +339,7 @@ struct sg_jetstream *sg_jetstream_open(const struct sg_config *cfg)
         (s = natsOptions_SetWriteDeadline(o, 200)) != NATS_OK ||
         (s = natsOptions_SetDisconnectedCB(o, disconnected_cb, js)) != NATS_OK ||
         (s = natsOptions_SetReconnectedCB(o, reconnected_cb, js)) != NATS_OK ||
+        (s = natsOptions_SetClosedCB(o, closed_cb, js)) != NATS_OK ||
         (s = natsOptions_SetName(o, "scrubgate")) != NATS_OK) {
         nats_fail("options", s, 0);
         goto fail;
@@ -336,7 +373,7 @@ struct sg_jetstream *sg_jetstream_open(const struct sg_config *cfg)
         nats_fail("JetStream context", s, 0);
         goto fail;
     }
-    if (ensure_stream(js, ctx, qc->replicas) < 0)
+    if (ensure_stream(js, ctx, qc->replicas, false) < 0)
         goto fail;
     for (size_t i = 0; i < cfg->n_sites; i++)
         for (size_t d = 0; d < cfg->sites[i].n_dests; d++)
@@ -357,9 +394,23 @@ void sg_jetstream_free(struct sg_jetstream *js)
     if (!js)
         return;
     if (js->nc) {
+        atomic_store(&js->closing, true);
         natsConnection_Close(js->nc);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 5; /* never a hang at exit: libnats calls it at once */
+        pthread_mutex_lock(&js->close_mu);
+        while (!js->closed &&
+               pthread_cond_timedwait(&js->close_cv, &js->close_mu, &until) == 0)
+            ;
+        bool closed = js->closed;
+        pthread_mutex_unlock(&js->close_mu);
         natsConnection_Destroy(js->nc);
+        if (!closed)
+            return; /* a callback may still come: leave js to the exit rather than free it */
     }
+    pthread_cond_destroy(&js->close_cv);
+    pthread_mutex_destroy(&js->close_mu);
     free(js->stream);
     free(js);
 }
@@ -388,8 +439,10 @@ struct pub { natsMsg *msg; struct group *g; };
  * server would then redeliver it, and another instance send it while this one still holds it.
  * So the queue marks it in progress every third of the ack wait, oldest mark first.
  */
+struct consumer;
 struct held {
-    natsMsg *m;
+    natsMsg *m;        /* NULL once its consumer stopped (the message was handed back then) */
+    struct consumer *c;
     struct held *prev, *next;
     uint64_t mark_ms; /* its ack wait last started (delivery, a send, a mark) */
 };
@@ -487,7 +540,8 @@ static void ack_handler(jsCtx *ctx, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae
         atomic_store(&js->pub_ok_ms, now);
     } else {
         atomic_store(&js->pub_fail_ms, now);
-        if (pae && (pae->Err == NATS_NO_RESPONDERS || pae->ErrCode == JSStreamNotFoundErr))
+        if (pae && (pae->Err == NATS_NO_RESPONDERS || pae->ErrCode == JSStreamNotFoundErr ||
+                    pae->ErrCode == JSStreamNotMatchErr))
             atomic_store(&js->stream_lost, true);
         /* One line a second at most, with the count of those not logged. */
         uint64_t sec = now / 1000;
@@ -587,6 +641,15 @@ static natsStatus add_hex(natsMsg *m, const char *key, const unsigned char *p, s
     return natsMsgHeader_Set(m, key, n ? buf : "");
 }
 
+/* A text header, %-encoded: libnats would turn CR and LF into spaces and trim the value. */
+static natsStatus set_text(natsMsg *m, const char *key, const char *value)
+{
+    char *enc = sg_jetstream_hdr_encode(value);
+    natsStatus s = natsMsgHeader_Set(m, key, enc);
+    free(enc);
+    return s;
+}
+
 static int js_append(struct sg_queue *q, struct sg_spool_entry *e, struct sg_queue_ref *ref,
                      uint64_t *gen)
 {
@@ -617,12 +680,12 @@ static int js_append(struct sg_queue *q, struct sg_spool_entry *e, struct sg_que
     char ts[32];
     snprintf(ts, sizeof(ts), "%lld", (long long)e->first_ts);
     /* A header that cannot be set would make a message decode() refuses: 503, not 202. */
-    if (natsMsgHeader_Set(m, "Sg-Site", e->site) != NATS_OK ||
-        natsMsgHeader_Set(m, "Sg-Dest", e->dest) != NATS_OK ||
-        natsMsgHeader_Set(m, "Sg-Event", e->event) != NATS_OK ||
-        natsMsgHeader_Set(m, "Sg-Event-Id", e->event_id) != NATS_OK ||
-        natsMsgHeader_Set(m, "Sg-Rules", e->rules ? e->rules : "[]") != NATS_OK ||
-        (e->rule_set && natsMsgHeader_Set(m, "Sg-Rule-Set", e->rule_set) != NATS_OK) ||
+    if (set_text(m, "Sg-Site", e->site) != NATS_OK ||
+        set_text(m, "Sg-Dest", e->dest) != NATS_OK ||
+        set_text(m, "Sg-Event", e->event) != NATS_OK ||
+        set_text(m, "Sg-Event-Id", e->event_id) != NATS_OK ||
+        set_text(m, "Sg-Rules", e->rules ? e->rules : "[]") != NATS_OK ||
+        (e->rule_set && set_text(m, "Sg-Rule-Set", e->rule_set) != NATS_OK) ||
         natsMsgHeader_Set(m, "Sg-First-Ts", ts) != NATS_OK ||
         add_hex(m, "Sg-Consent", consent, sizeof(consent)) != NATS_OK) {
         g->failed = true;
@@ -633,6 +696,9 @@ static int js_append(struct sg_queue *q, struct sg_spool_entry *e, struct sg_que
     jsPubOptions_Init(&po);
     po.MsgId = id;
     po.MaxWait = PUB_WAIT_MS;
+    /* Only our stream's ack is an ack: another stream on the same subjects (a stream made by
+     * someone else, with limits that drop events) answers with an error instead. */
+    po.ExpectStream = jq->js->stream;
     /* Registered before the publish: its ack may arrive before js_PublishMsgAsync returns. */
     pthread_mutex_lock(&jq->mu);
     if (jq->pub_n == PUB_WINDOW) {
@@ -690,12 +756,15 @@ static const char *js_failing(const struct sg_queue *q)
     uint64_t fail = atomic_load(&js->pub_fail_ms), ok = atomic_load(&js->pub_ok_ms);
     if (fail && fail > ok && sg_now_mono_ms() - fail < UNUSABLE_MS)
         return "stream_unusable";
+    if (atomic_load(&js->stream_bad))
+        return "stream_misconfigured";
     return NULL;
 }
 
 static bool js_accepts(const struct sg_queue *q)
 {
-    return atomic_load(&((const struct js_queue *)q)->js->connected);
+    const struct sg_jetstream *js = ((const struct js_queue *)q)->js;
+    return atomic_load(&js->connected) && !atomic_load(&js->stream_bad);
 }
 
 static void group_close_cb(struct evhttp_connection *conn, void *arg)
@@ -729,14 +798,16 @@ static size_t js_waiting(const struct sg_queue *q)
     return ((const struct js_queue *)q)->n_waiting;
 }
 
-/* The forwarder is done with the message: it leaves the held list. */
+/* The forwarder is done with the message: it leaves the held list. NULL when its consumer
+ * already handed it back (js_unconsume()). */
 static natsMsg *release(struct js_queue *jq, struct sg_queue_ref *ref)
 {
     struct held *h = ref->msg;
     if (!h)
         return NULL;
     natsMsg *m = h->m;
-    held_unlink(jq, h);
+    if (m)
+        held_unlink(jq, h);
     free(h);
     ref->msg = NULL;
     return m;
@@ -760,7 +831,7 @@ static void js_sending(struct sg_queue *q, struct sg_queue_ref *ref)
 {
     struct js_queue *jq = JQ(q);
     struct held *h = ref->msg;
-    if (!h)
+    if (!h || !h->m)
         return;
     natsMsg_InProgress(h->m, NULL);
     held_unlink(jq, h);
@@ -801,6 +872,7 @@ struct consumer {
     _Atomic long *credit;
     pthread_t thread;
     _Atomic bool quit;
+    natsSubscription *sub; /* set by the pull thread; destroyed by js_unconsume() */
     uint64_t recover_ms; /* the pull thread's last recover() */
     unsigned stream_gen; /* the stream_gen its consumer was last made for */
     struct event *ev;
@@ -809,12 +881,13 @@ struct consumer {
     size_t n_inbox, cap_inbox;
 };
 
+/* A text header (set_text()), decoded; NULL when absent or not an encoding of ours. */
 static char *hdr(natsMsg *m, const char *key)
 {
     const char *v = NULL;
     if (natsMsgHeader_Get(m, key, &v) != NATS_OK || !v)
         return NULL;
-    return sg_xstrdup(v);
+    return sg_jetstream_hdr_decode(v);
 }
 
 static int unhex(const char *s, unsigned char *out, size_t n)
@@ -899,6 +972,7 @@ static void deliver_cb(evutil_socket_t fd, short what, void *arg)
         }
         struct held *h = sg_xcalloc(1, sizeof(*h));
         h->m = v[i];
+        h->c = c;
         held_append(c->jq, h, now);
         c->fn(c->fw, &e, h); /* steals e's strings; h comes back through done/retry */
     }
@@ -906,32 +980,47 @@ static void deliver_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * The stream or this consumer is gone (a wiped or removed stream): create them again, at most
- * once a second (the stream: once a second across all threads). A stream created again has
- * none of the consumers: every pull thread creates its own (stream_gen), not only those
- * whose fetch happened to fail.
+ * The stream as it is now, checked by one pull thread at a time: created again when it is
+ * gone (each second while it is), checked when it is there (every 10 s: someone may have
+ * removed it and created it again with a limit that drops events). While it has such
+ * settings, ingest answers 503 (stream_misconfigured) and consumers still deliver what it
+ * holds. A stream created again has none of the consumers: every pull thread creates its
+ * own (stream_gen), not only those whose fetch happened to fail.
  */
+static void watch_stream(struct sg_jetstream *js, jsCtx *ctx)
+{
+    uint64_t now = sg_now_mono_ms(), last = atomic_load(&js->ensure_ms);
+    bool lost = atomic_load(&js->stream_lost);
+    if (now - last < (lost ? 1000u : 10000u) ||
+        !atomic_compare_exchange_strong(&js->ensure_ms, &last, now))
+        return;
+    int rc = ensure_stream(js, ctx, js->replicas, true);
+    if (rc == -2 && !atomic_exchange(&js->stream_bad, true))
+        sg_error("jetstream: ingest answers 503 until the stream %s is fixed or removed",
+                 js->stream);
+    if (rc == 0 && atomic_exchange(&js->stream_bad, false))
+        sg_info("jetstream: stream %s usable again", js->stream);
+    if (rc != -1 && lost)
+        atomic_store(&js->stream_lost, false);
+}
+
+/* Sleep ms, or less when the consumer is stopped (js_unconsume() joins the thread on the loop). */
+static void nap(struct consumer *c, unsigned ms)
+{
+    for (unsigned slept = 0; slept < ms && !atomic_load(&c->quit); slept += 20)
+        usleep(20000);
+}
+
+/* The stream or this consumer is gone: create them again, at most once a second. */
 static void recover(struct consumer *c, jsCtx *ctx)
 {
     struct sg_jetstream *js = c->jq->js;
-    usleep(100000);
+    nap(c, 100);
     uint64_t now = sg_now_mono_ms();
     if (now - c->recover_ms < 1000)
         return;
     c->recover_ms = now;
-    if (atomic_load(&js->stream_lost)) {
-        uint64_t last = atomic_load(&js->ensure_ms);
-        if (now - last >= 1000 && atomic_compare_exchange_strong(&js->ensure_ms, &last, now)) {
-            jsStreamInfo *si = NULL;
-            jsErrCode jerr = 0;
-            natsStatus s = js_GetStreamInfo(&si, ctx, js->stream, NULL, &jerr);
-            jsStreamInfo_Destroy(si);
-            if (s == NATS_OK || ensure_stream(js, ctx, js->replicas) == 0) {
-                atomic_fetch_add(&js->stream_gen, 1);
-                atomic_store(&js->stream_lost, false);
-            }
-        }
-    }
+    watch_stream(js, ctx);
     unsigned gen = atomic_load(&js->stream_gen);
     if (!atomic_load(&js->stream_lost) && ensure_consumer(js, ctx, c->site, c->dest) == 0)
         c->stream_gen = gen;
@@ -940,17 +1029,24 @@ static void recover(struct consumer *c, jsCtx *ctx)
 static void *pull_main(void *arg)
 {
     struct consumer *c = arg;
-    natsSubscription *sub = NULL;
+    natsSubscription *sub = NULL; /* c->sub once made: js_unconsume() destroys it */
     jsCtx *ctx = NULL;
+    /* Every call here ends within API_WAIT_MS or FETCH_WAIT_MS (or a nap): js_unconsume()
+     * joins this thread from the worker's loop (a reload, the shutdown), even while NATS
+     * does not answer. */
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = API_WAIT_MS;
     while (!atomic_load(&c->quit)) {
         if (!atomic_load(&c->jq->js->connected)) {
-            usleep(100000);
+            nap(c, 100);
             continue;
         }
-        if (!ctx && natsConnection_JetStream(&ctx, c->jq->js->nc, NULL) != NATS_OK) {
-            usleep(500000);
+        if (!ctx && natsConnection_JetStream(&ctx, c->jq->js->nc, &jo) != NATS_OK) {
+            nap(c, 500);
             continue;
         }
+        watch_stream(c->jq->js, ctx);
         if (atomic_load(&c->jq->js->stream_lost) ||
             c->stream_gen != atomic_load(&c->jq->js->stream_gen)) {
             recover(c, ctx);
@@ -966,13 +1062,14 @@ static void *pull_main(void *arg)
             if (ensure_consumer(c->jq->js, ctx, c->site, c->dest) < 0 ||
                 js_PullSubscribe(&sub, ctx, c->subject, c->durable, NULL, &so, &jerr) != NATS_OK) {
                 sub = NULL;
-                usleep(1000000);
+                nap(c, 1000);
                 continue;
             }
+            c->sub = sub;
         }
         long credit = atomic_load(c->credit);
         if (credit <= 0) {
-            usleep(20000);
+            nap(c, 20);
             continue;
         }
         natsMsgList list = {0};
@@ -999,7 +1096,6 @@ static void *pull_main(void *arg)
         natsMsgList_Destroy(&list);
         event_active(c->ev, EV_READ, 0);
     }
-    natsSubscription_Destroy(sub);
     jsCtx_Destroy(ctx);
     nats_ReleaseThreadMemory();
     return NULL;
@@ -1037,13 +1133,26 @@ static void *js_consume(struct sg_queue *q, const char *site, const char *dest,
 static void js_unconsume(struct sg_queue *q, void *handle)
 {
     struct consumer *c = handle;
-    SG_UNUSED(q);
+    struct js_queue *jq = JQ(q);
     atomic_store(&c->quit, true);
-    pthread_join(c->thread, NULL); /* a fetch ends within 500 ms */
+    pthread_join(c->thread, NULL); /* within FETCH_WAIT_MS or API_WAIT_MS (pull_main) */
+    /* Everything it pulled goes back now, for another instance, while its subscription is
+     * still there (a message is acked through it): what waits in the inbox, and what the
+     * forwarder holds (whose later done() or retry() then has nothing to do). */
     for (size_t i = 0; i < c->n_inbox; i++) {
-        natsMsg_Nak(c->inbox[i], NULL); /* another instance takes it now */
+        natsMsg_Nak(c->inbox[i], NULL);
         natsMsg_Destroy(c->inbox[i]);
     }
+    for (struct held *h = jq->held, *next; h; h = next) {
+        next = h->next;
+        if (h->c != c)
+            continue;
+        held_unlink(jq, h);
+        natsMsg_Nak(h->m, NULL);
+        natsMsg_Destroy(h->m);
+        h->m = NULL;
+    }
+    natsSubscription_Destroy(c->sub);
     free(c->inbox);
     event_free(c->ev);
     pthread_mutex_destroy(&c->mu);

@@ -44,13 +44,72 @@ char *sg_jetstream_subject(const char *site, const char *dest)
     return out;
 }
 
+/* ---- header values ---- */
+
+static bool hdr_plain(unsigned char c)
+{
+    return c > ' ' && c < 0x7f && c != '%' && c != '/';
+}
+
+char *sg_jetstream_hdr_encode(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        n += hdr_plain(*p) ? 1 : 3;
+    char *out = sg_xmalloc(n + 1), *o = out;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (hdr_plain(*p)) {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+char *sg_jetstream_hdr_decode(const char *s)
+{
+    char *out = sg_xmalloc(strlen(s) + 1), *o = out;
+    for (const char *p = s; *p; p++) {
+        if (*p != '%') {
+            if (!hdr_plain((unsigned char)*p))
+                goto bad;
+            *o++ = *p;
+            continue;
+        }
+        int hi = hexval(p[1]), lo = hi < 0 ? -1 : hexval(p[2]);
+        if (lo < 0 || (hi == 0 && lo == 0) || hdr_plain((unsigned char)(hi << 4 | lo)))
+            goto bad; /* only what the encoder writes: one encoding per value, no NUL */
+        *o++ = (char)(hi << 4 | lo);
+        p += 2;
+    }
+    *o = '\0';
+    return out;
+bad:
+    free(out);
+    return NULL;
+}
+
 /* TikTok counts an event once per (event, event_id): so does the stream's duplicate window.
- * Ids hold no '/'; the event_id's length ends it, so an event name or event_id holding '/'
- * cannot make two events share an id. */
+ * The event_id and the event name are written as header values (no '/' in them), and the
+ * ids hold no '/': two different events never share an id. */
 char *sg_jetstream_msg_id(const char *site, const char *dest, const char *event,
                           const char *event_id)
 {
-    return sg_xasprintf("%s/%s/%zu/%s/%s", site, dest, strlen(event_id), event_id, event);
+    char *id = sg_jetstream_hdr_encode(event_id), *ev = sg_jetstream_hdr_encode(event);
+    char *out = sg_xasprintf("%s/%s/%s/%s", site, dest, id, ev);
+    free(id);
+    free(ev);
+    return out;
 }
 
 /* A durable name: one token, no '.', '*', '>' or ':'; '-' separates site and destination. */
@@ -61,6 +120,23 @@ char *sg_jetstream_durable(const char *site, const char *dest)
     free(s);
     free(d);
     return out;
+}
+
+bool sg_jetstream_names_fit(const struct sg_config *cfg, size_t *site, size_t *dest, size_t *len)
+{
+    for (size_t i = 0; i < cfg->n_sites; i++)
+        for (size_t d = 0; d < cfg->sites[i].n_dests; d++) {
+            char *durable = sg_jetstream_durable(cfg->sites[i].id, cfg->sites[i].dests[d].id);
+            size_t n = strlen(durable);
+            free(durable);
+            if (n > SG_JETSTREAM_NAME_MAX) {
+                *site = i;
+                *dest = d;
+                *len = n;
+                return false;
+            }
+        }
+    return true;
 }
 
 /* The consumers' ack wait: an unacked message is redelivered after it (an instance that died).

@@ -279,6 +279,15 @@ static struct sg_config *reload(const struct sg_config *cur, bool admin_running)
         return NULL;
     }
     keep_restart_settings(cur, next);
+    size_t site, dest, len;
+    if (next->queue.type == SG_QUEUE_JETSTREAM && !sg_jetstream_names_fit(next, &site, &dest, &len)) {
+        /* The file names another queue, the running jetstream one stays: its names count. */
+        sg_error("reload: %s: sites[%zu].destinations[%zu]: its JetStream consumer name would be "
+                 "%zu bytes, over NATS's %d; the running configuration stays",
+                 cur->path, site, dest, len, SG_JETSTREAM_NAME_MAX);
+        sg_config_free(next);
+        return NULL;
+    }
     sg_config_announce(next); /* log_format, log_level; the per-process-key warning again */
     if (admin_running && cur->admin_token && !next->admin_token)
         sg_warn("reload: no admin token any more: /metrics and every admin endpoint but "

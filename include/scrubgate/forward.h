@@ -102,9 +102,11 @@ size_t sg_forwarder_pending(const struct sg_forwarder *fw);
 
 /*
  * A destination removed by a reload that still holds events after its
- * grace period: send what is ready or waiting to retry to the dead letter
+ * grace period: what is ready or waiting to retry goes to the dead letter
  * with reason (what a restart does with events of a removed destination),
- * so the forwarder can be freed. In-flight requests finish on their own.
+ * or, with a shared queue, back to the stream (for the instances that still
+ * configure it), so the forwarder can be freed. In-flight requests finish on
+ * their own.
  */
 void sg_forwarder_abandon(struct sg_forwarder *fw, const char *reason);
 

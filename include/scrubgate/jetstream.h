@@ -10,8 +10,9 @@
  * Stream: file storage, `replicas`, a 2-minute duplicate window, subjects
  * scrubgate.>; subject scrubgate.<site>.<destination> ('.' in either id
  * escaped, jetstream_names.c); header Nats-Msg-Id:
- * <site>/<destination>/<length of event_id>/<event_id>/<event>. One durable
- * pull consumer per destination, shared by every instance.
+ * <site>/<destination>/<event_id>/<event> (the last two %-encoded, as every
+ * Sg-* text header). One durable pull consumer per destination, shared by
+ * every instance.
  */
 #ifndef SCRUBGATE_JETSTREAM_H
 #define SCRUBGATE_JETSTREAM_H
@@ -43,8 +44,19 @@ struct sg_queue *sg_jetstream_queue_new(void *arg, int worker, struct event_base
 char *sg_jetstream_subject(const char *site, const char *dest);
 char *sg_jetstream_msg_id(const char *site, const char *dest, const char *event,
                           const char *event_id);
+/*
+ * A value as a NATS header carries it unchanged: libnats writes CR and LF as spaces and
+ * trims white space at both ends, so every byte outside '!'..'~', and '%' and '/', is
+ * written %XX (upper case). decode() takes only what encode() writes (NULL otherwise).
+ */
+char *sg_jetstream_hdr_encode(const char *s);
+char *sg_jetstream_hdr_decode(const char *s);
 char *sg_jetstream_durable(const char *site, const char *dest);
 #define SG_JETSTREAM_NAME_MAX 255 /* NATS's longest stream or consumer name */
+/* True when every destination's durable name fits; else the first that does not (indexes into
+ * cfg->sites and its dests) and its length. Checked by every load with the jetstream queue,
+ * and by a reload whose file names another queue (the running one stays). */
+bool sg_jetstream_names_fit(const struct sg_config *cfg, size_t *site, size_t *dest, size_t *len);
 
 /* The consumers' ack wait in ns: upstream_timeout_ms + 30 s. */
 int64_t sg_jetstream_ack_wait_ns(const struct sg_config *cfg);

@@ -34,6 +34,8 @@ import threading
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from harness import free_port  # noqa: E402
 COLLECT = ["sg_ingest_handle", "sg_spool_write", "sg_ingest_answer"]
 
 BENCH = {"event": "Purchase", "consent": "granted",
@@ -54,15 +56,6 @@ TEXT = {"event": "Search", "consent": "granted",
                                       "213-373-4253 if nobody answers; the side door is open"},
         "user": {"email": "jane@example.com"}}
 KINDS = {"bench": [BENCH], "denied": [DENIED], "batch10": [BENCH] * 10, "text": [TEXT]}
-
-
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def start_sink(tmp):

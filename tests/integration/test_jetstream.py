@@ -41,6 +41,24 @@ class JetStreamTest(unittest.TestCase):
         self.proxies.append(p)
         return p.start()
 
+    def proxy_with_admin(self):
+        """One worker, and an admin listener for /healthz (self.healthz())."""
+        from harness import free_port
+        self.admin_port = free_port()
+        p = Proxy([site_config(self.fake.url)], workers=1,
+                  extra=dict(js_queue(self.nats), admin_listen="127.0.0.1:%d" % self.admin_port))
+        self.proxies.append(p)
+        return p.start()
+
+    def healthz(self):
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=5)
+        c.request("GET", "/healthz")
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        return r.status, body
+
     def delivered(self, fake=None):
         fake = fake or self.fake
         with fake.lock:
@@ -121,7 +139,7 @@ class JetStreamTest(unittest.TestCase):
                 with open(os.path.join(root, f), "rb") as fh:
                     raw += fh.read()
         self.assertIn(b"scrubgate.shop." + DEST.encode(), raw)
-        self.assertIn(b"shop/" + DEST.encode() + b"/2/a0/Lead", raw)  # Nats-Msg-Id
+        self.assertIn(b"shop/" + DEST.encode() + b"/a0/Lead", raw)  # Nats-Msg-Id
         self.assertNotIn(b"someone@example.com", raw)
         self.fake.delay = 0
         self.assertEqual(self.wait_delivered(ids), set())
@@ -165,20 +183,14 @@ class JetStreamTest(unittest.TestCase):
             st, _, _ = p.post([{"event": "Lead", "event_id": "after"}])
             time.sleep(0.1)
         self.assertEqual(st, 202)
-        self.assertEqual(self.wait_delivered(["before", "after"]), set())
+        self.assertEqual(self.wait_delivered(["before", "after"]), set(), p.stderr()[-3000:])
         self.assertFalse({"down-%d" % i for i in range(5)} & set(self.delivered()))
 
     def test_a_stream_that_is_gone_answers_503_then_is_created_again(self):
         # The stream removed under a running instance: a publish has no stream to land in
         # (503, /healthz stream_unusable, one log line a second, not one per event); the
         # instance creates the stream and its consumer again by itself.
-        import http.client
-        from harness import free_port
-        port = free_port()
-        p = Proxy([site_config(self.fake.url)], workers=1,
-                  extra=dict(js_queue(self.nats), admin_listen="127.0.0.1:%d" % port))
-        self.proxies.append(p)
-        p.start()
+        p = self.proxy_with_admin()
         self.assertEqual(p.post([{"event": "Lead", "event_id": "f0"}])[0], 202)
         self.assertEqual(self.wait_delivered(["f0"]), set())
         r = natsctl.request(self.nats.urls()[0], "$JS.API.STREAM.DELETE.SCRUBGATE", b"")
@@ -188,12 +200,8 @@ class JetStreamTest(unittest.TestCase):
         st, _, body = p.post([{"event": "Lead", "event_id": "over%d" % i} for i in range(50)])
         self.assertEqual(st, 503, body)
         self.assertLess(time.time() - t, 1.5)
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        c.request("GET", "/healthz")
-        r = c.getresponse()
-        hb = r.read()
-        c.close()
-        self.assertEqual(r.status, 503, hb)
+        status, hb = self.healthz()
+        self.assertEqual(status, 503, hb)
         self.assertIn(b"stream_unusable", hb)
         warned = [x for x in p.stderr_lines[before:] if "publish not acknowledged" in x]
         self.assertLessEqual(len(warned), 2, warned)
@@ -205,10 +213,7 @@ class JetStreamTest(unittest.TestCase):
         self.assertEqual(st, 202)
         self.assertEqual(self.wait_delivered(["again"]), set())
         self.assertFalse({"over%d" % i for i in range(50)} & set(self.delivered()))
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        c.request("GET", "/healthz")
-        self.assertEqual(c.getresponse().status, 200)
-        c.close()
+        self.assertEqual(self.healthz()[0], 200)
 
     def test_acked_events_are_removed_from_the_stream(self):
         # WorkQueue retention: the stream holds only what waits for delivery; a consumer
@@ -441,17 +446,258 @@ class JetStreamTest(unittest.TestCase):
         self.assertEqual(len(p.wait_sync(3)), 3)
         self.assertEqual(sorted(self.delivered()), sorted(ids))
 
-    def test_a_password_holding_an_at_sign_is_not_logged(self):
+    def test_a_password_holding_url_characters_is_not_logged(self):
+        # libnats takes a password holding '@', '/', '?' or '#' as it is: the host is what
+        # follows the last '@', and nothing before it is logged, at start or on reconnect.
         from harness import free_port
-        p = Proxy([site_config(self.fake.url)], workers=1, extra={"queue": {
-            "type": "jetstream", "stream": "SCRUBGATE", "replicas": 1,
-            "servers": ["nats://scrub:hunter2@tail-of-secret@127.0.0.1:%d/x@y" % free_port()]}})
+        for pw in ["hunter2@tail-S3CRET", "pa/ss-S3CRET", "pa?ss-S3CRET", "pa#ss-S3CRET"]:
+            with self.subTest(password=pw):
+                p = Proxy([site_config(self.fake.url)], workers=1, extra={"queue": {
+                    "type": "jetstream", "stream": "SCRUBGATE", "replicas": 1,
+                    "servers": ["nats://scrub:%s@127.0.0.1:%d" % (pw, free_port())]}})
+                self.proxies.append(p)
+                with self.assertRaises(RuntimeError) as cm:
+                    p.start()
+                self.assertIn("cannot connect to nats://***@127.0.0.1:", str(cm.exception))
+                self.assertNotIn("S3CRET", str(cm.exception))
+        self.nats.stop()
+        self.nats = natsctl.Cluster(1, extra=(
+            'authorization { users: [ { user: sg, password: "pa/ss-S3CRET" } ] }'))
+        self.nats.user = "sg:pa/ss-S3CRET"
+        self.nats.start()
+        p = self.proxy(workers=1)
+        self.assertEqual(p.post([{"event": "Lead", "event_id": "pw1"}])[0], 202)
+        self.nats.nodes[0].kill()  # a reconnect line names the server
+        self.nats.nodes[0].start()
+        self.assertIn("reconnected to nats://***@127.0.0.1", p.wait_log("reconnected to", 10))
+        p.stop()
+        self.assertNotIn("S3CRET", p.stderr())
+
+    def test_event_ids_libnats_would_rewrite_are_delivered_and_logged_as_sent(self):
+        # libnats writes CR and LF in a header as spaces and trims white space at both ends:
+        # ids made of them, or differing only by them, must neither share a Nats-Msg-Id (the
+        # second would be dropped as a duplicate after its 202) nor come back changed (an
+        # empty Sg-Event-Id made the message "not a scrubgate event"; the sync log named
+        # another id than the one sent).
+        p = self.proxy(workers=1)
+        ids = ["ev\r\nzz", "ev  zz", "a\rb", "a\nb", "a b", " ", "\t", "\r\n", "  ",
+               "\x0b", "\x0c", "  x", "x  ", "\tx", "ord-1\r\n2", "50%25", "a/b"]
+        for x in ids:
+            st, _, body = p.post([{"event": "Lead", "event_id": x}])
+            self.assertEqual(st, 202, (x, body))
+        self.assertEqual(self.wait_delivered(ids), set())
+        self.assertEqual(sorted(r["event_id"] for r in p.wait_sync(len(ids))), sorted(ids))
+        self.assertEqual(sorted(self.delivered()), sorted(ids))
+        self.assertNotIn("not a scrubgate event", p.stderr())
+
+    def test_a_stream_recreated_with_a_limit_is_refused_at_run_time(self):
+        # Removed and created again by someone else with a limit that drops events (max_msgs
+        # with discard old): the instance finds it (each second while it is lost, every 10 s
+        # otherwise), answers 503 instead of 202, and says why in /healthz.
+        p = self.proxy_with_admin()
+        url = self.nats.urls()[0]
+        self.assertTrue(natsctl.request(url, "$JS.API.STREAM.DELETE.SCRUBGATE", b"")
+                        .get("success"))
+        r = natsctl.create_stream(url, {
+            "name": "SCRUBGATE", "subjects": ["scrubgate.>"], "storage": "file",
+            "num_replicas": 1, "duplicate_window": 120 * 10**9, "max_msgs": 5,
+            "discard": "old", "retention": "workqueue"})
+        self.assertNotIn("error", r, r)
+        self.assertIn("exists with another max_msgs",
+                      p.wait_log("exists with another max_msgs", 15))
+        deadline, st = time.time() + 5, 202
+        while time.time() < deadline and st == 202:
+            st, _, body = p.post([{"event": "Lead", "event_id": "lim"}])
+        self.assertEqual(st, 503, body)
+        self.assertIn(b"stream_misconfigured", self.healthz()[1])
+        # Fixed (removed): created again as it should be, and 202 again.
+        self.assertTrue(natsctl.request(url, "$JS.API.STREAM.DELETE.SCRUBGATE", b"")
+                        .get("success"))
+        deadline, st = time.time() + 15, 503
+        while time.time() < deadline and st != 202:
+            st, _, _ = p.post([{"event": "Lead", "event_id": "fixed"}])
+            time.sleep(0.2)
+        self.assertEqual(st, 202)
+        self.assertEqual(self.wait_delivered(["fixed"]), set(), p.stderr()[-3000:])
+        self.assertEqual(natsctl.stream_info(url, "SCRUBGATE")["config"].get("max_msgs"), -1)
+
+    def test_a_publish_stored_by_another_stream_is_not_a_202(self):
+        # SCRUBGATE removed, and another stream (limits retention, max_msgs 5) now takes the
+        # subjects scrubgate.>: its acks would name that stream, which no consumer of ours
+        # reads and which drops events past 5. Publishes expect SCRUBGATE: 503, never a 202.
+        p = self.proxy_with_admin()
+        url = self.nats.urls()[0]
+        self.assertEqual(p.post([{"event": "Lead", "event_id": "before"}])[0], 202)
+        self.assertEqual(self.wait_delivered(["before"]), set())
+        self.assertTrue(natsctl.request(url, "$JS.API.STREAM.DELETE.SCRUBGATE", b"")
+                        .get("success"))
+        r = natsctl.create_stream(url, {"name": "OTHER", "subjects": ["scrubgate.>"],
+                                        "storage": "file", "num_replicas": 1,
+                                        "max_msgs": 5, "discard": "old"})
+        self.assertNotIn("error", r, r)
+        for i in range(10):
+            st, _, body = p.post([{"event": "Lead", "event_id": "fs%d" % i}])
+            self.assertEqual(st, 503, body)
+        self.assertIn(b"stream_unusable", self.healthz()[1])
+        self.assertEqual(natsctl.stream_info(url, "OTHER")["state"]["messages"], 0)
+
+    def test_reloads_while_nats_does_not_answer_do_not_hold_the_loop(self):
+        # NATS stops answering (SIGSTOP: the connection stays up) while reloads remove and add a
+        # destination: the worker joins the destination's pull thread, which may be inside a
+        # JetStream API call. Every such call ends within 0.5 s: requests are still answered
+        # (503) within about a second, and each reload applies within one.
+        import signal
+        import threading
+        from test_reload import Reloader
+        other = self.other_fake()
+        s2 = site_config(other.url, id="other", hosts=["other.example.com"],
+                         dest={"pixel_code": "CPIXEL999"})
+        p = self.proxy(sites=[site_config(self.fake.url), s2], workers=1,
+                       limits={"shutdown_timeout_ms": 100})
+        r = Reloader(p)
+        full, one = r.config(), r.config()
+        one["sites"] = one["sites"][:1]
+        node = self.nats.nodes[0]
+        node.proc.send_signal(signal.SIGSTOP)
+        self.addCleanup(lambda: node.proc.poll() is None and node.proc.send_signal(signal.SIGCONT))
+        slow, stop = [], threading.Event()
+
+        def load():
+            k = 0
+            while not stop.is_set():
+                t = time.time()
+                try:
+                    st, _, _ = p.post([{"event": "Lead", "event_id": "stall%d" % k}])
+                except OSError:
+                    st = 0
+                if time.time() - t > 1.5:
+                    slow.append(("request", st, round(time.time() - t, 1)))
+                k += 1
+                time.sleep(0.05)
+        th = threading.Thread(target=load, daemon=True)
+        th.start()
+        try:
+            for i in range(6):
+                t = time.time()
+                r.reload(one if i % 2 == 0 else full)
+                if time.time() - t > 1.5:
+                    slow.append(("reload %d" % i, round(time.time() - t, 1)))
+                time.sleep(0.5)
+        finally:
+            stop.set()
+            th.join(10)
+            node.proc.send_signal(signal.SIGCONT)
+        self.assertEqual(slow, [], p.stderr()[-1500:])
+
+    def test_a_reload_without_the_queue_cannot_add_a_name_nats_refuses(self):
+        # The queue is a restart setting: a reload file without it keeps the running jetstream
+        # queue, so its names are checked all the same.
+        from test_reload import Reloader
+        p = self.proxy(workers=1)
+        r = Reloader(p)
+        cfg = r.config()
+        cfg["sites"].append(site_config(self.fake.url, id="a" + "-" * 63,
+                                        hosts=["long.example.com"], dest={"id": "b" + "-" * 63}))
+        del cfg["queue"]
+        tmp = p.config + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(cfg, f)
+        os.replace(tmp, p.config)
+        p.proc.send_signal(__import__("signal").SIGHUP)
+        r.wait_log(r"consumer name would be 258 bytes.*the running configuration stays")
+        st, _, body = p.post([{"event": "Lead", "event_id": "long1"}], site="a" + "-" * 63)
+        self.assertEqual(st, 404, body)
+
+    def test_an_overlong_stream_name_is_a_config_error(self):
+        p = Proxy([site_config(self.fake.url)], workers=1,
+                  extra=js_queue(self.nats, stream="S" * 256))
         self.proxies.append(p)
         with self.assertRaises(RuntimeError) as cm:
             p.start()
-        self.assertIn("cannot connect to nats://***@127.0.0.1:", str(cm.exception))
-        self.assertNotIn("hunter2", str(cm.exception))
-        self.assertNotIn("tail-of-secret", str(cm.exception))
+        self.assertRegex(str(cm.exception), r"scrubgate\.json:\d+:\d+: queue\.stream: must be "
+                                            r"1 to 255 bytes")
+
+    def hold_one_event_in_a_backoff(self, extra_limits=None, sites=None):
+        """A sends "first" (a 503 after 1 s) while "second" waits in A; A then backs off 30+ s
+        holding "second"."""
+        lim = {"upstream_timeout_ms": 3000, "max_inflight": 1, "retry_base_ms": 60000,
+               "retry_cap_ms": 1, "flush_interval_ms": 1}
+        lim.update(extra_limits or {})
+        a = self.proxy(limits=lim, workers=1, sites=sites)
+        self.fake.script([{"delay": 1.0, "http": 503}])
+        self.assertEqual(a.post([{"event": "Lead", "event_id": "first"}])[0], 202)
+        self.assertEqual(len(self.fake.wait_requests(1)), 1)
+        self.assertEqual(a.post([{"event": "Lead", "event_id": "second"}])[0], 202)
+        durable = "sg-shop-tiktok_c" + PIXEL
+        deadline, ci = time.time() + 5, {}
+        while time.time() < deadline and (not self.fake.requests[0].get("code") or
+                                           ci.get("num_ack_pending") != 2):
+            ci = natsctl.consumer_info(self.nats.urls()[0], "SCRUBGATE", durable)
+            time.sleep(0.02)
+        # "first" failed (a nak with its retry delay), "second" is held by A.
+        self.assertEqual(ci.get("num_ack_pending"), 2, ci)
+        return a
+
+    def test_sigterm_while_an_event_is_held_is_prompt_clean_and_gives_it_back(self):
+        # Stopping gives back what A holds at once (it would wait out the backoff and the
+        # shutdown timeout otherwise); the nak goes through the subscription, which must
+        # still exist then (it crashed the process).
+        a = self.hold_one_event_in_a_backoff({"shutdown_timeout_ms": 5000})
+        t = time.time()
+        self.assertEqual(a.stop(), 0, a.stderr()[-800:])
+        self.assertLess(time.time() - t, 2.0)
+        self.proxy(workers=1)  # B sends it now, not after A's 33 s ack wait
+        self.assertEqual(self.wait_delivered(["second"], 10), set())
+
+    def test_a_reload_removing_a_destination_gives_what_it_holds_back_to_the_stream(self):
+        # Not the dead letter: instances that still configure it send them (a rolling change),
+        # or they wait in the stream until it is configured again.
+        from test_reload import Reloader
+        other = self.other_fake()
+        s2 = site_config(other.url, id="other", hosts=["other.example.com"],
+                         dest={"pixel_code": "CPIXEL999"})
+        a = self.hold_one_event_in_a_backoff({"shutdown_timeout_ms": 500},
+                                             sites=[site_config(self.fake.url), s2])
+        r = Reloader(a)
+        cfg = r.config()
+        cfg["sites"] = cfg["sites"][1:]
+        r.reload(cfg)
+        r.wait_log(r"removed by a reload: [0-9]+ event\(s\) it held go back to the stream", 10)
+        self.assertEqual([x for x in a.sync_log() if x["event_id"] == "second"], [])
+        self.proxy(workers=1)  # configures the destination: sends it now
+        self.assertEqual(self.wait_delivered(["second"], 10), set())
+
+    def test_stop_under_load_leaves_no_callback_on_freed_memory(self):
+        # libnats calls the disconnected callback on its own thread after the close: the
+        # handle it uses is freed only after libnats's last (closed) callback. Under ASan
+        # (the sanitizer stages) a use after free ends the process with an error.
+        import threading
+        for i in range(4):
+            p = Proxy([site_config(self.fake.url)], workers=2, extra=js_queue(self.nats),
+                      limits={"shutdown_timeout_ms": 300})
+            self.proxies.append(p)
+            p.start()
+            stop = threading.Event()
+
+            def load(n):
+                k = 0
+                while not stop.is_set():
+                    try:
+                        p.post([{"event": "Lead", "event_id": "u%d-%d-%d-%d" % (i, n, k, j)}
+                                for j in range(20)])
+                    except OSError:
+                        pass
+                    k += 1
+            threads = [threading.Thread(target=load, args=(n,), daemon=True) for n in range(3)]
+            for t in threads:
+                t.start()
+            time.sleep(0.5)
+            rc = p.stop()
+            stop.set()
+            for t in threads:
+                t.join(5)
+            self.assertEqual(rc, 0, p.stderr()[-3000:])
+            self.assertNotIn("AddressSanitizer", p.stderr())
 
     def test_tls_url_is_not_downgraded_to_plaintext(self):
         # A tls:// URL to a server without TLS: refused (start error), never plaintext.

@@ -30,7 +30,7 @@ static void names(void **state)
     /* The event name is part of it (TikTok dedups on event and event_id), and the event_id's
      * length ends it: "a/b"+"c" and "a"+"b/c" differ. */
     s = sg_jetstream_msg_id("shop", "tiktok:CABC.1", "Lead", "ev-7");
-    assert_string_equal(s, "shop/tiktok:CABC.1/4/ev-7/Lead");
+    assert_string_equal(s, "shop/tiktok:CABC.1/ev-7/Lead");
     t = sg_jetstream_msg_id("shop", "d", "Purchase", "ev-7");
     assert_string_not_equal(s, t);
     free(t);
@@ -38,6 +38,13 @@ static void names(void **state)
     s = sg_jetstream_msg_id("shop", "d", "c", "a/b");
     t = sg_jetstream_msg_id("shop", "d", "b/c", "a");
     assert_string_not_equal(s, t);
+    free(s);
+    free(t);
+    /* libnats writes CR LF as spaces and trims: encoded, they stay apart. */
+    s = sg_jetstream_msg_id("shop", "d", "Lead", "ev\r\nzz");
+    t = sg_jetstream_msg_id("shop", "d", "Lead", "ev  zz");
+    assert_string_equal(s, "shop/d/ev%0D%0Azz/Lead");
+    assert_string_equal(t, "shop/d/ev%20%20zz/Lead");
     free(s);
     free(t);
     /* Durables: '-' separates, so it is escaped too ("a-b"+"c" vs "a"+"b-c"). */
@@ -50,6 +57,31 @@ static void names(void **state)
     s = sg_jetstream_durable("shop", "tiktok:CABC.1_x");
     assert_string_equal(s, "sg-shop-tiktok_cCABC_d1_ux");
     free(s);
+}
+
+/* Header values survive libnats unchanged: every byte that is not printable ASCII, and '%'
+ * and '/', is %XX; decoding takes only what encoding writes. */
+static void header_values(void **state)
+{
+    (void)state;
+    static const char *const values[] = {"", " ", "\t", "\r\n", "  x", "x  ", "a%20b",
+                                         "caf\xc3\xa9", "[\"rule-1\",\"r 2\"]", "a/b", "\x7f\x01"};
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        char *e = sg_jetstream_hdr_encode(values[i]);
+        for (const char *p = e; *p; p++)
+            assert_true(*p > ' ' && *p < 0x7f && *p != '/');
+        char *d = sg_jetstream_hdr_decode(e);
+        assert_non_null(d);
+        assert_string_equal(d, values[i]);
+        free(d);
+        free(e);
+    }
+    char *e = sg_jetstream_hdr_encode(" a%");
+    assert_string_equal(e, "%20a%25");
+    free(e);
+    static const char *const bad[] = {"a b", "%2", "%zz", "%61", "%00", "%0a", "a/b"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_null(sg_jetstream_hdr_decode(bad[i]));
 }
 
 /* The ack wait outlasts the longest TikTok request by 30 s (no redelivery while in flight). */
@@ -133,6 +165,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(names),
+        cmocka_unit_test(header_values),
         cmocka_unit_test(ack_wait),
         cmocka_unit_test(jetstream_config),
         cmocka_unit_test(durable_too_long),
