@@ -1,11 +1,18 @@
 /*
  * arena.c - one request's JSON in one region (arena.h).
  *
- * Outside a span jansson's blocks are plain malloc() blocks, so that a
- * json_dumps() result made there is free()d as always. A block is the
- * region's when it lies in one of this thread's chunks: its free is nothing.
- * (A json_dumps() result made inside a span is the region's: free() it and the
- * allocator aborts; such text is taken with json_dumpb() instead.)
+ * Each thread reserves one range of address space for its region (256 MiB,
+ * MAP_NORESERVE: pages cost memory only once touched) and bumps a pointer in
+ * it. Whether a block is the region's is then one comparison, whatever the
+ * size of the request (a list of chunks made every free cost a walk: a
+ * request of many values took time quadratic in its size). Outside a span,
+ * or when the range is used up or could not be reserved, jansson's blocks
+ * are plain malloc() blocks, so a json_dumps() result made there is free()d
+ * as always. (One made inside a span is the region's: free() it and the
+ * allocator aborts; such text is taken with sg_json_text().)
+ *
+ * At the end of a span the bump pointer goes back to the start; the pages a
+ * large request touched past the first MiB are given back to the system.
  */
 #include "scrubgate/arena.h"
 #include "scrubgate/common.h"
@@ -14,6 +21,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -31,48 +39,39 @@
 #define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
-#define CHUNK (64 * 1024)
-#define KEEP (1024 * 1024) /* chunk bytes a thread keeps between requests */
-
-struct chunk {
-    struct chunk *next;
-    size_t size, used; /* of data[] */
-    _Alignas(16) unsigned char data[];
-};
+#define RESERVE ((size_t)256 << 20) /* address space per thread; past it, the heap */
+#define KEEP ((size_t)1 << 20)      /* touched pages a thread keeps between requests */
 
 static _Thread_local struct {
     bool active;
-    struct chunk *chunks; /* in use, the current one first */
-    struct chunk *spare;  /* emptied by the last end, CHUNK bytes each */
-    size_t spare_bytes;
+    bool unavailable;     /* the reservation failed: the heap serves */
+    unsigned char *base;  /* RESERVE bytes, reserved at the first span */
+    size_t used;          /* handed out in this span */
+    size_t touched;       /* high-water mark since the last give-back */
 } tl;
+
+static bool mine(const unsigned char *p)
+{
+    return tl.base && p >= tl.base && p < tl.base + RESERVE;
+}
 
 static void *region_alloc(size_t size)
 {
-    size_t need = (size + 15) & ~(size_t)15;
-    if (need == 0)
-        need = 16;
-    struct chunk *c = tl.chunks;
-    if (!c || c->size - c->used < need) {
-        if (need <= CHUNK && tl.spare) {
-            c = tl.spare;
-            tl.spare = c->next;
-            tl.spare_bytes -= c->size;
-        } else {
-            /* a block larger than a chunk gets a chunk of its own */
-            size_t cap = need > CHUNK ? need : CHUNK;
-            c = malloc(sizeof(*c) + cap);
-            if (!c)
-                return NULL;
-            c->size = cap;
-            POISON(c->data, cap);
-        }
-        c->used = 0;
-        c->next = tl.chunks;
-        tl.chunks = c;
+    if (!tl.base && !tl.unavailable) {
+        void *p = mmap(NULL, RESERVE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED)
+            tl.unavailable = true; /* e.g. an address-space limit: slower, still correct */
+        else
+            tl.base = p;
     }
-    unsigned char *p = c->data + c->used;
-    c->used += need;
+    size_t need = size ? (size + 15) & ~(size_t)15 : 16;
+    if (!tl.base || need > RESERVE - tl.used)
+        return malloc(size); /* a free() of it is a free(): it is not in the range */
+    unsigned char *p = tl.base + tl.used;
+    tl.used += need;
+    if (tl.used > tl.touched)
+        tl.touched = tl.used;
     UNPOISON(p, need);
     return p;
 }
@@ -82,20 +81,10 @@ static void *json_alloc(size_t size)
     return tl.active ? region_alloc(size) : malloc(size);
 }
 
-static bool in_chunks(const struct chunk *c, const unsigned char *p)
-{
-    for (; c; c = c->next)
-        if (p >= c->data && p < c->data + c->size)
-            return true;
-    return false;
-}
-
 static void json_free(void *ptr)
 {
-    const unsigned char *p = ptr;
-    if (p && (in_chunks(tl.chunks, p) || in_chunks(tl.spare, p)))
-        return; /* the region's: released at the end of its span */
-    free(ptr);
+    if (!mine(ptr))
+        free(ptr); /* a region block waits for the end of its span */
 }
 
 char *sg_json_text(const json_t *v, size_t flags)
@@ -120,31 +109,25 @@ void sg_json_arena_begin(void)
     tl.active = true;
 }
 
-/* Every chunk in use becomes spare (up to KEEP bytes, chunk-sized ones) or is freed. */
 void sg_json_arena_end(void)
 {
     tl.active = false;
-    while (tl.chunks) {
-        struct chunk *c = tl.chunks;
-        tl.chunks = c->next;
-        if (c->size == CHUNK && tl.spare_bytes + c->size <= KEEP) {
-            POISON(c->data, c->size);
-            c->next = tl.spare;
-            tl.spare = c;
-            tl.spare_bytes += c->size;
-        } else {
-            free(c);
-        }
+    if (!tl.base)
+        return;
+    POISON(tl.base, tl.used); /* a value used past its request is an ASan error */
+    tl.used = 0;
+    if (tl.touched > KEEP) {
+        madvise(tl.base + KEEP, tl.touched - KEEP, MADV_DONTNEED);
+        tl.touched = KEEP;
     }
 }
 
 void sg_json_arena_thread_release(void)
 {
     sg_json_arena_end();
-    while (tl.spare) {
-        struct chunk *c = tl.spare;
-        tl.spare = c->next;
-        free(c);
+    if (tl.base) {
+        UNPOISON(tl.base, RESERVE);
+        munmap(tl.base, RESERVE);
+        tl.base = NULL;
     }
-    tl.spare_bytes = 0;
 }

@@ -5,9 +5,11 @@
  * it: a hundred small allocations and frees per event for memory whose life
  * is the request's. While a thread is inside sg_json_arena_begin() ..
  * sg_json_arena_end(), jansson allocates from a per-thread region instead
- * (bump allocation in 64 KiB chunks), its frees cost nothing, and the end
- * releases everything at once; the chunks are kept for the thread's next
- * request (up to a cap). Outside such a span jansson uses the heap.
+ * (bump allocation in one reserved address range), its frees cost nothing,
+ * and the end releases everything at once (memory a large request touched
+ * past the first MiB goes back to the system). Outside such a span jansson
+ * uses the heap. A value freed inside a span is not reused before its end:
+ * a request's peak memory is what it allocated, not what it kept.
  *
  * The rule that makes it safe: no jansson value made inside a span may be
  * used after its end (the tree of a request is freed before the reply goes
