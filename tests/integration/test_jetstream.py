@@ -338,11 +338,7 @@ class JetStreamTest(unittest.TestCase):
         sid = "a" + "-" * 63
         cfg["sites"].append(site_config(self.fake.url, id=sid, hosts=["long.example.com"],
                                         dest={"id": "b" + "-" * 63}))
-        tmp = p.config + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(cfg, f)
-        os.replace(tmp, p.config)
-        p.proc.send_signal(__import__("signal").SIGHUP)
+        r.send(cfg)
         r.wait_log(r"sites\[1\]\.destinations\[0\].*consumer name would be 258 bytes")
         r.wait_log(r"reload: the new configuration is invalid")
         st, _, body = p.post([{"event": "Lead", "event_id": "long1"}], site=sid)
@@ -603,11 +599,7 @@ class JetStreamTest(unittest.TestCase):
         cfg["sites"].append(site_config(self.fake.url, id="a" + "-" * 63,
                                         hosts=["long.example.com"], dest={"id": "b" + "-" * 63}))
         del cfg["queue"]
-        tmp = p.config + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(cfg, f)
-        os.replace(tmp, p.config)
-        p.proc.send_signal(__import__("signal").SIGHUP)
+        r.send(cfg)
         r.wait_log(r"consumer name would be 258 bytes.*the running configuration stays")
         st, _, body = p.post([{"event": "Lead", "event_id": "long1"}], site="a" + "-" * 63)
         self.assertEqual(st, 404, body)

@@ -60,15 +60,20 @@ class Reloader:
         raise AssertionError("no log line %r; exit %r; log:\n%s"
                              % (pattern, self.proxy.proc.poll(), self.proxy.stderr()[-4000:]))
 
-    def reload(self, cfg=None):
-        """Apply cfg (a dict; None: the file as it is) and return the 'applied' log line."""
+    def send(self, cfg=None):
+        """Write cfg (a dict; None: the file as it is) and send SIGHUP; no wait (a refused
+        reload applies nothing)."""
         if cfg is not None:
             tmp = self.proxy.config + ".tmp"
             with open(tmp, "w") as f:
                 json.dump(cfg, f, indent=1)
             os.replace(tmp, self.proxy.config)
-        self.epoch += 1
         self.proxy.proc.send_signal(signal.SIGHUP)
+
+    def reload(self, cfg=None):
+        """Apply cfg (a dict; None: the file as it is) and return the 'applied' log line."""
+        self.send(cfg)
+        self.epoch += 1
         return self.wait_log(r"reload %d applied by every worker" % self.epoch)
 
 
