@@ -318,7 +318,7 @@ int sg_buf_reserve(struct sg_buf *b, size_t n)
     return 0;
 }
 
-int sg_buf_add(struct sg_buf *b, const void *p, size_t n)
+int sg_buf_add_grow(struct sg_buf *b, const void *p, size_t n)
 {
     if (sg_buf_reserve(b, n) < 0)
         return -1;
@@ -332,11 +332,6 @@ int sg_buf_add(struct sg_buf *b, const void *p, size_t n)
 int sg_buf_adds(struct sg_buf *b, const char *s)
 {
     return sg_buf_add(b, s, strlen(s));
-}
-
-int sg_buf_addc(struct sg_buf *b, char c)
-{
-    return sg_buf_add(b, &c, 1);
 }
 
 int sg_buf_printf(struct sg_buf *b, const char *fmt, ...)
@@ -384,9 +379,13 @@ int sg_buf_json_string(struct sg_buf *b, const char *s, size_t n)
     size_t start = b->len, run = 0;
     if (sg_buf_addc(b, '"') < 0)
         return -1;
+    /* 1 for the bytes that need an escape: under 0x20, '"' and '\\' */
+    static const unsigned char esc_byte[256] = {
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        ['"'] = 1, ['\\'] = 1};
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
+        if (!esc_byte[c])
             continue;
         /* the bytes before it as they are, then its escape */
         char esc[6] = {'\\', (char)c};
@@ -419,9 +418,64 @@ fail:
     return -1;
 }
 
+/*
+ * A real that is m / 10^k exactly for some k <= 6 and |m| < 10^15 (prices,
+ * quantities: most reals of an event), written from m without printf. That is
+ * what "%.15g" prints: the double nearest m / 10^k is within half an ulp
+ * (2^-53 relative) of it, less than half a step of the 15-digit grid, on which
+ * m / 10^k lies, so rounding to 15 digits gives m / 10^k back; and from 1e-4
+ * to under 1e15 "%g" uses no exponent. 0 when d is not such a real.
+ */
+static size_t short_real(double d, char *t)
+{
+    static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
+    double a = d < 0 ? -d : d;
+    if (!(a >= 1e-4 && a < 1e15))
+        return 0;
+    for (int k = 0; k < (int)SG_ARRAY_SIZE(p10); k++) {
+        double x = a * p10[k];
+        if (x >= 1e15)
+            return 0;
+        unsigned long long m = (unsigned long long)(x + 0.5);
+        if ((double)m / p10[k] != a)
+            continue;
+        char digits[24], *p = digits + sizeof(digits);
+        int n = 0;
+        for (; n < k && m % 10 == 0; n++) /* trailing zeros of the fraction go */
+            m /= 10;
+        int frac = k - n;
+        do {
+            *--p = (char)('0' + m % 10);
+            m /= 10;
+        } while (m);
+        size_t len = (size_t)(digits + sizeof(digits) - p), o = 0;
+        if (d < 0)
+            t[o++] = '-';
+        if ((size_t)frac >= len) { /* 0.000ddd */
+            t[o++] = '0';
+            t[o++] = '.';
+            for (size_t z = (size_t)frac - len; z; z--)
+                t[o++] = '0';
+            memcpy(t + o, p, len);
+            return o + len;
+        }
+        memcpy(t + o, p, len - (size_t)frac);
+        o += len - (size_t)frac;
+        t[o++] = '.';
+        if (!frac)
+            t[o++] = '0';
+        memcpy(t + o, p + len - frac, (size_t)frac);
+        return o + (size_t)frac;
+    }
+    return 0;
+}
+
 int sg_buf_json_real(struct sg_buf *b, double d)
 {
     char t[40];
+    size_t fast = short_real(d, t);
+    if (fast)
+        return sg_buf_add(b, t, fast);
     int n = snprintf(t, sizeof(t), "%.15g", d);
     if (n < 0 || (size_t)n >= sizeof(t) - 3)
         return -1;

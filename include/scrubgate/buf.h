@@ -9,6 +9,8 @@
 
 #include "scrubgate/common.h"
 
+#include <string.h>
+
 struct sg_buf {
     char *data; /* owned; always NUL-terminated when len > 0 or after sg_buf_cstr() */
     size_t len;
@@ -23,9 +25,28 @@ void sg_buf_reset(struct sg_buf *b);
  * Append n bytes; -1 if that would exceed max (the buffer is unchanged). The
  * allocation never exceeds max + 1 bytes.
  */
-int sg_buf_add(struct sg_buf *b, const void *p, size_t n);
+int sg_buf_add_grow(struct sg_buf *b, const void *p, size_t n);
+/* Inline while the bytes fit (the allocation is never past max + 1, so fitting is within
+ * max); sg_buf_add_grow() does the rest. Hot: every byte of every outbound event. */
+static inline int sg_buf_add(struct sg_buf *b, const void *p, size_t n)
+{
+    if (n >= b->cap - b->len) /* also a buffer never grown: cap 0 */
+        return sg_buf_add_grow(b, p, n);
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+static inline int sg_buf_addc(struct sg_buf *b, char c)
+{
+    if (b->len + 2 > b->cap)
+        return sg_buf_add_grow(b, &c, 1);
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+    return 0;
+}
 int sg_buf_adds(struct sg_buf *b, const char *s);
-int sg_buf_addc(struct sg_buf *b, char c);
 /* Room for n more bytes without growing (within max); -1 past max. */
 int sg_buf_reserve(struct sg_buf *b, size_t n);
 int sg_buf_printf(struct sg_buf *b, const char *fmt, ...) SG_PRINTF(2, 3);

@@ -167,6 +167,8 @@ uint64_t sg_spool_job_done(struct sg_spool *sp, struct sg_spool_job *job);
 int sg_spool_commit(struct sg_spool *sp);
 
 uint32_t sg_crc32c(const void *data, size_t len);
+/* The same, always table-driven (the fallback where the CPU has no CRC instruction). */
+uint32_t sg_crc32c_portable(const void *data, size_t len);
 /* Free this thread's encoding buffer (call before a thread exits). */
 void sg_spool_thread_release(void);
 

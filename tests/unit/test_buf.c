@@ -102,6 +102,48 @@ static void json_text_as_jansson_writes_it(void **state)
     sg_buf_release(&b);
 }
 
+/* Reals written without printf (prices, quantities) are "%.15g"'s too: a sweep of such values
+ * near the edges of that path, and of random bit patterns, against jansson. */
+static void reals_as_jansson_writes_them(void **state)
+{
+    (void)state;
+    static const double edges[] = {1e-4,   9.9999e-5, 0.00010000000000000001, 999999999999999.0,
+                                   1e15,   1e15 - 0.5, 99999999999999.9,      0.1,
+                                   0.3,    1.005,     2.675,                  1234.5678,
+                                   -19.99, -0.0001,   4503599627370497.0,     0.000123456,
+                                   1e-7,   7.0,       -7.0,                   123456.789012};
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    uint64_t x = 0x9E3779B97F4A7C15u;
+    for (size_t i = 0; i < 200000 + SG_ARRAY_SIZE(edges); i++) {
+        double d;
+        if (i < SG_ARRAY_SIZE(edges)) {
+            d = edges[i];
+        } else {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            if (i % 3 == 0) { /* a decimal with up to 8 places */
+                static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
+                d = (double)(int64_t)(x % 2000000000000ull - 1000000000000ll) / p10[(x >> 48) % 9];
+            } else if (i % 3 == 1) { /* any bit pattern that is a finite number */
+                memcpy(&d, &x, sizeof(d));
+                if (d != d || d - d != 0)
+                    continue;
+            } else {
+                d = (double)(x % 100000) / 100.0;
+            }
+        }
+        sg_buf_reset(&b);
+        json_t *j = json_real(d);
+        char *want = json_dumps(j, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+        assert_int_equal(sg_buf_json_real(&b, d), 0);
+        if (strcmp(b.data, want) != 0)
+            fail_msg("%.17g: wrote %s, jansson %s", d, b.data, want);
+        free(want);
+        json_decref(j);
+    }
+    sg_buf_release(&b);
+}
+
 static void utf8_validity(void **state)
 {
     (void)state;
@@ -118,6 +160,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(growth_is_clamped_to_the_maximum),
+        cmocka_unit_test(reals_as_jansson_writes_them),
         cmocka_unit_test(sizes_that_wrap_are_refused),
         cmocka_unit_test(json_text_as_jansson_writes_it),
         cmocka_unit_test(utf8_validity),
