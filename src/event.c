@@ -248,16 +248,30 @@ char *sg_url_query_param(const char *url, const char *name)
 
 /* ---- the event object ---- */
 
-#define TOKEN_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._~+/=-"
-#define LOCALE_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
-
-static bool charset_ok(const char *s, const char *allowed)
+/* Token characters: letters, digits and ._~+/=- (a click id, a cookie); a locale's: letters,
+ * digits, _ and -. */
+static bool token_char(unsigned char c)
 {
-    return s[strspn(s, allowed)] == '\0';
+    return sg_is_alnum((char)c) || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' ||
+           c == '=' || c == '-';
+}
+
+static bool locale_char(unsigned char c)
+{
+    return sg_is_alnum((char)c) || c == '_' || c == '-';
+}
+
+static bool charset_ok(const char *s, bool (*allowed)(unsigned char))
+{
+    for (; *s; s++)
+        if (!allowed((unsigned char)*s))
+            return false;
+    return true;
 }
 
 /* Drop a token-shaped value (click id, cookie, locale) that is not one. */
-static void keep_token(struct sg_event *ev, enum sg_field f, const char *allowed, size_t max)
+static void keep_token(struct sg_event *ev, enum sg_field f, bool (*allowed)(unsigned char),
+                       size_t max)
 {
     const char *v = ev->val[f];
     if (v && (strlen(v) > max || !charset_ok(v, allowed)))
@@ -272,7 +286,7 @@ static void keep_token(struct sg_event *ev, enum sg_field f, const char *allowed
 static void keep_click_id(struct sg_event *ev, enum sg_field f, const char *phone_region)
 {
     const struct sg_scrub_spec all = {SG_DET_ALL, NULL, phone_region};
-    keep_token(ev, f, TOKEN_CHARS, SG_CLICK_ID_MAX);
+    keep_token(ev, f, token_char, SG_CLICK_ID_MAX);
     if (ev->val[f] && sg_scrub_detect(&all, ev->val[f], strlen(ev->val[f])) != 0)
         sg_event_set(ev, f, NULL);
 }
@@ -574,16 +588,16 @@ int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_
     if (ev->val[SG_F_USER_TTCLID]) /* a click id from this event: the cookie may keep it */
         ev->click_id = sg_xstrdup(ev->val[SG_F_USER_TTCLID]);
     if (!ev->val[SG_F_USER_TTCLID] && ctx->cookie_ttclid && *ctx->cookie_ttclid &&
-        strlen(ctx->cookie_ttclid) <= limits->max_field_bytes)
+        strlen(ctx->cookie_ttclid) <= limits->max_field_bytes) {
         ev->val[SG_F_USER_TTCLID] = sg_xstrdup(ctx->cookie_ttclid);
+        keep_click_id(ev, SG_F_USER_TTCLID, phone_region); /* the cookie's, not checked yet */
+    }
     if (!ev->val[SG_F_USER_TTP] && ctx->cookie_ttp && *ctx->cookie_ttp &&
         strlen(ctx->cookie_ttp) <= limits->max_field_bytes)
         ev->val[SG_F_USER_TTP] = sg_xstrdup(ctx->cookie_ttp);
-    /* Click ids and the locale are tokens; anything else in them is noise or worse (the
-     * cookie's click id was not checked yet). */
-    keep_click_id(ev, SG_F_USER_TTCLID, phone_region);
+    /* Click ids and the locale are tokens; anything else in them is noise or worse. */
     keep_click_id(ev, SG_F_USER_TTP, phone_region);
-    keep_token(ev, SG_F_USER_LOCALE, LOCALE_CHARS, 35);
+    keep_token(ev, SG_F_USER_LOCALE, locale_char, 35);
 
     /* IP and user agent: from the connection, or from an authenticated server's body. */
     char *body_ip = NULL, *body_ua = NULL;

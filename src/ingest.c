@@ -19,6 +19,7 @@
 #include "scrubgate/rules.h"
 #include "scrubgate/snippet.h"
 #include "scrubgate/ingest.h"
+#include "scrubgate/jsonparse.h"
 #include "scrubgate/queue.h"
 #include "scrubgate/worker.h"
 
@@ -233,7 +234,7 @@ static json_t *body_events(struct evhttp_request *req, json_t **root, char *err,
         return NULL;
     }
     const char *data = (const char *)evbuffer_pullup(in, -1);
-    *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    *root = sg_json_load(data, len, &jerr);
     if (!*root) {
         /* jansson quotes the offending input ("near 'jane@...'"): keep only the reason. */
         char why[200];

@@ -7,6 +7,7 @@
  */
 #include "scrubgate/common.h"
 #include "scrubgate/arena.h"
+#include "scrubgate/jsonparse.h"
 #include "scrubgate/dest.h"
 #include "scrubgate/pipeline.h"
 #include "scrubgate/rules.h"
@@ -46,7 +47,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     sg_json_arena_begin();
-    json_t *root = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
+    json_t *root = sg_json_load((const char *)data, size, NULL); /* as ingest reads a body */
     if (!root) {
         sg_json_arena_end();
         return 0;
