@@ -10,7 +10,9 @@
 #        QUEUES="local jetstream" (each run measures every queue named, in turn: the local spool
 #        and/or the JetStream queue on a single nats-server started here; REPLICAS=3 starts a
 #        3-node cluster on 127.0.0.1 instead)
-# Prints one line per run and the medians.
+# Prints one line per run and the medians. Per run also, where the tools allow: the group commit's
+# fdatasync calls during the load (perf's syscall tracepoint) and events per sync; with
+# SINK=nginx, the upstream requests the forwarders made and events per request (batch size).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${1:-3}
@@ -49,8 +51,9 @@ fake=$(sed -n 's/fake tiktok on //p' "$tmp/fake.out")
 nport=$(free_port) sport=$(free_port)
 [ "${SINK:-fake}" = nginx ] && fake="http://127.0.0.1:$sport"
 NGINX_WORKERS=2 start_nginx <<NGINX
+  log_format sink '\$request_length';
   server { listen 127.0.0.1:$nport; location / { return 204; } }
-  server { listen 127.0.0.1:$sport; $(json_reply 0 OK) }
+  server { listen 127.0.0.1:$sport; access_log $tmp/sink.log sink; $(json_reply 0 OK) }
 NGINX
 write_conf() {  # write_conf QUEUE_JSON
 cat > "$tmp/conf.json" <<JSON
@@ -74,6 +77,14 @@ for r in $(seq "$RUNS"); do
     for _ in $(seq 100); do grep -q "listening on" "$tmp/serve.log" && break; sleep 0.1; done
     grep -q "listening on" "$tmp/serve.log" || { cat "$tmp/serve.log" >&2; exit 1; }
     port=$(sed -n 's/.*listening on [^ ]*:\([0-9]*\) .*/\1/p' "$tmp/serve.log")
+    : > "$tmp/sink.log"
+    rm -f "$tmp/perf.csv"
+    perf_pid=""
+    if command -v perf >/dev/null; then
+        perf stat -x, -e syscalls:sys_enter_fdatasync -p "$pid" -o "$tmp/perf.csv" \
+            -- sleep "$SECONDS_" 2>/dev/null &
+        perf_pid=$!
+    fi
     start=$(date +%s.%N)
     line=$(load "http://127.0.0.1:$port")
     want=$(( $(echo "$line" | field requests) * BATCH ))
@@ -84,8 +95,18 @@ for r in $(seq "$RUNS"); do
         sleep 0.1
     done
     fwd=$(python3 -c "import time; print(round($got / (time.time() - $start)))")
+    extra=""
+    [ -n "$perf_pid" ] && wait "$perf_pid" 2>/dev/null || true
+    if [ -s "$tmp/perf.csv" ]; then
+        syncs=$(grep fdatasync "$tmp/perf.csv" | cut -d, -f1)
+        [ -n "$syncs" ] && [ "$syncs" -gt 0 ] 2>/dev/null &&
+            extra+=" syncs=$syncs events_per_sync=$(( want / syncs ))"
+    fi
+    ups=$(wc -l < "$tmp/sink.log")
+    [ "${SINK:-fake}" = nginx ] && [ "$ups" -gt 0 ] &&
+        extra+=" upstream_requests=$ups events_per_upstream_request=$(( got / ups ))"
     kill -TERM "$pid"; wait "$pid" || true
-    echo "run $r queue=$q: scrubgate $line accepted=$got/$want forward_events_per_s=$fwd"
+    echo "run $r queue=$q: scrubgate $line accepted=$got/$want forward_events_per_s=$fwd$extra"
     sg_eps[$q]+="$(echo "$line" | field events_per_s) " sg_p99[$q]+="$(echo "$line" | field p99_ms) "
     fwd_eps[$q]+="$fwd "
   done
