@@ -281,13 +281,14 @@ static void keep_token(struct sg_event *ev, enum sg_field f, bool (*allowed)(uns
 /*
  * A click id (ttclid, ttp) leaves as it is and may be kept in a cookie: a token, and nothing a
  * detector reads as personal data (a phone number or a card passed as a click id). Detection
- * on the value as written: it flags none of 20,000 random "E.C.P." + base64url click ids.
+ * as for an identifier, letters glued to digits set apart ("tel2133734253"): it flags none of
+ * 20,000 random "E.C.P." + base64url click ids (tests/unit/test_event.c).
  */
 static void keep_click_id(struct sg_event *ev, enum sg_field f, const char *phone_region)
 {
     const struct sg_scrub_spec all = {SG_DET_ALL, NULL, phone_region};
     keep_token(ev, f, token_char, SG_CLICK_ID_MAX);
-    if (ev->val[f] && sg_scrub_detect(&all, ev->val[f], strlen(ev->val[f])) != 0)
+    if (ev->val[f] && sg_scrub_detect_identifier(&all, ev->val[f], strlen(ev->val[f])) != 0)
         sg_event_set(ev, f, NULL);
 }
 

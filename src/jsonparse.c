@@ -207,6 +207,7 @@ static json_t *number(struct parser *ps)
             }
     }
     long exp = 0;
+    bool exp_cut = false; /* digits of a huge exponent were dropped: strtod reads it */
     if (q < ps->end && (*q == 'e' || *q == 'E')) {
         real = true;
         bool eneg = false;
@@ -214,9 +215,12 @@ static json_t *number(struct parser *ps)
             eneg = *q++ == '-';
         if (q >= ps->end || !is_digit(*q))
             return NULL;
-        for (; q < ps->end && is_digit(*q); q++)
-            if (exp < 100000)
+        for (; q < ps->end && is_digit(*q); q++) {
+            if (exp >= 100000)
+                exp_cut = true;
+            else
                 exp = exp * 10 + (*q - '0');
+        }
         if (eneg)
             exp = -exp;
     }
@@ -225,7 +229,7 @@ static json_t *number(struct parser *ps)
     if (!real) {
         if (digits <= 18) /* exact in a json_int_t */
             return json_integer(neg ? -(json_int_t)m : (json_int_t)m);
-    } else if (digits <= 15) {
+    } else if (digits <= 15 && !exp_cut) {
         /* Both operands exact (m < 2^53, a power of ten to 10^22): one correctly rounded
          * operation gives what strtod gives. */
         long e10 = scale + exp;

@@ -7,6 +7,7 @@
 #include "testutil.h"
 #include "scrubgate/jsonparse.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* jansson's answer for text, and whether the fast parser took it and agreed. */
@@ -73,8 +74,20 @@ static void what_jansson_refuses_is_refused(void **state)
         if (!agrees(bad[i], strlen(bad[i]), &taken) || taken)
             fail_msg("taken, or not jansson's: %s", bad[i]);
     }
-    /* a NUL byte in the text */
+    /* A huge exponent that a long run of zeros would bring back into range, were its last
+     * digits dropped: 0.(99999 zeros)1e1000000 is 10^900000, jansson's overflow. */
+    static const char lead[] = "[0.", tail[] = "1e1000000]";
+    size_t zeros = 99999, n = strlen(lead) + zeros + strlen(tail);
+    char *huge = malloc(n);
+    assert_non_null(huge);
+    memcpy(huge, lead, strlen(lead));
+    memset(huge + strlen(lead), '0', zeros);
+    memcpy(huge + strlen(lead) + zeros, tail, strlen(tail));
     bool taken;
+    assert_true(agrees(huge, n, &taken));
+    assert_false(taken);
+    free(huge);
+    /* a NUL byte in the text */
     assert_true(agrees("[\"a\0b\"]", 7, &taken));
     assert_false(taken);
 }
