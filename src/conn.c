@@ -60,6 +60,8 @@ enum {
 /* Headers whose value decides the framing. */
 enum { H_OTHER = 0, H_CL, H_TE, H_EXPECT };
 static const char *const hdr_names[] = {NULL, "content-length", "transfer-encoding", "expect"};
+static const size_t hdr_lens[] = {0, sizeof("content-length") - 1, sizeof("transfer-encoding") - 1,
+                                  sizeof("expect") - 1};
 
 #define F_CR 0x01u       /* the previous byte was a CR: an LF must follow */
 #define F_CL 0x02u       /* Content-Length seen */
@@ -320,7 +322,7 @@ static enum sg_conn_frame byte(struct sg_conn_scan *s, unsigned char c)
         if (c == ':') {
             int match = 0;
             for (int h = H_CL; h <= H_EXPECT && !(s->flags & F_TRAILER); h++)
-                if ((s->hdr & (1 << h)) == 0 && strlen(hdr_names[h]) == (size_t)s->sub)
+                if ((s->hdr & (1 << h)) == 0 && hdr_lens[h] == (size_t)s->sub)
                     match = h;
             s->hdr = match;
             s->sub = 0;
@@ -331,8 +333,7 @@ static enum sg_conn_frame byte(struct sg_conn_scan *s, unsigned char c)
             return bad(s, "invalid header name");
         /* s->hdr holds, while the name is read, a bit per header name that no longer matches */
         for (int h = H_CL; h <= H_EXPECT; h++) {
-            size_t len = strlen(hdr_names[h]);
-            if ((size_t)s->sub >= len || lower(c) != (unsigned char)hdr_names[h][s->sub])
+            if ((size_t)s->sub >= hdr_lens[h] || lower(c) != (unsigned char)hdr_names[h][s->sub])
                 s->hdr |= 1 << h;
         }
         if (s->sub < 1024)
@@ -388,6 +389,19 @@ enum sg_conn_frame sg_conn_scan_feed(struct sg_conn_scan *s, const char *p, size
                     s->state = ST_CH_END;
             }
             continue;
+        }
+        if (s->state == ST_VALUE && s->hdr == H_OTHER && !(s->flags & F_CR)) {
+            /* The value of a header that does not decide the framing: its bytes up to the
+             * line end (or a control character) at once, within max_header; whatever ends
+             * the run goes through the byte-wise path below. */
+            size_t run = 0, room = s->max_header > s->head_bytes ? s->max_header - s->head_bytes : 0;
+            while (i + run < n && run < room && !is_ctl(u[i + run]))
+                run++;
+            i += run;
+            s->total += run;
+            s->head_bytes += run;
+            if (i == n)
+                break;
         }
         unsigned char c = u[i++];
         s->total++;
