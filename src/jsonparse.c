@@ -64,32 +64,6 @@ static long hex4(const char *s, size_t n)
     return v;
 }
 
-static void put_utf8(struct sg_buf *b, unsigned long cp)
-{
-    char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xC0 | cp >> 6);
-        u[1] = (char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xE0 | cp >> 12);
-        u[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-        u[2] = (char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        u[0] = (char)(0xF0 | cp >> 18);
-        u[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-        u[2] = (char)(0x80 | (cp >> 6 & 0x3F));
-        u[3] = (char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    sg_buf_add(b, u, n);
-}
-
 /*
  * The string whose opening quote was just read: *s and *n are its bytes, in
  * the text itself when it has no escape, else in the scratch buffer. -1 to
@@ -150,7 +124,7 @@ static int string(struct parser *ps, const char **s, size_t *n)
                 q += 6;
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             }
-            put_utf8(b, (unsigned long)cp);
+            sg_buf_utf8(b, (unsigned)cp);
             continue;
         }
         default:

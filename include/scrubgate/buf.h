@@ -54,6 +54,8 @@ int sg_buf_printf(struct sg_buf *b, const char *fmt, ...) SG_PRINTF(2, 3);
 const char *sg_buf_cstr(struct sg_buf *b);
 /* Hand the allocation to the caller (owned; free()) and reset the buffer. */
 char *sg_buf_detach(struct sg_buf *b, size_t *len);
+/* Append code point cp (up to U+10FFFF; the caller checks) as UTF-8. */
+int sg_buf_utf8(struct sg_buf *b, unsigned cp);
 
 /*
  * JSON text written directly (no tree), as jansson's json_dumps() writes it with

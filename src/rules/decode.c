@@ -95,33 +95,6 @@ int sg_b64_text(const char *s, size_t len, struct sg_buf *out)
     return out->len >= SG_B64_MIN * 3 / 4 ? 1 : 0;
 }
 
-/* Append code point cp as UTF-8. */
-static int add_utf8(struct sg_buf *out, unsigned cp)
-{
-    char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xC0 | cp >> 6);
-        u[1] = (char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xE0 | cp >> 12);
-        u[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-        u[2] = (char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        u[0] = (char)(0xF0 | (cp >> 18 & 0x07));
-        u[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-        u[2] = (char)(0x80 | (cp >> 6 & 0x3F));
-        u[3] = (char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    return sg_buf_add(out, u, n);
-}
-
 /* n hex (base 16) or decimal digits of s as a number; -1 if any is not one. */
 static long digits_value(const char *s, size_t n, int base)
 {
@@ -180,7 +153,7 @@ bool sg_unescape(const char *s, size_t len, struct sg_buf *out)
             cp = digits_value(s + i + 2, 2, 16), n = 4;
         }
         if (cp > 0 && cp <= 0x10FFFF) {
-            if (add_utf8(out, (unsigned)cp) < 0)
+            if (sg_buf_utf8(out, (unsigned)cp) < 0)
                 return false;
             changed = true;
             i += n;
