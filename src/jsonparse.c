@@ -274,12 +274,13 @@ static json_t *object(struct parser *ps)
         if (ps->p >= ps->end || *ps->p++ != '"' || string(ps, &k, &kn) < 0)
             break;
         /* a key with escapes is in the scratch buffer, which the value may reuse */
-        char small[64], *key = (char *)k;
+        char small[64], *copy = NULL;
+        const char *key = k;
         if (k == ps->scratch->data) {
-            key = kn < sizeof(small) ? small : malloc(kn);
-            if (!key)
+            copy = kn < sizeof(small) ? small : malloc(kn);
+            if (!copy)
                 break;
-            memcpy(key, k, kn);
+            key = memcpy(copy, k, kn);
         }
         json_t *v = NULL;
         if (!json_object_getn(o, key, kn)) { /* a duplicate: jansson's error */
@@ -288,8 +289,8 @@ static json_t *object(struct parser *ps)
                 v = value(ps);
         }
         int rc = v ? json_object_setn_new_nocheck(o, key, kn, v) : -1;
-        if (key != k && key != small)
-            free(key);
+        if (copy != small)
+            free(copy);
         if (rc < 0)
             break;
         skip_ws(ps);
