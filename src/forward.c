@@ -83,6 +83,7 @@ struct sg_forwarder {
     bool retired;        /* a reload removed its destination: it takes nothing new */
     bool draining;       /* shutdown: send what it holds, pull nothing more */
     _Atomic long credit; /* shared queues: events it takes now (read by the consumer's thread) */
+    struct sg_buf lines; /* sync log lines not yet written (record, lines_flush) */
 };
 
 static void flush(struct sg_forwarder *fw);
@@ -157,6 +158,7 @@ static void item_free(struct item *it)
 
 /* ---- outcomes ---- */
 
+/* The outcome's sync log line, buffered: lines_flush() writes the buffered lines at once. */
 static void record(struct sg_forwarder *fw, const struct item *it, const char *status,
                    const char *reason, long http_status, long code, const char *request_id)
 {
@@ -176,23 +178,39 @@ static void record(struct sg_forwarder *fw, const struct item *it, const char *s
         .consent = &it->consent,
     };
     sg_outcomes_add(&fw->stats.outcomes, status, reason);
-    sg_synclog_write(fw->d.log, &r);
+    sg_synclog_append(&r, sg_now_unix(), &fw->lines);
 }
 
-/* The event's story ends here: one sync log line, and the queue may forget it. */
-static void finish_as(struct sg_forwarder *fw, struct item *it, const char *status,
+/* One write for the lines of a reply's events (a write per line stalled the loop for
+ * milliseconds after each batch); always before the queue hears of their end. */
+static void lines_flush(struct sg_forwarder *fw)
+{
+    if (fw->lines.len)
+        sg_synclog_write_lines(fw->d.log, fw->lines.data, fw->lines.len);
+    sg_buf_reset(&fw->lines);
+}
+
+/*
+ * The story of n events ends here, all with the same outcome: a sync log line each, written
+ * first, then the queue may forget them.
+ */
+static void finish_as(struct sg_forwarder *fw, struct item *items, size_t n, const char *status,
                       const char *reason, long http_status, long code, const char *request_id,
                       enum sg_queue_end how)
 {
-    record(fw, it, status, reason, http_status, code, request_id);
-    fw->d.queue->ops->done(fw->d.queue, &it->ref, how);
-    item_free(it);
+    for (size_t i = 0; i < n; i++)
+        record(fw, &items[i], status, reason, http_status, code, request_id);
+    lines_flush(fw);
+    for (size_t i = 0; i < n; i++) {
+        fw->d.queue->ops->done(fw->d.queue, &items[i].ref, how);
+        item_free(&items[i]);
+    }
 }
 
-static void finish(struct sg_forwarder *fw, struct item *it, const char *status,
+static void finish(struct sg_forwarder *fw, struct item *items, size_t n, const char *status,
                    const char *reason, long http_status, long code, const char *request_id)
 {
-    finish_as(fw, it, status, reason, http_status, code, request_id, SG_QUEUE_ACK);
+    finish_as(fw, items, n, status, reason, http_status, code, request_id, SG_QUEUE_ACK);
 }
 
 /*
@@ -248,15 +266,14 @@ static void dead_done(void *arg)
 {
     struct dead_job *j = arg;
     struct sg_forwarder *fw = j->fw;
-    for (size_t i = 0; i < j->n; i++) {
-        if (j->kept) {
-            finish_as(fw, &j->items[i], "failed", j->reason, j->http_status, j->code,
-                      j->request_id, SG_QUEUE_TERM);
-        } else {
-            /* The dead letter did not take it: the event stays in the spool and gets its
-             * one outcome after the next start (a shared queue redelivers it later). */
+    if (j->kept) {
+        finish_as(fw, j->items, j->n, "failed", j->reason, j->http_status, j->code,
+                  j->request_id, SG_QUEUE_TERM);
+    } else {
+        /* The dead letter did not take them: the events stay in the spool and get their
+         * one outcome after the next start (a shared queue redelivers them later). */
+        for (size_t i = 0; i < j->n; i++)
             let_go(fw, &j->items[i], (uint64_t)fw->limits->retry_cap_ms);
-        }
     }
     if (!j->kept)
         sg_warn("destination %s (site %s): %zu event(s) could not be dead-lettered; they stay "
@@ -424,6 +441,7 @@ void sg_forwarder_free(struct sg_forwarder *fw)
     free(fw->staged.v);
     free(fw->ready.v);
     free(fw->retry.v);
+    sg_buf_release(&fw->lines);
     free(fw);
 }
 
@@ -532,6 +550,7 @@ void sg_forwarder_skip(struct sg_forwarder *fw, const struct sg_event *ev, const
     it.rules = (char *)rules;
     it.consent = ev->consent;
     record(fw, &it, "skipped", reason, 0, -1, NULL);
+    lines_flush(fw);
 }
 
 /* ---- retries ---- */
@@ -634,10 +653,8 @@ static void request_done(void *arg, const struct sg_http_result *res)
         fw->paused_until = 0;
         fw->backoff_until = 0;
         fw->backoff_step = 0;
-        for (size_t i = 0; i < b->n; i++) {
-            finish(fw, &b->items[i], reply.result == SG_DEST_OK ? "accepted" : "partial_failure",
-                   reply.reason, status, reply.code, reply.request_id);
-        }
+        finish(fw, b->items, b->n, reply.result == SG_DEST_OK ? "accepted" : "partial_failure",
+               reply.reason, status, reply.code, reply.request_id);
         break;
     case SG_DEST_AUTH:
         /* Keep everything and stop sending; probe again later. A refused probe is not a
@@ -733,9 +750,7 @@ static void send_batch(struct sg_forwarder *fw, struct batch *b)
     if (fw->dest->dry_run) {
         log_dry_run(fw, &body, b->n);
         sg_buf_release(&body);
-        for (size_t i = 0; i < b->n; i++) {
-            finish(fw, &b->items[i], "skipped", "dry_run", 0, -1, NULL);
-        }
+        finish(fw, b->items, b->n, "skipped", "dry_run", 0, -1, NULL);
         fw->inflight -= b->n;
         fw->requests--;
         free(b->items);

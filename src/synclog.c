@@ -114,7 +114,9 @@ static void add_json_string(struct sg_buf *b, const char *s)
 
 static void add_field(struct sg_buf *b, const char *key, const char *value)
 {
-    sg_buf_printf(b, ",\"%s\":", key);
+    sg_buf_adds(b, ",\"");
+    sg_buf_adds(b, key);
+    sg_buf_adds(b, "\":");
     if (value && *value)
         add_json_string(b, value);
     else
@@ -128,53 +130,74 @@ static void add_field(struct sg_buf *b, const char *key, const char *value)
  */
 static _Thread_local struct sg_buf tl_line;
 
-int sg_synclog_format(const struct sg_sync_record *r, int64_t ts, struct sg_buf *b)
+int sg_synclog_append(const struct sg_sync_record *r, int64_t ts, struct sg_buf *b)
 {
-    sg_buf_reset(b);
-    sg_buf_printf(b, "{\"ts\":%lld", (long long)ts);
+    sg_buf_adds(b, "{\"ts\":");
+    sg_buf_json_int(b, ts);
     add_field(b, "site", r->site);
     add_field(b, "destination", r->destination);
     add_field(b, "event", r->event);
     add_field(b, "event_id", r->event_id);
     add_field(b, "status", r->status);
     add_field(b, "reason", r->reason ? r->reason : "");
+    sg_buf_adds(b, ",\"http_status\":");
     if (r->http_status)
-        sg_buf_printf(b, ",\"http_status\":%ld", r->http_status);
+        sg_buf_json_int(b, r->http_status);
     else
-        sg_buf_adds(b, ",\"http_status\":null");
+        sg_buf_adds(b, "null");
+    sg_buf_adds(b, ",\"code\":");
     if (r->code >= 0)
-        sg_buf_printf(b, ",\"code\":%ld", r->code);
+        sg_buf_json_int(b, r->code);
     else
-        sg_buf_adds(b, ",\"code\":null");
+        sg_buf_adds(b, "null");
     add_field(b, "request_id", r->request_id && *r->request_id ? r->request_id : NULL);
     /* rules is JSON made by sg_event_changed_rules(): an array of rule ids, spliced as is. */
-    sg_buf_printf(b, ",\"attempts\":%d,\"rules\":%s", r->attempts, r->rules ? r->rules : "[]");
+    sg_buf_adds(b, ",\"attempts\":");
+    sg_buf_json_int(b, r->attempts);
+    sg_buf_adds(b, ",\"rules\":");
+    sg_buf_adds(b, r->rules ? r->rules : "[]");
     add_field(b, "rule_set", r->rule_set_version ? r->rule_set_version : "");
     if (r->consent) {
         /* Fixed tokens only (sg_consent_evidence_name): nothing here needs escaping. */
         sg_buf_adds(b, ",\"consent\":{");
-        for (int p = 0; p < SG_PURPOSE__COUNT; p++)
-            sg_buf_printf(b, "%s\"%s\":\"%s\"", p ? "," : "", sg_purpose_name((enum sg_purpose)p),
-                          sg_consent_evidence_name((enum sg_consent_evidence)r->consent->evidence[p]));
-        sg_buf_printf(b, ",\"tcf\":\"%s\"}",
-                      sg_tcf_outcome_name((enum sg_tcf_outcome)r->consent->tcf));
+        for (int p = 0; p < SG_PURPOSE__COUNT; p++) {
+            sg_buf_adds(b, p ? ",\"" : "\"");
+            sg_buf_adds(b, sg_purpose_name((enum sg_purpose)p));
+            sg_buf_adds(b, "\":\"");
+            sg_buf_adds(b, sg_consent_evidence_name((enum sg_consent_evidence)r->consent->evidence[p]));
+            sg_buf_addc(b, '"');
+        }
+        sg_buf_adds(b, ",\"tcf\":\"");
+        sg_buf_adds(b, sg_tcf_outcome_name((enum sg_tcf_outcome)r->consent->tcf));
+        sg_buf_adds(b, "\"}");
     }
     return sg_buf_adds(b, "}\n");
 }
 
-int sg_synclog_write(struct sg_synclog *log, const struct sg_sync_record *r)
+int sg_synclog_format(const struct sg_sync_record *r, int64_t ts, struct sg_buf *b)
 {
-    struct sg_buf *b = &tl_line;
-    sg_synclog_format(r, sg_now_unix(), b);
+    sg_buf_reset(b);
+    return sg_synclog_append(r, ts, b);
+}
+
+int sg_synclog_write_lines(struct sg_synclog *log, const char *lines, size_t len)
+{
     int rc = 0;
     pthread_mutex_lock(&log->lock);
-    if (sg_append_lines(log->fd, "sync log", b->data, b->len, false) < 0) {
+    if (sg_append_lines(log->fd, "sync log", lines, len, false) < 0) {
         if (log->write_errors++ % 1000 == 0)
             sg_error("sync log: write failed: %s", strerror(errno));
         rc = -1;
     }
     pthread_mutex_unlock(&log->lock);
     return rc;
+}
+
+int sg_synclog_write(struct sg_synclog *log, const struct sg_sync_record *r)
+{
+    struct sg_buf *b = &tl_line;
+    sg_synclog_format(r, sg_now_unix(), b);
+    return sg_synclog_write_lines(log, b->data, b->len);
 }
 
 void sg_synclog_thread_release(void)

@@ -40,6 +40,10 @@ int sg_synclog_write(struct sg_synclog *log, const struct sg_sync_record *r);
 /* The line (with its newline) into b: what sg_synclog_write() appends. */
 struct sg_buf;
 int sg_synclog_format(const struct sg_sync_record *r, int64_t ts, struct sg_buf *b);
+/* The same line added at the end of b (a caller gathering lines for one write). */
+int sg_synclog_append(const struct sg_sync_record *r, int64_t ts, struct sg_buf *b);
+/* Append whole lines (len bytes, each ending in a newline) in one write; 0 or -1 (logged). */
+int sg_synclog_write_lines(struct sg_synclog *log, const char *lines, size_t len);
 /* Free this thread's line buffer (call before a thread exits). */
 void sg_synclog_thread_release(void);
 

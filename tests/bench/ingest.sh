@@ -5,6 +5,7 @@
 # answering 204 as the ceiling. Not a test: run it by hand on an otherwise idle machine.
 #   tests/bench/ingest.sh [RUNS=3]
 #   env: BATCH (events per request, 1), CONNS (32), SECONDS_ (10), RATE (paced requests/s), BIN,
+#        FLUSH_MS (limits.flush_interval_ms, default the proxy's 250),
 #        SINK=fake (the strict Python fake TikTok, default) or SINK=nginx (nginx answering code 0:
 #        measures the proxy without the fake's CPU cost),
 #        QUEUES="local jetstream" (each run measures every queue named, in turn: the local spool
@@ -55,10 +56,11 @@ NGINX_WORKERS=2 start_nginx <<NGINX
   server { listen 127.0.0.1:$nport; location / { return 204; } }
   server { listen 127.0.0.1:$sport; access_log $tmp/sink.log sink; $(json_reply 0 OK) }
 NGINX
+flush_json=${FLUSH_MS:+", \"flush_interval_ms\": $FLUSH_MS"}
 write_conf() {  # write_conf QUEUE_JSON
 cat > "$tmp/conf.json" <<JSON
 {"listen": "127.0.0.1:0", "state_dir": "$tmp/var", "queue": $1,
- "limits": {"max_events_per_request": 1000, "max_body_bytes": 1048576, "rate_per_ip": 0},
+ "limits": {"max_events_per_request": 1000, "max_body_bytes": 1048576, "rate_per_ip": 0$flush_json},
  "sites": [{"id": "shop", "rules": "$PWD/rules/default.json", "secret_env": "BENCH_SECRET",
    "destinations": [{"type": "tiktok", "pixel_code": "CBENCH", "access_token_env": "BENCH_TOKEN",
                      "api_base": "$fake"}]}]}

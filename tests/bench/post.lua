@@ -15,8 +15,12 @@ wrk.headers["Cookie"] = "sg_sid=0123456789abcdef0123456789abcdef; _ttp=bench-ttp
 wrk.body = "[" .. table.concat(events, ",") .. "]"
 
 if rate > 0 then
+  -- A wait drawn at random (exponential, mean conns / rate): arrivals are a Poisson process,
+  -- as many independent visitors make them. A fixed wait would keep the connections in step,
+  -- and the proxy would see bursts of CONNS requests at once.
+  math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 100000)
   function delay()
-    return conns * 1000 / rate
+    return -math.log(1 - math.random()) * conns * 1000 / rate
   end
 end
 
