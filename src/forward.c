@@ -83,7 +83,6 @@ struct sg_forwarder {
     bool retired;        /* a reload removed its destination: it takes nothing new */
     bool draining;       /* shutdown: send what it holds, pull nothing more */
     _Atomic long credit; /* shared queues: events it takes now (read by the consumer's thread) */
-    struct sg_buf lines; /* sync log lines not yet written (record, lines_flush) */
 };
 
 static void flush(struct sg_forwarder *fw);
@@ -158,7 +157,7 @@ static void item_free(struct item *it)
 
 /* ---- outcomes ---- */
 
-/* The outcome's sync log line, buffered: lines_flush() writes the buffered lines at once. */
+/* The outcome's sync log line, staged in the thread's buffer: lines_flush() writes them. */
 static void record(struct sg_forwarder *fw, const struct item *it, const char *status,
                    const char *reason, long http_status, long code, const char *request_id)
 {
@@ -178,16 +177,14 @@ static void record(struct sg_forwarder *fw, const struct item *it, const char *s
         .consent = &it->consent,
     };
     sg_outcomes_add(&fw->stats.outcomes, status, reason);
-    sg_synclog_append(&r, sg_now_unix(), &fw->lines);
+    sg_synclog_stage(&r);
 }
 
 /* One write for the lines of a reply's events (a write per line stalled the loop for
  * milliseconds after each batch); always before the queue hears of their end. */
 static void lines_flush(struct sg_forwarder *fw)
 {
-    if (fw->lines.len)
-        sg_synclog_write_lines(fw->d.log, fw->lines.data, fw->lines.len);
-    sg_buf_reset(&fw->lines);
+    sg_synclog_flush(fw->d.log);
 }
 
 /*
@@ -441,7 +438,6 @@ void sg_forwarder_free(struct sg_forwarder *fw)
     free(fw->staged.v);
     free(fw->ready.v);
     free(fw->retry.v);
-    sg_buf_release(&fw->lines);
     free(fw);
 }
 

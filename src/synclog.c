@@ -1,6 +1,7 @@
 /*
- * synclog.c - append-only JSON lines, one write() per line under a mutex so
- * that lines from the worker threads never interleave.
+ * synclog.c - append-only JSON lines, written under a mutex so that lines
+ * from the worker threads never interleave: one write() per line, or one for
+ * all the lines a thread staged (a forwarder's reply: hundreds of outcomes).
  */
 #include "scrubgate/common.h"
 #include "scrubgate/buf.h"
@@ -124,11 +125,10 @@ static void add_field(struct sg_buf *b, const char *key, const char *value)
 }
 
 /*
- * The line is built by hand into a per-thread buffer, in the same key order
- * as sg_sync_record_json(): one write per event must not cost a tree of
- * allocations. The unit tests check that both forms agree.
+ * The line is built by hand, in the same key order as sg_sync_record_json():
+ * a line per event must not cost a tree of allocations. The unit tests check
+ * that both forms agree.
  */
-static _Thread_local struct sg_buf tl_line;
 
 int sg_synclog_append(const struct sg_sync_record *r, int64_t ts, struct sg_buf *b)
 {
@@ -180,29 +180,42 @@ int sg_synclog_format(const struct sg_sync_record *r, int64_t ts, struct sg_buf 
     return sg_synclog_append(r, ts, b);
 }
 
-int sg_synclog_write_lines(struct sg_synclog *log, const char *lines, size_t len)
+/* The thread's staged lines (sg_synclog_stage), or the one line sg_synclog_write writes. */
+static _Thread_local struct sg_buf tl_lines;
+
+void sg_synclog_stage(const struct sg_sync_record *r)
+{
+    sg_synclog_append(r, sg_now_unix(), &tl_lines);
+}
+
+int sg_synclog_flush(struct sg_synclog *log)
 {
     int rc = 0;
-    pthread_mutex_lock(&log->lock);
-    if (sg_append_lines(log->fd, "sync log", lines, len, false) < 0) {
-        if (log->write_errors++ % 1000 == 0)
-            sg_error("sync log: write failed: %s", strerror(errno));
-        rc = -1;
+    if (tl_lines.len) {
+        pthread_mutex_lock(&log->lock);
+        if (sg_append_lines(log->fd, "sync log", tl_lines.data, tl_lines.len, false) < 0) {
+            if (log->write_errors++ % 1000 == 0)
+                sg_error("sync log: write failed: %s", strerror(errno));
+            rc = -1;
+        }
+        pthread_mutex_unlock(&log->lock);
     }
-    pthread_mutex_unlock(&log->lock);
+    if (tl_lines.cap > 1024 * 1024) /* a batch of long lines: give the memory back */
+        sg_buf_release(&tl_lines);
+    else
+        sg_buf_reset(&tl_lines);
     return rc;
 }
 
 int sg_synclog_write(struct sg_synclog *log, const struct sg_sync_record *r)
 {
-    struct sg_buf *b = &tl_line;
-    sg_synclog_format(r, sg_now_unix(), b);
-    return sg_synclog_write_lines(log, b->data, b->len);
+    sg_synclog_stage(r);
+    return sg_synclog_flush(log);
 }
 
 void sg_synclog_thread_release(void)
 {
-    sg_buf_release(&tl_line);
+    sg_buf_release(&tl_lines);
 }
 
 /* ---- reading backwards (the admin API) ---- */

@@ -37,13 +37,18 @@ struct sg_synclog *sg_synclog_open(const char *state_dir);
 void sg_synclog_free(struct sg_synclog *log);
 /* Append one line; 0 or -1 (logged) when the write failed. */
 int sg_synclog_write(struct sg_synclog *log, const struct sg_sync_record *r);
+/*
+ * The same in two steps, for many lines in one write: stage the line in this
+ * thread's buffer; flush appends everything the thread staged to log, in one
+ * write, and empties the buffer (0, or -1 logged: those lines are lost).
+ */
+void sg_synclog_stage(const struct sg_sync_record *r);
+int sg_synclog_flush(struct sg_synclog *log);
 /* The line (with its newline) into b: what sg_synclog_write() appends. */
 struct sg_buf;
 int sg_synclog_format(const struct sg_sync_record *r, int64_t ts, struct sg_buf *b);
-/* The same line added at the end of b (a caller gathering lines for one write). */
+/* The same line added at the end of b. */
 int sg_synclog_append(const struct sg_sync_record *r, int64_t ts, struct sg_buf *b);
-/* Append whole lines (len bytes, each ending in a newline) in one write; 0 or -1 (logged). */
-int sg_synclog_write_lines(struct sg_synclog *log, const char *lines, size_t len);
 /* Free this thread's line buffer (call before a thread exits). */
 void sg_synclog_thread_release(void);
 
