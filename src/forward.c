@@ -157,7 +157,7 @@ static void item_free(struct item *it)
 
 /* ---- outcomes ---- */
 
-/* The outcome's sync log line, staged in the thread's buffer: lines_flush() writes them. */
+/* The outcome's sync log line, staged in the thread's buffer (sg_synclog_flush writes it). */
 static void record(struct sg_forwarder *fw, const struct item *it, const char *status,
                    const char *reason, long http_status, long code, const char *request_id)
 {
@@ -176,20 +176,17 @@ static void record(struct sg_forwarder *fw, const struct item *it, const char *s
         .rule_set_version = it->rule_set ? it->rule_set : sg_ruleset_version(fw->site->rules),
         .consent = &it->consent,
     };
-    sg_outcomes_add(&fw->stats.outcomes, status, reason);
     sg_synclog_stage(&r);
 }
 
-/* One write for the lines of a reply's events (a write per line stalled the loop for
- * milliseconds after each batch); always before the queue hears of their end. */
-static void lines_flush(struct sg_forwarder *fw)
-{
-    sg_synclog_flush(fw->d.log);
-}
+static void let_go(struct sg_forwarder *fw, struct item *it, uint64_t delay_ms);
 
 /*
- * The story of n events ends here, all with the same outcome: a sync log line each, written
- * first, then the queue may forget them.
+ * The story of n events ends here, all with the same outcome: their sync log lines in one
+ * write (a write per line stalled the loop for milliseconds after each batch), then the queue
+ * may forget them. Without the lines there is no end: when the write fails, the events stay
+ * in the spool and get their outcome after the next start (a shared queue redelivers them),
+ * as when the dead letter cannot take them.
  */
 static void finish_as(struct sg_forwarder *fw, struct item *items, size_t n, const char *status,
                       const char *reason, long http_status, long code, const char *request_id,
@@ -197,8 +194,16 @@ static void finish_as(struct sg_forwarder *fw, struct item *items, size_t n, con
 {
     for (size_t i = 0; i < n; i++)
         record(fw, &items[i], status, reason, http_status, code, request_id);
-    lines_flush(fw);
+    if (sg_synclog_flush(fw->d.log) < 0) {
+        sg_warn("destination %s (site %s): the outcome of %zu event(s) could not be written to "
+                "the sync log; they are kept and sent again (after the next start, from the local spool)",
+                fw->dest->id, fw->site->id, n);
+        for (size_t i = 0; i < n; i++)
+            let_go(fw, &items[i], (uint64_t)fw->limits->retry_cap_ms);
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
+        sg_outcomes_add(&fw->stats.outcomes, status, reason);
         fw->d.queue->ops->done(fw->d.queue, &items[i].ref, how);
         item_free(&items[i]);
     }
@@ -546,7 +551,8 @@ void sg_forwarder_skip(struct sg_forwarder *fw, const struct sg_event *ev, const
     it.rules = (char *)rules;
     it.consent = ev->consent;
     record(fw, &it, "skipped", reason, 0, -1, NULL);
-    lines_flush(fw);
+    if (sg_synclog_flush(fw->d.log) == 0)
+        sg_outcomes_add(&fw->stats.outcomes, "skipped", reason);
 }
 
 /* ---- retries ---- */

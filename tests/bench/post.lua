@@ -19,8 +19,14 @@ if rate > 0 then
   -- as many independent visitors make them. A fixed wait would keep the connections in step,
   -- and the proxy would see bursts of CONNS requests at once.
   math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 100000)
+  -- wrk takes whole milliseconds: the fraction is carried into the next wait, so that the
+  -- mean stays conns / rate even when that is a few milliseconds.
+  local carry = 0
   function delay()
-    return -math.log(1 - math.random()) * conns * 1000 / rate
+    local d = -math.log(1 - math.random()) * conns * 1000 / rate + carry
+    local whole = math.floor(d)
+    carry = d - whole
+    return whole
   end
 end
 

@@ -251,6 +251,27 @@ class FaultInjectionTest(unittest.TestCase):
             self.assertEqual([json.loads(l)["event_id"] for l in f], ids)
         self.proxy.kill()
 
+    def test_a_failed_sync_log_write_keeps_the_events_in_the_spool(self):
+        # A reply's outcomes are one write to the sync log. When it fails (ENOSPC, once),
+        # no event of the reply is acked: they stay in the spool, are sent again after a
+        # restart (TikTok dedups on event_id) and then each gets its one line.
+        faults = Faults(self.fake_dir())
+        self.start(faults, limits={"flush_interval_ms": 300})
+        faults.arm("write ENOSPC sync-log.jsonl 1")
+        status, ids, _ = self.post_batch("sl", n=20)
+        self.assertEqual(status, 202)
+        self.assertEqual(self.wait_delivered(set(ids)), set())
+        self.assertIn("could not be written to the sync log",
+                      self.proxy.wait_log("could not be written to the sync log"))
+        self.assertEqual(self.proxy.sync_log(), [])
+        self.proxy.kill()
+        faults.clear()
+        self.proxy.start()
+        lines = self.proxy.wait_sync(len(ids))
+        self.assertEqual(sorted(l["event_id"] for l in lines), sorted(ids))
+        self.assertEqual({l["status"] for l in lines}, {"accepted"})
+        self.proxy.kill()
+
     def test_health_recovers_without_traffic_after_a_one_shot_fault(self):
         # A load balancer that stops sending requests to an instance whose /healthz says
         # 503 must still see it come back: the disk is probed while no request tries it.
