@@ -196,7 +196,8 @@ static void finish_as(struct sg_forwarder *fw, struct item *items, size_t n, con
         record(fw, &items[i], status, reason, http_status, code, request_id);
     if (sg_synclog_flush(fw->d.log) < 0) {
         sg_warn("destination %s (site %s): the outcome of %zu event(s) could not be written to "
-                "the sync log; they are kept and sent again (after the next start, from the local spool)",
+                "the sync log; they are kept and sent again (from the local spool: after the "
+                "next start)",
                 fw->dest->id, fw->site->id, n);
         for (size_t i = 0; i < n; i++)
             let_go(fw, &items[i], (uint64_t)fw->limits->retry_cap_ms);
