@@ -98,8 +98,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (region && (sg_phone_e164(out, strlen(out), region, again, sizeof(again)) != 0 ||
                        strcmp(out, again) != 0))
             abort();
-        if (region && sg_phone_e164(in, n, NULL, bare, sizeof(bare)) == 0 && strcmp(out, bare))
-            abort(); /* the region changed a number that carries its country code */
+        /* The region may not change a number that carries its country code after a "+".
+         * After "00" it may: in a region whose international prefixes include 00x (Singapore:
+         * 000 to 019), "0088189579 0958" dialled there is +81 8957 90958, while without a
+         * region "00" reads as "+" (+881 ...). */
+        if (region && memchr(in, '+', n) && sg_phone_e164(in, n, NULL, bare, sizeof(bare)) == 0 &&
+            strcmp(out, bare))
+            abort();
         /* An output buffer one byte too small is refused, not cut. */
         if (sg_phone_e164(in, n, region, again, strlen(out)) != -1)
             abort();
