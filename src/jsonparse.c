@@ -36,19 +36,6 @@ static void skip_ws(struct parser *ps)
         ps->p++;
 }
 
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)(c | 32);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* Four hex digits at s (n readable): the value, or -1. */
 static long hex4(const char *s, size_t n)
 {
@@ -56,7 +43,7 @@ static long hex4(const char *s, size_t n)
     if (n < 4)
         return -1;
     for (int i = 0; i < 4; i++) {
-        int d = hex_digit(s[i]);
+        int d = sg_hexval((unsigned char)s[i]);
         if (d < 0)
             return -1;
         v = v << 4 | d;
@@ -155,11 +142,11 @@ static json_t *number(struct parser *ps)
         neg = true;
         q++;
     }
-    if (q >= ps->end || !is_digit(*q))
+    if (q >= ps->end || !sg_is_digit(*q))
         return NULL;
-    if (*q == '0' && q + 1 < ps->end && is_digit(q[1]))
+    if (*q == '0' && q + 1 < ps->end && sg_is_digit(q[1]))
         return NULL; /* a leading zero */
-    for (; q < ps->end && is_digit(*q); q++)
+    for (; q < ps->end && sg_is_digit(*q); q++)
         if (digits || *q != '0') {
             if (++digits <= 18)
                 m = m * 10 + (unsigned)(*q - '0');
@@ -168,9 +155,9 @@ static json_t *number(struct parser *ps)
         }
     if (q < ps->end && *q == '.') {
         real = true;
-        if (++q >= ps->end || !is_digit(*q))
+        if (++q >= ps->end || !sg_is_digit(*q))
             return NULL;
-        for (; q < ps->end && is_digit(*q); q++)
+        for (; q < ps->end && sg_is_digit(*q); q++)
             if (digits || *q != '0') {
                 if (++digits <= 18) {
                     m = m * 10 + (unsigned)(*q - '0');
@@ -187,9 +174,9 @@ static json_t *number(struct parser *ps)
         bool eneg = false;
         if (++q < ps->end && (*q == '+' || *q == '-'))
             eneg = *q++ == '-';
-        if (q >= ps->end || !is_digit(*q))
+        if (q >= ps->end || !sg_is_digit(*q))
             return NULL;
-        for (; q < ps->end && is_digit(*q); q++) {
+        for (; q < ps->end && sg_is_digit(*q); q++) {
             if (exp >= 100000)
                 exp_cut = true;
             else
