@@ -35,7 +35,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <stdio.h>
@@ -53,8 +52,7 @@
  */
 struct pending {
     struct sg_admin *a;
-    struct evhttp_request *req; /* NULL once its client left */
-    struct evhttp_connection *conn;
+    struct sg_http_req *req; /* NULL once its client left */
     struct sg_testconn *t;      /* test-connection: NULL until started */
     /* sync-log query: the thread owns q's strings, path and out until it activates done_ev */
     bool query;
@@ -68,8 +66,7 @@ struct pending {
 };
 
 struct sg_admin {
-    struct evhttp *http;
-    struct sg_conns *conns;      /* owned: the same limits as ingest, its own budget */
+    struct sg_conns *conns;      /* owned: the server; the same limits as ingest, its own budget */
     struct sg_http *client;      /* owned: test-connection's requests */
     const struct sg_config *cfg; /* borrowed */
     struct sg_worker **workers;  /* borrowed */
@@ -81,22 +78,16 @@ struct sg_admin {
 
 /* ---- replies ---- */
 
-static void reply(struct evhttp_request *req, int code, const char *reason, const char *ctype,
+static void reply(struct sg_http_req *req, int code, const char *reason, const char *ctype,
                   struct sg_buf *body)
 {
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    struct evbuffer *b = evbuffer_new();
     if (ctype)
-        evhttp_add_header(out, "Content-Type", ctype);
-    evhttp_add_header(out, "Cache-Control", "no-store");
-    if (b && body && body->len)
-        evbuffer_add(b, body->data, body->len);
-    evhttp_send_reply(req, code, reason, b);
-    if (b)
-        evbuffer_free(b);
+        sg_http_add_header(req, "Content-Type", ctype);
+    sg_http_add_header(req, "Cache-Control", "no-store");
+    sg_http_reply(req, code, reason, body ? body->data : NULL, body ? body->len : 0);
 }
 
-static void reply_json(struct evhttp_request *req, int code, const char *reason, json_t *doc)
+static void reply_json(struct sg_http_req *req, int code, const char *reason, json_t *doc)
 {
     struct sg_buf b;
     char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -109,7 +100,7 @@ static void reply_json(struct evhttp_request *req, int code, const char *reason,
     sg_buf_release(&b);
 }
 
-static void reply_error(struct evhttp_request *req, int code, const char *reason,
+static void reply_error(struct sg_http_req *req, int code, const char *reason,
                         const char *msg)
 {
     reply_json(req, code, reason, json_pack("{s:s}", "error", msg));
@@ -340,7 +331,7 @@ static void paused_cb(struct sg_forwarder *fw, void *arg)
  * destination is paused by a token error (retired ones included: their
  * events wait too); otherwise 503 {"status":"degraded","reasons":[...]}.
  */
-static void healthz(struct sg_admin *a, struct evhttp_request *req)
+static void healthz(struct sg_admin *a, struct sg_http_req *req)
 {
     json_t *reasons = json_array();
     for (int i = 0; i < a->n_workers; i++) {
@@ -368,9 +359,9 @@ static void healthz(struct sg_admin *a, struct evhttp_request *req)
  * The request's query into params; false after answering 400 for a malformed query or one
  * with an encoded NUL (%00), which would cut a value short ("site=shop%00x" read as "shop").
  */
-static bool parse_query(struct evhttp_request *req, struct evkeyvalq *params)
+static bool parse_query(struct sg_http_req *req, struct evkeyvalq *params)
 {
-    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    const char *query = sg_http_query(req);
     TAILQ_INIT(params);
     if ((query && strcasestr(query, "%00")) ||
         evhttp_parse_query_str(query ? query : "", params) < 0) {
@@ -453,23 +444,22 @@ static const char *sync_log_params(const struct evkeyvalq *params, struct sg_syn
 
 /* ---- requests answered later ---- */
 
-static struct pending *pending_new(struct sg_admin *a, struct evhttp_request *req)
+static struct pending *pending_new(struct sg_admin *a, struct sg_http_req *req)
 {
     struct pending *p = sg_xcalloc(1, sizeof(*p));
     p->a = a;
     p->req = req;
-    p->conn = evhttp_request_get_connection(req);
     p->next = a->pending;
     a->pending = p;
     return p;
 }
 
 /* A client that left before its answer: the work runs on and is thrown away. */
-static void conn_closed_cb(struct evhttp_connection *conn, void *arg)
+static void conn_closed_cb(struct sg_http_req *req, void *arg)
 {
     struct sg_admin *a = arg;
     for (struct pending *p = a->pending; p; p = p->next)
-        if (p->conn == conn)
+        if (p->req == req)
             p->req = NULL;
 }
 
@@ -482,7 +472,7 @@ static void pending_free(struct pending *p)
             break;
         }
     if (p->req)
-        evhttp_connection_set_closecb(p->conn, NULL, NULL);
+        sg_http_on_close(p->req, NULL, NULL);
     if (p->query) {
         a->queries--;
         if (p->done_ev)
@@ -512,12 +502,9 @@ static void query_done_cb(evutil_socket_t fd, short what, void *arg)
     struct pending *p = arg;
     SG_UNUSED(fd);
     SG_UNUSED(what);
-    struct evhttp_request *req = p->req;
+    struct sg_http_req *req = p->req;
     pthread_join(p->thread, NULL);
-    if (req) {
-        evhttp_connection_set_closecb(p->conn, NULL, NULL);
-        p->req = NULL;
-    }
+    p->req = NULL;
     if (req && p->rc < 0) {
         sg_warn("admin: %s: cannot read: %s", p->path, strerror(p->err));
         reply_error(req, 500, "Internal Server Error", "cannot read the sync log");
@@ -533,7 +520,7 @@ static char *dup_or_null(const char *s)
     return s ? sg_xstrdup(s) : NULL;
 }
 
-static void sync_log(struct sg_admin *a, struct evhttp_request *req)
+static void sync_log(struct sg_admin *a, struct sg_http_req *req)
 {
     struct evkeyvalq params;
     struct sg_synclog_query q;
@@ -547,7 +534,7 @@ static void sync_log(struct sg_admin *a, struct evhttp_request *req)
         return;
     }
     if (a->queries >= MAX_QUERIES) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        sg_http_add_header(req, "Retry-After", "1");
         reply_error(req, 503, "Service Unavailable", "too many sync-log queries, retry later");
         evhttp_clear_headers(&params);
         return;
@@ -562,14 +549,14 @@ static void sync_log(struct sg_admin *a, struct evhttp_request *req)
     evhttp_clear_headers(&params); /* q's strings are gone from here on */
     p->path = sg_xasprintf("%s/sync-log.jsonl", a->cfg->state_dir);
     sg_buf_init(&p->out, 0);
-    p->done_ev = event_new(evhttp_connection_get_base(p->conn), -1, 0, query_done_cb, p);
+    p->done_ev = event_new(sg_http_base(req), -1, 0, query_done_cb, p);
     if (!p->done_ev || pthread_create(&p->thread, NULL, query_thread, p) != 0) {
         p->req = NULL;
         pending_free(p);
         reply_error(req, 503, "Service Unavailable", "cannot start the query, retry later");
         return;
     }
-    evhttp_connection_set_closecb(p->conn, conn_closed_cb, a);
+    sg_http_on_close(req, conn_closed_cb, a);
 }
 
 /* ---- /admin/test-connection ---- */
@@ -582,15 +569,14 @@ static void test_done(void *arg, const struct sg_testconn_result *r, size_t n)
         for (size_t i = 0; i < n; i++)
             json_array_append_new(arr, sg_testconn_result_json(&r[i]));
         bool ok = n && sg_testconn_all_ok(r, n);
-        struct evhttp_request *req = p->req;
-        evhttp_connection_set_closecb(p->conn, NULL, NULL);
+        struct sg_http_req *req = p->req;
         p->req = NULL;
         reply_json(req, 200, "OK", json_pack("{s:b,s:o}", "ok", ok, "destinations", arr));
     }
     pending_free(p);
 }
 
-static void test_connection(struct sg_admin *a, struct evhttp_request *req)
+static void test_connection(struct sg_admin *a, struct sg_http_req *req)
 {
     struct evkeyvalq params;
     if (!parse_query(req, &params))
@@ -618,7 +604,7 @@ static void test_connection(struct sg_admin *a, struct evhttp_request *req)
         return;
     }
     struct pending *p = pending_new(a, req);
-    evhttp_connection_set_closecb(p->conn, conn_closed_cb, a);
+    sg_http_on_close(req, conn_closed_cb, a);
     struct sg_testconn *t = sg_testconn_start(a->client, site, &a->cfg->limits, test_done, p);
     if (t)
         p->t = t; /* else test_done has run and freed p */
@@ -627,10 +613,10 @@ static void test_connection(struct sg_admin *a, struct evhttp_request *req)
 /* ---- routing ---- */
 
 /* The admin token, if one is configured and the request carries it. */
-static bool authorized(const struct sg_admin *a, struct evhttp_request *req)
+static bool authorized(const struct sg_admin *a, struct sg_http_req *req)
 {
     const char *token = a->cfg->admin_token; /* NULL when a reload removed it */
-    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    const char *auth = sg_http_header(req, "Authorization");
     return token && auth && sg_strncaseeq(auth, "Bearer ", 7) &&
            sg_consttime_streq(auth + 7, token);
 }
@@ -639,20 +625,19 @@ enum route { R_HEALTHZ, R_METRICS, R_SYNC_LOG, R_TEST_CONNECTION };
 
 static const struct {
     const char *path;
-    enum evhttp_cmd_type method;
+    enum sg_http_method method;
     const char *allow;
 } routes[] = {
-    [R_HEALTHZ] = {"/healthz", EVHTTP_REQ_GET, "GET"},
-    [R_METRICS] = {"/metrics", EVHTTP_REQ_GET, "GET"},
-    [R_SYNC_LOG] = {"/admin/sync-log", EVHTTP_REQ_GET, "GET"},
-    [R_TEST_CONNECTION] = {"/admin/test-connection", EVHTTP_REQ_POST, "POST"},
+    [R_HEALTHZ] = {"/healthz", SG_HTTP_GET, "GET"},
+    [R_METRICS] = {"/metrics", SG_HTTP_GET, "GET"},
+    [R_SYNC_LOG] = {"/admin/sync-log", SG_HTTP_GET, "GET"},
+    [R_TEST_CONNECTION] = {"/admin/test-connection", SG_HTTP_POST, "POST"},
 };
 
-static void admin_cb(struct evhttp_request *req, void *arg)
+static void admin_cb(struct sg_http_req *req, void *arg)
 {
     struct sg_admin *a = arg;
-    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    const char *path = sg_http_path(req);
     size_t r = 0;
     while (path && r < SG_ARRAY_SIZE(routes) && strcmp(routes[r].path, path) != 0)
         r++;
@@ -660,8 +645,8 @@ static void admin_cb(struct evhttp_request *req, void *arg)
         reply_error(req, 404, "Not Found", "unknown path");
         return;
     }
-    if (evhttp_request_get_command(req) != routes[r].method) {
-        evhttp_add_header(out, "Allow", routes[r].allow);
+    if (sg_http_method(req) != routes[r].method) {
+        sg_http_add_header(req, "Allow", routes[r].allow);
         reply_error(req, 405, "Method Not Allowed", "method not allowed");
         return;
     }
@@ -670,7 +655,7 @@ static void admin_cb(struct evhttp_request *req, void *arg)
         return;
     }
     if (!authorized(a, req)) {
-        evhttp_add_header(out, "WWW-Authenticate", "Bearer realm=\"scrubgate admin\"");
+        sg_http_add_header(req, "WWW-Authenticate", "Bearer realm=\"scrubgate admin\"");
         reply_error(req, 401, "Unauthorized",
                     a->cfg->admin_token ? "admin token required"
                                         : "no admin token is configured");
@@ -714,21 +699,13 @@ int sg_admin_new(struct event_base *base, const struct sg_config *cfg, struct sg
     a->workers = workers;
     a->n_workers = n;
     a->stores = stores;
-    a->http = evhttp_new(base);
     a->client = sg_http_new(base, cfg->limits.max_response_bytes);
-    struct evhttp_bound_socket *bound =
-        a->http && a->client ? evhttp_bind_socket_with_handle(a->http, host, (ev_uint16_t)port)
-                             : NULL;
-    if (!bound) {
+    int fd = a->client ? sg_conn_listen(host, &port, true, false) : -1;
+    a->conns = fd >= 0 ? sg_conns_new(base, fd, &cfg->limits, SG_CONN_ADMIN, admin_cb, a) : NULL;
+    if (!a->conns) {
         sg_admin_free(a);
         return sg_error("admin_listen %s: cannot bind", cfg->admin_listen);
     }
-    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-    evhttp_set_gencb(a->http, admin_cb, a);
-    a->conns = sg_conns_new(a->http, evhttp_bound_socket_get_listener(bound), &cfg->limits,
-                            SG_CONN_ADMIN);
     sg_info("admin API on %s", cfg->admin_listen);
     *out = a;
     return 0;
@@ -754,9 +731,7 @@ void sg_admin_free(struct sg_admin *a)
             sg_testconn_forget(p->t);
         pending_free(p);
     }
-    sg_http_free(a->client);
-    if (a->http)
-        evhttp_free(a->http);
     sg_conns_free(a->conns);
+    sg_http_free(a->client);
     free(a);
 }

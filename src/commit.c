@@ -21,8 +21,7 @@
 
 /* A 202 waiting for the group commit that makes its events durable. */
 struct pending {
-    struct evhttp_request *req;   /* borrowed from evhttp; NULL once its client left */
-    struct evhttp_connection *conn;
+    struct sg_http_req *req;   /* borrowed from the server; NULL once its client left */
     char *body;                   /* owned */
     uint64_t gen;                 /* the spool generation holding its events */
     char site[65];                /* the request's site id, for the reply counters */
@@ -232,11 +231,11 @@ static void commit_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* A client that left before its reply: its events stay spooled and are sent. */
-static void conn_close_cb(struct evhttp_connection *conn, void *arg)
+static void conn_close_cb(struct sg_http_req *req, void *arg)
 {
     struct sg_commit *c = arg;
     for (size_t i = 0; i < c->n_pending; i++)
-        if (c->pending[i].conn == conn)
+        if (c->pending[i].req == req)
             c->pending[i].req = NULL;
 }
 
@@ -254,17 +253,16 @@ void sg_commit_kick(struct sg_commit *c)
     }
 }
 
-void sg_commit_defer(struct sg_commit *c, struct evhttp_request *req, const char *site,
+void sg_commit_defer(struct sg_commit *c, struct sg_http_req *req, const char *site,
                      char *body)
 {
     if (c->n_pending == c->cap_pending) {
         c->cap_pending = c->cap_pending ? c->cap_pending * 2 : 64;
         c->pending = sg_xrealloc(c->pending, c->cap_pending * sizeof(*c->pending));
     }
-    struct evhttp_connection *conn = evhttp_request_get_connection(req);
-    evhttp_connection_set_closecb(conn, conn_close_cb, c);
+    sg_http_on_close(req, conn_close_cb, c);
     struct pending *p = &c->pending[c->n_pending++];
-    *p = (struct pending){req, conn, body, sg_spool_gen(c->spool), ""};
+    *p = (struct pending){req, body, sg_spool_gen(c->spool), ""};
     snprintf(p->site, sizeof(p->site), "%s", site);
     sg_commit_kick(c);
 }

@@ -1,30 +1,26 @@
 /*
- * conn.c - client connections of one evhttp server: request framing,
- * total deadlines, the connection budget. See conn.h for the contract and
+ * conn.c - scrubgate's HTTP/1.1 server: client connections, request
+ * framing, total deadlines, the connection budget. See conn.h for the
+ * contract, http.c for reading a request and writing its reply, and
  * docs/ARCHITECTURE.md "Connection handling" for the why.
  *
- * Shape of one connection (libevent 2.1 has no per-request hook before the
- * headers are parsed, so the hook is the bufferevent evhttp reads from):
+ * Shape of one connection: a socket, a read and a write event, a timer.
  *
- *   socket bufferevent  ->  filter bufferevent (ours)  ->  evhttp
- *      sock                   input filter: scan, hold partial requests
- *                             free_context: the connection is gone
+ *   recv -> input buffer -> scanner (one request's framing, byte by byte)
+ *        -> complete request: read in place (http.c) -> handler
+ *   reply -> output buffer -> send (at once; the rest when writable)
  *
- * The input filter leaves a request's bytes in the socket bufferevent's
- * input until the scanner says the request is complete, then moves it to
- * evhttp in one piece; evhttp never sees a partial or ambiguous request, so
- * a deadline can close the connection at any time evhttp is not answering.
+ * The input is read into one buffer per connection; a complete request is
+ * read where it lies and handed over, and its bytes stay until the reply is
+ * written. One request at a time: the next is scanned once the reply
+ * before it has reached the kernel. A handler may answer later (a 202
+ * waits for the group commit); meanwhile no deadline runs, the connection
+ * still reads (to see a client leave) without moving the request's bytes.
  * Errors found here (framing, deadlines, refusals) are answered by this
- * module directly on the socket, JSON like ingest's, then the connection is
- * closed.
+ * module, JSON like ingest's, then the connection is closed.
  *
- * Output takes a detour: a filter bufferevent in libevent 2.1 hands data to
- * its socket only when the socket happens to become writable, and calls
- * evhttp's write callback as soon as the data left the filter, before it
- * reached the socket, so evhttp would close "Connection: close" replies
- * unsent. Instead an evbuffer callback moves evhttp's output straight to the
- * socket bufferevent, and evhttp's write callback is triggered from the
- * socket's, once everything is in the kernel.
+ * A connection is freed only from its own timer callback (close_now()
+ * activates it), so that nothing up the stack holds a freed connection.
  *
  * Not here: what a request means (ingest.c, admin.c), TLS, HTTP/2.
  */
@@ -33,15 +29,19 @@
 #include "scrubgate/log.h"
 #include "scrubgate/metrics.h"
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
+#include "http_req.h"
+
+#include <errno.h>
 #include <event2/event.h>
+#include <netdb.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 /* ---- the scanner ---- */
 
@@ -101,7 +101,7 @@ static unsigned char lower(unsigned char c)
     return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
 }
 
-/* The methods after which libevent reads a body (evhttp_method_may_have_body). */
+/* The methods whose requests may carry a body (as libevent reads them); others carry none. */
 static bool method_has_body(const struct sg_conn_scan *s)
 {
     static const char *const m[] = {"POST", "PUT", "PATCH", "GET", "DELETE", "OPTIONS", "CONNECT"};
@@ -482,6 +482,40 @@ size_t sg_conn_fd_reserve(const struct sg_config *cfg)
            (SG_CONN_ADMIN_MAX + 1 + FD_LEAVING);
 }
 
+/* ---- listening ---- */
+
+int sg_conn_listen(const char *host, int *port, bool names, bool reuseport)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    char portstr[8];
+    int fd = -1, one = 1;
+
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | (names ? 0 : AI_NUMERICHOST);
+    snprintf(portstr, sizeof(portstr), "%d", *port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0)
+        return sg_error("listen %s:%d: %s", host, *port, gai_strerror(rc));
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
+        bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+        sg_error("listen %s:%d: %s", host, *port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (*port == 0 && getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        *port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                              : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    return fd;
+}
+
 /* ---- connections ---- */
 
 /* An error reply: fixed text only, nothing from the request is echoed. */
@@ -499,40 +533,47 @@ static const struct reply reply_timeout = {"408 Request Timeout", "",
                                            "request not received in time"};
 static const struct reply reply_refused = {"503 Service Unavailable", "Retry-After: 1\r\n",
                                            "too many connections, retry later"};
+static const struct reply reply_not_implemented = {"501 Not Implemented", "",
+                                                   "method not implemented"};
 
 enum phase { P_HEAD, P_BODY, P_IDLE };
 
 struct conn {
-    struct sg_conns *pool;                     /* a reference */
-    struct bufferevent *bev;                   /* the filter: evhttp's bufferevent */
-    struct bufferevent *sock;                  /* the socket bufferevent under it */
-    bufferevent_data_cb sock_read, sock_write; /* the filter's own socket callbacks, chained */
-    bufferevent_event_cb sock_event;
-    void *sock_arg;
-    struct evbuffer_cb_entry *out_cb;
-    struct event *timer;
+    struct sg_conns *pool;
+    evutil_socket_t fd;
+    struct event *rev, *wev, *timer;
+    TAILQ_ENTRY(conn) link; /* every connection of the pool */
     TAILQ_ENTRY(conn) idle_link;
     bool idle_listed;
     struct sg_conn_scan scan; /* the request being received */
     enum phase phase;
+    /* Input: bytes [in_start, in_len) of in are unconsumed; a request starts at in_start. */
+    char *in;
+    size_t in_start, in_len, in_cap;
+    struct sg_buf out; /* output not yet sent, from out_sent */
+    size_t out_sent;
+    struct sg_http_req req; /* the request the handler has, while in_flight */
+    size_t req_len;         /* its bytes in the input, from in_start */
+    char peer[64];
     uint64_t req_start; /* ms: its first byte (the accept, for the first request) */
     uint64_t idle_since;
+    uint64_t out_since; /* output has waited for the socket since */
     uint64_t close_at;
     uint64_t armed;            /* the deadline the timer is set for, 0 for none */
     size_t discarded;          /* input dropped after an error */
-    unsigned in_flight;        /* requests handed to evhttp and not yet answered */
-    bool out_pending;          /* evhttp's reply is on its way to the socket */
-    bool eof_held;             /* the client half-closed while a reply was due: told to
-                                * evhttp once the replies are out */
+    bool in_flight;            /* the handler has a request and has not answered */
+    bool dispatching;          /* inside process(): a reply sent meanwhile does not recurse */
+    bool reading;              /* the read event is added */
+    bool eof;                  /* the client half-closed */
+    bool dead;                 /* closed for good: freed from its timer */
     bool discard;              /* input is dropped: an error reply is due or written */
-    const struct reply *error; /* the reply to write when evhttp is not answering */
+    const struct reply *error; /* the reply to write once nothing is in progress */
     struct reply bad;          /* a 400's: the scanner's reason (static text) */
-    bool closing;              /* the error reply is written: close once it is sent */
+    bool closing;              /* the last reply is written: close once it is sent */
     bool refused;              /* over the budget: answered 503 */
     bool evict;                /* idle and chosen to make room */
     bool pausing;              /* refused or evicted, not yet gone: accept is paused for it */
     bool lingering;            /* refused, reply sent, reading what the client still sends */
-    bool closed;               /* handed back to evhttp to free */
 };
 
 struct limits {
@@ -541,15 +582,17 @@ struct limits {
 };
 
 struct sg_conns {
-    struct evhttp *http;             /* borrowed; NULL after sg_conns_free */
-    struct evconnlistener *listener; /* borrowed; NULL once forgotten */
+    struct event_base *base;
+    struct evconnlistener *listener; /* owned; NULL once closed */
+    sg_http_handler_fn *handler;
+    void *handler_arg;
     enum sg_conn_kind kind;
     struct budget *budget;
     struct budget own; /* the admin listener's */
     struct limits lim;
+    TAILQ_HEAD(, conn) all;
     TAILQ_HEAD(, conn) idle; /* idle keep-alive connections, oldest first */
     size_t open;
-    int refs;      /* the owner's and one per connection */
     int pausing;   /* connections refused or evicted and not yet gone: accept is paused */
     int lingering; /* refused connections lingering after their 503 */
     uint64_t last_note, last_refusal;
@@ -557,7 +600,7 @@ struct sg_conns {
 };
 
 /*
- * After an error reply the connection lingers, reading and dropping what the
+ * After its last reply a connection lingers, reading and dropping what the
  * client still sends, so that the reply is not lost to a reset: for at most
  * LINGER_MS, and at most DISCARD_MAX bytes (a client pushing a huge body is
  * not read to its end).
@@ -565,6 +608,9 @@ struct sg_conns {
 #define LINGER_MS 1000
 #define REFUSED_LINGER_MS 200
 #define DISCARD_MAX (1024 * 1024)
+/* The input buffer's first size; past IN_KEEP it is freed once a request is answered. */
+#define IN_FIRST 4096
+#define IN_KEEP (64 * 1024)
 
 static const char *const kind_name[] = {"ingest", "admin"};
 
@@ -588,12 +634,6 @@ static void note(struct sg_conns *cs, unsigned long *counter)
     cs->n_deadline = cs->n_refused = cs->n_evicted = cs->n_bad = 0;
 }
 
-static void pool_unref(struct sg_conns *cs)
-{
-    if (--cs->refs == 0)
-        free(cs);
-}
-
 /*
  * While a connection accepted past the budget (refused, or the idle one
  * closed for it) still holds its descriptor, accept stops: libevent's accept
@@ -615,19 +655,14 @@ static void resume_accept(struct sg_conns *cs, struct conn *c)
         evconnlistener_enable(cs->listener);
 }
 
-/* False once evhttp has freed the connection (its callbacks are cleared). */
-static bool alive(const struct conn *c)
+static bool out_pending(const struct conn *c)
 {
-    bufferevent_event_cb ecb = NULL;
-    if (c->closed)
-        return false;
-    bufferevent_getcb(c->bev, NULL, NULL, &ecb, NULL);
-    return ecb != NULL;
+    return c->out_sent < c->out.len;
 }
 
 static bool busy(const struct conn *c)
 {
-    return c->in_flight > 0 || c->out_pending;
+    return c->in_flight || out_pending(c);
 }
 
 static void idle_remove(struct conn *c)
@@ -638,23 +673,79 @@ static void idle_remove(struct conn *c)
     }
 }
 
-/* Hand the connection back to evhttp to free, as its own timeout would. */
-static void close_now(struct conn *c)
+static void set_reading(struct conn *c, bool on)
 {
-    if (!alive(c))
+    if (c->reading == on || c->dead)
         return;
-    c->closed = true;
-    idle_remove(c);
-    bufferevent_trigger_event(c->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, 0);
+    c->reading = on;
+    if (on)
+        event_add(c->rev, NULL);
+    else
+        event_del(c->rev);
 }
 
-/* The deadline (monotonic ms) that applies now; 0 for none while evhttp is answering. */
+/* The handler's request is gone with its connection: tell whoever waits to answer it. */
+static void forget_request(struct conn *c)
+{
+    if (!c->in_flight)
+        return;
+    c->in_flight = false;
+    sg_http_close_fn *cb = c->req.close_cb;
+    c->req.close_cb = NULL;
+    if (cb)
+        cb(&c->req, c->req.close_arg);
+}
+
+/*
+ * Close the connection: from here on nothing is read, written or answered.
+ * The memory goes from the timer's callback, so that no caller up the stack
+ * (a handler, process()) holds a freed connection.
+ */
+static void close_now(struct conn *c)
+{
+    if (c->dead)
+        return;
+    set_reading(c, false);
+    c->dead = true;
+    idle_remove(c);
+    event_del(c->wev);
+    forget_request(c);
+    event_active(c->timer, EV_TIMEOUT, 0);
+}
+
+static void conn_free(struct conn *c)
+{
+    struct sg_conns *cs = c->pool;
+    forget_request(c);
+    idle_remove(c);
+    TAILQ_REMOVE(&cs->all, c, link);
+    event_free(c->rev);
+    event_free(c->wev);
+    event_free(c->timer);
+    evutil_closesocket(c->fd);
+    atomic_fetch_sub(&cs->budget->open, 1);
+    cs->open--;
+    resume_accept(cs, c);
+    if (c->lingering)
+        cs->lingering--;
+    free(c->in);
+    sg_buf_release(&c->out);
+    sg_buf_release(&c->req.head);
+    sg_http_fields_release(&c->req.in);
+    free(c);
+}
+
+/* The deadline (monotonic ms) that applies now; 0 for none while a reply is due. */
 static uint64_t deadline(const struct conn *c)
 {
     const struct limits *l = &c->pool->lim;
     if (c->closing)
         return c->close_at;
-    if (busy(c) || c->discard)
+    if (c->in_flight)
+        return 0;
+    if (out_pending(c))
+        return c->out_since + l->request_ms; /* a reply the client does not take */
+    if (c->discard)
         return 0;
     if (c->phase == P_IDLE)
         return c->idle_since + l->keepalive_ms;
@@ -671,7 +762,7 @@ static uint64_t deadline(const struct conn *c)
  */
 static void arm(struct conn *c)
 {
-    if (c->closed)
+    if (c->dead)
         return;
     uint64_t due = deadline(c);
     if (!due) {
@@ -687,75 +778,75 @@ static void arm(struct conn *c)
     evtimer_add(c->timer, &tv);
 }
 
-/*
- * Write the pending error reply on the socket (evhttp has nothing of this
- * request and is not answering another) and close once it is sent.
- */
-static void write_error(struct conn *c)
+static void sent(struct conn *c);
+
+/* Send what output is pending; the rest when the socket can take it. */
+static void flush_out(struct conn *c)
 {
-    if (c->closing || !alive(c))
+    while (out_pending(c)) {
+        ssize_t n = send(c->fd, c->out.data + c->out_sent, c->out.len - c->out_sent, MSG_NOSIGNAL);
+        if (n > 0) {
+            c->out_sent += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!event_pending(c->wev, EV_WRITE, NULL)) {
+                c->out_since = sg_now_mono_ms();
+                event_add(c->wev, NULL);
+                arm(c);
+            }
+            return;
+        }
+        close_now(c); /* the client is gone */
         return;
+    }
+    sg_buf_reset(&c->out);
+    c->out_sent = 0;
+    event_del(c->wev);
+    sent(c);
+}
+
+/*
+ * The last reply is written: close once it is out (sent() takes it from
+ * there), or when the client has not taken it within the request deadline.
+ */
+static void close_after_output(struct conn *c)
+{
     idle_remove(c);
     c->closing = true;
+    c->discard = true;
+    c->close_at = sg_now_mono_ms() + c->pool->lim.request_ms;
+}
+
+/* Write the pending error reply (nothing is in progress) and close once it is sent. */
+static void write_error(struct conn *c)
+{
+    if (c->closing || c->dead)
+        return;
     const struct reply *r = c->error;
     char body[160];
     int n = snprintf(body, sizeof(body), "{\"error\":\"%s%s\"}\n",
                      r == &c->bad ? "bad framing: " : "", r->error);
     if (c->pool->kind == SG_CONN_INGEST)
         sg_metrics_ingest_reply("", atoi(r->status)); /* no request reached a site */
-    evbuffer_add_printf(
-        bufferevent_get_output(c->sock),
-        "HTTP/1.1 %s\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n"
-        "%sConnection: close\r\nContent-Length: %d\r\n\r\n%s",
-        r->status, r->extra, n, body);
-    c->close_at = sg_now_mono_ms() + LINGER_MS;
+    sg_buf_printf(&c->out,
+                  "HTTP/1.1 %s\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n"
+                  "%sConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+                  r->status, r->extra, n, body);
+    close_after_output(c);
     arm(c);
+    flush_out(c);
 }
 
-/* Stop reading requests; answer with reply when evhttp is done with earlier ones. */
+/* Stop reading requests and answer with reply (nothing is in progress when this runs). */
 static void fail(struct conn *c, const struct reply *reply)
 {
     c->discard = true;
     c->error = reply;
     if (!busy(c))
         write_error(c);
-}
-
-/* The request at the front of src is complete: move it to evhttp (dst). */
-static void pass_request(struct conn *c, struct evbuffer *src, struct evbuffer *dst)
-{
-    const struct sg_conn_scan *s = &c->scan;
-    evbuffer_drain(src, s->lead);
-    if (s->trailer_at) {
-        /* Trailer fields are dropped: libevent would add them to the request's headers. */
-        evbuffer_remove_buffer(src, dst, s->trailer_at - s->lead);
-        evbuffer_drain(src, s->total - s->trailer_at);
-        evbuffer_add(dst, "\r\n", 2);
-    } else {
-        evbuffer_remove_buffer(src, dst, s->total - s->lead);
-    }
-}
-
-/* Scan src from where the scanner stopped until it reports something. */
-static enum sg_conn_frame scan_more(struct conn *c, struct evbuffer *src)
-{
-    struct evbuffer_iovec v[16];
-    struct evbuffer_ptr at;
-    for (;;) {
-        size_t off = c->scan.total;
-        if (evbuffer_get_length(src) <= off ||
-            evbuffer_ptr_set(src, &at, off, EVBUFFER_PTR_SET) < 0)
-            return SG_FRAME_MORE;
-        int n = evbuffer_peek(src, -1, &at, v, (int)SG_ARRAY_SIZE(v));
-        if (n <= 0)
-            return SG_FRAME_MORE;
-        for (int i = 0; i < n && i < (int)SG_ARRAY_SIZE(v); i++) {
-            size_t used;
-            enum sg_conn_frame r = sg_conn_scan_feed(&c->scan, v[i].iov_base, v[i].iov_len, &used);
-            if (r != SG_FRAME_MORE)
-                return r;
-        }
-    }
 }
 
 static void new_request(struct conn *c, uint64_t start)
@@ -766,150 +857,149 @@ static void new_request(struct conn *c, uint64_t start)
     idle_remove(c);
 }
 
-/* Drop input after an error; past DISCARD_MAX, close (from the timer, not from in here). */
-static void drop(struct conn *c, struct evbuffer *src)
+/* Drop input after an error; past DISCARD_MAX, close (from the timer). */
+static void drop(struct conn *c)
 {
-    c->discarded += evbuffer_get_length(src);
-    evbuffer_drain(src, evbuffer_get_length(src));
+    c->discarded += c->in_len - c->in_start;
+    c->in_start = c->in_len = 0;
     uint64_t now = sg_now_mono_ms();
-    if (c->discarded > DISCARD_MAX && c->closing && !c->closed && c->close_at > now) {
+    if (c->discarded > DISCARD_MAX && c->closing && !c->dead && c->close_at > now) {
         c->close_at = now;
         arm(c);
     }
 }
 
 /*
- * The filter between the socket and evhttp (src is the socket's input, dst
- * evhttp's). Whole requests go through; a partial one stays in src, where
- * the scanner resumes when more arrives.
+ * The request at in_start is complete: read it in place and give it to the
+ * handler. Its bytes stay where they are until the reply is written.
  */
-static enum bufferevent_filter_result input_filter_cb(struct evbuffer *src, struct evbuffer *dst,
-                                                      ev_ssize_t limit,
-                                                      enum bufferevent_flush_mode mode, void *arg)
+static void dispatch(struct conn *c)
 {
-    struct conn *c = arg;
-    bool moved = false;
-    SG_UNUSED(limit); /* evhttp sets no read watermark */
-    SG_UNUSED(mode);
-
-    if (c->discard || c->refused) {
-        drop(c, src);
-        return BEV_NEED_MORE;
+    const struct sg_conn_scan *s = &c->scan;
+    struct sg_http_req *r = &c->req;
+    char *p = c->in + c->in_start;
+    sg_buf_reset(&r->head);
+    r->close_cb = NULL;
+    c->req_len = s->total;
+    const char *why = sg_http_req_parse(r, p + s->lead, s->head_end - s->lead);
+    if (s->chunked) {
+        size_t end = s->trailer_at ? s->trailer_at : s->total;
+        r->body = p + s->head_end;
+        r->body_len = sg_http_dechunk(p + s->head_end, end - s->head_end);
+    } else {
+        r->body = p + s->head_end;
+        r->body_len = (size_t)s->content_length;
     }
-    while (evbuffer_get_length(src) > c->scan.total && !c->discard) {
-        /* One request at a time: a pipelined one waits in the socket's input (whose read
-         * watermark then stops reading) until the reply before it is out, so a client
-         * that never reads its replies cannot make evhttp buffer without end. */
-        if (c->in_flight)
-            break;
+    sg_conn_scan_init(&c->scan, c->pool->lim.max_header, c->pool->lim.max_body);
+    c->phase = P_IDLE;
+    if (why) {
+        note(c->pool, &c->pool->n_bad);
+        c->bad = (struct reply){"400 Bad Request", "", why};
+        fail(c, &c->bad);
+        return;
+    }
+    if (r->method == SG_HTTP_OTHER) {
+        fail(c, &reply_not_implemented);
+        return;
+    }
+    c->in_flight = true;
+    arm(c); /* no deadline while the handler answers */
+    c->pool->handler(r, c->pool->handler_arg);
+}
+
+/* The input buffer has no room: make some, unless a request in it is being answered. */
+static bool make_room(struct conn *c)
+{
+    if (c->in_flight)
+        return false;
+    if (c->in_start) {
+        memmove(c->in, c->in + c->in_start, c->in_len - c->in_start);
+        c->in_len -= c->in_start;
+        c->in_start = 0;
+        return true;
+    }
+    size_t max = 2 * (c->pool->lim.max_header + c->pool->lim.max_body) + 65536;
+    if (c->in_cap >= max)
+        return false; /* one request never needs more: the scanner says so first */
+    size_t cap = c->in_cap ? SG_MIN(c->in_cap * 2, max) : IN_FIRST;
+    char *in = realloc(c->in, cap);
+    if (!in)
+        return false;
+    c->in = in;
+    c->in_cap = cap;
+    return true;
+}
+
+/*
+ * Scan the input for the next request and hand it over, one request at a
+ * time: a pipelined one waits in the input until the reply before it is
+ * sent, so a client that never reads its replies cannot make the server
+ * buffer without end.
+ */
+static void process(struct conn *c)
+{
+    if (c->dispatching)
+        return; /* the loop below goes on */
+    c->dispatching = true;
+    while (!c->dead && !c->discard && !busy(c) && c->in_len - c->in_start > c->scan.total) {
         if (c->phase == P_IDLE)
             new_request(c, sg_now_mono_ms());
-        switch (scan_more(c, src)) {
-        case SG_FRAME_MORE:
+        size_t used, at = c->in_start + c->scan.total;
+        enum sg_conn_frame r = sg_conn_scan_feed(&c->scan, c->in + at, c->in_len - at, &used);
+        if (r == SG_FRAME_MORE)
             break;
-        case SG_FRAME_HEAD:
+        if (r == SG_FRAME_HEAD) {
             c->phase = P_BODY;
-            /* Tell a client that waits for it to send the body (libevent would, but it only
-             * sees the request once the body is here). */
-            if (c->scan.expect_continue && !c->scan.http10 && !busy(c))
-                bufferevent_write(c->sock, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+            /* Tell a client that waits for it to send the body. */
+            if (c->scan.expect_continue && !c->scan.http10) {
+                sg_buf_add(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+                flush_out(c);
+            }
             continue;
-        case SG_FRAME_DONE:
-            pass_request(c, src, dst);
-            moved = true;
-            c->in_flight++;
-            sg_conn_scan_init(&c->scan, c->pool->lim.max_header, c->pool->lim.max_body);
-            c->phase = P_IDLE;
+        }
+        if (r == SG_FRAME_DONE) {
+            dispatch(c);
             continue;
-        case SG_FRAME_BAD:
-            note(c->pool, &c->pool->n_bad);
-            sg_debug("%s: closing a connection: bad framing: %s", kind_name[c->pool->kind],
-                     c->scan.why ? c->scan.why : "?");
-            c->bad = (struct reply){"400 Bad Request", "", c->scan.why ? c->scan.why : "?"};
-            fail(c, &c->bad);
-            break;
-        case SG_FRAME_HEAD_TOO_LARGE:
-            note(c->pool, &c->pool->n_bad);
-            fail(c, &reply_head_too_large);
-            break;
-        case SG_FRAME_BODY_TOO_LARGE:
+        }
+        if (r == SG_FRAME_BODY_TOO_LARGE) {
             fail(c, &reply_body_too_large);
             break;
         }
-        break;
+        note(c->pool, &c->pool->n_bad);
+        if (r == SG_FRAME_HEAD_TOO_LARGE) {
+            fail(c, &reply_head_too_large);
+            break;
+        }
+        sg_debug("%s: closing a connection: bad framing: %s", kind_name[c->pool->kind],
+                 c->scan.why ? c->scan.why : "?");
+        c->bad = (struct reply){"400 Bad Request", "", c->scan.why ? c->scan.why : "?"};
+        fail(c, &c->bad);
     }
+    c->dispatching = false;
+    if (c->dead)
+        return;
+    if (c->discard && !c->closing && !busy(c))
+        write_error(c);
     if (c->discard)
-        drop(c, src);
+        drop(c);
+    else if (c->eof && !busy(c))
+        close_now(c); /* the client is done and nothing is due to it */
     arm(c);
-    return moved ? BEV_OK : BEV_NEED_MORE;
 }
 
-/* evhttp's output is only ever moved by out_added_cb. */
-static enum bufferevent_filter_result output_filter_cb(struct evbuffer *src, struct evbuffer *dst,
-                                                       ev_ssize_t limit,
-                                                       enum bufferevent_flush_mode mode, void *arg)
+/* Everything written so far has reached the kernel. */
+static void sent(struct conn *c)
 {
-    SG_UNUSED(src);
-    SG_UNUSED(dst);
-    SG_UNUSED(limit);
-    SG_UNUSED(mode);
-    SG_UNUSED(arg);
-    return BEV_NEED_MORE;
-}
-
-/* evhttp wrote to its output: straight on to the socket (see the file comment). */
-static void out_added_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-    struct conn *c = arg;
-    if (!info->n_added || !evbuffer_get_length(buf))
-        return;
-    c->out_pending = true;
-    evbuffer_add_buffer(bufferevent_get_output(c->sock), buf);
-}
-
-static void sock_read_cb(struct bufferevent *sock, void *arg)
-{
-    struct conn *c = arg;
-    c->sock_read(sock, c->sock_arg);
-}
-
-static void sock_event_cb(struct bufferevent *sock, short what, void *arg)
-{
-    struct conn *c = arg;
-    if ((what & BEV_EVENT_EOF) && busy(c)) {
-        /* A half-close (HTTP allows it): the replies due still go out, then evhttp hears
-         * of the end. Told now, it would free the connection with them unsent. */
-        c->eof_held = true;
-        return;
-    }
-    c->sock_event(sock, what, c->sock_arg);
-}
-
-/* A reply is out: hand evhttp the next pipelined request, or the client's end. */
-static void next_request(struct conn *c)
-{
-    if (evbuffer_get_length(bufferevent_get_input(c->sock)))
-        c->sock_read(c->sock, c->sock_arg); /* the filter's own read: runs input_filter_cb */
-    if (alive(c) && c->eof_held && !busy(c)) {
-        c->eof_held = false;
-        c->sock_event(c->sock, BEV_EVENT_EOF | BEV_EVENT_READING, c->sock_arg);
-    }
-}
-
-/* The socket sent everything it had. */
-static void sock_write_cb(struct bufferevent *sock, void *arg)
-{
-    struct conn *c = arg;
-    c->sock_write(sock, c->sock_arg);
-    if (evbuffer_get_length(bufferevent_get_output(sock)) || c->closed)
-        return;
     if (c->closing) {
-        /* The reply is out: a FIN after it, so a client still sending sees it before the
-         * close; what it sends meanwhile is read and dropped until then. A refused client
-         * lingers briefly: its listener stays paused meanwhile. */
-        evutil_socket_t fd = bufferevent_getfd(sock);
-        if (fd >= 0)
-            shutdown(fd, SHUT_WR);
+        /* The last reply is out: a FIN after it, so a client still sending sees it before
+         * the close; what it sends meanwhile is read and dropped until then. A refused
+         * client lingers briefly: its listener stays paused meanwhile. */
+        shutdown(c->fd, SHUT_WR);
+        if (c->eof) {
+            close_now(c);
+            return;
+        }
+        c->close_at = sg_now_mono_ms() + LINGER_MS;
         if (c->refused && !c->lingering) {
             /* The 503 is out: accept again. A few refused clients linger so that theirs
              * reaches them, not a reset; the rest, and hostile ones, are closed at once. */
@@ -921,31 +1011,62 @@ static void sock_write_cb(struct bufferevent *sock, void *arg)
             c->lingering = true;
             c->pool->lingering++;
             c->close_at = sg_now_mono_ms() + REFUSED_LINGER_MS;
-            arm(c);
         }
+        c->armed = 0; /* the deadline moved: set the timer again */
+        arm(c);
         return;
     }
-    if (!c->out_pending)
-        return;
-    c->out_pending = false;
     if (c->in_flight)
-        c->in_flight--;
-    bufferevent_trigger(c->bev, EV_WRITE, 0); /* evhttp: the reply is sent */
-    if (!alive(c))
-        return;
-    next_request(c);
-    if (!alive(c))
-        return;
-    if (c->discard && !busy(c)) {
-        write_error(c);
-        return;
-    }
-    if (c->phase == P_IDLE && !busy(c)) {
+        return; /* a 100 Continue went out: the request goes on */
+    set_reading(c, !c->eof);
+    if (c->phase == P_IDLE && c->in_len == c->in_start && !c->idle_listed) {
         c->idle_since = sg_now_mono_ms();
         TAILQ_INSERT_TAIL(&c->pool->idle, c, idle_link);
         c->idle_listed = true;
     }
-    arm(c);
+    process(c);
+}
+
+static void read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    SG_UNUSED(what);
+    if (c->in_len == c->in_cap && !make_room(c)) {
+        set_reading(c, false); /* until the request before is answered */
+        return;
+    }
+    ssize_t n = recv(fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            close_now(c); /* reset: whatever is due to it cannot reach it */
+        return;
+    }
+    if (n == 0) {
+        /* A half-close (HTTP allows it): replies due still go out, then the connection
+         * closes. */
+        c->eof = true;
+        set_reading(c, false);
+        if (c->closing && !out_pending(c)) {
+            close_now(c);
+            return;
+        }
+        if (!c->discard)
+            process(c);
+        return;
+    }
+    c->in_len += (size_t)n;
+    if (c->discard || c->refused) {
+        drop(c);
+        return;
+    }
+    process(c);
+}
+
+static void write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    SG_UNUSED(fd);
+    SG_UNUSED(what);
+    flush_out(arg);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -953,8 +1074,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     struct conn *c = arg;
     SG_UNUSED(fd);
     SG_UNUSED(what);
-    if (!alive(c)) {
-        idle_remove(c);
+    if (c->dead) {
+        conn_free(c);
         return;
     }
     if (c->refused && !c->closing) {
@@ -964,13 +1085,16 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (c->closing) {
-        close_now(c);
+        if (sg_now_mono_ms() >= c->close_at)
+            close_now(c);
+        else
+            arm(c);
         return;
     }
     if (c->evict) {
         /* Chosen to make room; unless a request arrived since, which then goes on. */
         c->evict = false;
-        if (c->phase == P_IDLE && !busy(c)) {
+        if (c->phase == P_IDLE && !busy(c) && c->in_len == c->in_start) {
             close_now(c);
             return;
         }
@@ -978,9 +1102,14 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     }
     uint64_t due = deadline(c);
     if (!due)
-        return; /* evhttp is answering: armed again when its reply is sent */
+        return; /* a reply is due: armed again when it is sent */
     if (sg_now_mono_ms() < due) {
         arm(c);
+        return;
+    }
+    if (out_pending(c)) {
+        note(c->pool, &c->pool->n_deadline);
+        close_now(c); /* the client does not take its reply */
         return;
     }
     if (c->phase == P_IDLE) {
@@ -994,31 +1123,13 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         fail(c, &reply_timeout);
 }
 
-static void free_conn_cb(void *arg)
-{
-    struct conn *c = arg;
-    struct sg_conns *cs = c->pool;
-    idle_remove(c);
-    if (c->out_cb)
-        evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
-    if (c->timer)
-        event_free(c->timer);
-    atomic_fetch_sub(&cs->budget->open, 1);
-    cs->open--;
-    resume_accept(cs, c);
-    if (c->lingering)
-        cs->lingering--;
-    free(c);
-    pool_unref(cs);
-}
-
 /* Over the budget: close the oldest idle keep-alive connection, or refuse this one. */
 static void over_budget(struct sg_conns *cs, struct conn *c)
 {
     struct conn *old;
     while ((old = TAILQ_FIRST(&cs->idle)) != NULL) {
         idle_remove(old);
-        if (!alive(old) || busy(old))
+        if (old->dead || busy(old))
             continue;
         old->evict = true;
         pause_accept(cs, old);
@@ -1032,46 +1143,54 @@ static void over_budget(struct sg_conns *cs, struct conn *c)
     note(cs, &cs->n_refused);
 }
 
-/* evhttp accepted a connection: give it our bufferevent (evhttp sets its descriptor). */
-static struct bufferevent *bev_cb(struct event_base *base, void *arg)
+int sg_conns_adopt(struct sg_conns *cs, evutil_socket_t fd, const struct sockaddr *sa,
+                   socklen_t salen)
 {
-    struct sg_conns *cs = arg;
-    struct conn *c = sg_xcalloc(1, sizeof(*c));
-    struct bufferevent *sock = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    struct bufferevent *bev = NULL;
-    c->timer = evtimer_new(base, timer_cb, c);
-    if (sock && c->timer)
-        bev = bufferevent_filter_new(sock, input_filter_cb, output_filter_cb, BEV_OPT_CLOSE_ON_FREE,
-                                     free_conn_cb, c);
-    if (!bev) {
-        /* evhttp then makes a plain bufferevent: this connection goes uncounted */
-        sg_warn("%s: cannot set up a connection's filter", kind_name[cs->kind]);
-        if (sock)
-            bufferevent_free(sock);
-        if (c->timer)
-            event_free(c->timer);
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c) {
+        c->rev = event_new(cs->base, fd, EV_READ | EV_PERSIST, read_cb, c);
+        c->wev = event_new(cs->base, fd, EV_WRITE | EV_PERSIST, write_cb, c);
+        c->timer = evtimer_new(cs->base, timer_cb, c);
+    }
+    if (!c || !c->rev || !c->wev || !c->timer) {
+        sg_warn("%s: cannot set up a connection: out of memory", kind_name[cs->kind]);
+        if (c) {
+            if (c->rev)
+                event_free(c->rev);
+            if (c->wev)
+                event_free(c->wev);
+            if (c->timer)
+                event_free(c->timer);
+        }
         free(c);
-        return NULL;
+        evutil_closesocket(fd);
+        return -1;
     }
     c->pool = cs;
-    c->bev = bev;
-    c->sock = sock;
-    cs->refs++;
+    c->fd = fd;
+    sg_buf_init(&c->out, 0);
+    sg_buf_init(&c->req.head, 0);
+    sg_http_fields_init(&c->req.in);
+    c->req.conn = c;
+    if (!sa || getnameinfo(sa, salen, c->peer, sizeof(c->peer), NULL, 0, NI_NUMERICHOST) != 0)
+        c->peer[0] = '\0';
+    TAILQ_INSERT_TAIL(&cs->all, c, link);
     cs->open++;
-    bufferevent_getcb(sock, &c->sock_read, &c->sock_write, &c->sock_event, &c->sock_arg);
-    /* At most one request (and framing overhead) is held in the socket's input: past it,
-     * reading stops until evhttp took the request before (see input_filter_cb). */
-    bufferevent_setwatermark(sock, EV_READ, 0,
-                             2 * (cs->lim.max_header + cs->lim.max_body) + 65536);
-    bufferevent_setcb(sock, sock_read_cb, sock_write_cb, sock_event_cb, c);
-    c->out_cb = evbuffer_add_cb(bufferevent_get_output(bev), out_added_cb, c);
+    set_reading(c, true);
     new_request(c, sg_now_mono_ms());
     size_t open = atomic_fetch_add(&cs->budget->open, 1) + 1;
     if (open > atomic_load(&cs->budget->max))
         over_budget(cs, c);
     if (!c->refused)
         arm(c);
-    return bev;
+    return 0;
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                      void *arg)
+{
+    SG_UNUSED(l);
+    sg_conns_adopt(arg, fd, sa, (socklen_t)len);
 }
 
 void sg_conns_set_limits(struct sg_conns *cs, const struct sg_limits *lim)
@@ -1081,26 +1200,18 @@ void sg_conns_set_limits(struct sg_conns *cs, const struct sg_limits *lim)
     cs->lim.header_ms = (uint64_t)lim->header_timeout_ms;
     cs->lim.request_ms = (uint64_t)lim->request_timeout_ms;
     cs->lim.keepalive_ms = (uint64_t)lim->keepalive_timeout_ms;
-    if (!cs->http)
-        return;
-    /* evhttp checks the same limits again, and its inactivity timeout stays as a backstop
-     * that never fires first (it also bounds writing a reply). */
-    evhttp_set_max_body_size(cs->http, (ev_ssize_t)lim->max_body_bytes);
-    evhttp_set_max_headers_size(cs->http, (ev_ssize_t)lim->max_header_bytes);
-    uint64_t ms = cs->lim.header_ms > cs->lim.request_ms ? cs->lim.header_ms : cs->lim.request_ms;
-    ms = (cs->lim.keepalive_ms > ms ? cs->lim.keepalive_ms : ms) + 1000;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-    evhttp_set_timeout_tv(cs->http, &tv);
 }
 
-struct sg_conns *sg_conns_new(struct evhttp *http, struct evconnlistener *listener,
-                              const struct sg_limits *lim, enum sg_conn_kind kind)
+struct sg_conns *sg_conns_new(struct event_base *base, evutil_socket_t fd,
+                              const struct sg_limits *lim, enum sg_conn_kind kind,
+                              sg_http_handler_fn *handler, void *arg)
 {
     struct sg_conns *cs = sg_xcalloc(1, sizeof(*cs));
-    cs->http = http;
-    cs->listener = listener;
+    cs->base = base;
+    cs->handler = handler;
+    cs->handler_arg = arg;
     cs->kind = kind;
-    cs->refs = 1;
+    TAILQ_INIT(&cs->all);
     TAILQ_INIT(&cs->idle);
     if (kind == SG_CONN_ADMIN) {
         atomic_init(&cs->own.open, 0);
@@ -1110,12 +1221,27 @@ struct sg_conns *sg_conns_new(struct evhttp *http, struct evconnlistener *listen
         cs->budget = &clients;
     }
     sg_conns_set_limits(cs, lim);
-    evhttp_set_bevcb(http, bev_cb, cs);
+    if (fd >= 0) {
+        cs->listener = evconnlistener_new(base, accept_cb, cs, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                          -1, fd);
+        if (!cs->listener) {
+            evutil_closesocket(fd);
+            free(cs);
+            return NULL;
+        }
+    }
     return cs;
 }
 
-void sg_conns_forget_listener(struct sg_conns *cs)
+struct evconnlistener *sg_conns_listener(struct sg_conns *cs)
 {
+    return cs->listener;
+}
+
+void sg_conns_close_listener(struct sg_conns *cs)
+{
+    if (cs->listener)
+        evconnlistener_free(cs->listener);
     cs->listener = NULL;
 }
 
@@ -1128,7 +1254,55 @@ void sg_conns_free(struct sg_conns *cs)
 {
     if (!cs)
         return;
-    cs->http = NULL;
-    cs->listener = NULL;
-    pool_unref(cs);
+    sg_conns_close_listener(cs);
+    struct conn *c;
+    while ((c = TAILQ_FIRST(&cs->all)) != NULL)
+        conn_free(c);
+    free(cs);
+}
+
+/* ---- the request's connection (http.h) ---- */
+
+const char *sg_http_peer(const struct sg_http_req *req)
+{
+    return req->conn->peer;
+}
+
+struct event_base *sg_http_base(const struct sg_http_req *req)
+{
+    return req->conn->pool->base;
+}
+
+void sg_http_on_close(struct sg_http_req *req, sg_http_close_fn *cb, void *arg)
+{
+    req->close_cb = cb;
+    req->close_arg = arg;
+}
+
+void sg_http_reply(struct sg_http_req *req, int code, const char *reason, const void *body,
+                   size_t len)
+{
+    struct conn *c = req->conn;
+    if (!c->in_flight || c->dead)
+        return;
+    req->close_cb = NULL;
+    c->in_flight = false;
+    if (sg_http_reply_format(req, &c->out, code, reason, body, len) < 0) {
+        close_now(c); /* out of memory: the client sees the connection close */
+        return;
+    }
+    /* The request's bytes are done with. */
+    c->in_start += c->req_len;
+    if (c->in_start == c->in_len) {
+        c->in_start = c->in_len = 0;
+        if (c->in_cap > IN_KEEP) {
+            free(c->in);
+            c->in = NULL;
+            c->in_cap = 0;
+        }
+    }
+    if (req->close_after)
+        close_after_output(c);
+    arm(c);
+    flush_out(c);
 }

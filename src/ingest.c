@@ -1,7 +1,7 @@
 /*
  * ingest.c - POST /v1/events (docs/API.md, "Ingest").
  *
- * Limits are enforced before work: body size and header size by evhttp, the
+ * Limits are enforced before work: body size and header size by conn.c, the
  * content type and event count here. A malformed event is reported in the
  * 202 body and does not reject its valid neighbours. Replies never echo a
  * value from the request.
@@ -23,7 +23,6 @@
 #include "scrubgate/queue.h"
 #include "scrubgate/worker.h"
 
-#include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <sys/queue.h>
@@ -33,42 +32,42 @@
 
 #define SESSION_MAX_AGE 34128000 /* 395 days, like TikTok's own _ttp cookie (13 months) */
 
-/* The body and a newline, straight into the request's output buffer, and the reply. */
-static void send_text(struct evhttp_request *req, int code, const char *reason, const char *body)
+/* The reply: body and a newline. */
+static void send_text(struct sg_http_req *req, int code, const char *reason, const char *body)
 {
-    struct evbuffer *buf = evhttp_request_get_output_buffer(req);
-    evbuffer_add(buf, body, strlen(body));
-    evbuffer_add(buf, "\n", 1);
-    evhttp_send_reply(req, code, reason, NULL);
+    char small[512];
+    size_t n = strlen(body);
+    char *text = n < sizeof(small) ? small : sg_xmalloc(n + 1);
+    memcpy(text, body, n);
+    text[n] = '\n';
+    sg_http_reply(req, code, reason, text, n + 1);
+    if (text != small)
+        free(text);
 }
 
-void sg_ingest_answer(struct evhttp_request *req, const char *site, bool ok, const char *body,
+void sg_ingest_answer(struct sg_http_req *req, const char *site, bool ok, const char *body,
                       const char *why_503)
 {
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
     sg_metrics_ingest_reply(site, ok ? 202 : 503);
     if (!ok) {
-        while (evhttp_remove_header(out, "Set-Cookie") == 0)
-            ;
-        evhttp_add_header(out, "Retry-After", "1");
+        sg_http_remove_reply_header(req, "Set-Cookie");
+        sg_http_add_header(req, "Retry-After", "1");
         body = why_503;
     }
     send_text(req, ok ? 202 : 503, ok ? "Accepted" : "Service Unavailable", body);
 }
 
 /* Every reply of the ingest API goes through here and is counted per site (NULL: none). */
-static void reply_text(struct evhttp_request *req, const struct sg_site *site, int code,
+static void reply_text(struct sg_http_req *req, const struct sg_site *site, int code,
                        const char *reason, const char *body)
 {
     sg_metrics_ingest_reply(site ? site->id : "", code);
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    evhttp_add_header(out, "Content-Type", "application/json");
-    evhttp_add_header(out, "Cache-Control", "no-store");
+    sg_http_add_header(req, "Content-Type", "application/json");
+    sg_http_add_header(req, "Cache-Control", "no-store");
     send_text(req, code, reason, body);
 }
 
-static void reply_json(struct evhttp_request *req, const struct sg_site *site, int code,
+static void reply_json(struct sg_http_req *req, const struct sg_site *site, int code,
                        const char *reason, json_t *body)
 {
     char *s = sg_json_text(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -77,7 +76,7 @@ static void reply_json(struct evhttp_request *req, const struct sg_site *site, i
     json_decref(body);
 }
 
-static void reply_error(struct evhttp_request *req, const struct sg_site *site, int code,
+static void reply_error(struct sg_http_req *req, const struct sg_site *site, int code,
                         const char *reason, const char *msg)
 {
     reply_json(req, site, code, reason, json_pack("{s:s}", "error", msg));
@@ -85,11 +84,10 @@ static void reply_error(struct evhttp_request *req, const struct sg_site *site, 
 
 /* The site named by ?site=, else the first event's "site", else the Host header. */
 static const struct sg_site *request_site(const struct sg_config *cfg,
-                                          struct evhttp_request *req, json_t *events,
+                                          struct sg_http_req *req, json_t *events,
                                           bool *named_unknown)
 {
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+    const char *query = sg_http_query(req);
     *named_unknown = false;
     if (query) {
         struct evkeyvalq params;
@@ -114,21 +112,19 @@ static const struct sg_site *request_site(const struct sg_config *cfg,
             return s;
         }
     }
-    const char *host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+    const char *host = sg_http_header(req, "Host");
     return host ? sg_config_site_by_host(cfg, host) : NULL;
 }
 
-static void add_cors(struct evhttp_request *req, const struct sg_site *site)
+static void add_cors(struct sg_http_req *req, const struct sg_site *site)
 {
-    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    const char *origin = evhttp_find_header(in, "Origin");
-    evhttp_add_header(out, "Vary", "Origin");
+    const char *origin = sg_http_header(req, "Origin");
+    sg_http_add_header(req, "Vary", "Origin");
     if (!origin || !site || !sg_site_origin_allowed(site, origin))
         return;
-    evhttp_add_header(out, "Access-Control-Allow-Origin", origin);
-    evhttp_add_header(out, "Access-Control-Allow-Credentials", "true");
-    evhttp_add_header(out, "Access-Control-Expose-Headers", "Content-Type");
+    sg_http_add_header(req, "Access-Control-Allow-Origin", origin);
+    sg_http_add_header(req, "Access-Control-Allow-Credentials", "true");
+    sg_http_add_header(req, "Access-Control-Expose-Headers", "Content-Type");
 }
 
 static bool content_type_ok(const char *ct)
@@ -143,12 +139,11 @@ static bool content_type_ok(const char *ct)
 }
 
 /* Over TLS (as told by a trusted proxy, or a secure page origin) the cookie is Secure. */
-static bool request_is_tls(const struct sg_config *cfg, struct evhttp_request *req,
+static bool request_is_tls(const struct sg_config *cfg, struct sg_http_req *req,
                            const char *peer)
 {
-    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-    const char *proto = evhttp_find_header(in, "X-Forwarded-Proto");
-    const char *origin = evhttp_find_header(in, "Origin");
+    const char *proto = sg_http_header(req, "X-Forwarded-Proto");
+    const char *origin = sg_http_header(req, "Origin");
     if (proto && sg_strcaseeq(proto, "https") && sg_config_is_trusted_proxy(cfg, peer))
         return true;
     return origin && sg_strncaseeq(origin, "https://", 8);
@@ -160,17 +155,17 @@ static bool request_is_tls(const struct sg_config *cfg, struct evhttp_request *r
  * does not cover the host that set it, so for any other Host (an IP, a name outside the
  * domain) the cookie stays host-only rather than being lost.
  */
-static void add_cookie(struct evhttp_request *req, const struct sg_site *site, const char *name,
+static void add_cookie(struct sg_http_req *req, const struct sg_site *site, const char *name,
                        const char *value, long max_age, bool tls)
 {
     char cookie[SG_CLICK_ID_MAX + 400];
     char domain[270] = "";
-    const char *host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+    const char *host = sg_http_header(req, "Host");
     if (site->cookie_domain && host && sg_host_within(host, site->cookie_domain))
         snprintf(domain, sizeof(domain), "; Domain=%s", site->cookie_domain);
     snprintf(cookie, sizeof(cookie), "%s=%s; Path=/; Max-Age=%ld%s; HttpOnly; SameSite=Lax%s",
              name, value, max_age, domain, tls ? "; Secure" : "");
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", cookie);
+    sg_http_add_header(req, "Set-Cookie", cookie);
 }
 
 /*
@@ -193,7 +188,7 @@ static void click_cookie_note(struct click_cookie *cc, const struct sg_event *ev
         memcpy(cc->keep, ev->click_id, n + 1);
 }
 
-static void set_cookies(struct evhttp_request *req, const struct sg_config *cfg,
+static void set_cookies(struct sg_http_req *req, const struct sg_config *cfg,
                         const struct sg_site *site, const struct sg_request_ctx *ctx,
                         const struct click_cookie *cc, const char *peer)
 {
@@ -206,34 +201,32 @@ static void set_cookies(struct evhttp_request *req, const struct sg_config *cfg,
         add_cookie(req, site, SG_CLICK_COOKIE, cc->keep, (long)site->click_id_days * 86400, tls);
 }
 
-static void preflight(struct sg_worker *w, struct evhttp_request *req)
+static void preflight(struct sg_worker *w, struct sg_http_req *req)
 {
     const struct sg_site *site;
     bool unknown;
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
     site = request_site(sg_worker_config(w), req, NULL, &unknown);
     add_cors(req, site);
-    if (evhttp_find_header(out, "Access-Control-Allow-Origin")) {
-        evhttp_add_header(out, "Access-Control-Allow-Methods", "POST, OPTIONS");
-        evhttp_add_header(out, "Access-Control-Allow-Headers", "Content-Type, Authorization");
-        evhttp_add_header(out, "Access-Control-Max-Age", "600");
+    if (sg_http_has_reply_header(req, "Access-Control-Allow-Origin")) {
+        sg_http_add_header(req, "Access-Control-Allow-Methods", "POST, OPTIONS");
+        sg_http_add_header(req, "Access-Control-Allow-Headers", "Content-Type, Authorization");
+        sg_http_add_header(req, "Access-Control-Max-Age", "600");
     }
     sg_metrics_ingest_reply(site ? site->id : "", 204);
-    evhttp_send_reply(req, 204, "No Content", NULL);
+    sg_http_reply(req, 204, "No Content", NULL, 0);
 }
 
 /* Parse the body into an array of events (borrowed from *root). NULL + reason on error. */
-static json_t *body_events(struct evhttp_request *req, json_t **root, char *err, size_t errlen)
+static json_t *body_events(struct sg_http_req *req, json_t **root, char *err, size_t errlen)
 {
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
+    size_t len;
+    const char *data = sg_http_body(req, &len);
     json_error_t jerr;
     *root = NULL;
     if (len == 0) {
         snprintf(err, errlen, "body: empty");
         return NULL;
     }
-    const char *data = (const char *)evbuffer_pullup(in, -1);
     *root = sg_json_load(data, len, &jerr);
     if (!*root) {
         /* jansson quotes the offending input ("near 'jane@...'"): keep only the reason. */
@@ -285,7 +278,7 @@ static void rate_client(const char *ip, char *key, size_t cap)
              a[5], a[6], a[7]);
 }
 
-static bool rate_allows(struct sg_worker *w, struct evhttp_request *req,
+static bool rate_allows(struct sg_worker *w, struct sg_http_req *req,
                         const struct sg_site *site, const struct sg_request_ctx *ctx, size_t n)
 {
     const struct sg_limits *l = &sg_worker_config(w)->limits;
@@ -304,7 +297,7 @@ static bool rate_allows(struct sg_worker *w, struct evhttp_request *req,
         char secs[16], msg[96];
         snprintf(secs, sizeof(secs), "%u", wait);
         snprintf(msg, sizeof(msg), "%s, retry after %u s", what, wait);
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", secs);
+        sg_http_add_header(req, "Retry-After", secs);
         reply_error(req, site, 429, "Too Many Requests", msg);
         return false;
     }
@@ -313,19 +306,17 @@ static bool rate_allows(struct sg_worker *w, struct evhttp_request *req,
     return true;
 }
 
-static void handle_post(struct sg_worker *w, struct evhttp_request *req)
+static void handle_post(struct sg_worker *w, struct sg_http_req *req)
 {
     const struct sg_config *cfg = sg_worker_config(w);
     struct sg_queue *queue = sg_worker_queue(w);
-    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     char err[256];
     json_t *root = NULL, *events;
     struct sg_request_ctx ctx;
     bool unknown;
-    char *peer = NULL;
-    ev_uint16_t port;
+    const char *peer = sg_http_peer(req);
 
-    if (!content_type_ok(evhttp_find_header(in, "Content-Type"))) {
+    if (!content_type_ok(sg_http_header(req, "Content-Type"))) {
         reply_error(req, NULL, 415, "Unsupported Media Type",
                     "Content-Type must be application/json or text/plain");
         return;
@@ -360,7 +351,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
         json_decref(root);
         return;
     }
-    int auth = sg_request_authenticate(site, in);
+    int auth = sg_request_authenticate(site, sg_http_headers(req));
     if (auth < 0) {
         reply_error(req, site, 401, "Unauthorized", "invalid ingest key");
         json_decref(root);
@@ -369,14 +360,13 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     /* A browser page on another origin: a simple request (sendBeacon, text/plain) is sent
      * without a preflight and with the visitor's cookies, so CORS alone would not stop a
      * foreign page from writing events into this site's sessions. Servers send no Origin. */
-    const char *origin = evhttp_find_header(in, "Origin");
+    const char *origin = sg_http_header(req, "Origin");
     if (origin && auth != 1 && !sg_site_origin_allowed(site, origin)) {
         reply_error(req, site, 403, "Forbidden", "origin not in the site's allowed_origins");
         json_decref(root);
         return;
     }
-    evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
-    if (sg_request_ctx_init(&ctx, cfg, peer, in) < 0) {
+    if (sg_request_ctx_init(&ctx, cfg, peer, sg_http_headers(req)) < 0) {
         reply_error(req, site, 503, "Service Unavailable", "no randomness for a session id");
         json_decref(root);
         return;
@@ -389,13 +379,14 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
         return;
     }
     /* Room for every event in every destination, or nothing is taken (no partial 202). */
-    size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+    size_t body_len;
+    sg_http_body(req, &body_len);
     /* A mapped event may become up to map_fanout outbound events (event_map arrays). */
     size_t fan = site->map_fanout ? site->map_fanout : 1;
     if (!queue->ops->accepts(queue)) {
         /* A shared queue that cannot be reached: refuse now, never a 202 from a local
          * buffer (the spool's own faults are found by its next write, which heals them). */
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        sg_http_add_header(req, "Retry-After", "1");
         reply_error(req, site, 503, "Service Unavailable", "queue unavailable, retry later");
         sg_request_ctx_release(&ctx);
         json_decref(root);
@@ -405,7 +396,7 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
     for (size_t d = 0; room && d < site->n_dests; d++)
         room = sg_forwarder_has_room(sg_worker_forwarder(w, site, d), n * fan);
     if (!room) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        sg_http_add_header(req, "Retry-After", "1");
         reply_error(req, site, 503, "Service Unavailable", "queue full, retry later");
         sg_request_ctx_release(&ctx);
         json_decref(root);
@@ -518,20 +509,19 @@ static void handle_post(struct sg_worker *w, struct evhttp_request *req)
         return;
     }
     /* The 202 waits for the group commit: never a 202 before the events are on disk. */
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    evhttp_add_header(out, "Content-Type", "application/json");
-    evhttp_add_header(out, "Cache-Control", "no-store");
+    sg_http_add_header(req, "Content-Type", "application/json");
+    sg_http_add_header(req, "Cache-Control", "no-store");
     queue->ops->defer(queue, req, site->id, sg_buf_detach(&body, NULL));
 }
 
-void sg_ingest_handle(struct evhttp_request *req, void *arg)
+void sg_ingest_handle(struct sg_http_req *req, void *arg)
 {
     struct sg_worker *w = arg;
-    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    const char *path = sg_http_path(req);
 
     if (sg_worker_stopping(w)) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        sg_http_add_header(req, "Connection", "close");
+        sg_http_add_header(req, "Retry-After", "1");
         reply_error(req, NULL, 503, "Service Unavailable", "shutting down, retry later");
         return;
     }
@@ -543,18 +533,18 @@ void sg_ingest_handle(struct evhttp_request *req, void *arg)
         reply_error(req, NULL, 404, "Not Found", "unknown path");
         return;
     }
-    switch (evhttp_request_get_command(req)) {
-    case EVHTTP_REQ_POST:
+    switch (sg_http_method(req)) {
+    case SG_HTTP_POST:
         /* The request's JSON lives in one region, released here (arena.h). */
         sg_json_arena_begin();
         handle_post(w, req);
         sg_json_arena_end();
         return;
-    case EVHTTP_REQ_OPTIONS:
+    case SG_HTTP_OPTIONS:
         preflight(w, req);
         return;
     default:
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST, OPTIONS");
+        sg_http_add_header(req, "Allow", "POST, OPTIONS");
         reply_error(req, NULL, 405, "Method Not Allowed", "use POST");
         return;
     }

@@ -10,7 +10,7 @@
 #include "scrubgate/spool.h"
 
 #include <event2/event.h>
-#include <event2/http.h>
+#include "scrubgate/http.h"
 #include <nats/nats.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -420,8 +420,7 @@ void sg_jetstream_free(struct sg_jetstream *js)
 /* One request's publishes: answered once all are acked (202) or any failed or timed out (503). */
 struct group {
     struct group *next;
-    struct evhttp_request *req; /* NULL once answered or its client left */
-    struct evhttp_connection *conn;
+    struct sg_http_req *req; /* NULL once answered or its client left */
     char *body;
     char site[72];
     size_t pending;  /* publishes without an ack */
@@ -767,21 +766,20 @@ static bool js_accepts(const struct sg_queue *q)
     return atomic_load(&js->connected) && !atomic_load(&js->stream_bad);
 }
 
-static void group_close_cb(struct evhttp_connection *conn, void *arg)
+static void group_close_cb(struct sg_http_req *req, void *arg)
 {
     struct js_queue *jq = arg;
     for (struct group *g = jq->groups; g; g = g->next)
-        if (g->conn == conn)
+        if (g->req == req)
             g->req = NULL;
 }
 
-static void js_defer(struct sg_queue *q, struct evhttp_request *req, const char *site, char *body)
+static void js_defer(struct sg_queue *q, struct sg_http_req *req, const char *site, char *body)
 {
     struct js_queue *jq = JQ(q);
     struct group *g = open_group(jq);
     jq->open = NULL;
     g->req = req;
-    g->conn = evhttp_request_get_connection(req);
     g->body = body;
     snprintf(g->site, sizeof(g->site), "%s", site);
     g->deferred = true;
@@ -789,7 +787,7 @@ static void js_defer(struct sg_queue *q, struct evhttp_request *req, const char 
     g->next = jq->groups;
     jq->groups = g;
     jq->n_waiting++;
-    evhttp_connection_set_closecb(g->conn, group_close_cb, jq);
+    sg_http_on_close(req, group_close_cb, jq);
     settle(jq); /* a publish that failed at once answers now */
 }
 

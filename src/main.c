@@ -16,10 +16,9 @@
 #include "scrubgate/snippet.h"
 #include "scrubgate/server.h"
 #include "scrubgate/testconn.h"
+#include "scrubgate/http.h"
 
 #include <curl/curl.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <sys/queue.h>
@@ -273,14 +272,15 @@ static int cmd_explain(const struct args *a)
     int rc = 2;
     struct sg_config *cfg = NULL;
     json_t *in = NULL, *report = NULL;
-    struct evkeyvalq headers;
+    struct sg_http_fields headers;
+    char *names[MAX_HEADERS] = {0}; /* the --header names, kept while headers points at them */
     struct sg_request_ctx ctx;
     struct sg_event ev;
     json_error_t jerr;
     char err[256];
     const char *name = a->input && strcmp(a->input, "-") ? a->input : "(stdin)";
 
-    TAILQ_INIT(&headers);
+    sg_http_fields_init(&headers);
     memset(&ctx, 0, sizeof(ctx));
     sg_event_init(&ev);
     if (!(cfg = sg_config_load(a->config)))
@@ -315,21 +315,20 @@ static int cmd_explain(const struct args *a)
         goto out;
     }
     if (a->ua)
-        evhttp_add_header(&headers, "User-Agent", a->ua);
+        sg_http_fields_add(&headers, "User-Agent", a->ua);
     if (a->gpc)
-        evhttp_add_header(&headers, "Sec-GPC", "1");
+        sg_http_fields_add(&headers, "Sec-GPC", "1");
     for (int i = 0; i < a->n_headers; i++) {
         const char *colon = strchr(a->headers[i], ':');
         if (!colon || colon == a->headers[i]) {
             fprintf(stderr, "scrubgate explain: --header wants 'Name: value'\n");
             goto out;
         }
-        char *k = sg_xstrndup(a->headers[i], (size_t)(colon - a->headers[i]));
+        names[i] = sg_xstrndup(a->headers[i], (size_t)(colon - a->headers[i]));
         const char *v = colon + 1;
         while (*v == ' ')
             v++;
-        evhttp_add_header(&headers, k, v);
-        free(k);
+        sg_http_fields_add(&headers, names[i], v);
     }
     if (sg_request_ctx_init(&ctx, cfg, a->ip ? a->ip : "", &headers) < 0) {
         rc = 1;
@@ -394,7 +393,9 @@ out:
     json_decref(in);
     sg_event_release(&ev);
     sg_request_ctx_release(&ctx);
-    evhttp_clear_headers(&headers);
+    sg_http_fields_release(&headers);
+    for (int i = 0; i < a->n_headers; i++)
+        free(names[i]);
     sg_config_free(cfg);
     return rc;
 }

@@ -8,8 +8,8 @@
 #include "scrubgate/pipeline.h"
 #include "scrubgate/rules.h"
 
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
+#include "scrubgate/http.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -144,22 +144,22 @@ static void client_ip(struct sg_request_ctx *ctx, const struct sg_config *cfg, c
 }
 
 int sg_request_ctx_init(struct sg_request_ctx *ctx, const struct sg_config *cfg,
-                        const char *peer_ip, struct evkeyvalq *headers)
+                        const char *peer_ip, const struct sg_http_fields *headers)
 {
     memset(ctx, 0, sizeof(*ctx));
     ctx->now = sg_now_unix();
     ctx->headers = headers;
-    client_ip(ctx, cfg, peer_ip ? peer_ip : "", evhttp_find_header(headers, "X-Forwarded-For"));
-    ctx->user_agent = evhttp_find_header(headers, "User-Agent");
+    client_ip(ctx, cfg, peer_ip ? peer_ip : "", sg_http_fields_get(headers, "X-Forwarded-For"));
+    ctx->user_agent = sg_http_fields_get(headers, "User-Agent");
     /* Every Sec-GPC header and every Cookie header counts, not the first only: a refusal
      * must not hide behind an earlier copy. */
     struct sg_buf cookies;
     sg_buf_init(&cookies, 0);
-    struct evkeyval *h;
-    TAILQ_FOREACH(h, headers, next) {
-        if (!strcasecmp(h->key, "Sec-GPC"))
+    for (size_t i = 0; i < headers->n; i++) {
+        const struct sg_http_field *h = &headers->v[i];
+        if (!strcasecmp(h->name, "Sec-GPC"))
             ctx->gpc |= gpc_value(h->value);
-        else if (!strcasecmp(h->key, "Cookie")) {
+        else if (!strcasecmp(h->name, "Cookie")) {
             if (cookies.len)
                 sg_buf_adds(&cookies, "; ");
             sg_buf_adds(&cookies, h->value);
@@ -187,9 +187,9 @@ void sg_request_ctx_release(struct sg_request_ctx *ctx)
     memset(ctx, 0, sizeof(*ctx));
 }
 
-int sg_request_authenticate(const struct sg_site *site, struct evkeyvalq *headers)
+int sg_request_authenticate(const struct sg_site *site, const struct sg_http_fields *headers)
 {
-    const char *auth = evhttp_find_header(headers, "Authorization");
+    const char *auth = sg_http_fields_get(headers, "Authorization");
     if (!auth)
         return 0;
     if (!site->ingest_key || !sg_strncaseeq(auth, "Bearer ", 7))

@@ -52,7 +52,7 @@ static bool local_accepts(const struct sg_queue *q)
     return true;
 }
 
-static void local_defer(struct sg_queue *q, struct evhttp_request *req, const char *site,
+static void local_defer(struct sg_queue *q, struct sg_http_req *req, const char *site,
                         char *body)
 {
     sg_commit_defer(LQ(q)->commit, req, site, body);

@@ -44,38 +44,6 @@ int sg_server_lock_state_dir(const char *state_dir)
     return fd;
 }
 
-/* Bind a listening socket; *port 0 picks one and returns it, for the next workers. */
-static int listen_socket(const char *host, int *port)
-{
-    struct addrinfo hints = {0}, *res = NULL;
-    char portstr[8];
-    int fd = -1, one = 1;
-
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
-    snprintf(portstr, sizeof(portstr), "%d", *port);
-    int rc = getaddrinfo(host, portstr, &hints, &res);
-    if (rc != 0)
-        return sg_error("listen %s:%d: %s", host, *port, gai_strerror(rc));
-    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
-        sg_error("listen %s:%d: %s", host, *port, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        freeaddrinfo(res);
-        return -1;
-    }
-    freeaddrinfo(res);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    if (*port == 0 && getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-        *port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-                                              : ((struct sockaddr_in6 *)&ss)->sin6_port);
-    return fd;
-}
 
 /*
  * Descriptors: max_connections for clients, which conn.c counts (all workers
@@ -421,7 +389,7 @@ int sg_server_run(struct sg_config *cfg)
 
     workers = sg_xcalloc((size_t)cfg->workers, sizeof(*workers));
     for (int i = 0; i < cfg->workers; i++) {
-        int fd = listen_socket(host, &port);
+        int fd = sg_conn_listen(host, &port, false, true);
         if (fd < 0)
             goto out;
         workers[i] = sg_worker_new(i, cfg, log, dead, spool, js ? &qf : NULL, fd);

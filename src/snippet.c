@@ -9,11 +9,9 @@
  */
 #include "scrubgate/metrics.h"
 #include "scrubgate/snippet.h"
+#include "scrubgate/http.h"
 #include "scrubgate/common.h"
 
-#include <event2/buffer.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <ctype.h>
@@ -193,63 +191,40 @@ int sg_snippet_negotiate(const char *if_none_match, const char *accept_encoding,
     return 200;
 }
 
-void sg_snippet_handle(struct evhttp_request *req)
+void sg_snippet_handle(struct sg_http_req *req)
 {
-    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    enum sg_http_method cmd = sg_http_method(req);
 
     init();
-    if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
-        evhttp_add_header(out, "Allow", "GET, HEAD");
-        evhttp_add_header(out, "Content-Type", "application/json");
-        struct evbuffer *b = evbuffer_new();
-        if (b)
-            evbuffer_add_printf(b, "{\"error\":\"use GET\"}\n");
+    if (cmd != SG_HTTP_GET && cmd != SG_HTTP_HEAD) {
+        static const char use_get[] = "{\"error\":\"use GET\"}\n";
+        sg_http_add_header(req, "Allow", "GET, HEAD");
+        sg_http_add_header(req, "Content-Type", "application/json");
         sg_metrics_ingest_reply("", 405);
-    evhttp_send_reply(req, 405, "Method Not Allowed", b);
-        if (b)
-            evbuffer_free(b);
+        sg_http_reply(req, 405, "Method Not Allowed", use_get, sizeof(use_get) - 1);
         return;
     }
     /* A public, credential-free script: any page may load it, with SRI (crossorigin). */
-    evhttp_add_header(out, "Cache-Control", "public, max-age=3600");
-    evhttp_add_header(out, "ETag", snip.etag);
-    evhttp_add_header(out, "Vary", "Accept-Encoding");
-    evhttp_add_header(out, "Access-Control-Allow-Origin", "*");
-    evhttp_add_header(out, "Cross-Origin-Resource-Policy", "cross-origin");
-    evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
+    sg_http_add_header(req, "Cache-Control", "public, max-age=3600");
+    sg_http_add_header(req, "ETag", snip.etag);
+    sg_http_add_header(req, "Vary", "Accept-Encoding");
+    sg_http_add_header(req, "Access-Control-Allow-Origin", "*");
+    sg_http_add_header(req, "Cross-Origin-Resource-Policy", "cross-origin");
+    sg_http_add_header(req, "X-Content-Type-Options", "nosniff");
     bool gz;
-    if (sg_snippet_negotiate(evhttp_find_header(in, "If-None-Match"),
-                             evhttp_find_header(in, "Accept-Encoding"), &gz) == 304) {
+    if (sg_snippet_negotiate(sg_http_header(req, "If-None-Match"),
+                             sg_http_header(req, "Accept-Encoding"), &gz) == 304) {
         sg_metrics_ingest_reply("", 304);
-    evhttp_send_reply(req, 304, "Not Modified", NULL);
+        sg_http_reply(req, 304, "Not Modified", NULL, 0);
         return;
     }
-    evhttp_add_header(out, "Content-Type", "text/javascript; charset=utf-8");
-    struct evbuffer *b = evbuffer_new();
-    if (!b) {
-        sg_metrics_ingest_reply("", 503);
-        evhttp_send_error(req, 503, "Service Unavailable");
-        return;
-    }
-    if (cmd == EVHTTP_REQ_HEAD) { /* the headers a GET would get, Content-Length included */
-        char len[24];
-        snprintf(len, sizeof(len), "%zu", gz ? snip.gz_len : sg_snippet_js_len);
-        evhttp_add_header(out, "Content-Length", len);
-        if (gz)
-            evhttp_add_header(out, "Content-Encoding", "gzip");
-        evhttp_send_reply(req, 200, "OK", NULL);
-        evbuffer_free(b);
-        return;
-    }
-    if (gz) {
-        evhttp_add_header(out, "Content-Encoding", "gzip");
-        evbuffer_add_reference(b, snip.gz, snip.gz_len, NULL, NULL);
-    } else {
-        evbuffer_add_reference(b, sg_snippet_js, sg_snippet_js_len, NULL, NULL);
-    }
+    sg_http_add_header(req, "Content-Type", "text/javascript; charset=utf-8");
+    if (gz)
+        sg_http_add_header(req, "Content-Encoding", "gzip");
     sg_metrics_ingest_reply("", 200);
-    evhttp_send_reply(req, 200, "OK", b);
-    evbuffer_free(b);
+    /* HEAD gets the headers a GET would, Content-Length included, and no body. */
+    if (gz)
+        sg_http_reply(req, 200, "OK", snip.gz, snip.gz_len);
+    else
+        sg_http_reply(req, 200, "OK", sg_snippet_js, sg_snippet_js_len);
 }

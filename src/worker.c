@@ -45,8 +45,7 @@ struct sg_worker {
     struct sg_queue *queue;      /* where new events go: local or shared */
     struct sg_admin *admin;      /* owned, when this worker runs the admin listener */
     struct event_base *base;
-    struct evhttp *http;
-    struct sg_conns *conns;      /* owned: deadlines, framing, the connection budget */
+    struct sg_conns *conns;      /* owned: the ingest server (conn.c) */
     struct sg_http *client;
     struct sg_ratelimit *rate_ip, *rate_site; /* owned: ingest's token buckets (this loop's) */
     /* The forwarder table: per site, fw[site_offset[s] + d]. Swapped by a reload under
@@ -72,8 +71,6 @@ struct sg_worker {
     struct event *stop_ev;
     struct event *drain_timer;
     struct event *accept_resume;   /* re-enables accepting after a pause on EMFILE */
-    struct evconnlistener *listener; /* borrowed from evhttp */
-    struct evhttp_bound_socket *bound; /* borrowed from evhttp */
     uint64_t last_accept_warning;
     bool stopping;                 /* stop seen: new requests get 503 */
     uint64_t drain_deadline;
@@ -205,13 +202,8 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
     w->stopping = true;
     sg_admin_free(w->admin);
     w->admin = NULL;
-    if (w->bound) {
-        /* Close the listening socket: new clients are refused rather than left waiting. */
-        evhttp_del_accept_socket(w->http, w->bound);
-        sg_conns_forget_listener(w->conns);
-        w->bound = NULL;
-        w->listener = NULL;
-    }
+    /* Close the listening socket: new clients are refused rather than left waiting. */
+    sg_conns_close_listener(w->conns);
     w->drain_deadline = sg_now_mono_ms() + (uint64_t)w->cfg->limits.shutdown_timeout_ms;
     drain_cb(-1, 0, w);
 }
@@ -230,7 +222,7 @@ void sg_worker_stop(struct sg_worker *w)
  */
 static void accept_error_cb(struct evconnlistener *listener, void *arg)
 {
-    struct sg_worker *w = tl_worker; /* arg is evhttp's own pointer, not ours */
+    struct sg_worker *w = tl_worker; /* arg is the server's own pointer, not ours */
     int err = EVUTIL_SOCKET_ERROR();
     SG_UNUSED(arg);
     if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
@@ -253,15 +245,15 @@ static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
     struct sg_worker *w = arg;
     SG_UNUSED(fd);
     SG_UNUSED(what);
-    if (!w->stopping && w->listener)
-        evconnlistener_enable(w->listener);
+    if (!w->stopping && sg_conns_listener(w->conns))
+        evconnlistener_enable(sg_conns_listener(w->conns));
 }
 
 /* ---- reload ---- */
 
 static void apply_http_limits(struct sg_worker *w, const struct sg_limits *lim)
 {
-    sg_conns_set_limits(w->conns, lim); /* also evhttp's own body, header and time limits */
+    sg_conns_set_limits(w->conns, lim);
 }
 
 /*
@@ -498,9 +490,7 @@ void sg_worker_free(struct sg_worker *w)
     if (!w)
         return;
     sg_admin_free(w->admin);
-    if (w->http)
-        evhttp_free(w->http);
-    sg_conns_free(w->conns);
+    sg_conns_free(w->conns); /* requests still waiting for a reply are forgotten */
     /* The client first: aborted transfers hand their events back before the forwarders go. */
     sg_http_free(w->client);
     /* Then the background work (dead-letter writes end on their forwarders) and the last
@@ -558,7 +548,6 @@ struct sg_worker *sg_worker_new(int index, const struct sg_config *cfg, struct s
         sg_error("worker %d: event_base_new failed", index);
         goto fail;
     }
-    w->http = evhttp_new(w->base);
     w->client = sg_http_new(w->base, lim->max_response_bytes);
     w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
     w->drain_timer = evtimer_new(w->base, drain_cb, w);
@@ -572,26 +561,18 @@ struct sg_worker *sg_worker_new(int index, const struct sg_config *cfg, struct s
         w->shared = qf->new(qf->arg, index, w->base, w->local);
         w->queue = w->shared;
     }
-    if (!w->queue || !w->http || !w->client || !w->stop_ev || !w->drain_timer || !w->accept_resume ||
+    if (!w->queue || !w->client || !w->stop_ev || !w->drain_timer || !w->accept_resume ||
         !w->reload_ev || !w->sweep_timer || !w->commit) {
         close(fd);
         sg_error("worker %d: cannot create the loop's objects", index);
         goto fail;
     }
-    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-    evhttp_set_default_content_type(w->http, "application/json");
-    evhttp_set_gencb(w->http, sg_ingest_handle, w);
-    w->bound = evhttp_accept_socket_with_handle(w->http, fd);
-    if (!w->bound) {
-        close(fd);
+    w->conns = sg_conns_new(w->base, fd, lim, SG_CONN_INGEST, sg_ingest_handle, w);
+    if (!w->conns) {
         sg_error("worker %d: cannot accept on the listening socket", index);
         goto fail;
     }
-    w->listener = evhttp_bound_socket_get_listener(w->bound);
-    evconnlistener_set_error_cb(w->listener, accept_error_cb);
-    w->conns = sg_conns_new(w->http, w->listener, lim, SG_CONN_INGEST);
+    evconnlistener_set_error_cb(sg_conns_listener(w->conns), accept_error_cb);
 
     w->site_offset = sg_xcalloc(cfg->n_sites ? cfg->n_sites : 1, sizeof(size_t));
     for (size_t s = 0; s < cfg->n_sites; s++) {

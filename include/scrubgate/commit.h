@@ -13,7 +13,7 @@
 #include "scrubgate/common.h"
 
 #include <event2/event.h>
-#include <event2/http.h>
+#include "scrubgate/http.h"
 
 struct sg_commit;
 struct sg_spool;
@@ -37,7 +37,7 @@ void sg_commit_free(struct sg_commit *c);
  * that goes away first loses only its reply, not its events. site (borrowed, copied) labels
  * the reply in the ingest counters (metrics.h).
  */
-void sg_commit_defer(struct sg_commit *c, struct evhttp_request *req, const char *site,
+void sg_commit_defer(struct sg_commit *c, struct sg_http_req *req, const char *site,
                      char *body);
 /* Replies waiting for their generation to be durable, plus one while a sync runs:
  * shutdown waits for them, so no client that will get a 202 is cut off. */

@@ -1,15 +1,18 @@
 /*
- * conn.h - client connections of one evhttp server on one loop (docs/API.md
- * "Connection limits"; docs/ARCHITECTURE.md "Connection handling").
+ * conn.h - scrubgate's HTTP/1.1 server: client connections on one loop
+ * (docs/API.md "Connection limits"; docs/ARCHITECTURE.md "Connection
+ * handling").
  *
- * Every connection gets a filter bufferevent between its socket and evhttp.
- * The filter reads each request's framing itself and hands evhttp whole
- * requests only, so that:
+ * Each connection reads into one buffer, frames each request itself
+ * (sg_conn_scan_feed) and hands whole requests only to the handler
+ * (http.h), one at a time, so that:
  *   - deadlines are totals, not inactivity timeouts: headers within
  *     header_timeout_ms, the whole request within request_timeout_ms (both
  *     from its first byte; from the accept for a connection's first request),
- *     an idle keep-alive connection closed after keepalive_timeout_ms;
- *   - ambiguous framing never reaches evhttp: it answers 400 and closes;
+ *     an idle keep-alive connection closed after keepalive_timeout_ms, a
+ *     reply the client does not take within request_timeout_ms;
+ *   - ambiguous framing never reaches a handler: it is answered 400 and the
+ *     connection closed;
  *   - connections are counted against a budget, and past it the oldest idle
  *     keep-alive connection is closed, or the new client refused with 503,
  *     before any descriptor of the reserve is used.
@@ -24,8 +27,10 @@
 #include "scrubgate/common.h"
 #include "scrubgate/config.h"
 
-#include <event2/http.h>
+#include "scrubgate/http.h"
+
 #include <event2/listener.h>
+#include <sys/socket.h>
 
 /* Connections the admin listener keeps open at most; part of the descriptor reserve. */
 #define SG_CONN_ADMIN_MAX 16
@@ -120,25 +125,37 @@ size_t sg_conn_client_count(void);
 size_t sg_conn_fd_reserve(const struct sg_config *cfg);
 
 /*
- * Take over the connections of http (borrowed; it must be freed before
- * sg_conns_free): install the filter, apply lim's header, body and time
- * limits (sg_conns_set_limits), count connections against the ingest
- * budget or the admin one. listener is http's accepting socket (borrowed):
- * it is paused while a refused client is being answered.
+ * A server on one loop: accept on the listening socket fd (owned; -1 for
+ * none, sg_conns_adopt() then brings the connections), frame each request,
+ * apply lim's header, body and time limits (copied), count connections
+ * against the ingest budget or the admin one, and hand every complete
+ * request to handler(req, arg) (http.h). NULL on failure (fd is closed).
  */
-struct sg_conns *sg_conns_new(struct evhttp *http, struct evconnlistener *listener,
-                              const struct sg_limits *lim, enum sg_conn_kind kind);
+struct sg_conns *sg_conns_new(struct event_base *base, evutil_socket_t fd,
+                              const struct sg_limits *lim, enum sg_conn_kind kind,
+                              sg_http_handler_fn *handler, void *arg);
+/* Serve a connected socket (non-blocking; owned from here on); sa is the peer (may be NULL). */
+int sg_conns_adopt(struct sg_conns *c, evutil_socket_t fd, const struct sockaddr *sa,
+                   socklen_t salen);
 /* Header, body and time limits (copied), for connections open and to come. */
 void sg_conns_set_limits(struct sg_conns *c, const struct sg_limits *lim);
-/* The listener is gone (shutdown): never touch it again. */
-void sg_conns_forget_listener(struct sg_conns *c);
+/* The accepting socket (borrowed), for an error callback; NULL once closed. */
+struct evconnlistener *sg_conns_listener(struct sg_conns *c);
+/* Close the listening socket (shutdown): new clients are refused by the kernel. */
+void sg_conns_close_listener(struct sg_conns *c);
 /* Connections open now (this server only). */
 size_t sg_conns_open(const struct sg_conns *c);
 /*
- * Release the caller's reference. Connections whose bufferevents libevent
- * frees later (at event_base_free, say) keep the rest alive until then.
- * NULL is a no-op.
+ * Close every connection (a request still waiting for its reply sees its
+ * close callback) and the listener, and free. NULL is a no-op.
  */
 void sg_conns_free(struct sg_conns *c);
+
+/*
+ * A listening socket on host:port (a numeric address; names too when
+ * names is true); *port 0 picks one and returns it. reuseport lets the
+ * workers' sockets share the port. -1 (logged) on failure.
+ */
+int sg_conn_listen(const char *host, int *port, bool names, bool reuseport);
 
 #endif

@@ -16,7 +16,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 
-struct evkeyvalq;
+struct sg_http_fields;
 
 struct sg_site;
 struct sg_limits;
@@ -88,7 +88,7 @@ struct sg_request_ctx {
     bool new_session;            /* the reply must set the session cookie */
     int64_t now;                 /* Unix seconds at request start */
     char *cookies;               /* owned: copy of the Cookie header the pointers above use */
-    struct evkeyvalq *headers;   /* borrowed: the request headers, for set-from-header rules */
+    const struct sg_http_fields *headers;   /* borrowed: the request headers, for set-from-header rules */
     bool input_disposable;       /* the input events are read once (ingest): the pipeline may
                                   * take their properties instead of copying them */
 };

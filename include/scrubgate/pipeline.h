@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-struct evkeyvalq;
+struct sg_http_fields;
 
 #define SG_SESSION_COOKIE "sg_sid"
 #define SG_CLICK_COOKIE "sg_ttclid" /* the click id of a consented landing */
@@ -30,7 +30,7 @@ enum sg_pipe_result {
  * Returns 0, or -1 when no session id could be generated.
  */
 int sg_request_ctx_init(struct sg_request_ctx *ctx, const struct sg_config *cfg,
-                        const char *peer_ip, struct evkeyvalq *headers);
+                        const char *peer_ip, const struct sg_http_fields *headers);
 void sg_request_ctx_release(struct sg_request_ctx *ctx);
 
 /*
@@ -38,7 +38,7 @@ void sg_request_ctx_release(struct sg_request_ctx *ctx);
  * the site's ingest key, 0 when there is no Authorization header, -1 when it
  * carries a wrong key (or the site has none).
  */
-int sg_request_authenticate(const struct sg_site *site, struct evkeyvalq *headers);
+int sg_request_authenticate(const struct sg_site *site, const struct sg_http_fields *headers);
 
 enum sg_pipe_result sg_pipeline_run(const struct sg_site *site, const struct sg_limits *limits,
                                     json_t *in, const struct sg_request_ctx *ctx,

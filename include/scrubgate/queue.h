@@ -27,7 +27,7 @@
 
 #include "scrubgate/common.h"
 
-#include <event2/http.h>
+#include "scrubgate/http.h"
 
 struct sg_queue;
 struct sg_spool_entry;
@@ -69,7 +69,7 @@ struct sg_queue_ops {
      * reached). The local spool says true even while failing: its next write heals it. */
     bool (*accepts)(const struct sg_queue *q);
     /* Answer req (202 with body, stolen) once all appended so far is durable, else 503. */
-    void (*defer)(struct sg_queue *q, struct evhttp_request *req, const char *site, char *body);
+    void (*defer)(struct sg_queue *q, struct sg_http_req *req, const char *site, char *body);
     /* Replies waiting, plus work in progress that shutdown must wait for. */
     size_t (*waiting)(const struct sg_queue *q);
     void (*done)(struct sg_queue *q, struct sg_queue_ref *ref, enum sg_queue_end how);

@@ -8,12 +8,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct evhttp_request;
+struct sg_http_req;
 
 #define SG_SNIPPET_PATH "/sg.js"
 
 /* Answer GET or HEAD /sg.js (200, or 304 for a matching If-None-Match); 405 otherwise. */
-void sg_snippet_handle(struct evhttp_request *req);
+void sg_snippet_handle(struct sg_http_req *req);
 
 /* What a request gets: 304 when If-None-Match lists the ETag (or "*"), else 200, gzip when
  * Accept-Encoding admits it. Either header may be NULL. */

@@ -13,7 +13,7 @@
 #include "scrubgate/config.h"
 
 #include <event2/event.h>
-#include <event2/http.h>
+#include "scrubgate/http.h"
 
 struct sg_admin;
 struct sg_commit;

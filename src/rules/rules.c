@@ -16,7 +16,7 @@
 #include "scrubgate/scrub.h"
 
 #include <arpa/inet.h>
-#include <event2/http.h>
+#include "scrubgate/http.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1023,7 +1023,7 @@ int sg_ruleset_apply(const struct sg_ruleset *rs, struct sg_event *ev,
                     ev->ldu = json_is_true(r->value) || ev->ldu_requested;
                 } else if (r->from == SET_HEADER) {
                     const char *h = ev->ctx && ev->ctx->headers
-                                        ? evhttp_find_header(ev->ctx->headers, r->header)
+                                        ? sg_http_fields_get(ev->ctx->headers, r->header)
                                         : NULL;
                     if (!h || !*h || strlen(h) > 1024)
                         break;

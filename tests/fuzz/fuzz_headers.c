@@ -11,14 +11,12 @@
  */
 #include "scrubgate/common.h"
 #include "scrubgate/config.h"
+#include "scrubgate/http.h"
 #include "scrubgate/pipeline.h"
 #include "scrubgate/snippet.h"
 
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -55,18 +53,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct sg_config cfg = {.trusted = &trusted, .n_trusted = 1};
     if (sg_cidr_parse("127.0.0.0/8", &trusted) < 0)
         abort();
-    struct evkeyvalq headers;
-    TAILQ_INIT(&headers);
+    struct sg_http_fields headers;
+    sg_http_fields_init(&headers);
     for (size_t i = 0; i < 4; i++)
         if (val[i])
-            evhttp_add_header(&headers, names[i], val[i]);
+            sg_http_fields_add(&headers, names[i], val[i]);
     struct sg_request_ctx ctx;
     if (sg_request_ctx_init(&ctx, &cfg, "127.0.0.1", &headers) == 0) {
         if (strlen(ctx.session_id) != 32 || strspn(ctx.session_id, "0123456789abcdef") != 32)
             abort();
         sg_request_ctx_release(&ctx);
     }
-    evhttp_clear_headers(&headers);
+    sg_http_fields_release(&headers);
 
     bool gz;
     int code = sg_snippet_negotiate(val[4], val[5], &gz);

@@ -1,25 +1,24 @@
 /*
- * fuzz_http - raw bytes into libevent's HTTP server, with the limits a
- * worker applies (max body and header sizes, request timeout, methods).
+ * fuzz_http - raw bytes into scrubgate's HTTP server (conn.c framing and
+ * connection, http.c reading the request and writing the reply), with the
+ * limits a worker applies (max body and header sizes, request timeout).
  *
- * evhttp has no public call that adopts an already connected socket, so each
- * input goes through a pair of AF_UNIX stream sockets made by connect() on a
- * listener in the abstract namespace (no file, no port): the input is written
- * to the client end, the write side is shut, and the loop runs until evhttp
- * closes the connection. The request callback is trivial (no ingest); it
- * checks what evhttp promises us: a body never longer than max_body_bytes.
- *
- * libevent is Debian's build, not instrumented: the coverage libFuzzer sees
- * is this file's, so the callback and the reply reader branch on what evhttp
- * made of the input (method, body size, status of each reply) to give the
- * mutator a signal. Memory errors inside libevent show only as crashes or as
- * allocator errors that ASan's malloc catches (double or invalid free).
+ * Each input is written to one end of a socket pair whose other end the
+ * server adopts (sg_conns_adopt), the write side is shut, and the loop runs
+ * until the server closes the connection. The handler checks what the
+ * server promises its handlers: a body never longer than max_body_bytes, a
+ * path that starts with '/' (or is "*"), header names that are tokens and
+ * values without CR, LF or NUL. Every other request is answered later, from
+ * a timer, as a 202 waiting for the group commit is, with a close callback
+ * that drops the answer if the connection goes first. The client checks
+ * that every reply stream starts with a status line.
  */
 #include "scrubgate/common.h"
 #include "scrubgate/config.h"
+#include "scrubgate/conn.h"
+#include "scrubgate/http.h"
 
 #include <errno.h>
-#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -28,18 +27,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct event_base *base;
-static struct evhttp *http;
-static struct sockaddr_un addr;
-static socklen_t addr_len;
+static struct sg_conns *server;
 static struct sg_limits limits;
 static volatile size_t sink; /* keeps the callback's reads from being optimized out */
+static struct event *later;  /* answers the deferred request */
+static struct sg_http_req *deferred;
+static unsigned n_requests;
 
 struct client {
     int fd;
@@ -50,24 +49,70 @@ struct client {
     size_t head_len;
 };
 
-static void request_cb(struct evhttp_request *req, void *arg)
+static bool is_token(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!sg_is_alnum(*s) && !strchr("!#$%&'*+-.^_`|~", *s))
+            return false;
+    return true;
+}
+
+static void answer(struct sg_http_req *req)
+{
+    size_t body;
+    sg_http_body(req, &body);
+    sg_http_add_header(req, "X-Seen", sg_http_path(req)); /* a path is safe to echo here */
+    sg_http_reply(req, body ? 202 : 204, "OK", "{}\n", 3);
+}
+
+static void later_cb(evutil_socket_t fd, short what, void *arg)
+{
+    SG_UNUSED(fd);
+    SG_UNUSED(what);
+    SG_UNUSED(arg);
+    struct sg_http_req *req = deferred;
+    deferred = NULL;
+    if (req)
+        answer(req);
+}
+
+static void closed_cb(struct sg_http_req *req, void *arg)
 {
     SG_UNUSED(arg);
-    size_t body = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+    if (req != deferred)
+        abort(); /* a close callback for a request nobody registered */
+    deferred = NULL;
+}
+
+static void request_cb(struct sg_http_req *req, void *arg)
+{
+    SG_UNUSED(arg);
+    size_t body;
+    const char *b = sg_http_body(req, &body);
     if (body > limits.max_body_bytes)
-        abort(); /* evhttp let through a body over the limit */
-    switch (evhttp_request_get_command(req)) {
-    case EVHTTP_REQ_GET: sink += 1; break;
-    case EVHTTP_REQ_POST: sink += body ? 2 : 3; break;
-    case EVHTTP_REQ_OPTIONS: sink += 4; break;
+        abort(); /* a body over the limit reached a handler */
+    for (size_t i = 0; i < body; i++)
+        sink += (unsigned char)b[i];
+    switch (sg_http_method(req)) {
+    case SG_HTTP_GET: sink += 1; break;
+    case SG_HTTP_POST: sink += body ? 2 : 3; break;
+    case SG_HTTP_OPTIONS: sink += 4; break;
+    case SG_HTTP_OTHER: abort(); /* the server answers those itself */
     default: sink += 5; break;
     }
-    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-    for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next)
-        sink += strlen(kv->key) + strlen(kv->value);
+    const char *path = sg_http_path(req);
+    if (!path || (path[0] != '/' && strcmp(path, "*") != 0))
+        abort();
+    const struct sg_http_fields *in = sg_http_headers(req);
+    for (size_t i = 0; i < in->n; i++) {
+        if (!is_token(in->v[i].name) || strpbrk(in->v[i].value, "\r\n"))
+            abort();
+        sink += strlen(in->v[i].name) + strlen(in->v[i].value);
+    }
     /* What ingest reads: the query's site, Host, Content-Type. */
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+    const char *query = sg_http_query(req);
     if (query) {
         struct evkeyvalq params;
         if (evhttp_parse_query_str(query, &params) == 0) {
@@ -76,15 +121,16 @@ static void request_cb(struct evhttp_request *req, void *arg)
         }
         evhttp_clear_headers(&params);
     }
-    const char *host = evhttp_find_header(in, "Host");
-    const char *type = evhttp_find_header(in, "Content-Type");
+    const char *host = sg_http_header(req, "Host");
+    const char *type = sg_http_header(req, "Content-Type");
     sink += (host ? 1u : 0u) + (type ? 2u : 0u);
-    struct evbuffer *out = evbuffer_new();
-    if (out)
-        evbuffer_add(out, "{}\n", 3);
-    evhttp_send_reply(req, body ? 202 : 204, "OK", out);
-    if (out)
-        evbuffer_free(out);
+    if (++n_requests % 2 == 0 && !deferred) {
+        deferred = req;
+        sg_http_on_close(req, closed_cb, NULL);
+        event_active(later, EV_TIMEOUT, 0);
+        return;
+    }
+    answer(req);
 }
 
 static void client_done(struct client *c)
@@ -125,7 +171,7 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
         if (r < 0 && errno == EAGAIN)
             return;
         if (r <= 0) {
-            client_done(c); /* evhttp closed the connection */
+            client_done(c); /* the server closed the connection */
             return;
         }
         size_t take = SG_MIN((size_t)r, sizeof(c->head) - c->head_len);
@@ -138,7 +184,7 @@ static void guard_cb(evutil_socket_t fd, short what, void *arg)
 {
     SG_UNUSED(fd);
     SG_UNUSED(what);
-    client_done(arg); /* evhttp's own timeout should have fired first */
+    client_done(arg); /* the server's request deadline should have closed it first */
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -152,28 +198,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     limits.max_header_bytes = 2048;
     limits.request_timeout_ms = 2000;
     base = event_base_new();
-    http = base ? evhttp_new(base) : NULL;
-    if (!http)
-        abort();
-    /* As a worker does (worker.c: apply_http_limits and the calls after it). */
-    evhttp_set_max_body_size(http, (ev_ssize_t)limits.max_body_bytes);
-    evhttp_set_max_headers_size(http, (ev_ssize_t)limits.max_header_bytes);
-    struct timeval tv = {limits.request_timeout_ms / 1000,
-                         (limits.request_timeout_ms % 1000) * 1000};
-    evhttp_set_timeout_tv(http, &tv);
-    evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                         EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                         EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-    evhttp_set_default_content_type(http, "application/json");
-    evhttp_set_gencb(http, request_cb, NULL);
-
-    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    memset(&addr, 0, sizeof(addr));
-    addr.sun_family = AF_UNIX;
-    int n = snprintf(addr.sun_path + 1, sizeof(addr.sun_path) - 1, "sg-fuzz-http-%d", getpid());
-    addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&addr, addr_len) < 0 || listen(lfd, 16) < 0 ||
-        !evhttp_accept_socket_with_handle(http, lfd))
+    server = base ? sg_conns_new(base, -1, &limits, SG_CONN_INGEST, request_cb, NULL) : NULL;
+    later = base ? evtimer_new(base, later_cb, NULL) : NULL;
+    if (!server || !later)
         abort();
     return 0;
 }
@@ -181,10 +208,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct client c = {.data = data, .size = size};
-    c.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c.fd < 0 || connect(c.fd, (struct sockaddr *)&addr, addr_len) < 0 ||
-        evutil_make_socket_nonblocking(c.fd) < 0)
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0 ||
+        sg_conns_adopt(server, sv[1], NULL, 0) < 0)
         abort();
+    c.fd = sv[0];
     c.wev = event_new(base, c.fd, EV_WRITE | EV_PERSIST, write_cb, &c);
     c.rev = event_new(base, c.fd, EV_READ | EV_PERSIST, read_cb, &c);
     c.guard = evtimer_new(base, guard_cb, &c);
@@ -195,8 +223,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     event_add(c.rev, NULL);
     event_add(c.guard, &tv);
     event_base_dispatch(base);
-    /* What evhttp answered first: a signal for the mutator (400, 413, 2xx...). */
-    if (c.head_len >= 12 && memcmp(c.head, "HTTP/1.", 7) == 0) {
+    /* Any reply starts with a status line; what the server answered first is a signal for
+     * the mutator (400, 413, 2xx...). */
+    if (c.head_len && (c.head_len < 12 || memcmp(c.head, "HTTP/1.1 ", 9) != 0))
+        abort();
+    if (c.head_len >= 12) {
         switch (c.head[9]) {
         case '2': sink += c.head[11] == '2' ? 10 : 11; break;
         case '4': sink += c.head[10] == '1' ? 12 : c.head[11] == '0' ? 13 : 14; break;

@@ -1,8 +1,8 @@
 /*
  * Connections: the request framing scanner on its own (every split of the
- * input gives the same verdict), the descriptor reserve, and a real evhttp
- * server on 127.0.0.1 with the conn filter in front of it: requests served
- * whole, deadlines, the budget, error replies.
+ * input gives the same verdict), the descriptor reserve, and the real
+ * server on 127.0.0.1: requests served whole, deadlines, the budget, error
+ * replies.
  */
 #include "testutil.h"
 
@@ -10,9 +10,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <event2/buffer.h>
+#include "scrubgate/buf.h"
+#include "scrubgate/http.h"
+
 #include <event2/event.h>
-#include <event2/http.h>
 #include <event2/listener.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -339,7 +340,6 @@ static void reserve_follows_the_config(void **state)
 
 struct live {
     struct event_base *base;
-    struct evhttp *http;
     struct sg_conns *conns;
     struct sg_limits lim;
     int port;
@@ -347,38 +347,34 @@ struct live {
     char last_body[256];
 };
 
-static void handler(struct evhttp_request *req, void *arg)
+static void handler(struct sg_http_req *req, void *arg)
 {
     struct live *L = arg;
-    struct evbuffer *in = evhttp_request_get_input_buffer(req), *out = evbuffer_new();
-    size_t n = evbuffer_get_length(in);
+    struct sg_buf out;
+    size_t n;
+    const char *in = sg_http_body(req, &n);
+    sg_buf_init(&out, 0);
     L->handled++;
     memset(L->last_body, 0, sizeof(L->last_body));
-    evbuffer_copyout(in, L->last_body, SG_MIN(n, sizeof(L->last_body) - 1));
-    if (strstr(evhttp_request_get_uri(req), "/big")) {
+    memcpy(L->last_body, in, SG_MIN(n, sizeof(L->last_body) - 1));
+    if (strstr(sg_http_path(req), "/big")) {
         for (int i = 0; i < 100000; i++)
-            evbuffer_add_printf(out, "line %06d\n", i);
+            sg_buf_printf(&out, "line %06d\n", i);
     } else {
-        const char *t = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Trailer");
-        evbuffer_add_printf(out, "n=%zu trailer=%s", n, t ? t : "none");
+        const char *t = sg_http_header(req, "X-Trailer");
+        sg_buf_printf(&out, "n=%zu trailer=%s", n, t ? t : "none");
     }
-    evhttp_send_reply(req, 200, "OK", out);
-    evbuffer_free(out);
+    sg_http_reply(req, 200, "OK", out.data, out.len);
+    sg_buf_release(&out);
 }
 
 static void live_start(struct live *L)
 {
     L->base = event_base_new();
-    L->http = evhttp_new(L->base);
-    assert_non_null(L->http);
-    evhttp_set_gencb(L->http, handler, L);
-    struct evhttp_bound_socket *b = evhttp_bind_socket_with_handle(L->http, "127.0.0.1", 0);
-    assert_non_null(b);
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof(sa);
-    assert_int_equal(getsockname(evhttp_bound_socket_get_fd(b), (struct sockaddr *)&sa, &sl), 0);
-    L->port = ntohs(sa.sin_port);
-    L->conns = sg_conns_new(L->http, evhttp_bound_socket_get_listener(b), &L->lim, SG_CONN_INGEST);
+    int fd = sg_conn_listen("127.0.0.1", &L->port, false, false);
+    assert_true(fd >= 0);
+    L->conns = sg_conns_new(L->base, fd, &L->lim, SG_CONN_INGEST, handler, L);
+    assert_non_null(L->conns);
 }
 
 static int live_setup(void **state)
@@ -397,8 +393,6 @@ static int live_setup(void **state)
 static int live_teardown(void **state)
 {
     struct live *L = *state;
-    if (L->http)
-        evhttp_free(L->http);
     sg_conns_free(L->conns);
     if (L->base)
         event_base_free(L->base); /* runs the connections' last callbacks */
@@ -571,7 +565,7 @@ static void serves_whole_requests(void **state)
     int fd = dial(L);
     say(fd, "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello");
     spin(L, 50);
-    assert_int_equal(L->handled, 0); /* evhttp has not seen a partial request */
+    assert_int_equal(L->handled, 0); /* the handler has not seen a partial request */
     say(fd, " world");
     struct reply r = wait_for(L, fd, "n=11", 2000);
     assert_non_null(strstr(r.data, "HTTP/1.1 200 OK"));
@@ -624,7 +618,7 @@ static void expect_continue(void **state)
     close(fd);
 }
 
-static void bad_framing_is_400_and_never_reaches_evhttp(void **state)
+static void bad_framing_is_400_and_never_reaches_the_handler(void **state)
 {
     struct live *L = *state;
     live_start(L);
@@ -834,7 +828,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(serves_whole_requests, live_setup, live_teardown),
         cmocka_unit_test_setup_teardown(chunked_trailer_is_dropped, live_setup, live_teardown),
         cmocka_unit_test_setup_teardown(expect_continue, live_setup, live_teardown),
-        cmocka_unit_test_setup_teardown(bad_framing_is_400_and_never_reaches_evhttp, live_setup,
+        cmocka_unit_test_setup_teardown(bad_framing_is_400_and_never_reaches_the_handler, live_setup,
                                         live_teardown),
         cmocka_unit_test_setup_teardown(a_refused_body_is_not_read_to_its_end, live_setup,
                                         live_teardown),

@@ -5,7 +5,7 @@
 #include "scrubgate/rules.h"
 
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
+#include "scrubgate/http.h"
 #include <string.h>
 #include <sys/queue.h>
 #include <unistd.h>
@@ -72,7 +72,7 @@ struct run {
 
 static const char *test_ua = "UA/1";
 static const char *test_region; /* the site's phone_region in run(), NULL: none */
-static struct evkeyvalq test_headers;
+static struct sg_http_fields test_headers;
 
 static void run(struct run *r, const char *rules, const char *event, bool gpc)
 {
@@ -541,8 +541,8 @@ static void shipped_default_loads(void **state)
 
 int main(void)
 {
-    TAILQ_INIT(&test_headers);
-    evhttp_add_header(&test_headers, "X-Locale", "de-DE");
+    sg_http_fields_init(&test_headers);
+    sg_http_fields_add(&test_headers, "X-Locale", "de-DE");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(invalid_rule_sets_say_where),
         cmocka_unit_test(minimization_by_default),
@@ -565,7 +565,7 @@ int main(void)
         cmocka_unit_test(shipped_default_loads),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    evhttp_clear_headers(&test_headers);
+    sg_http_fields_release(&test_headers);
     sg_rules_thread_release();
     return rc;
 }
