@@ -17,6 +17,24 @@
 #include <strings.h>
 #include <time.h>
 
+const bool sg_http_tchar[256] = {
+    ['!'] = true, ['#'] = true, ['$'] = true, ['%'] = true, ['&'] = true, ['\''] = true,
+    ['*'] = true, ['+'] = true, ['-'] = true, ['.'] = true, ['^'] = true, ['_'] = true,
+    ['`'] = true, ['|'] = true, ['~'] = true,
+    ['0'] = true, ['1'] = true, ['2'] = true, ['3'] = true, ['4'] = true, ['5'] = true,
+    ['6'] = true, ['7'] = true, ['8'] = true, ['9'] = true,
+    ['A'] = true, ['B'] = true, ['C'] = true, ['D'] = true, ['E'] = true, ['F'] = true,
+    ['G'] = true, ['H'] = true, ['I'] = true, ['J'] = true, ['K'] = true, ['L'] = true,
+    ['M'] = true, ['N'] = true, ['O'] = true, ['P'] = true, ['Q'] = true, ['R'] = true,
+    ['S'] = true, ['T'] = true, ['U'] = true, ['V'] = true, ['W'] = true, ['X'] = true,
+    ['Y'] = true, ['Z'] = true,
+    ['a'] = true, ['b'] = true, ['c'] = true, ['d'] = true, ['e'] = true, ['f'] = true,
+    ['g'] = true, ['h'] = true, ['i'] = true, ['j'] = true, ['k'] = true, ['l'] = true,
+    ['m'] = true, ['n'] = true, ['o'] = true, ['p'] = true, ['q'] = true, ['r'] = true,
+    ['s'] = true, ['t'] = true, ['u'] = true, ['v'] = true, ['w'] = true, ['x'] = true,
+    ['y'] = true, ['z'] = true,
+};
+
 /* ---- header fields ---- */
 
 void sg_http_fields_init(struct sg_http_fields *f)
@@ -31,19 +49,26 @@ void sg_http_fields_release(struct sg_http_fields *f)
     sg_http_fields_init(f);
 }
 
-void sg_http_fields_add(struct sg_http_fields *f, const char *name, const char *value)
+static void fields_push(struct sg_http_fields *f, const char *name, size_t name_len,
+                        const char *value)
 {
     if (f->n == f->cap) {
         f->cap = f->cap ? f->cap * 2 : 16;
         f->v = sg_xrealloc(f->v, f->cap * sizeof(*f->v));
     }
-    f->v[f->n++] = (struct sg_http_field){name, value};
+    f->v[f->n++] = (struct sg_http_field){name, value, name_len};
+}
+
+void sg_http_fields_add(struct sg_http_fields *f, const char *name, const char *value)
+{
+    fields_push(f, name, strlen(name), value);
 }
 
 const char *sg_http_fields_get(const struct sg_http_fields *f, const char *name)
 {
+    size_t n = strlen(name);
     for (size_t i = 0; i < f->n; i++)
-        if (strcasecmp(f->v[i].name, name) == 0)
+        if (f->v[i].name_len == n && strncasecmp(f->v[i].name, name, n) == 0)
             return f->v[i].value;
     return NULL;
 }
@@ -197,7 +222,7 @@ const char *sg_http_req_parse(struct sg_http_req *r, char *p, size_t head_len)
             while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
                 ve--;
             *ve = '\0';
-            sg_http_fields_add(&r->in, p, v);
+            fields_push(&r->in, p, (size_t)(colon - p), v);
         }
         p = lf + 1;
     }
@@ -247,11 +272,9 @@ static bool is_token(const char *s)
 {
     if (!*s)
         return false;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (!(sg_is_alnum((char)c) || (c && strchr("!#$%&'*+-.^_`|~", c))))
+    for (; *s; s++)
+        if (!sg_http_tchar[(unsigned char)*s])
             return false;
-    }
     return true;
 }
 

@@ -10,6 +10,9 @@
 
 struct conn;
 
+/* RFC 9110 tchar: the bytes of a token (a method, a header name). */
+extern const bool sg_http_tchar[256];
+
 struct sg_http_req {
     struct conn *conn;
     enum sg_http_method method;

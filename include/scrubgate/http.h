@@ -38,6 +38,7 @@ enum sg_http_method {
 
 struct sg_http_field {
     const char *name, *value; /* borrowed, NUL-terminated */
+    size_t name_len;
 };
 
 struct sg_http_fields {

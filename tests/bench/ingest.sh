@@ -5,6 +5,7 @@
 # answering 204 as the ceiling. Not a test: run it by hand on an otherwise idle machine.
 #   tests/bench/ingest.sh [RUNS=3]
 #   env: BATCH (events per request, 1), CONNS (32), SECONDS_ (10), RATE (paced requests/s), BIN,
+#        PROFILE=DIR (perf record -g of the proxy during each load, to DIR/perf-RUN.data),
 #        FLUSH_MS (limits.flush_interval_ms, default the proxy's 250),
 #        SINK=fake (the strict Python fake TikTok, default) or SINK=nginx (nginx answering code 0:
 #        measures the proxy without the fake's CPU cost),
@@ -86,6 +87,11 @@ for r in $(seq "$RUNS"); do
         perf stat -x, -e syscalls:sys_enter_fdatasync -p "$pid" -o "$tmp/perf.csv" \
             -- sleep "$SECONDS_" 2>/dev/null &
         perf_pid=$!
+    fi
+    if [ -n "${PROFILE:-}" ]; then
+        mkdir -p "$PROFILE"
+        perf record -q -g -p "$pid" -o "$PROFILE/perf-$r.data" -- sleep "$SECONDS_" \
+            > /dev/null 2>&1 &
     fi
     start=$(date +%s.%N)
     line=$(load "http://127.0.0.1:$port")

@@ -3,10 +3,11 @@
 callgrind (deterministic: the figure to compare between versions on a noisy machine).
 
 The real binary runs under `valgrind --tool=callgrind`, collecting only inside the functions
-of the path a request takes once its HTTP message is read: the ingest handler (parse, site,
-context, consent, rules, format, staging into the spool's buffer), the spool write of the
-request's generation, and the deferred 202. HTTP parsing, the group commit's fdatasync and
-forwarding are not counted. Each kind of request runs in its own process:
+of the path a request takes: the connection's read (recv, framing, reading the request in
+place) with the ingest handler inside it (parse, site, context, consent, rules, format,
+staging into the spool's buffer), the spool write of the request's generation, and the
+deferred 202 (written and sent). The group commit's fdatasync and forwarding are not counted.
+Each kind of request runs in its own process:
 
   bench    the benchmark's event (tests/bench/post.lua): email, phone, click id, one content
   denied   the same event with consent denied
@@ -36,7 +37,7 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from harness import free_port  # noqa: E402
-COLLECT = ["sg_ingest_handle", "sg_spool_write", "sg_ingest_answer"]
+COLLECT = ["conn_read_cb", "sg_spool_write", "sg_ingest_answer"]
 
 BENCH = {"event": "Purchase", "consent": "granted",
          "page": {"url": "https://shop.example.com/thanks?utm_source=tiktok&ttclid=E.C.P.bench"
