@@ -345,27 +345,70 @@ struct live {
     int port;
     int handled;
     char last_body[256];
+    struct sg_http_req *later; /* a request answered from the timer */
+    struct event *later_ev;
+    int gone_before_reply;     /* close callbacks seen */
 };
+
+/* The reply: what the request was, read when the reply is written. */
+static void answer(struct sg_http_req *req)
+{
+    struct sg_buf out;
+    size_t n;
+    const char *in = sg_http_body(req, &n);
+    const char *q = sg_http_query(req);
+    sg_buf_init(&out, 0);
+    if (strcmp(sg_http_path(req), "/big") == 0) {
+        for (int i = 0; i < 100000; i++)
+            sg_buf_printf(&out, "line %06d\n", i);
+    } else if (strcmp(sg_http_path(req), "/huge") == 0) {
+        sg_buf_reserve(&out, 16 << 20);
+        memset(out.data, 'x', 16 << 20);
+        out.len = 16 << 20;
+    } else {
+        const char *t = sg_http_header(req, "X-Trailer");
+        sg_buf_printf(&out, "n=%zu trailer=%s path=%s query=%s body=%.*s.", n, t ? t : "none",
+                      sg_http_path(req), q ? q : "-", (int)n, in);
+    }
+    sg_http_reply(req, 200, "OK", out.data, out.len);
+    sg_buf_release(&out);
+}
+
+static void gone_cb(struct sg_http_req *req, void *arg)
+{
+    struct live *L = arg;
+    assert_ptr_equal(req, L->later);
+    L->later = NULL;
+    L->gone_before_reply++;
+}
+
+static void later_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct live *L = arg;
+    SG_UNUSED(fd);
+    SG_UNUSED(what);
+    if (L->later)
+        answer(L->later);
+    L->later = NULL;
+}
 
 static void handler(struct sg_http_req *req, void *arg)
 {
     struct live *L = arg;
-    struct sg_buf out;
     size_t n;
     const char *in = sg_http_body(req, &n);
-    sg_buf_init(&out, 0);
     L->handled++;
     memset(L->last_body, 0, sizeof(L->last_body));
     memcpy(L->last_body, in, SG_MIN(n, sizeof(L->last_body) - 1));
-    if (strstr(sg_http_path(req), "/big")) {
-        for (int i = 0; i < 100000; i++)
-            sg_buf_printf(&out, "line %06d\n", i);
-    } else {
-        const char *t = sg_http_header(req, "X-Trailer");
-        sg_buf_printf(&out, "n=%zu trailer=%s", n, t ? t : "none");
+    if (strcmp(sg_http_path(req), "/later") == 0) {
+        /* Answered 100 ms later, as a 202 that waits for the group commit. */
+        struct timeval tv = {0, 100000};
+        L->later = req;
+        sg_http_on_close(req, gone_cb, L);
+        evtimer_add(L->later_ev, &tv);
+        return;
     }
-    sg_http_reply(req, 200, "OK", out.data, out.len);
-    sg_buf_release(&out);
+    answer(req);
 }
 
 static void live_start(struct live *L)
@@ -375,6 +418,7 @@ static void live_start(struct live *L)
     assert_true(fd >= 0);
     L->conns = sg_conns_new(L->base, fd, &L->lim, SG_CONN_INGEST, handler, L);
     assert_non_null(L->conns);
+    L->later_ev = evtimer_new(L->base, later_cb, L);
 }
 
 static int live_setup(void **state)
@@ -394,6 +438,8 @@ static int live_teardown(void **state)
 {
     struct live *L = *state;
     sg_conns_free(L->conns);
+    if (L->later_ev)
+        event_free(L->later_ev);
     if (L->base)
         event_base_free(L->base); /* runs the connections' last callbacks */
     assert_int_equal(sg_conn_client_count(), 0);
@@ -812,6 +858,171 @@ static void budget_refuses_or_makes_room(void **state)
     assert_int_equal(sg_conns_open(L->conns), 0);
 }
 
+/* Read one reply's status line and headers from r (NULL-terminated); the header block's end. */
+static const char *head_end(const struct reply *r)
+{
+    const char *e = strstr(r->data, "\r\n\r\n");
+    assert_non_null(e);
+    return e + 4;
+}
+
+static void request_lines_and_versions(void **state)
+{
+    struct live *L = *state;
+    live_start(L);
+    static const struct {
+        const char *request, *status, *error;
+    } refused[] = {
+        {"BREW /x HTTP/1.1\r\n\r\n", "501 Not Implemented", "method not implemented"},
+        {"TRACE /x HTTP/1.1\r\n\r\n", "501 Not Implemented", "method not implemented"},
+        {"GET x HTTP/1.1\r\n\r\n", "400 Bad Request", "bad request target"},
+        {"GET http://host HTTP/1.1\r\n\r\n", "400 Bad Request", "bad request target"},
+        {"GET / HTTP/2.0\r\n\r\n", "400 Bad Request", "unsupported HTTP version"},
+        {"GET /\r\n\r\n", "400 Bad Request", "bad request line"},
+        {"GET  / HTTP/1.1\r\n\r\n", "400 Bad Request", "bad request line"},
+    };
+    for (size_t i = 0; i < SG_ARRAY_SIZE(refused); i++) {
+        int fd = dial(L);
+        say(fd, refused[i].request);
+        say(fd, "GET /x HTTP/1.1\r\n\r\n"); /* never read: the connection closes */
+        struct reply r = wait_for(L, fd, NULL, 3000);
+        assert_true(r.eof);
+        assert_true(strncmp(r.data, "HTTP/1.1 ", 9) == 0);
+        assert_true(strncmp(r.data + 9, refused[i].status, strlen(refused[i].status)) == 0);
+        assert_non_null(strstr(r.data, refused[i].error));
+        assert_non_null(strstr(r.data, "Connection: close\r\n"));
+        assert_int_equal(count(r.data, "HTTP/1.1 "), 1);
+        free(r.data);
+        close(fd);
+    }
+    assert_int_equal(L->handled, 0);
+
+    /* Absolute form: the path and query are what count; a fragment is not part of either. */
+    int fd = dial(L);
+    say(fd, "GET http://shop.example/v1/x?site=shop#frag HTTP/1.1\r\n\r\n");
+    struct reply r = wait_for(L, fd, "body=", 2000);
+    assert_non_null(strstr(r.data, "path=/v1/x query=site=shop body="));
+    assert_non_null(strstr(r.data, "Date: "));
+    free(r.data);
+
+    /* HEAD: the length a GET would get, no body; the connection goes on. */
+    say(fd, "HEAD /x HTTP/1.1\r\n\r\n");
+    r = wait_for(L, fd, "\r\n\r\n", 2000);
+    spin(L, 50);
+    free(r.data);
+    r = wait_for(L, fd, NULL, 50);
+    assert_int_equal(r.len, 0); /* nothing after the head */
+    free(r.data);
+    say(fd, "GET /x HTTP/1.1\r\n\r\n");
+    r = wait_for(L, fd, "body=.", 2000);
+    assert_non_null(strstr(r.data, "HTTP/1.1 200 OK"));
+    free(r.data);
+    close(fd);
+
+    /* HTTP/1.0 closes after the reply unless it asks to keep the connection. */
+    fd = dial(L);
+    say(fd, "GET /x HTTP/1.0\r\n\r\n");
+    r = wait_for(L, fd, NULL, 2000);
+    assert_true(r.eof);
+    assert_non_null(strstr(r.data, "Connection: close\r\n"));
+    assert_non_null(strstr(head_end(&r), "body=."));
+    free(r.data);
+    close(fd);
+    fd = dial(L);
+    say(fd, "GET /x HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n");
+    r = wait_for(L, fd, "body=.", 2000);
+    assert_false(r.eof);
+    assert_non_null(strstr(r.data, "Connection: keep-alive\r\n"));
+    free(r.data);
+    say(fd, "GET /x HTTP/1.1\r\nConnection: close\r\n\r\n");
+    r = wait_for(L, fd, NULL, 2000);
+    assert_true(r.eof);
+    assert_non_null(strstr(r.data, "Connection: close\r\n"));
+    free(r.data);
+    close(fd);
+    assert_int_equal(L->handled, 6);
+}
+
+static void a_later_reply_keeps_its_request_and_order(void **state)
+{
+    struct live *L = *state;
+    live_start(L);
+    int fd = dial(L);
+    /* The first is answered later; the second is pipelined behind it, and more bytes arrive
+     * while the first waits: the first's bytes stay where they are, the second waits. */
+    say(fd, "POST /later HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "3\r\nfir\r\n2\r\nst\r\n0\r\n\r\nPOST /x HTTP/1.1\r\nContent-Length: 6\r\n\r\nsec");
+    spin(L, 20);
+    assert_int_equal(L->handled, 1);
+    char filler[4000]; /* within max_body_bytes (4096) */
+    memset(filler, 'y', sizeof(filler));
+    say(fd, "ond");
+    say(fd, "POST /x HTTP/1.1\r\nContent-Length: 4000\r\n\r\n");
+    assert_int_equal(send(fd, filler, sizeof(filler), MSG_NOSIGNAL), (ssize_t)sizeof(filler));
+    spin(L, 20);
+    assert_int_equal(L->handled, 1);
+    struct reply r = wait_for(L, fd, "n=4000", 3000);
+    const char *first = strstr(r.data, "n=5 trailer=none path=/later query=- body=first.");
+    const char *second = strstr(r.data, "n=6 trailer=none path=/x query=- body=second.");
+    assert_non_null(first);
+    assert_non_null(second);
+    assert_true(first < second);
+    assert_int_equal(count(r.data, "HTTP/1.1 200 OK"), 3);
+    free(r.data);
+    close(fd);
+    assert_int_equal(L->handled, 3);
+    assert_int_equal(L->gone_before_reply, 0);
+}
+
+static void a_client_gone_before_its_reply(void **state)
+{
+    struct live *L = *state;
+    live_start(L);
+    int fd = dial(L);
+    say(fd, "POST /later HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi");
+    spin(L, 20);
+    assert_int_equal(L->handled, 1);
+    struct linger lg = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd); /* a reset: the reply cannot reach it */
+    spin(L, 200);
+    assert_int_equal(L->gone_before_reply, 1);
+    assert_int_equal(sg_conns_open(L->conns), 0);
+
+    /* A half-close is not a departure: the reply still goes out, then the connection ends. */
+    fd = dial(L);
+    say(fd, "POST /later HTTP/1.1\r\nContent-Length: 2\r\n\r\nho");
+    shutdown(fd, SHUT_WR);
+    struct reply r = wait_for(L, fd, NULL, 2000);
+    assert_true(r.eof);
+    assert_non_null(strstr(r.data, "body=ho."));
+    free(r.data);
+    close(fd);
+    assert_int_equal(L->gone_before_reply, 1);
+}
+
+static void a_reply_not_taken_is_cut_at_the_request_deadline(void **state)
+{
+    struct live *L = *state;
+    live_start(L);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    close(fd);
+    fd = dial(L);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    say(fd, "GET /huge HTTP/1.1\r\n\r\n"); /* 16 MiB, never read */
+    while (L->handled == 0)
+        spin(L, 1);
+    assert_int_equal(sg_conns_open(L->conns), 1);
+    uint64_t start = sg_now_mono_ms();
+    while (sg_conns_open(L->conns) && sg_now_mono_ms() - start < 3000)
+        spin(L, 10);
+    assert_int_equal(sg_conns_open(L->conns), 0);
+    assert_in_range(sg_now_mono_ms() - start, 550, 1500); /* request_timeout_ms 600 */
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -834,6 +1045,12 @@ int main(void)
                                         live_teardown),
         cmocka_unit_test_setup_teardown(deadlines_are_totals, live_setup, live_teardown),
         cmocka_unit_test_setup_teardown(budget_refuses_or_makes_room, live_setup, live_teardown),
+        cmocka_unit_test_setup_teardown(request_lines_and_versions, live_setup, live_teardown),
+        cmocka_unit_test_setup_teardown(a_later_reply_keeps_its_request_and_order, live_setup,
+                                        live_teardown),
+        cmocka_unit_test_setup_teardown(a_client_gone_before_its_reply, live_setup, live_teardown),
+        cmocka_unit_test_setup_teardown(a_reply_not_taken_is_cut_at_the_request_deadline,
+                                        live_setup, live_teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests(tests, NULL, NULL);
