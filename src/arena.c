@@ -87,6 +87,26 @@ static void json_free(void *ptr)
         free(ptr); /* a region block waits for the end of its span */
 }
 
+char *sg_arena_strndup(const char *s, size_t n)
+{
+    char *p = tl.active ? region_alloc(n + 1) : NULL;
+    if (!p)
+        p = sg_xmalloc(n + 1); /* dies when out of memory, as sg_xstrndup does */
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *sg_arena_strdup(const char *s)
+{
+    return sg_arena_strndup(s, strlen(s));
+}
+
+void sg_arena_free(void *p)
+{
+    json_free(p);
+}
+
 char *sg_json_text(const json_t *v, size_t flags)
 {
     size_t n = json_dumpb(v, NULL, 0, flags);

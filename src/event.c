@@ -9,6 +9,7 @@
 #include "scrubgate/buf.h"
 #include "scrubgate/config.h"
 #include "scrubgate/event.h"
+#include "scrubgate/arena.h"
 #include "scrubgate/hash.h"
 #include "scrubgate/netaddr.h"
 #include "scrubgate/scrub.h"
@@ -57,26 +58,26 @@ void sg_event_init(struct sg_event *ev)
 
 void sg_event_release(struct sg_event *ev)
 {
-    free(ev->name);
+    sg_arena_free(ev->name);
     for (unsigned i = 0; i < ev->n_also; i++)
-        free(ev->also[i]);
-    free(ev->event_id);
+        sg_arena_free(ev->also[i]);
+    sg_arena_free(ev->event_id);
     for (int i = 0; i < SG_F__COUNT; i++) {
-        free(ev->val[i]);
+        sg_arena_free(ev->val[i]);
         for (size_t k = 0; k < SG_MULTI_MAX - 1; k++)
-            free(ev->more[i][k]);
+            sg_arena_free(ev->more[i][k]);
     }
     json_decref(ev->props);
-    free(ev->click_id);
+    sg_arena_free(ev->click_id);
     sg_event_init(ev);
 }
 
 void sg_event_set(struct sg_event *ev, enum sg_field f, char *v)
 {
-    free(ev->val[f]);
+    sg_arena_free(ev->val[f]);
     ev->val[f] = v;
     for (size_t k = 0; k < SG_MULTI_MAX - 1; k++) {
-        free(ev->more[f][k]);
+        sg_arena_free(ev->more[f][k]);
         ev->more[f][k] = NULL;
     }
 }
@@ -317,12 +318,12 @@ static int get_string(struct reader *r, json_t *obj, const char *key, const char
             return FAIL(r, "%s: longer than the field limit", label);
         if (memchr(json_string_value(v), '\0', len))
             return FAIL(r, "%s: contains a NUL character", label);
-        free(*out);
-        *out = len ? sg_xstrndup(json_string_value(v), len) : NULL;
+        sg_arena_free(*out);
+        *out = len ? sg_arena_strndup(json_string_value(v), len) : NULL;
         return 0;
     }
     if (allow_number && json_is_integer(v)) {
-        free(*out);
+        sg_arena_free(*out);
         *out = sg_xasprintf("%lld", (long long)json_integer_value(v));
         return 0;
     }
@@ -348,12 +349,12 @@ static int get_identifiers(struct reader *r, json_t *obj, const char *key, const
                                  : "%s: must be a string or an array of up to 5 strings",
                     label);
     if (!v || !json_is_array(v)) {
-        char *one = ev->val[f] ? sg_xstrdup(ev->val[f]) : NULL;
+        char *one = ev->val[f] ? sg_arena_strdup(ev->val[f]) : NULL;
         int rc = get_string(r, obj, key, label, allow_number, &one);
         if (rc == 0 && v && !json_is_null(v))
             sg_event_set(ev, f, one); /* a single value replaces every earlier one */
         else
-            free(one);
+            sg_arena_free(one);
         return rc;
     }
     if (json_array_size(v) > SG_MULTI_MAX)
@@ -377,7 +378,7 @@ static int get_identifiers(struct reader *r, json_t *obj, const char *key, const
         if (json_is_integer(item))
             s = sg_xasprintf("%lld", (long long)json_integer_value(item));
         else if (json_string_length(item) > 0)
-            s = sg_xstrndup(json_string_value(item), json_string_length(item));
+            s = sg_arena_strndup(json_string_value(item), json_string_length(item));
         else
             continue;
         *sg_event_slot(ev, f, n++) = s;
@@ -522,7 +523,7 @@ int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_
         nlen--;
     if (nlen == 0)
         return FAIL(&r, "%s: required, a non-empty string", "event");
-    ev->name = sg_xstrndup(nm, nlen);
+    ev->name = sg_arena_strndup(nm, nlen);
     const struct sg_scrub_spec all = {SG_DET_ALL, NULL, phone_region};
 
     if (get_string(&r, in, "event_id", "event_id", true, &ev->event_id) < 0)
@@ -539,7 +540,7 @@ int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_
         char id[33];
         if (sg_random_hex(id, 16) < 0)
             return FAIL(&r, "%s: cannot generate", "event_id");
-        ev->event_id = sg_xstrdup(id);
+        ev->event_id = sg_arena_strdup(id);
         ev->event_id_generated = true;
     }
     if (read_time(&r, json_object_get(in, "timestamp"), ctx->now, &ev->event_time) < 0)
@@ -587,15 +588,15 @@ int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_
         ev->val[SG_F_USER_TTCLID] = sg_url_query_param(ev->val[SG_F_PAGE_URL], "ttclid");
     keep_click_id(ev, SG_F_USER_TTCLID, phone_region);
     if (ev->val[SG_F_USER_TTCLID]) /* a click id from this event: the cookie may keep it */
-        ev->click_id = sg_xstrdup(ev->val[SG_F_USER_TTCLID]);
+        ev->click_id = sg_arena_strdup(ev->val[SG_F_USER_TTCLID]);
     if (!ev->val[SG_F_USER_TTCLID] && ctx->cookie_ttclid && *ctx->cookie_ttclid &&
         strlen(ctx->cookie_ttclid) <= limits->max_field_bytes) {
-        ev->val[SG_F_USER_TTCLID] = sg_xstrdup(ctx->cookie_ttclid);
+        ev->val[SG_F_USER_TTCLID] = sg_arena_strdup(ctx->cookie_ttclid);
         keep_click_id(ev, SG_F_USER_TTCLID, phone_region); /* the cookie's, not checked yet */
     }
     if (!ev->val[SG_F_USER_TTP] && ctx->cookie_ttp && *ctx->cookie_ttp &&
         strlen(ctx->cookie_ttp) <= limits->max_field_bytes)
-        ev->val[SG_F_USER_TTP] = sg_xstrdup(ctx->cookie_ttp);
+        ev->val[SG_F_USER_TTP] = sg_arena_strdup(ctx->cookie_ttp);
     /* Click ids and the locale are tokens; anything else in them is noise or worse. */
     keep_click_id(ev, SG_F_USER_TTP, phone_region);
     keep_token(ev, SG_F_USER_LOCALE, locale_char, 35);
@@ -607,28 +608,28 @@ int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_
             get_string(&r, in, "user_agent", "user_agent", false, &body_ua) < 0 ||
             get_string(&r, user, "ip", "user.ip", false, &body_ip) < 0 ||
             get_string(&r, user, "user_agent", "user.user_agent", false, &body_ua) < 0) {
-            free(body_ip);
-            free(body_ua);
+            sg_arena_free(body_ip);
+            sg_arena_free(body_ua);
             return -1;
         }
     }
     if (body_ip) {
         char canon[INET6_ADDRSTRLEN];
         int bad = sg_addr_canonical(body_ip, canon, sizeof(canon));
-        free(body_ip);
+        sg_arena_free(body_ip);
         if (bad < 0) {
-            free(body_ua);
+            sg_arena_free(body_ua);
             return FAIL(&r, "%s: not an IP address", "ip");
         }
-        ev->val[SG_F_USER_IP] = sg_xstrdup(canon);
+        ev->val[SG_F_USER_IP] = sg_arena_strdup(canon);
     } else if (ctx->ip[0]) {
-        ev->val[SG_F_USER_IP] = sg_xstrdup(ctx->ip);
+        ev->val[SG_F_USER_IP] = sg_arena_strdup(ctx->ip);
     }
     if (body_ua)
         ev->val[SG_F_USER_USER_AGENT] = body_ua;
     else if (ctx->user_agent && *ctx->user_agent &&
              strlen(ctx->user_agent) <= limits->max_field_bytes)
-        ev->val[SG_F_USER_USER_AGENT] = sg_xstrdup(ctx->user_agent);
+        ev->val[SG_F_USER_USER_AGENT] = sg_arena_strdup(ctx->user_agent);
 
     if (props) {
         if (check_props(&r, props, 0) < 0)

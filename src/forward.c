@@ -23,10 +23,13 @@
 struct item {
     char *json;     /* owned: the formatted outbound event */
     size_t len;
-    char *event;    /* owned: name, id and changed-rule ids, for the sync log */
+    /* For the sync log: name, id, changed-rule ids and the rule-set version that scrubbed it
+     * (NULL: the forwarder's), borrowed from block (item_names()). */
+    char *block; /* owned */
+    char *event;
     char *event_id;
     char *rules;
-    char *rule_set;  /* owned: the rule-set version that scrubbed it, for the sync log */
+    char *rule_set;
     struct sg_consent consent;
     int64_t first_ts;
     uint32_t attempts;
@@ -149,10 +152,26 @@ static struct item heap_pop(struct heap *h)
 static void item_free(struct item *it)
 {
     free(it->json);
-    free(it->event);
-    free(it->event_id);
-    free(it->rules);
-    free(it->rule_set);
+    free(it->block);
+}
+
+/* The item's sync-log strings (any may be NULL), copied into one block that event owns. */
+static void item_names(struct item *it, const char *event, const char *event_id,
+                       const char *rules, const char *rule_set)
+{
+    const char *in[4] = {event, event_id, rules, rule_set};
+    char **out[4] = {&it->event, &it->event_id, &it->rules, &it->rule_set};
+    size_t len[4], total = 1;
+    for (int i = 0; i < 4; i++)
+        total += len[i] = in[i] ? strlen(in[i]) + 1 : 0;
+    char *p = sg_xmalloc(total);
+    *p++ = '\0'; /* the block starts here even when event is NULL: item_free frees it */
+    char *block = p - 1;
+    for (int i = 0; i < 4; i++) {
+        *out[i] = in[i] ? memcpy(p, in[i], len[i]) : NULL;
+        p += len[i];
+    }
+    it->block = block;
 }
 
 /* ---- outcomes ---- */
@@ -473,10 +492,7 @@ int sg_forwarder_push(struct sg_forwarder *fw, const struct sg_event *ev, const 
     struct item it = {0};
     it.json = fw->dest->ops->format_event(ev);
     it.len = strlen(it.json);
-    it.event = sg_xstrdup(ev->name);
-    it.event_id = sg_xstrdup(ev->event_id);
-    it.rules = sg_xstrdup(rules);
-    it.rule_set = sg_xstrdup(sg_ruleset_version(fw->site->rules));
+    item_names(&it, ev->name, ev->event_id, rules, sg_ruleset_version(fw->site->rules));
     it.consent = ev->consent;
     it.first_ts = ev->ctx ? ev->ctx->now : sg_now_unix();
     struct sg_spool_entry e = {
@@ -528,16 +544,17 @@ void sg_forwarder_deliver(struct sg_forwarder *fw, struct sg_spool_entry *e, voi
     struct item it = {0};
     it.json = e->json;
     it.len = e->json_len;
-    it.event = e->event;
-    it.event_id = e->event_id;
-    it.rules = e->rules;
-    it.rule_set = e->rule_set;
+    item_names(&it, e->event, e->event_id, e->rules, e->rule_set);
     it.consent = e->consent;
     it.first_ts = e->first_ts;
     it.attempts = e->attempts;
     it.ref = (struct sg_queue_ref){e->ref.seg, e->ref.idx, msg};
     free(e->site);
     free(e->dest);
+    free(e->event);
+    free(e->event_id);
+    free(e->rules);
+    free(e->rule_set);
     memset(e, 0, sizeof(*e));
     ring_push(&fw->ready, &it);
     arm_next(fw);

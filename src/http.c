@@ -90,6 +90,21 @@ const char *sg_http_query(const struct sg_http_req *r)
     return r->query;
 }
 
+const char *sg_http_query_param(const char *query, const char *name, size_t *len)
+{
+    size_t n = strlen(name);
+    for (const char *p = query; p;) {
+        if (strncmp(p, name, n) == 0 && p[n] == '=') {
+            *len = strcspn(p + n + 1, "&");
+            return p + n + 1;
+        }
+        p = strchr(p, '&');
+        if (p)
+            p++;
+    }
+    return NULL;
+}
+
 const struct sg_http_fields *sg_http_headers(const struct sg_http_req *r)
 {
     return &r->in;

@@ -9,6 +9,7 @@
 #include "scrubgate/common.h"
 #include "scrubgate/arena.h"
 #include "scrubgate/buf.h"
+#include "scrubgate/decode.h"
 #include "scrubgate/forward.h"
 #include "scrubgate/jsonpos.h"
 #include "scrubgate/log.h"
@@ -23,9 +24,6 @@
 #include "scrubgate/queue.h"
 #include "scrubgate/worker.h"
 
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-#include <sys/queue.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,19 +87,16 @@ static const struct sg_site *request_site(const struct sg_config *cfg,
 {
     const char *query = sg_http_query(req);
     *named_unknown = false;
-    if (query) {
-        struct evkeyvalq params;
-        TAILQ_INIT(&params);
-        if (evhttp_parse_query_str(query, &params) == 0) {
-            const char *id = evhttp_find_header(&params, "site");
-            const struct sg_site *s = id ? sg_config_site_by_id(cfg, id) : NULL;
-            bool had = id != NULL;
-            evhttp_clear_headers(&params);
-            if (had) {
-                *named_unknown = s == NULL;
-                return s;
-            }
-        }
+    size_t n;
+    const char *raw = query ? sg_http_query_param(query, "site", &n) : NULL;
+    if (raw) {
+        /* Decoded ('+' as space, as HTML forms encode); one with a NUL names no site. */
+        char id[256];
+        const struct sg_site *s = NULL;
+        if (n < sizeof(id) && sg_percent_decode_to(raw, n, true, id) == strlen(id))
+            s = sg_config_site_by_id(cfg, id);
+        *named_unknown = s == NULL;
+        return s;
     }
     if (events) {
         json_t *first = json_array_get(events, 0);

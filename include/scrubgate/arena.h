@@ -31,6 +31,16 @@ void sg_json_arena_end(void);
  * json_dumps()'s own would be the region's. NULL on failure. */
 char *sg_json_text(const json_t *v, size_t flags);
 
+/*
+ * A request's strings (an event's fields): from the region inside a span,
+ * from the heap outside one; either way sg_arena_free() is their free()
+ * (a no-op for a region block, free() for a heap one, NULL-safe). The same
+ * rule holds: nothing made inside a span is used after its end.
+ */
+char *sg_arena_strndup(const char *s, size_t n);
+char *sg_arena_strdup(const char *s);
+void sg_arena_free(void *p);
+
 /* Free this thread's chunks (call before a thread that used the arena exits). */
 void sg_json_arena_thread_release(void);
 

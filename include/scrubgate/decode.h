@@ -14,6 +14,8 @@
 
 /* Percent-decode (and '+' as space when plus) into out. 0 or -1 on overflow. */
 int sg_percent_decode(const char *s, size_t len, bool plus, struct sg_buf *out);
+/* The same into out, which has room for len + 1 bytes (the text and a NUL): the length. */
+size_t sg_percent_decode_to(const char *s, size_t len, bool plus, char *out);
 
 /* Does s hold a %XX escape? */
 bool sg_has_escape(const char *s, size_t len);

@@ -11,15 +11,9 @@
 
 #include <string.h>
 
-int sg_percent_decode(const char *s, size_t len, bool plus, struct sg_buf *out)
+size_t sg_percent_decode_to(const char *s, size_t len, bool plus, char *out)
 {
-    sg_buf_reset(out);
-    if (!memchr(s, '%', len) && !(plus && memchr(s, '+', len))) { /* nothing to decode */
-        if (sg_buf_add(out, s, len) < 0)
-            return -1;
-        sg_buf_cstr(out);
-        return 0;
-    }
+    size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         int hi = i + 2 < len ? sg_hexval((unsigned char)s[i + 1]) : -1;
@@ -30,10 +24,24 @@ int sg_percent_decode(const char *s, size_t len, bool plus, struct sg_buf *out)
         } else if (plus && c == '+') {
             c = ' ';
         }
-        if (sg_buf_addc(out, c) < 0)
-            return -1;
+        out[n++] = c;
     }
-    sg_buf_cstr(out);
+    out[n] = '\0';
+    return n;
+}
+
+int sg_percent_decode(const char *s, size_t len, bool plus, struct sg_buf *out)
+{
+    sg_buf_reset(out);
+    if (!memchr(s, '%', len) && !(plus && memchr(s, '+', len))) { /* nothing to decode */
+        if (sg_buf_add(out, s, len) < 0)
+            return -1;
+        sg_buf_cstr(out);
+        return 0;
+    }
+    if (sg_buf_reserve(out, len) < 0) /* the text decoded is never longer */
+        return -1;
+    out->len = sg_percent_decode_to(s, len, plus, out->data);
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "scrubgate/log.h"
 #include "scrubgate/netaddr.h"
 #include "scrubgate/rules.h"
+#include "scrubgate/arena.h"
 #include "scrubgate/eventmap.h"
 #include "scrubgate/scrub.h"
 
@@ -728,7 +729,7 @@ static bool hex256_any_case(const char *s)
     return i == SG_HEX256_LEN;
 }
 
-/* One value of field f hashed as the rule says: a new string, or NULL when it cannot be. */
+/* One value of field f hashed as the rule says: a new string (sg_arena_free() it), or NULL when it cannot be. */
 static char *hash_value(const struct rule *r, int f, const char *in,
                         const struct sg_rule_env *env)
 {
@@ -738,12 +739,12 @@ static char *hash_value(const struct rule *r, int f, const char *in,
     if (r->method == HASH_HMAC) {
         sg_hmac_hex(env->secret, env->secret_len, sg_field_name((enum sg_field)f), in,
                     strlen(in), hex);
-        return sg_xstrdup(hex);
+        return sg_arena_strdup(hex);
     }
     if (hex256_any_case(in)) {
         /* Already hashed by the site: passed through as TikTok expects, lower-cased
          * (TikTok's digests are lowercase hex). */
-        char *out = sg_xstrdup(in);
+        char *out = sg_arena_strdup(in);
         for (char *c = out; *c; c++)
             if (*c >= 'A' && *c <= 'F')
                 *c = (char)(*c + 32);
@@ -761,7 +762,7 @@ static char *hash_value(const struct rule *r, int f, const char *in,
     if (rc < 0)
         return NULL;
     sg_sha256_hex(norm, strlen(norm), hex);
-    return sg_xstrdup(hex);
+    return sg_arena_strdup(hex);
 }
 
 /*
@@ -776,7 +777,7 @@ static int hash_field(const struct rule *r, struct sg_event *ev, int f,
     for (size_t i = 0; i < n; i++) {
         char **slot = sg_event_slot(ev, (enum sg_field)f, i);
         char *h = hash_value(r, f, *slot, env);
-        free(*slot);
+        sg_arena_free(*slot);
         *slot = h;
     }
     sg_event_pack(ev, (enum sg_field)f);
@@ -882,7 +883,7 @@ static int redact_field(const struct rule *r, struct sg_event *ev, int f,
                                     (const char *const *)r->params, r->n_params};
         rc = sg_scrub_url(&pol, ev->val[f], &tl_out, &hits);
         if (rc == 0 && hits)
-            sg_event_set(ev, (enum sg_field)f, sg_xstrndup(tl_out.data, tl_out.len));
+            sg_event_set(ev, (enum sg_field)f, sg_arena_strndup(tl_out.data, tl_out.len));
     } else {
         /* Every value of a multi-valued field is scrubbed in place. */
         struct sg_scrub_spec spec = {r->detectors, r->pattern, region};
@@ -893,8 +894,8 @@ static int redact_field(const struct rule *r, struct sg_event *ev, int f,
             unsigned h = 0;
             rc = sg_scrub_text(&spec, *slot, &tl_out, &h);
             if (rc == 0 && h) {
-                free(*slot);
-                *slot = sg_xstrndup(tl_out.data, tl_out.len);
+                sg_arena_free(*slot);
+                *slot = sg_arena_strndup(tl_out.data, tl_out.len);
                 hits += h;
             }
         }
@@ -922,7 +923,7 @@ static int truncate_ip(const struct rule *r, struct sg_event *ev)
         addr[b / 8] &= (unsigned char)~(0x80u >> (b % 8));
     if (!inet_ntop(family, addr, out, sizeof(out)))
         return -1;
-    sg_event_set(ev, SG_F_USER_IP, sg_xstrdup(out));
+    sg_event_set(ev, SG_F_USER_IP, sg_arena_strdup(out));
     sg_event_receipt(ev, r->id, SG_F_USER_IP, SG_RA_TRUNCATE_IP, prefix);
     return 0;
 }
@@ -948,10 +949,10 @@ static void map_event(const struct rule *r, struct sg_event *ev, const struct sg
     if (json_array_size(to) == 1 && strcmp(first, ev->name) == 0)
         return;
     ev->mapped = true;
-    free(ev->name);
-    ev->name = sg_xstrdup(first);
+    sg_arena_free(ev->name);
+    ev->name = sg_arena_strdup(first);
     for (size_t i = 1; i < json_array_size(to) && ev->n_also < SG_ARRAY_SIZE(ev->also); i++)
-        ev->also[ev->n_also++] = sg_xstrdup(json_string_value(json_array_get(to, i)));
+        ev->also[ev->n_also++] = sg_arena_strdup(json_string_value(json_array_get(to, i)));
     sg_event_receipt(ev, r->id, SG_F__COUNT, SG_RA_MAP_EVENT, src);
 }
 
@@ -1027,16 +1028,16 @@ int sg_ruleset_apply(const struct sg_ruleset *rs, struct sg_event *ev,
                                         : NULL;
                     if (!h || !*h || strlen(h) > 1024)
                         break;
-                    sg_event_set(ev, (enum sg_field)f, sg_xstrdup(h));
+                    sg_event_set(ev, (enum sg_field)f, sg_arena_strdup(h));
                 } else if (r->from == SET_SESSION) {
                     char hex[SG_HEX256_LEN + 1];
                     if (!ev->ctx || !ev->ctx->session_id[0])
                         break;
                     sg_hmac_hex(env->secret, env->secret_len, "session", ev->ctx->session_id,
                                 strlen(ev->ctx->session_id), hex);
-                    sg_event_set(ev, (enum sg_field)f, sg_xstrdup(hex));
+                    sg_event_set(ev, (enum sg_field)f, sg_arena_strdup(hex));
                 } else {
-                    sg_event_set(ev, (enum sg_field)f, sg_xstrdup(json_string_value(r->value)));
+                    sg_event_set(ev, (enum sg_field)f, sg_arena_strdup(json_string_value(r->value)));
                 }
                 sg_event_receipt(ev, r->id, f, SG_RA_SET, 0);
                 break;

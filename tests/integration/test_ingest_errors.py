@@ -103,6 +103,17 @@ class IngestErrorTest(unittest.TestCase):
         s, _, b = self.expect(404, {"event": "Lead"}, site="nope")
         self.error(s, b)
 
+    def test_site_parameter_is_decoded_and_whole(self):
+        # Percent-decoded, among other parameters; the first site= counts.
+        for query in ("site=sh%6Fp", "a=1&site=shop", "x&site=shop&site=nope"):
+            s, _, b = self.proxy.request("POST", "/v1/events?" + query, {"event": "Lead"})
+            self.assertEqual(s, 202, (query, b))
+        # An encoded NUL does not cut the id short ("shop%00x" is not "shop"), nor does a
+        # parameter whose name merely ends in "site".
+        for query in ("site=shop%00x", "site=shop%00", "mysite=shop", "site=sh%6"):
+            s, _, b = self.proxy.request("POST", "/v1/events?" + query, {"event": "Lead"})
+            self.assertEqual(s, 404, (query, b))
+
     def test_site_from_event_and_host(self):
         s, _, b = self.proxy.post({"event": "Lead", "site": "shop"}, site=None)
         self.assertEqual(s, 202, b)
