@@ -372,6 +372,28 @@ static enum sg_conn_frame byte(struct sg_conn_scan *s, unsigned char c)
     }
 }
 
+/*
+ * Header bytes that need no byte-wise look, taken at once within max_header:
+ * a name's token bytes, or the value of a header that does not decide the
+ * framing up to its line end (or a control character). Whatever ends the run
+ * goes through the byte-wise path. The number of bytes taken.
+ */
+static size_t header_run(struct sg_conn_scan *s, const unsigned char *u, size_t n)
+{
+    size_t run = 0, room = s->max_header > s->head_bytes ? s->max_header - s->head_bytes : 0;
+    n = SG_MIN(n, room);
+    if (s->state == ST_NAME) {
+        while (run < n && is_tchar(u[run]))
+            name_byte(s, u[run++]);
+    } else {
+        while (run < n && !is_ctl(u[run]))
+            run++;
+    }
+    s->total += run;
+    s->head_bytes += run;
+    return run;
+}
+
 static bool in_head(const struct sg_conn_scan *s)
 {
     return s->state == ST_START || s->state == ST_RL || s->state == ST_HL || s->state == ST_NAME ||
@@ -398,30 +420,9 @@ enum sg_conn_frame sg_conn_scan_feed(struct sg_conn_scan *s, const char *p, size
             }
             continue;
         }
-        if (s->state == ST_NAME && !(s->flags & F_CR)) {
-            /* A header name's token bytes at once, within max_header (whatever ends the
-             * run, the colon first, goes through the byte-wise path below). */
-            size_t run = 0, room = s->max_header > s->head_bytes ? s->max_header - s->head_bytes : 0;
-            while (i + run < n && run < room && is_tchar(u[i + run])) {
-                name_byte(s, u[i + run]);
-                run++;
-            }
-            i += run;
-            s->total += run;
-            s->head_bytes += run;
-            if (i == n)
-                break;
-        }
-        if (s->state == ST_VALUE && s->hdr == H_OTHER && !(s->flags & F_CR)) {
-            /* The value of a header that does not decide the framing: its bytes up to the
-             * line end (or a control character) at once, within max_header; whatever ends
-             * the run goes through the byte-wise path below. */
-            size_t run = 0, room = s->max_header > s->head_bytes ? s->max_header - s->head_bytes : 0;
-            while (i + run < n && run < room && !is_ctl(u[i + run]))
-                run++;
-            i += run;
-            s->total += run;
-            s->head_bytes += run;
+        if (!(s->flags & F_CR) &&
+            (s->state == ST_NAME || (s->state == ST_VALUE && s->hdr == H_OTHER))) {
+            i += header_run(s, u + i, n - i);
             if (i == n)
                 break;
         }
