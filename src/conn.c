@@ -565,6 +565,7 @@ struct conn {
     struct sg_conns *pool;
     evutil_socket_t fd;
     struct event *rev, *wev, *timer;
+    struct event *resume; /* the next request, on the loop's next turn (sent()) */
     TAILQ_ENTRY(conn) link; /* every connection of the pool */
     TAILQ_ENTRY(conn) idle_link;
     bool idle_listed;
@@ -633,7 +634,7 @@ struct sg_conns {
 #define DISCARD_MAX (1024 * 1024)
 /* The input buffer's first size; past IN_KEEP it is freed once a request is answered. */
 #define IN_FIRST 4096
-#define IN_KEEP (64 * 1024)
+#define IN_KEEP (16 * 1024)
 
 static const char *const kind_name[] = {"ingest", "admin"};
 
@@ -745,6 +746,7 @@ static void conn_free(struct conn *c)
     event_free(c->rev);
     event_free(c->wev);
     event_free(c->timer);
+    event_free(c->resume);
     evutil_closesocket(c->fd);
     atomic_fetch_sub(&cs->budget->open, 1);
     cs->open--;
@@ -1047,7 +1049,22 @@ static void sent(struct conn *c)
         TAILQ_INSERT_TAIL(&c->pool->idle, c, idle_link);
         c->idle_listed = true;
     }
-    process(c);
+    /* The next request: at once inside process()'s loop; from anywhere else (a reply a
+     * handler gave later, from its own loop over waiting requests) on the loop's next turn,
+     * so that no handler runs inside another's reply. */
+    if (c->dispatching)
+        return;
+    if (c->in_len > c->in_start || c->eof)
+        event_active(c->resume, EV_TIMEOUT, 0);
+    else
+        arm(c);
+}
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    SG_UNUSED(fd);
+    SG_UNUSED(what);
+    process(arg);
 }
 
 static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
@@ -1174,16 +1191,15 @@ int sg_conns_adopt(struct sg_conns *cs, evutil_socket_t fd, const struct sockadd
         c->rev = event_new(cs->base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
         c->wev = event_new(cs->base, fd, EV_WRITE | EV_PERSIST, conn_write_cb, c);
         c->timer = evtimer_new(cs->base, timer_cb, c);
+        c->resume = evtimer_new(cs->base, resume_cb, c);
     }
-    if (!c || !c->rev || !c->wev || !c->timer) {
+    if (!c || !c->rev || !c->wev || !c->timer || !c->resume) {
         sg_warn("%s: cannot set up a connection: out of memory", kind_name[cs->kind]);
         if (c) {
-            if (c->rev)
-                event_free(c->rev);
-            if (c->wev)
-                event_free(c->wev);
-            if (c->timer)
-                event_free(c->timer);
+            struct event *ev[] = {c->rev, c->wev, c->timer, c->resume};
+            for (size_t i = 0; i < SG_ARRAY_SIZE(ev); i++)
+                if (ev[i])
+                    event_free(ev[i]);
         }
         free(c);
         evutil_closesocket(fd);
@@ -1245,8 +1261,9 @@ struct sg_conns *sg_conns_new(struct event_base *base, evutil_socket_t fd,
     }
     sg_conns_set_limits(cs, lim);
     if (fd >= 0) {
-        cs->listener = evconnlistener_new(base, accept_cb, cs, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-                                          -1, fd);
+        /* Backlog 0: fd already listens (sg_conn_listen's 1024); -1 would listen again, 128. */
+        cs->listener = evconnlistener_new(base, accept_cb, cs,
+                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
         if (!cs->listener) {
             evutil_closesocket(fd);
             free(cs);

@@ -7,6 +7,7 @@ import os
 import re
 import resource
 import socket
+import subprocess
 import threading
 import time
 import unittest
@@ -282,6 +283,52 @@ class DeadlineAndFramingTest(unittest.TestCase):
         data, closed, _ = until_closed(sock, 5)
         self.assertTrue(closed)
         self.assertTrue(data.startswith(b"HTTP/1.1 413 "), data)
+
+
+class PipelinedPostsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.fake = FakeTikTok(token=TOKEN, pixel=PIXEL).start()
+        cls.proxy = Proxy([site_config(cls.fake.url)], workers=1).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.proxy.stop()
+        cls.fake.stop()
+        assert code == 0, cls.proxy.stderr()
+
+    def connect(self):
+        sock = socket.create_connection(("127.0.0.1", self.proxy.port))
+        self.addCleanup(sock.close)
+        return sock
+
+    def test_the_listening_socket_keeps_a_backlog_of_1024(self):
+        # A burst waits in the kernel's accept queue while accept is paused (a 503 on its way
+        # out): 1024 deep, not the 128 libevent would set by listening again. For a listening
+        # socket, ss's Send-Q is the backlog.
+        out = subprocess.run(["ss", "-Hltn", "sport = :%d" % self.proxy.port], check=True,
+                             capture_output=True, text=True).stdout.split()
+        self.assertEqual(out[0], "LISTEN", out)
+        self.assertEqual(int(out[2]), 1024, out)
+
+    def test_pipelined_posts_on_many_connections_all_get_their_202(self):
+        # Each 202 leaves from the group commit's loop over its waiting requests; the next
+        # pipelined POST of that connection must not run inside that loop (it once freed the
+        # array the loop walked: 64 waiting requests fill its first capacity).
+        conns, per = 64, 4
+        for rnd in range(3):
+            socks = [self.connect() for _ in range(conns)]
+            for c, sock in enumerate(socks):
+                bodies = [b'{"event":"Lead","event_id":"pl-%d-%d-%d"}' % (rnd, c, k)
+                          for k in range(per)]
+                sock.sendall(b"".join(post_head(len(b)) + b for b in bodies))
+            for c, sock in enumerate(socks):
+                for k in range(per):
+                    status, _, body = read_response(sock)
+                    self.assertEqual(status, 202, body)
+                    self.assertEqual(json.loads(body)["event_ids"], ["pl-%d-%d-%d" % (rnd, c, k)])
+                sock.close()
+        self.assertIsNone(self.proxy.proc.poll(), self.proxy.stderr())
 
 
 class ConnectionBudgetTest(unittest.TestCase):

@@ -178,6 +178,24 @@ class JetStreamTest(unittest.TestCase):
         time.sleep(0.5)
         self.assertEqual(self.delivered().count("dup-1"), 1)
 
+    def test_pipelined_posts_each_get_their_202(self):
+        # A 202 leaves from the queue's loop over its waiting groups; the connection's next
+        # pipelined POST must not run inside it (its publish once freed the group being
+        # answered).
+        import socket
+        from test_connections import post_head, read_response
+        p = self.proxy(workers=1)
+        sock = socket.create_connection(("127.0.0.1", p.port))
+        self.addCleanup(sock.close)
+        bodies = [b'{"event":"Lead","event_id":"js-pipe-%d"}' % k for k in range(3)]
+        sock.sendall(b"".join(post_head(len(b)) + b for b in bodies))
+        for k in range(3):
+            status, _, body = read_response(sock)
+            self.assertEqual(status, 202, body)
+            self.assertEqual(json.loads(body)["event_ids"], ["js-pipe-%d" % k])
+        self.assertEqual(self.wait_delivered(["js-pipe-%d" % k for k in range(3)]), set())
+        self.assertIsNone(p.proc.poll(), p.stderr())
+
     def test_nats_down_answers_503_within_1s_and_recovers_by_itself(self):
         # "before" is delivered before the kill: a pull answered just as the connection breaks
         # hands the message to a client that never gets it, and the stream redelivers it only

@@ -348,6 +348,7 @@ struct live {
     struct sg_http_req *later; /* a request answered from the timer */
     struct event *later_ev;
     int gone_before_reply;     /* close callbacks seen */
+    bool in_reply;             /* inside a later reply: no handler may run meanwhile */
 };
 
 /* The reply: what the request was, read when the reply is written. */
@@ -387,9 +388,15 @@ static void later_cb(evutil_socket_t fd, short what, void *arg)
     struct live *L = arg;
     SG_UNUSED(fd);
     SG_UNUSED(what);
-    if (L->later)
-        answer(L->later);
+    struct sg_http_req *req = L->later;
     L->later = NULL;
+    if (req) {
+        /* A handler's loop over its waiting requests (commit.c's settle) must not see the
+         * next pipelined request's handler run inside this reply. */
+        L->in_reply = true;
+        answer(req);
+        L->in_reply = false;
+    }
 }
 
 static void handler(struct sg_http_req *req, void *arg)
@@ -397,6 +404,7 @@ static void handler(struct sg_http_req *req, void *arg)
     struct live *L = arg;
     size_t n;
     const char *in = sg_http_body(req, &n);
+    assert_false(L->in_reply);
     L->handled++;
     memset(L->last_body, 0, sizeof(L->last_body));
     memcpy(L->last_body, in, SG_MIN(n, sizeof(L->last_body) - 1));
