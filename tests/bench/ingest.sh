@@ -6,6 +6,7 @@
 #   tests/bench/ingest.sh [RUNS=3]
 #   env: BATCH (events per request, 1), CONNS (32), SECONDS_ (10), RATE (paced requests/s), BIN,
 #        PROFILE=DIR (perf record -g of the proxy during each load, to DIR/perf-RUN.data),
+#        SYNC_TRACE=DIR (perf trace of the group commit's fdatasync calls: DIR/sync-RUN.txt),
 #        FLUSH_MS (limits.flush_interval_ms, default the proxy's 250),
 #        SINK=fake (the strict Python fake TikTok, default) or SINK=nginx (nginx answering code 0:
 #        measures the proxy without the fake's CPU cost),
@@ -87,6 +88,11 @@ for r in $(seq "$RUNS"); do
         perf stat -x, -e syscalls:sys_enter_fdatasync -p "$pid" -o "$tmp/perf.csv" \
             -- sleep "$SECONDS_" 2>/dev/null &
         perf_pid=$!
+    fi
+    if [ -n "${SYNC_TRACE:-}" ]; then
+        mkdir -p "$SYNC_TRACE"
+        timeout "$SECONDS_" perf trace -e fdatasync -p "$pid" -o "$SYNC_TRACE/sync-$r.txt" \
+            > /dev/null 2>&1 &
     fi
     if [ -n "${PROFILE:-}" ]; then
         mkdir -p "$PROFILE"
