@@ -129,6 +129,11 @@ void sg_json_arena_begin(void)
     tl.active = true;
 }
 
+size_t sg_json_arena_used(void)
+{
+    return tl.active ? tl.used : 0;
+}
+
 void sg_json_arena_end(void)
 {
     tl.active = false;

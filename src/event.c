@@ -589,14 +589,19 @@ int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_
     keep_click_id(ev, SG_F_USER_TTCLID, phone_region);
     if (ev->val[SG_F_USER_TTCLID]) /* a click id from this event: the cookie may keep it */
         ev->click_id = sg_arena_strdup(ev->val[SG_F_USER_TTCLID]);
+    /* What comes from the request's headers (the cookies' ids, the user agent) is copied to
+     * the heap, not the request's region: every event of a batch takes its own copy, and in
+     * the region each would stay until the request ends (a region free is a no-op), so a
+     * batch's memory would grow with events times header bytes. From the heap each copy goes
+     * with its event. What comes from the body stays in proportion to the body. */
     if (!ev->val[SG_F_USER_TTCLID] && ctx->cookie_ttclid && *ctx->cookie_ttclid &&
         strlen(ctx->cookie_ttclid) <= limits->max_field_bytes) {
-        ev->val[SG_F_USER_TTCLID] = sg_arena_strdup(ctx->cookie_ttclid);
+        ev->val[SG_F_USER_TTCLID] = sg_xstrdup(ctx->cookie_ttclid);
         keep_click_id(ev, SG_F_USER_TTCLID, phone_region); /* the cookie's, not checked yet */
     }
     if (!ev->val[SG_F_USER_TTP] && ctx->cookie_ttp && *ctx->cookie_ttp &&
         strlen(ctx->cookie_ttp) <= limits->max_field_bytes)
-        ev->val[SG_F_USER_TTP] = sg_arena_strdup(ctx->cookie_ttp);
+        ev->val[SG_F_USER_TTP] = sg_xstrdup(ctx->cookie_ttp);
     /* Click ids and the locale are tokens; anything else in them is noise or worse. */
     keep_click_id(ev, SG_F_USER_TTP, phone_region);
     keep_token(ev, SG_F_USER_LOCALE, locale_char, 35);
@@ -629,7 +634,7 @@ int sg_event_from_json(struct sg_event *ev, json_t *in, const struct sg_request_
         ev->val[SG_F_USER_USER_AGENT] = body_ua;
     else if (ctx->user_agent && *ctx->user_agent &&
              strlen(ctx->user_agent) <= limits->max_field_bytes)
-        ev->val[SG_F_USER_USER_AGENT] = sg_arena_strdup(ctx->user_agent);
+        ev->val[SG_F_USER_USER_AGENT] = sg_xstrdup(ctx->user_agent);
 
     if (props) {
         if (check_props(&r, props, 0) < 0)

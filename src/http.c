@@ -94,7 +94,7 @@ const char *sg_http_query_param(const char *query, const char *name, size_t *len
 {
     size_t n = strlen(name);
     for (const char *p = query; p;) {
-        if (strncmp(p, name, n) == 0 && p[n] == '=') {
+        if (strncasecmp(p, name, n) == 0 && p[n] == '=') {
             *len = strcspn(p + n + 1, "&");
             return p + n + 1;
         }

@@ -35,11 +35,16 @@ char *sg_json_text(const json_t *v, size_t flags);
  * A request's strings (an event's fields): from the region inside a span,
  * from the heap outside one; either way sg_arena_free() is their free()
  * (a no-op for a region block, free() for a heap one, NULL-safe). The same
- * rule holds: nothing made inside a span is used after its end.
+ * rule holds: nothing made inside a span is used after its end. A region
+ * block is freed only at the span's end: copies made once per event of
+ * something that does not come from the body (a header) belong on the heap.
  */
 char *sg_arena_strndup(const char *s, size_t n);
 char *sg_arena_strdup(const char *s);
 void sg_arena_free(void *p);
+
+/* Bytes handed out in this thread's current span (0 outside one): for tests and diagnostics. */
+size_t sg_json_arena_used(void);
 
 /* Free this thread's chunks (call before a thread that used the arena exits). */
 void sg_json_arena_thread_release(void);

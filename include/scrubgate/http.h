@@ -63,7 +63,10 @@ enum sg_http_method sg_http_method(const struct sg_http_req *req);
 /* The request target's path (as sent: not percent-decoded) and its query (NULL if none). */
 const char *sg_http_path(const struct sg_http_req *req);
 const char *sg_http_query(const struct sg_http_req *req);
-/* The first value of query parameter name (not decoded: *len bytes, up to '&'), or NULL. */
+/*
+ * The first value of query parameter name (its name compared without case, as libevent's
+ * query parser did; the value not decoded: *len bytes, up to '&'), or NULL.
+ */
 const char *sg_http_query_param(const char *query, const char *name, size_t *len);
 const struct sg_http_fields *sg_http_headers(const struct sg_http_req *req);
 /* The first header field called name, or NULL. */

@@ -1028,7 +1028,7 @@ int sg_ruleset_apply(const struct sg_ruleset *rs, struct sg_event *ev,
                                         : NULL;
                     if (!h || !*h || strlen(h) > 1024)
                         break;
-                    sg_event_set(ev, (enum sg_field)f, sg_arena_strdup(h));
+                    sg_event_set(ev, (enum sg_field)f, sg_xstrdup(h)); /* heap: a header, per event */
                 } else if (r->from == SET_SESSION) {
                     char hex[SG_HEX256_LEN + 1];
                     if (!ev->ctx || !ev->ctx->session_id[0])

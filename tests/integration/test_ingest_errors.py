@@ -104,8 +104,9 @@ class IngestErrorTest(unittest.TestCase):
         self.error(s, b)
 
     def test_site_parameter_is_decoded_and_whole(self):
-        # Percent-decoded, among other parameters; the first site= counts.
-        for query in ("site=sh%6Fp", "a=1&site=shop", "x&site=shop&site=nope"):
+        # Percent-decoded, among other parameters, its name in any case; the first one counts.
+        for query in ("site=sh%6Fp", "a=1&site=shop", "x&site=shop&site=nope", "Site=shop",
+                      "SITE=shop"):
             s, _, b = self.proxy.request("POST", "/v1/events?" + query, {"event": "Lead"})
             self.assertEqual(s, 202, (query, b))
         # An encoded NUL does not cut the id short ("shop%00x" is not "shop"), nor does a

@@ -1,6 +1,7 @@
 /* Normalizing one input event: timestamps, fields, limits, click ids. */
 #include "testutil.h"
 
+#include "scrubgate/arena.h"
 #include "scrubgate/event.h"
 #include "scrubgate/scrub.h"
 
@@ -383,11 +384,41 @@ static void timestamps_out_of_range(void **state)
     assert_int_equal(t, 1763699000);
 }
 
+static void header_copies_do_not_pile_up_in_the_region(void **state)
+{
+    /* Every event of a batch copies the request's user agent and cookie ids. Those copies
+     * come from the heap and go with their event: in the request's region each would stay
+     * until the request ends, and a batch would grow with events times header bytes. */
+    (void)state;
+    size_t big = 60000, keep = limits.max_field_bytes;
+    char *ua = sg_xmalloc(big + 1), *id = sg_xmalloc(big + 1);
+    memset(ua, 'u', big);
+    memset(id, 'b', big);
+    ua[big] = id[big] = '\0';
+    limits.max_field_bytes = 65536;
+    struct sg_request_ctx ctx = {
+        .now = 1763700000, .user_agent = ua, .cookie_ttclid = id, .cookie_ttp = id};
+    struct sg_event ev;
+    char err[256];
+    sg_json_arena_begin();
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(normalize("{\"event\":\"Lead\"}", &ctx, &ev, err), 0);
+        assert_non_null(ev.val[SG_F_USER_USER_AGENT]); /* the copies were made */
+        sg_event_release(&ev);
+    }
+    assert_in_range(sg_json_arena_used(), 1, 1 << 20); /* 200 x 180 KB if they were the region's */
+    sg_json_arena_end();
+    limits.max_field_bytes = keep;
+    free(ua);
+    free(id);
+}
+
 int main(void)
 {
     sg_limits_default(&limits);
     limits.max_field_bytes = 2048;
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(header_copies_do_not_pile_up_in_the_region),
         cmocka_unit_test(rfc3339),           cmocka_unit_test(timestamps_and_ids),
         cmocka_unit_test(click_id_precedence), cmocka_unit_test(body_ip_needs_trust),
         cmocka_unit_test(errors_name_the_field_not_the_value),
