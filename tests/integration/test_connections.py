@@ -94,15 +94,14 @@ def trickle(sock, data, every, stop):
         stop.wait(every)
 
 
-class DeadlineAndFramingTest(unittest.TestCase):
-    HEADER_S, REQUEST_S, IDLE_S = 1.0, 2.0, 1.0
+class OneProxyTest(unittest.TestCase):
+    """One proxy (with PROXY's keyword arguments) and fake TikTok for the class's tests."""
+    PROXY = {}
 
     @classmethod
     def setUpClass(cls):
         cls.fake = FakeTikTok(token=TOKEN, pixel=PIXEL).start()
-        cls.proxy = Proxy([site_config(cls.fake.url)],
-                          limits={"flush_interval_ms": 20, "header_timeout_ms": 1000,
-                                  "request_timeout_ms": 2000, "keepalive_timeout_ms": 1000}).start()
+        cls.proxy = Proxy([site_config(cls.fake.url)], **cls.PROXY).start()
 
     @classmethod
     def tearDownClass(cls):
@@ -114,6 +113,12 @@ class DeadlineAndFramingTest(unittest.TestCase):
         sock = socket.create_connection(("127.0.0.1", self.proxy.port))
         self.addCleanup(sock.close)
         return sock
+
+
+class DeadlineAndFramingTest(OneProxyTest):
+    HEADER_S, REQUEST_S, IDLE_S = 1.0, 2.0, 1.0
+    PROXY = {"limits": {"flush_interval_ms": 20, "header_timeout_ms": 1000,
+                        "request_timeout_ms": 2000, "keepalive_timeout_ms": 1000}}
 
     def assert_cut(self, sock, started, deadline, stop):
         data, closed, _ = until_closed(sock, deadline + 3)
@@ -285,22 +290,8 @@ class DeadlineAndFramingTest(unittest.TestCase):
         self.assertTrue(data.startswith(b"HTTP/1.1 413 "), data)
 
 
-class PipelinedPostsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.fake = FakeTikTok(token=TOKEN, pixel=PIXEL).start()
-        cls.proxy = Proxy([site_config(cls.fake.url)], workers=1).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        code = cls.proxy.stop()
-        cls.fake.stop()
-        assert code == 0, cls.proxy.stderr()
-
-    def connect(self):
-        sock = socket.create_connection(("127.0.0.1", self.proxy.port))
-        self.addCleanup(sock.close)
-        return sock
+class PipelinedPostsTest(OneProxyTest):
+    PROXY = {"workers": 1}
 
     def test_the_listening_socket_keeps_a_backlog_of_1024(self):
         # A burst waits in the kernel's accept queue while accept is paused (a 503 on its way
