@@ -302,7 +302,9 @@ static bool line_is(const char *p, const char *name)
 
 bool sg_http_has_reply_header(const struct sg_http_req *r, const char *name)
 {
-    for (const char *p = r->head.data, *e = p + r->head.len; p && p < e;) {
+    if (!r->head.len)
+        return false; /* and head.data may be NULL */
+    for (const char *p = r->head.data, *e = p + r->head.len; p < e;) {
         if (line_is(p, name))
             return true;
         p = strchr(p, '\n') + 1;
@@ -312,8 +314,10 @@ bool sg_http_has_reply_header(const struct sg_http_req *r, const char *name)
 
 void sg_http_remove_reply_header(struct sg_http_req *r, const char *name)
 {
+    if (!r->head.len)
+        return; /* and head.data may be NULL */
     char *p = r->head.data, *e = p + r->head.len;
-    while (p && p < e) {
+    while (p < e) {
         char *next = strchr(p, '\n') + 1;
         if (line_is(p, name)) {
             memmove(p, next, (size_t)(e - next) + 1);
