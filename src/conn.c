@@ -1327,10 +1327,7 @@ void sg_http_reply(struct sg_http_req *req, int code, const char *reason, const 
         return;
     req->close_cb = NULL;
     c->in_flight = false;
-    if (sg_http_reply_format(req, &c->out, code, reason, body, len) < 0) {
-        close_now(c); /* out of memory: the client sees the connection close */
-        return;
-    }
+    sg_http_reply_format(req, &c->out, code, reason, body, len);
     /* The request's bytes are done with. */
     c->in_start += c->req_len;
     if (c->in_start == c->in_len) {

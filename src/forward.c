@@ -155,23 +155,20 @@ static void item_free(struct item *it)
     free(it->block);
 }
 
-/* The item's sync-log strings (any may be NULL), copied into one block that event owns. */
+/* The item's sync-log strings (any may be NULL), copied into one block (it->block). */
 static void item_names(struct item *it, const char *event, const char *event_id,
                        const char *rules, const char *rule_set)
 {
     const char *in[4] = {event, event_id, rules, rule_set};
     char **out[4] = {&it->event, &it->event_id, &it->rules, &it->rule_set};
-    size_t len[4], total = 1;
+    size_t len[4], total = 0;
     for (int i = 0; i < 4; i++)
         total += len[i] = in[i] ? strlen(in[i]) + 1 : 0;
-    char *p = sg_xmalloc(total);
-    *p++ = '\0'; /* the block starts here even when event is NULL: item_free frees it */
-    char *block = p - 1;
+    char *p = it->block = sg_xmalloc(total);
     for (int i = 0; i < 4; i++) {
         *out[i] = in[i] ? memcpy(p, in[i], len[i]) : NULL;
         p += len[i];
     }
-    it->block = block;
 }
 
 /* ---- outcomes ---- */

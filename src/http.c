@@ -366,7 +366,7 @@ static const char *date_line(void)
     return line;
 }
 
-static int add_uint(struct sg_buf *b, unsigned long long v)
+static void add_uint(struct sg_buf *b, unsigned long long v)
 {
     char digits[24];
     size_t i = sizeof(digits);
@@ -374,34 +374,33 @@ static int add_uint(struct sg_buf *b, unsigned long long v)
         digits[--i] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    return sg_buf_add(b, digits + i, sizeof(digits) - i);
+    sg_buf_add(b, digits + i, sizeof(digits) - i);
 }
 
-int sg_http_reply_format(struct sg_http_req *r, struct sg_buf *out, int code, const char *reason,
-                         const void *body, size_t len)
+void sg_http_reply_format(struct sg_http_req *r, struct sg_buf *out, int code, const char *reason,
+                          const void *body, size_t len)
 {
     bool may_have_body = code >= 200 && code != 204 && code != 304;
-    int rc = sg_buf_add(out, "HTTP/1.1 ", 9);
-    rc |= add_uint(out, (unsigned)code);
-    rc |= sg_buf_addc(out, ' ');
-    rc |= sg_buf_adds(out, reason);
-    rc |= sg_buf_add(out, "\r\n", 2);
-    rc |= sg_buf_adds(out, date_line());
+    sg_buf_add(out, "HTTP/1.1 ", 9);
+    add_uint(out, (unsigned)code);
+    sg_buf_addc(out, ' ');
+    sg_buf_adds(out, reason);
+    sg_buf_add(out, "\r\n", 2);
+    sg_buf_adds(out, date_line());
     if (r->head.len)
-        rc |= sg_buf_add(out, r->head.data, r->head.len);
+        sg_buf_add(out, r->head.data, r->head.len);
     if (may_have_body) {
         if (!sg_http_has_reply_header(r, "Content-Type"))
-            rc |= sg_buf_adds(out, "Content-Type: application/json\r\n");
-        rc |= sg_buf_add(out, "Content-Length: ", 16);
-        rc |= add_uint(out, len);
-        rc |= sg_buf_add(out, "\r\n", 2);
+            sg_buf_adds(out, "Content-Type: application/json\r\n");
+        sg_buf_add(out, "Content-Length: ", 16);
+        add_uint(out, len);
+        sg_buf_add(out, "\r\n", 2);
     }
     if (r->close_after)
-        rc |= sg_buf_adds(out, "Connection: close\r\n");
+        sg_buf_adds(out, "Connection: close\r\n");
     else if (r->http10)
-        rc |= sg_buf_adds(out, "Connection: keep-alive\r\n");
-    rc |= sg_buf_add(out, "\r\n", 2);
+        sg_buf_adds(out, "Connection: keep-alive\r\n");
+    sg_buf_add(out, "\r\n", 2);
     if (may_have_body && r->method != SG_HTTP_HEAD && len)
-        rc |= sg_buf_add(out, body, len);
-    return rc ? -1 : 0;
+        sg_buf_add(out, body, len);
 }

@@ -41,9 +41,10 @@ size_t sg_http_dechunk(char *p, size_t n);
 /*
  * Append the reply to out: status line, Date, r->head, Content-Type (default
  * application/json) and Content-Length where a body may be, Connection, the
- * body unless HEAD, 1xx, 204 or 304. -1 if out cannot hold it.
+ * body unless HEAD, 1xx, 204 or 304. out has no cap: like every sg_x*
+ * allocation, running out of memory ends the process.
  */
-int sg_http_reply_format(struct sg_http_req *r, struct sg_buf *out, int code, const char *reason,
-                         const void *body, size_t len);
+void sg_http_reply_format(struct sg_http_req *r, struct sg_buf *out, int code, const char *reason,
+                          const void *body, size_t len);
 
 #endif

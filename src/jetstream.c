@@ -4,13 +4,13 @@
  * the stream did not acknowledge is answered 503, never 202 from a buffer.
  */
 #include "scrubgate/common.h"
+#include "scrubgate/http.h"
 #include "scrubgate/ingest.h"
 #include "scrubgate/jetstream.h"
 #include "scrubgate/log.h"
 #include "scrubgate/spool.h"
 
 #include <event2/event.h>
-#include "scrubgate/http.h"
 #include <nats/nats.h>
 #include <pthread.h>
 #include <stdatomic.h>

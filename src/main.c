@@ -7,16 +7,16 @@
 #include "scrubgate/arena.h"
 #include "scrubgate/dest.h"
 #include "scrubgate/eventmap.h"
+#include "scrubgate/http.h"
 #include "scrubgate/jsonpos.h"
 #include "scrubgate/log.h"
 #include "scrubgate/pipeline.h"
 #include "scrubgate/replay.h"
 #include "scrubgate/report.h"
 #include "scrubgate/rules.h"
-#include "scrubgate/snippet.h"
 #include "scrubgate/server.h"
+#include "scrubgate/snippet.h"
 #include "scrubgate/testconn.h"
-#include "scrubgate/http.h"
 
 #include <curl/curl.h>
 #include <errno.h>

@@ -4,16 +4,14 @@
 #include "scrubgate/common.h"
 #include "scrubgate/buf.h"
 #include "scrubgate/hash.h"
+#include "scrubgate/http.h"
 #include "scrubgate/netaddr.h"
 #include "scrubgate/pipeline.h"
 #include "scrubgate/rules.h"
 
-#include "scrubgate/http.h"
-
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/queue.h>
 
 /*
  * What a consent cookie reads as when the request carries it twice with

@@ -7,10 +7,10 @@
  * clients that accept one. A request then costs a header lookup and a
  * reference to static bytes.
  */
+#include "scrubgate/common.h"
+#include "scrubgate/http.h"
 #include "scrubgate/metrics.h"
 #include "scrubgate/snippet.h"
-#include "scrubgate/http.h"
-#include "scrubgate/common.h"
 
 #include <openssl/evp.h>
 #include <pthread.h>

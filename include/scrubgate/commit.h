@@ -11,9 +11,9 @@
 #define SCRUBGATE_COMMIT_H
 
 #include "scrubgate/common.h"
+#include "scrubgate/http.h"
 
 #include <event2/event.h>
-#include "scrubgate/http.h"
 
 struct sg_commit;
 struct sg_spool;

@@ -6,6 +6,7 @@
 #define SCRUBGATE_INGEST_H
 
 #include "scrubgate/http.h"
+
 #include <stdbool.h>
 
 /* The ingest server's handler; arg is the struct sg_worker * that owns the server. */

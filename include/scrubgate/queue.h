@@ -26,7 +26,6 @@
 #define SCRUBGATE_QUEUE_H
 
 #include "scrubgate/common.h"
-
 #include "scrubgate/http.h"
 
 struct sg_queue;

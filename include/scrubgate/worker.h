@@ -13,7 +13,6 @@
 #include "scrubgate/config.h"
 
 #include <event2/event.h>
-#include "scrubgate/http.h"
 
 struct sg_admin;
 struct sg_commit;

@@ -6,18 +6,18 @@
  * no string lookups; it allocates only for values it rewrites.
  */
 #include "scrubgate/common.h"
+#include "scrubgate/arena.h"
 #include "scrubgate/buf.h"
+#include "scrubgate/eventmap.h"
 #include "scrubgate/hash.h"
+#include "scrubgate/http.h"
 #include "scrubgate/jsonpos.h"
 #include "scrubgate/log.h"
 #include "scrubgate/netaddr.h"
 #include "scrubgate/rules.h"
-#include "scrubgate/arena.h"
-#include "scrubgate/eventmap.h"
 #include "scrubgate/scrub.h"
 
 #include <arpa/inet.h>
-#include "scrubgate/http.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
