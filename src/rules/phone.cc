@@ -47,7 +47,6 @@ const PhoneNumberUtil &lib()
     return *util;
 }
 
-/* The input as a string, "00" turned into "+" (the international prefix most of the world dials). */
 /* The input without leading blanks, as a string; false when empty or too long. */
 bool prepare(const char *in, size_t len, std::string *out)
 {
