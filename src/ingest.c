@@ -29,6 +29,8 @@
 #include <string.h>
 
 #define SESSION_MAX_AGE 34128000 /* 395 days, like TikTok's own _ttp cookie (13 months) */
+/* The per-event error of an event whose only outcome, skipped, the sync log could not take. */
+#define OUTCOME_UNRECORDED "outcome: the sync log cannot be written, send the event again"
 
 /* The reply: body and a newline. */
 static void send_text(struct sg_http_req *req, int code, const char *reason, const char *body)
@@ -407,7 +409,7 @@ static void handle_post(struct sg_worker *w, struct sg_http_req *req)
     json_t *errors = json_array(), *item;
     struct click_cookie cc = {0};
     uint64_t appended = queue->ops->appended(queue);
-    size_t accepted = 0, i;
+    size_t accepted = 0, failed_here = 0, i;
     json_array_foreach(events, i, item) {
         struct sg_event ev;
         sg_event_init(&ev);
@@ -434,23 +436,36 @@ static void handle_post(struct sg_worker *w, struct sg_http_req *req)
          * its own sync-log outcome; all of them spooled in this request's group commit, so
          * the 202 covers every one. */
         bool spooled = true;
+        size_t pushed = 0, unrecorded = 0;
         struct sg_outbound o;
         for (sg_event_outbound_begin(&o, &ev, 0); sg_event_outbound_next(&o);) {
             for (size_t d = 0; d < s->n_dests; d++) {
                 struct sg_forwarder *fw = sg_worker_forwarder(w, s, d);
-                if (pr == SG_PIPE_SKIP)
-                    sg_forwarder_skip(fw, &ev, ev.skip_reason, rules_txt);
-                else if (!sg_dest_allows_event(&s->dests[d], ev.name))
-                    sg_forwarder_skip(fw, &ev, "not_in_allowlist", rules_txt);
+                const char *skip = pr == SG_PIPE_SKIP ? ev.skip_reason
+                                   : sg_dest_allows_event(&s->dests[d], ev.name)
+                                       ? NULL
+                                       : "not_in_allowlist";
+                if (skip)
+                    unrecorded += sg_forwarder_skip(fw, &ev, skip, rules_txt) < 0;
                 else if (sg_forwarder_push(fw, &ev, rules_txt) < 0)
                     spooled = false;
+                else
+                    pushed++;
             }
         }
         free(rules_txt);
-        if (!spooled) {
-            /* Only reachable with limits near their maxima; the event is not accepted. */
-            json_array_append_new(errors, json_pack("{s:I,s:s}", "index", (json_int_t)i,
-                                                    "reason", "event: too large to spool"));
+        /* Not accepted: an event too large to spool (only reachable with limits near their
+         * maxima), or one that goes nowhere and whose skipped outcome the sync log could not
+         * take (a full or failing disk: the client sends it again). An event a destination
+         * took is accepted even if another destination's skipped line failed (logged). */
+        if (!spooled || (unrecorded && !pushed)) {
+            const char *why = "event: too large to spool";
+            if (spooled) {
+                why = OUTCOME_UNRECORDED;
+                failed_here++;
+            }
+            json_array_append_new(errors,
+                                  json_pack("{s:I,s:s}", "index", (json_int_t)i, "reason", why));
             sg_event_release(&ev);
             continue;
         }
@@ -466,13 +481,18 @@ static void handle_post(struct sg_worker *w, struct sg_http_req *req)
     if (accepted == 0) {
         json_t *first = json_array_get(errors, 0);
         const char *reason = json_string_value(json_object_get(first, "reason"));
-        snprintf(err, sizeof(err), "no valid event: %s%s", reason ? reason : "invalid",
-                 n > 1 ? " (and others, see errors)" : "");
+        snprintf(err, sizeof(err), "%s: %s%s", failed_here ? "no event taken" : "no valid event",
+                 reason ? reason : "invalid", n > 1 ? " (and others, see errors)" : "");
         json_t *body = json_pack("{s:s,s:o}", "error", err, "errors", errors);
         sg_buf_release(&ids);
         sg_request_ctx_release(&ctx);
         json_decref(root);
-        reply_json(req, site, 400, "Bad Request", body);
+        if (failed_here) { /* our fault, not the request's: worth sending again */
+            sg_http_add_header(req, "Retry-After", "1");
+            reply_json(req, site, 503, "Service Unavailable", body);
+        } else {
+            reply_json(req, site, 400, "Bad Request", body);
+        }
         return;
     }
     struct sg_buf body;

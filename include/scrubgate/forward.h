@@ -79,8 +79,9 @@ void sg_forwarder_restore(struct sg_forwarder *fw, struct sg_spool_entry *e);
 /* Queue an event a shared queue delivered (steals the strings; msg: the queue's handle). */
 void sg_forwarder_deliver(struct sg_forwarder *fw, struct sg_spool_entry *e, void *msg);
 
-/* Record an event that will not be sent (skipped, with reason). */
-void sg_forwarder_skip(struct sg_forwarder *fw, const struct sg_event *ev, const char *reason,
+/* Record an event that will not be sent (skipped, with reason): its sync log line. -1 when
+ * the line could not be written; the event then has no outcome, and is not to be accepted. */
+int sg_forwarder_skip(struct sg_forwarder *fw, const struct sg_event *ev, const char *reason,
                        const char *rules);
 
 /* Point a forwarder at a reloaded configuration's site, destination and limits (same ids). */

@@ -272,6 +272,39 @@ class FaultInjectionTest(unittest.TestCase):
         self.assertEqual({l["status"] for l in lines}, {"accepted"})
         self.proxy.kill()
 
+    def test_a_skipped_event_whose_line_cannot_be_written_is_not_accepted(self):
+        # An event sent nowhere (here: not in the destination's allowlist) has one outcome,
+        # its "skipped" line. While the sync log cannot take it, the event is not accepted:
+        # a per-event error, and a 503 when nothing else in the request was taken, so the
+        # client sends it again. Once the disk heals, the same event gets its one line.
+        faults = Faults(self.fake_dir())
+        self.start(faults)
+        unrecorded = {"index": 0, "reason":
+                      "outcome: the sync log cannot be written, send the event again"}
+        faults.arm("write ENOSPC sync-log.jsonl")
+        status, headers, body = self.proxy.post([{"event": "Contact", "event_id": "sk-0"}])
+        self.assertEqual(status, 503, body)
+        self.assertEqual(headers.get("retry-after"), "1")
+        self.assertEqual(json.loads(body)["errors"], [unrecorded])
+        # Beside an event that is spooled, it is the one per-event error of a 202.
+        status, _, body = self.proxy.post([{"event": "Contact", "event_id": "sk-1"},
+                                           {"event": "Lead", "event_id": "sk-2"}])
+        self.assertEqual(status, 202, body)
+        reply = json.loads(body)
+        self.assertEqual((reply["accepted"], reply["dropped"], reply["event_ids"]),
+                         (1, 1, ["sk-2"]))
+        self.assertEqual(reply["errors"], [unrecorded])
+        self.assertEqual(self.wait_delivered({"sk-2"}), set())
+        self.assertEqual(self.proxy.sync_log(), [])
+        faults.clear()
+        status, _, body = self.proxy.post([{"event": "Contact", "event_id": "sk-0"}])
+        self.assertEqual(status, 202, body)
+        lines = [l for l in self.proxy.wait_sync(1) if l["status"] == "skipped"]
+        self.assertEqual([(l["event_id"], l["reason"]) for l in lines],
+                         [("sk-0", "not_in_allowlist")])
+        self.assertIn("sync log: write failed", self.proxy.stderr())
+        self.proxy.kill()
+
     def test_health_recovers_without_traffic_after_a_one_shot_fault(self):
         # A load balancer that stops sending requests to an instance whose /healthz says
         # 503 must still see it come back: the disk is probed while no request tries it.
