@@ -557,8 +557,8 @@ void sg_forwarder_deliver(struct sg_forwarder *fw, struct sg_spool_entry *e, voi
     arm_next(fw);
 }
 
-int sg_forwarder_skip(struct sg_forwarder *fw, const struct sg_event *ev, const char *reason,
-                      const char *rules)
+void sg_forwarder_skip(struct sg_forwarder *fw, const struct sg_event *ev, const char *reason,
+                       const char *rules)
 {
     struct item it = {0};
     it.event = (char *)ev->name;
@@ -566,10 +566,11 @@ int sg_forwarder_skip(struct sg_forwarder *fw, const struct sg_event *ev, const 
     it.rules = (char *)rules;
     it.consent = ev->consent;
     record(fw, &it, "skipped", reason, 0, -1, NULL);
-    if (sg_synclog_flush(fw->d.log) < 0)
-        return -1;
+}
+
+void sg_forwarder_skip_written(struct sg_forwarder *fw, const char *reason)
+{
     sg_outcomes_add(&fw->stats.outcomes, "skipped", reason);
-    return 0;
 }
 
 /* ---- retries ---- */

@@ -19,6 +19,7 @@
 #include "scrubgate/ratelimit.h"
 #include "scrubgate/rules.h"
 #include "scrubgate/snippet.h"
+#include "scrubgate/synclog.h"
 #include "scrubgate/ingest.h"
 #include "scrubgate/jsonparse.h"
 #include "scrubgate/queue.h"
@@ -31,6 +32,43 @@
 #define SESSION_MAX_AGE 34128000 /* 395 days, like TikTok's own _ttp cookie (13 months) */
 /* The per-event error of an event whose only outcome, skipped, the sync log could not take. */
 #define OUTCOME_UNRECORDED "outcome: the sync log cannot be written, send the event again"
+
+enum route_step { ROUTE_STAGE_SKIPS, ROUTE_COUNT_SKIPS, ROUTE_PUSH };
+
+/*
+ * One step for each of ev's outbound events (one per mapped name, event_map arrays: each with
+ * its own id and outcome) and each destination. A pair is skipped when the rules or consent
+ * skipped the event (skip_all) or the destination's allowlist does not name it; a skipped pair's
+ * sync log line is staged (ROUTE_STAGE_SKIPS), then, once written, counted (ROUTE_COUNT_SKIPS);
+ * any other pair is pushed to its forwarder (ROUTE_PUSH). Returns how many pairs the step
+ * took, or -1 when a push failed. The walk always ends (event.h: it restores ev's own name).
+ */
+static long route(struct sg_worker *w, const struct sg_site *s, struct sg_event *ev,
+                  bool skip_all, const char *rules, enum route_step step)
+{
+    long n = 0;
+    bool failed = false;
+    struct sg_outbound o;
+    for (sg_event_outbound_begin(&o, ev, 0); sg_event_outbound_next(&o);) {
+        for (size_t d = 0; d < s->n_dests; d++) {
+            const char *skip = skip_all ? ev->skip_reason
+                               : sg_dest_allows_event(&s->dests[d], ev->name)
+                                   ? NULL
+                                   : "not_in_allowlist";
+            if ((skip != NULL) == (step == ROUTE_PUSH))
+                continue;
+            struct sg_forwarder *fw = sg_worker_forwarder(w, s, d);
+            if (step == ROUTE_STAGE_SKIPS)
+                sg_forwarder_skip(fw, ev, skip, rules);
+            else if (step == ROUTE_COUNT_SKIPS)
+                sg_forwarder_skip_written(fw, skip);
+            else if (sg_forwarder_push(fw, ev, rules) < 0)
+                failed = true;
+            n++;
+        }
+    }
+    return failed ? -1 : n;
+}
 
 /* The reply: body and a newline. */
 static void send_text(struct sg_http_req *req, int code, const char *reason, const char *body)
@@ -432,38 +470,23 @@ static void handle_post(struct sg_worker *w, struct sg_http_req *req)
         }
         click_cookie_note(&cc, &ev);
         char *rules_txt = sg_event_changed_rules(&ev);
-        /* One outbound event per mapped name (event_map arrays), each with its own id and
-         * its own sync-log outcome; all of them spooled in this request's group commit, so
-         * the 202 covers every one. */
-        bool spooled = true;
-        size_t pushed = 0, unrecorded = 0;
-        struct sg_outbound o;
-        for (sg_event_outbound_begin(&o, &ev, 0); sg_event_outbound_next(&o);) {
-            for (size_t d = 0; d < s->n_dests; d++) {
-                struct sg_forwarder *fw = sg_worker_forwarder(w, s, d);
-                const char *skip = pr == SG_PIPE_SKIP ? ev.skip_reason
-                                   : sg_dest_allows_event(&s->dests[d], ev.name)
-                                       ? NULL
-                                       : "not_in_allowlist";
-                if (skip)
-                    unrecorded += sg_forwarder_skip(fw, &ev, skip, rules_txt) < 0;
-                else if (sg_forwarder_push(fw, &ev, rules_txt) < 0)
-                    spooled = false;
-                else
-                    pushed++;
-            }
+        /* Skipped outcomes first, all of the event's in one write: an event is taken only
+         * once every destination that will not send it has its line. Then the rest is
+         * spooled, in this request's group commit, so the 202 covers every one. */
+        const char *why = NULL;
+        bool skip_all = pr == SG_PIPE_SKIP;
+        long skips = route(w, s, &ev, skip_all, rules_txt, ROUTE_STAGE_SKIPS);
+        if (skips && sg_synclog_flush(sg_worker_synclog(w)) < 0) {
+            why = OUTCOME_UNRECORDED; /* a full or failing disk: the client sends it again */
+            failed_here++;
+        } else {
+            if (skips)
+                route(w, s, &ev, skip_all, rules_txt, ROUTE_COUNT_SKIPS);
+            if (route(w, s, &ev, skip_all, rules_txt, ROUTE_PUSH) < 0)
+                why = "event: too large to spool"; /* only with limits near their maxima */
         }
         free(rules_txt);
-        /* Not accepted: an event too large to spool (only reachable with limits near their
-         * maxima), or one that goes nowhere and whose skipped outcome the sync log could not
-         * take (a full or failing disk: the client sends it again). An event a destination
-         * took is accepted even if another destination's skipped line failed (logged). */
-        if (!spooled || (unrecorded && !pushed)) {
-            const char *why = "event: too large to spool";
-            if (spooled) {
-                why = OUTCOME_UNRECORDED;
-                failed_here++;
-            }
+        if (why) {
             json_array_append_new(errors,
                                   json_pack("{s:I,s:s}", "index", (json_int_t)i, "reason", why));
             sg_event_release(&ev);

@@ -101,6 +101,11 @@ struct sg_queue *sg_worker_queue(struct sg_worker *w)
     return w->queue;
 }
 
+struct sg_synclog *sg_worker_synclog(struct sg_worker *w)
+{
+    return w->log;
+}
+
 struct sg_spool *sg_worker_spool(struct sg_worker *w)
 {
     return w->spool;

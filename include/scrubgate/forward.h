@@ -79,10 +79,12 @@ void sg_forwarder_restore(struct sg_forwarder *fw, struct sg_spool_entry *e);
 /* Queue an event a shared queue delivered (steals the strings; msg: the queue's handle). */
 void sg_forwarder_deliver(struct sg_forwarder *fw, struct sg_spool_entry *e, void *msg);
 
-/* Record an event that will not be sent (skipped, with reason): its sync log line. -1 when
- * the line could not be written; the event then has no outcome, and is not to be accepted. */
-int sg_forwarder_skip(struct sg_forwarder *fw, const struct sg_event *ev, const char *reason,
+/* An event this destination will not send (skipped, with reason): its sync log line is
+ * staged; the caller writes it, with the event's others, by sg_synclog_flush(), and only
+ * once that succeeded counts it (sg_forwarder_skip_written) and accepts the event. */
+void sg_forwarder_skip(struct sg_forwarder *fw, const struct sg_event *ev, const char *reason,
                        const char *rules);
+void sg_forwarder_skip_written(struct sg_forwarder *fw, const char *reason);
 
 /* Point a forwarder at a reloaded configuration's site, destination and limits (same ids). */
 void sg_forwarder_rebind(struct sg_forwarder *fw, const struct sg_site *site,

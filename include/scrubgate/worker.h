@@ -25,6 +25,7 @@ struct sg_spool;
 struct sg_spool_entry;
 struct sg_spool_shared;
 struct sg_synclog;
+struct sg_synclog;
 struct sg_worker;
 
 /*
@@ -75,6 +76,8 @@ const struct sg_config *sg_worker_config(const struct sg_worker *w);
 bool sg_worker_stopping(const struct sg_worker *w);
 /* Where ingest stages events (borrowed). */
 struct sg_queue *sg_worker_queue(struct sg_worker *w);
+/* The process's sync log, shared by every worker (borrowed). */
+struct sg_synclog *sg_worker_synclog(struct sg_worker *w);
 /* Ingest's token buckets on this worker, per client IP and per site (borrowed). */
 struct sg_ratelimit *sg_worker_rate_ip(struct sg_worker *w);
 struct sg_ratelimit *sg_worker_rate_site(struct sg_worker *w);

@@ -305,6 +305,31 @@ class FaultInjectionTest(unittest.TestCase):
         self.assertIn("sync log: write failed", self.proxy.stderr())
         self.proxy.kill()
 
+    def test_an_event_one_destination_skips_waits_for_its_line_before_any_is_sent(self):
+        # Two destinations: the first sends Leads, the second (dry run) only Purchases, so a
+        # Lead is skipped there. Its "skipped" line is written before the Lead is spooled for
+        # the first: while the line cannot be written, the Lead is refused (503) and sent
+        # nowhere, so no accepted event ever lacks an outcome. Healed, it goes through.
+        faults = Faults(self.fake_dir())
+        site = site_config(self.fake.url)
+        site["destinations"].append({"type": "tiktok", "pixel_code": "CDRYPURCHASE",
+                                     "access_token_env": "SG_TEST_TOKEN", "dry_run": True,
+                                     "events": ["Purchase"]})
+        self.start(faults, sites=[site])
+        faults.arm("write EIO sync-log.jsonl")
+        status, _, body = self.proxy.post([{"event": "Lead", "event_id": "two-0"}])
+        self.assertEqual(status, 503, body)
+        faults.clear()
+        status, _, body = self.proxy.post([{"event": "Lead", "event_id": "two-1"}])
+        self.assertEqual(status, 202, body)
+        self.assertEqual(self.wait_delivered({"two-1"}), set())
+        lines = self.proxy.wait_sync(2)
+        self.assertEqual(sorted((l["event_id"], l["destination"], l["status"]) for l in lines),
+                         [("two-1", "tiktok:CDRYPURCHASE", "skipped"),
+                          ("two-1", "tiktok:" + PIXEL, "accepted")])
+        self.assertNotIn("two-0", self.delivered())
+        self.proxy.kill()
+
     def test_health_recovers_without_traffic_after_a_one_shot_fault(self):
         # A load balancer that stops sending requests to an instance whose /healthz says
         # 503 must still see it come back: the disk is probed while no request tries it.
