@@ -30,7 +30,7 @@
 #include <string.h>
 
 #define SESSION_MAX_AGE 34128000 /* 395 days, like TikTok's own _ttp cookie (13 months) */
-/* The per-event error of an event whose only outcome, skipped, the sync log could not take. */
+/* The per-event error of an event a destination skips, when the sync log cannot take its line. */
 #define OUTCOME_UNRECORDED "outcome: the sync log cannot be written, send the event again"
 
 enum route_step { ROUTE_STAGE_SKIPS, ROUTE_COUNT_SKIPS, ROUTE_PUSH };

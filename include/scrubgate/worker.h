@@ -25,7 +25,6 @@ struct sg_spool;
 struct sg_spool_entry;
 struct sg_spool_shared;
 struct sg_synclog;
-struct sg_synclog;
 struct sg_worker;
 
 /*
