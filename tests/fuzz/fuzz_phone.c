@@ -66,17 +66,29 @@ static bool is_e164(const char *s)
 }
 
 /*
- * Does the number start with its own "+": is an ASCII "+" the first byte that could start a
- * number? Any digit, or any non-ASCII byte (a digit of another script, a full-width "+"),
- * before it means no: "0088189579 0958 ... +" starts with "00", and its trailing "+" is junk.
+ * Does the number start with its own "+" (ASCII or full-width U+FF0B)? Before it may come ASCII
+ * punctuation and blanks, and these non-ASCII ones a number is written with: no-break space,
+ * ideographic space, the byte-order mark, full-width "(". A digit, or any other non-ASCII byte
+ * (it could be a digit of another script), before the "+" means no: "0088189579 0958 ... +"
+ * starts with "00", and its trailing "+" is junk.
  */
 static bool plus_first(const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '+')
+    static const char *const blank[] = {"\xc2\xa0", "\xe3\x80\x80", "\xef\xbb\xbf",
+                                        "\xef\xbc\x88"};
+    size_t i = 0;
+    while (i < n) {
+        if (s[i] == '+' || (n - i >= 3 && memcmp(s + i, "\xef\xbc\x8b", 3) == 0))
             return true;
-        if ((s[i] >= '0' && s[i] <= '9') || (unsigned char)s[i] >= 0x80)
+        if (s[i] >= '0' && s[i] <= '9')
             return false;
+        size_t step = (unsigned char)s[i] < 0x80;
+        for (size_t b = 0; !step && b < SG_ARRAY_SIZE(blank); b++)
+            if (n - i >= strlen(blank[b]) && memcmp(s + i, blank[b], strlen(blank[b])) == 0)
+                step = strlen(blank[b]);
+        if (!step)
+            return false;
+        i += step;
     }
     return false;
 }

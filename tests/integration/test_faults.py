@@ -79,6 +79,15 @@ class FaultInjectionTest(unittest.TestCase):
         self.faults = faults
         return self.proxy.start()
 
+    def metrics(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=5)
+        conn.request("GET", "/metrics", headers={"Authorization": "Bearer admin-token-123"})
+        r = conn.getresponse()
+        text = r.read().decode()
+        conn.close()
+        self.assertEqual(r.status, 200, text)
+        return text
+
     def healthz(self):
         conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=5)
         conn.request("GET", "/healthz")
@@ -328,6 +337,32 @@ class FaultInjectionTest(unittest.TestCase):
                          [("two-1", "tiktok:CDRYPURCHASE", "skipped"),
                           ("two-1", "tiktok:" + PIXEL, "accepted")])
         self.assertNotIn("two-0", self.delivered())
+        self.proxy.kill()
+
+    def test_an_events_skipped_lines_are_written_all_or_none(self):
+        # An event_map array makes one event several outbound events, each with its own line.
+        # The lines of one event are one write: when it fails (once), the event has none, is
+        # not counted and is not spooled, even for a part that would be sent; sent again, each
+        # part gets exactly one line.
+        faults = Faults(self.fake_dir())
+        site = site_config(self.fake.url, event_map={"nowhere": ["Subscribe", "Contact"],
+                                                     "half": ["Lead", "Contact"]})
+        self.start(faults, sites=[site])
+        for name, eid in (("nowhere", "an-0"), ("half", "an-1")):
+            faults.arm("write ENOSPC sync-log.jsonl 1")
+            status, _, body = self.proxy.post([{"event": name, "event_id": eid}])
+            self.assertEqual(status, 503, body)
+            self.assertEqual(self.proxy.sync_log(), [])
+            self.assertNotIn('status="skipped"', self.metrics())
+        faults.clear()
+        for name, eid in (("nowhere", "an-0"), ("half", "an-1")):
+            self.assertEqual(self.proxy.post([{"event": name, "event_id": eid}])[0], 202)
+        self.assertEqual(self.wait_delivered({"an-1"}), set())
+        lines = self.proxy.wait_sync(4)
+        self.assertEqual(sorted((l["event_id"], l["status"]) for l in lines),
+                         [("an-0", "skipped"), ("an-0:Contact", "skipped"),
+                          ("an-1", "accepted"), ("an-1:Contact", "skipped")])
+        self.assertEqual(set(self.delivered()), {"an-1"})
         self.proxy.kill()
 
     def test_health_recovers_without_traffic_after_a_one_shot_fault(self):
