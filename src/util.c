@@ -197,19 +197,30 @@ int sg_open_jsonl(const char *path)
     return fd;
 }
 
+/*
+ * The file's lock (flock) is held from finding the end to the cut-back: another process may
+ * append to the same file (`scrubgate replay` beside `serve`), and a cut-back must remove our
+ * own bytes only, never the lines it appended meanwhile. In one process the callers' mutexes
+ * order the threads (they share the descriptor, and so the lock).
+ */
 int sg_append_lines(int fd, const char *what, const void *p, size_t n, bool sync)
 {
-    off_t end = lseek(fd, 0, SEEK_END);
-    if (end < 0)
+    int rc;
+    while ((rc = flock(fd, LOCK_EX)) < 0 && errno == EINTR)
+        ;
+    if (rc < 0)
         return -1;
-    if (sg_write_all(fd, p, n) == 0 && (!sync || fdatasync(fd) == 0))
-        return 0;
+    off_t end = lseek(fd, 0, SEEK_END);
+    rc = -1;
+    if (end >= 0 && sg_write_all(fd, p, n) == 0 && (!sync || fdatasync(fd) == 0))
+        rc = 0;
     int err = errno;
-    if (ftruncate(fd, end) < 0)
+    if (rc < 0 && end >= 0 && ftruncate(fd, end) < 0)
         sg_error("%s: cannot cut back a partial write: %s; one line may be damaged", what,
                  strerror(errno));
+    flock(fd, LOCK_UN);
     errno = err;
-    return -1;
+    return rc;
 }
 
 int sg_lock_pidfile(const char *path, const char *what)

@@ -56,7 +56,8 @@ bool sg_strncaseeq(const char *a, const char *b, size_t n);
 int sg_write_all(int fd, const void *p, size_t n);
 /*
  * Append whole lines to a log file (fd opened O_APPEND, writers serialized
- * by the caller), then fdatasync it when sync is set: all or nothing. On a
+ * by the caller in the process, and with other processes by the file's flock
+ * lock), then fdatasync it when sync is set: all or nothing. On a
  * failed or short write (a full disk) the file is cut back to where it was,
  * so no partial line is left to swallow the next one. 0, or -1 with errno
  * set (of the write or sync; a failed cut-back is logged).

@@ -15,12 +15,14 @@ import json
 import os
 import re
 import signal
+import subprocess
 import tempfile
 import threading
 import time
 import unittest
 
-from harness import PIXEL, TOKEN, FakeTikTok, Proxy, free_port, site_config
+from harness import BIN, PIXEL, ROOT, TOKEN, FakeTikTok, Proxy, free_port, site_config
+from test_replay import dead_line
 
 LIB = os.environ.get("SG_FAULTFS_LIB")
 
@@ -363,6 +365,31 @@ class FaultInjectionTest(unittest.TestCase):
                          [("an-0", "skipped"), ("an-0:Contact", "skipped"),
                           ("an-1", "accepted"), ("an-1:Contact", "skipped")])
         self.assertEqual(set(self.delivered()), {"an-1"})
+        self.proxy.kill()
+
+    def test_replays_cut_back_leaves_the_running_proxys_lines(self):
+        # `replay` appends to the sync log the running proxy appends to. Its one write fails,
+        # and its cut-back (slowed to 2 s by the shim) must remove its own bytes only: the line
+        # of an event the proxy skipped and answered 202 meanwhile stays (the append holds
+        # the file's lock; before, the cut-back removed it).
+        self.proxy = Proxy([site_config(self.fake.url)], workers=1)
+        os.makedirs(os.path.join(self.proxy.state_dir, "dead-letter"))
+        with open(os.path.join(self.proxy.state_dir, "dead-letter", "dead-letter.jsonl"),
+                  "w") as f:
+            f.write(dead_line("dl-1") + "\n")
+        self.proxy.start()
+        faults = Faults(self.fake_dir())  # for the replay only
+        faults.arm("write ENOSPC sync-log.jsonl 1", "ftruncate DELAY2000ms sync-log.jsonl 1")
+        replay = subprocess.Popen([BIN, "replay", "-c", self.proxy.config], cwd=ROOT,
+                                  env=dict(self.proxy.env, **faults.env()),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.assertEqual(self.wait_delivered({"dl-1"}), set())  # its write and cut-back follow
+        status, _, body = self.proxy.post([{"event": "Contact", "event_id": "acc-1"}])
+        self.assertEqual(status, 202, body)
+        _, err = replay.communicate(timeout=30)
+        self.assertEqual(replay.returncode, 1, err)  # its outcome could not be written
+        self.assertEqual([(l["event_id"], l["status"]) for l in self.proxy.sync_log()],
+                         [("acc-1", "skipped")])
         self.proxy.kill()
 
     def test_health_recovers_without_traffic_after_a_one_shot_fault(self):

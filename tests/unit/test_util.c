@@ -7,8 +7,64 @@
 #include "scrubgate/metrics.h"
 #include "scrubgate/ratelimit.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/*
+ * Two processes append to one log (`scrubgate replay` beside `serve`). An append holds the
+ * file's lock from finding the end to its cut-back after a failed write, so a cut-back removes
+ * only its own bytes: here the test holds the lock, as another process's append would, and the
+ * child's append waits for it instead of slipping its line in.
+ */
+static void appends_wait_for_the_file_lock(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/sg-append-XXXXXX";
+    int tmp = mkstemp(path);
+    assert_true(tmp >= 0);
+    close(tmp);
+    int holder = open(path, O_WRONLY | O_APPEND); /* its own open file: its own lock */
+    assert_true(holder >= 0);
+    assert_int_equal(flock(holder, LOCK_EX), 0);
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(path, O_WRONLY | O_APPEND);
+        _exit(fd >= 0 && write(ready[1], "x", 1) == 1 &&
+                      sg_append_lines(fd, "test", "child\n", 6, false) == 0
+                  ? 0
+                  : 1);
+    }
+    char c;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    /* The child is at its append. However long it is given, nothing may go in while the
+     * lock is held (the old code wrote at once). */
+    usleep(200 * 1000);
+    struct stat st;
+    assert_int_equal(fstat(holder, &st), 0);
+    assert_int_equal(st.st_size, 0);
+    assert_int_equal(write(holder, "parent\n", 7), 7);
+    assert_int_equal(flock(holder, LOCK_UN), 0);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    size_t len;
+    char *text = sg_read_file(path, &len);
+    assert_non_null(text);
+    assert_string_equal(text, "parent\nchild\n");
+    free(text);
+    close(holder);
+    close(ready[0]);
+    close(ready[1]);
+    unlink(path);
+}
 
 /* Equal only when equal; a prefix, an extension, the empty string never pass. */
 static void consttime_streq_compares_whole_strings(void **state)
@@ -132,6 +188,7 @@ static void token_buckets(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(appends_wait_for_the_file_lock),
         cmocka_unit_test(consttime_streq_compares_whole_strings),
         cmocka_unit_test(json_log_lines_are_valid_utf8),
         cmocka_unit_test(label_values_are_escaped),
