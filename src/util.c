@@ -205,20 +205,19 @@ int sg_open_jsonl(const char *path)
  */
 int sg_append_lines(int fd, const char *what, const void *p, size_t n, bool sync)
 {
-    int rc;
-    while ((rc = flock(fd, LOCK_EX)) < 0 && errno == EINTR)
+    int locked, rc = -1;
+    while ((locked = flock(fd, LOCK_EX)) < 0 && errno == EINTR)
         ;
-    if (rc < 0)
-        return -1;
+    /* Where the file system has no flock (ENOLCK on some network ones), append unlocked. */
     off_t end = lseek(fd, 0, SEEK_END);
-    rc = -1;
     if (end >= 0 && sg_write_all(fd, p, n) == 0 && (!sync || fdatasync(fd) == 0))
         rc = 0;
     int err = errno;
     if (rc < 0 && end >= 0 && ftruncate(fd, end) < 0)
         sg_error("%s: cannot cut back a partial write: %s; one line may be damaged", what,
                  strerror(errno));
-    flock(fd, LOCK_UN);
+    if (locked == 0)
+        flock(fd, LOCK_UN);
     errno = err;
     return rc;
 }
